@@ -1,0 +1,42 @@
+# Every target creates .venv and installs rnnlab (editable, with dev tools) when missing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+ARGS ?=
+
+.PHONY: install train test test-slow test-all bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Train the default model (LSTM on the noisy sine task); pass overrides with ARGS="arch=gru ..."
+train: $(STAMP)
+	$(VENV)/bin/rnnlab train $(ARGS)
+
+## Fast test suite (slow tests excluded)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## Slow tests only (real data, long trainings, parallel launchers)
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -m "slow or not slow"
+
+## Engine vs PyTorch CPU speed (installs torch into the venv on first use)
+bench: $(STAMP)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch
+	$(PY) benchmarks/engine_vs_torch.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

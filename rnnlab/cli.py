@@ -1,0 +1,73 @@
+"""The `rnnlab` command line. Thin: parse, hand over to rnnlab.commands, print.
+
+Heavy modules (Hydra, NumPy, pandas, matplotlib) are imported inside the commands so
+`rnnlab --help` answers fast.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+import typer
+
+app = typer.Typer(
+    name="rnnlab",
+    help="A lab for recurrent neural networks: train RNN/LSTM/GRU nets written in NumPy, see inside them.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+GROUPS = ("arch", "optim", "sched", "reg", "data", "experiment")
+
+
+def _group_listing() -> str:
+    root = files("rnnlab.conf")
+    lines = []
+    for g in GROUPS:
+        opts = sorted(p.name[:-5] for p in (root / g).iterdir() if p.name.endswith(".yaml"))
+        lines.append(f"  [bold]{g}[/bold]: {', '.join(opts)}")
+    return "\n\n".join(lines)
+
+
+TRAIN_HELP = f"""Train a model. Arguments are Hydra overrides and flags.
+
+[bold]Usage:[/bold] rnnlab train [HYDRA FLAGS] [KEY=VALUE ...]
+
+  rnnlab train arch=gru optim=adamw optim.lr=0.003 train.epochs=50
+
+  rnnlab train -m arch=rnn,lstm,gru optim.lr=0.01,0.001
+
+  rnnlab train -m arch=rnn,lstm hydra/launcher=joblib hydra.launcher.n_jobs=2
+
+  rnnlab train experiment=sine_gru_cosine
+
+  rnnlab train --cfg job     (print the composed config and exit)
+
+Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, --info, -cd DIR (extra config dir).
+
+[bold]Config groups[/bold] (pick with GROUP=OPTION, change a value with GROUP.KEY=VALUE):
+
+{_group_listing()}
+
+Other keys: seed, name, train.epochs, train.batch_size, train.loss, train.clip_norm, train.clip_value, train.dtype, train.early_stopping_patience, train.progress, train.plots (see conf/config.yaml).
+
+Runs are written to outputs/train/<timestamp>[_<name>]/, multiruns to outputs/train/multirun/<timestamp>/<job>/.
+"""
+
+
+@app.callback()
+def main() -> None:
+    """rnnlab: recurrent neural networks in NumPy, with Hydra configs."""
+
+
+@app.command(context_settings=HYDRA_ARGS, help=TRAIN_HELP)
+def train(ctx: typer.Context) -> None:
+    from rnnlab.commands.train import run
+
+    raise typer.Exit(run(list(ctx.args)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,191 @@
+"""Run a Hydra app from a Typer command: validate overrides in-process, then hand over argv.
+
+Hydra's parser wants flags before one block of overrides, so the arguments are split
+and reordered. Before launching, every override (each value of a sweep) is composed
+with the Compose API and type-checked, so a typo fails in a second with one line
+instead of inside every job. Jobs report where they ran through a results file named
+in an environment variable, which joblib's worker processes inherit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from rnnlab.config.validate import ConfigError, group_options
+
+# Hydra flags that take a value, and those that don't.
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+               "--config-dir", "-cd", "--experimental-rerun"}
+BARE_FLAGS = {"--multirun", "-m", "--resolve", "--hydra-help", "--run", "-r", "--info", "-i"}
+INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--hydra-help"}
+RESULTS_ENV = "RNNLAB_RESULTS_FILE"
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(hydra flags, overrides) from a mixed argument list."""
+    flags, overrides = [], []
+    it = iter(range(len(args)))
+    for i in it:
+        a = args[i]
+        if a in VALUE_FLAGS:
+            if i + 1 >= len(args):
+                raise ConfigError(f"option {a} needs a value")
+            flags += [a, args[i + 1]]
+            next(it)
+        elif a.startswith("--") and "=" in a and a.split("=", 1)[0] in VALUE_FLAGS:
+            flags.append(a)
+        elif a in BARE_FLAGS:
+            flags.append(a)
+        elif a.startswith("-"):
+            raise ConfigError(f"unknown option '{a}' (Hydra flags: {', '.join(sorted(BARE_FLAGS | VALUE_FLAGS))})")
+        else:
+            overrides.append(a)
+    return flags, overrides
+
+
+def _flag_value(flags: list[str], names: tuple[str, ...]) -> str | None:
+    for i, f in enumerate(flags):
+        if f in names and i + 1 < len(flags):
+            return flags[i + 1]
+        for n in names:
+            if f.startswith(n + "="):
+                return f.split("=", 1)[1]
+    return None
+
+
+def _variants(overrides: list[str]) -> Iterator[list[str]]:
+    """Each sweep value once, the other sweeps at their first value (not the full product)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    base, sweeps = [], []
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            values = list(o.sweep_string_iterator())
+            sweeps.append((key, values))
+            base.append(f"{key}={values[0]}")
+        else:
+            base.append(o.input_line)
+    yield base
+    for key, values in sweeps:
+        idx = base.index(f"{key}={values[0]}")
+        for v in values[1:]:
+            variant = list(base)
+            variant[idx] = f"{key}={v}"
+            yield variant
+
+
+def _explain_compose_error(exc: Exception, override_list: list[str]) -> str:
+    msg = str(exc)
+    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    if "Could not find '" in msg or "Could not load '" in msg:
+        # "In 'config': Could not find 'arch/foo'" -> unknown arch 'foo' (choose from: ...)
+        import re
+
+        m = re.search(r"Could not (?:find|load) '([\w/]+)/(\w[\w.-]*)'", msg)
+        if m:
+            group, option = m.group(1), m.group(2)
+            group = group.rsplit("/", 1)[-1]
+            try:
+                choices = ", ".join(group_options(group))
+            except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+                choices = "?"
+            return f"unknown {group} '{option}' (choose from: {choices})"
+    if "not in struct" in msg or "Key '" in msg and "is not in struct" in msg:
+        import re
+
+        m = re.search(r"Could not override '([^']+)'", msg)
+        if m:
+            return f"unknown key '{m.group(1)}' (add it with '+{m.group(1)}=...' only if you mean to)"
+    if "Could not override" in msg:
+        return first
+    if "mismatched input" in msg or "no viable alternative" in msg or "extraneous input" in msg:
+        return f"cannot parse overrides {override_list}: {first}"
+    return first
+
+
+def compose_and_validate(overrides: list[str], config_dir: str | None = None):
+    """Compose each variant of the overrides and validate it; returns the first RunConfig."""
+    from hydra import compose, initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rnnlab.config.validate import validate
+
+    register_resolvers()
+    plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir else []
+    try:
+        variants = list(_variants(plain))
+    except HydraException as exc:
+        raise ConfigError(_explain_compose_error(exc, plain)) from None
+    first = None
+    with initialize_config_module(config_module="rnnlab.conf", version_base="1.3"):
+        for variant in variants:
+            try:
+                cfg = compose(config_name="config", overrides=variant + extra)
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise ConfigError(_explain_compose_error(exc, variant)) from None
+            rc = validate(cfg)
+            first = first or rc
+    return first
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("rnnlab_suffix"):
+        OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
+
+
+@contextlib.contextmanager
+def results_file() -> Iterator[Path]:
+    """A fresh file that jobs append `{"run_dir": ..., "status": ...}` lines to."""
+    fd, path = tempfile.mkstemp(prefix="rnnlab-results-", suffix=".jsonl")
+    os.close(fd)
+    old = os.environ.get(RESULTS_ENV)
+    os.environ[RESULTS_ENV] = path
+    try:
+        yield Path(path)
+    finally:
+        if old is None:
+            os.environ.pop(RESULTS_ENV, None)
+        else:
+            os.environ[RESULTS_ENV] = old
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def report_result(record: dict) -> None:
+    """Called inside a job: append one JSON line (a single small O_APPEND write is atomic)."""
+    path = os.environ.get(RESULTS_ENV)
+    if path:
+        line = (json.dumps(record) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def launch(hydra_main: Callable[[], None], prog: str, flags: list[str], overrides: list[str]) -> None:
+    """Call a @hydra.main function with argv set to flags + overrides (restored afterwards)."""
+    old = sys.argv
+    sys.argv = [prog, *flags, *overrides]
+    try:
+        hydra_main()
+    finally:
+        sys.argv = old

@@ -1,0 +1,146 @@
+"""Typed schemas for the config groups, and the range checks run on them.
+
+The YAML files in conf/ hold the values; these dataclasses give them types, so a
+wrong type (`optim.lr=abc`) or an unknown key is caught by OmegaConf before a run
+starts, and `__post_init__` gives range errors as one line naming the key.
+
+Optimizer and schedule options differ per choice (Adam has betas, SGD has not), so
+their schemas are derived from the YAML defaults of the chosen file (see validate.py)
+and their ranges are checked by the builders in the engine. The other groups have
+a fixed set of keys and are written out here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+CELLS = ("rnn", "lstm", "gru")
+MERGE_MODES = ("concat", "sum", "mean", "mul")
+POOLINGS = ("last", "mean", "max")
+NONLINEARITIES = ("tanh", "relu")
+DTYPES = ("float32", "float64")
+LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)} (got '{value}')")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ValueError(f"{key} must be >= {low} (got {value})")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{key} must be > 0 (got {value})")
+
+
+def _fraction(key: str, value: float, *, closed: bool = False) -> None:
+    ok = 0 <= value <= 1 if closed else 0 <= value < 1
+    if not ok:
+        raise ValueError(f"{key} must be in [0, 1{']' if closed else ')'} (got {value})")
+
+
+@dataclass
+class ArchConf:
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge_mode: str = "concat"
+    dropout: float = 0.0
+    nonlinearity: str = "tanh"
+    pooling: str = "last"
+
+    def __post_init__(self) -> None:
+        _choice("arch.cell", self.cell, CELLS)
+        _at_least("arch.hidden_size", self.hidden_size, 1)
+        if not 1 <= self.num_layers <= 5:
+            raise ValueError(f"arch.num_layers must be in 1..5 (got {self.num_layers})")
+        _choice("arch.merge_mode", self.merge_mode, MERGE_MODES)
+        _fraction("arch.dropout", self.dropout)
+        _choice("arch.nonlinearity", self.nonlinearity, NONLINEARITIES)
+        _choice("arch.pooling", self.pooling, POOLINGS)
+
+
+@dataclass
+class RegConf:
+    name: str = "none"
+    input_dropout: float = 0.0
+    dropout: float = 0.0
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        _fraction("reg.input_dropout", self.input_dropout)
+        _fraction("reg.dropout", self.dropout)
+        _at_least("reg.l2", self.l2, 0.0)
+
+
+@dataclass
+class TrainConf:
+    epochs: int = 30
+    batch_size: int = 64
+    loss: str | None = None
+    huber_delta: float = 1.0
+    clip_norm: float | None = 5.0
+    clip_value: float | None = None
+    dtype: str = "float32"
+    monitor: str = "val_loss"
+    early_stopping_patience: int | None = None
+    eval_batch_size: int = 1024
+    progress: bool = True
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least("train.epochs", self.epochs, 1)
+        _at_least("train.batch_size", self.batch_size, 1)
+        _at_least("train.eval_batch_size", self.eval_batch_size, 1)
+        if self.loss is not None:
+            _choice("train.loss", self.loss, LOSSES)
+        _positive("train.huber_delta", self.huber_delta)
+        if self.clip_norm is not None:
+            _positive("train.clip_norm", self.clip_norm)
+        if self.clip_value is not None:
+            _positive("train.clip_value", self.clip_value)
+        _choice("train.dtype", self.dtype, DTYPES)
+        if self.early_stopping_patience is not None:
+            _at_least("train.early_stopping_patience", self.early_stopping_patience, 1)
+
+
+@dataclass
+class SineConf:
+    name: str = "sine"
+    length: int = 2000
+    periods: list[float] = field(default_factory=lambda: [25.0, 60.0, 110.0])
+    amplitudes: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.3])
+    noise: float = 0.1
+    n_in: int = 50
+    n_out: int = 1
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    scale: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least("data.n_in", self.n_in, 1)
+        _at_least("data.n_out", self.n_out, 1)
+        _at_least("data.noise", self.noise, 0.0)
+        if len(self.periods) != len(self.amplitudes) or not self.periods:
+            raise ValueError("data.periods and data.amplitudes must be non-empty and of equal length")
+        for p in self.periods:
+            _positive("data.periods", p)
+        _fraction("data.val_frac", self.val_frac)
+        _fraction("data.test_frac", self.test_frac)
+        if self.val_frac + self.test_frac >= 0.9:
+            raise ValueError("data.val_frac + data.test_frac must leave at least 10 % for training")
+        # Each split needs at least one window, so the train part alone must hold one.
+        need = int((self.n_in + self.n_out) / (1 - self.val_frac - self.test_frac)) + 3
+        if self.length < need:
+            raise ValueError(
+                f"data.length {self.length} is too short for n_in={self.n_in}, n_out={self.n_out}"
+                f" and the splits (need at least {need})"
+            )
+
+
+# Data schemas by data.name; later data sets register here.
+DATA_SCHEMAS: dict[str, type] = {"sine": SineConf}

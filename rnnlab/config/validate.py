@@ -1,0 +1,169 @@
+"""Check a composed config against the schemas; turn every problem into one line.
+
+`validate(cfg)` returns a `RunConfig` of typed pieces that the trainer uses, or
+raises `ConfigError` whose message names the key, e.g.
+`optim.lr: Value 'abc' could not be converted to Float` or
+`arch.hidden_size must be >= 1 (got 0)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, RegConf, TrainConf
+
+GROUPS = ("arch", "optim", "sched", "reg", "data", "experiment")
+TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "hydra"}
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message is one line meant for the user."""
+
+
+@dataclass
+class RunConfig:
+    seed: int
+    name: str | None
+    arch: ArchConf
+    reg: RegConf
+    train: TrainConf
+    data: Any  # one of the DATA_SCHEMAS dataclasses
+    optim: dict[str, Any]
+    sched: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "name": self.name,
+            "arch": dataclasses.asdict(self.arch),
+            "reg": dataclasses.asdict(self.reg),
+            "train": dataclasses.asdict(self.train),
+            "data": dataclasses.asdict(self.data),
+            "optim": self.optim,
+            "sched": self.sched,
+        }
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group (the YAML files in conf/<group>/)."""
+    folder = files("rnnlab.conf") / group
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _one_line(exc: Exception, prefix: str) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    key = getattr(exc, "full_key", None)
+    # OmegaConf phrases type errors as "Value 'abc' of type 'str' could not be ..."
+    msg = msg.replace(" of type 'str'", "")
+    if key:
+        return f"{prefix}.{key}: {msg}" if prefix else f"{key}: {msg}"
+    return f"{prefix}: {msg}" if prefix else msg
+
+
+def _typed(schema: type, node: Any, prefix: str):
+    """Merge `node` into the structured schema (types, unknown keys), then build it (ranges)."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        if "not in struct" in str(exc) or "Key '" in str(exc) and "not" in str(exc):
+            key = getattr(exc, "full_key", None) or getattr(exc, "key", "?")
+            raise ConfigError(f"unknown key '{prefix}.{key}'") from None
+        raise ConfigError(_one_line(exc, prefix)) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _python_type(value: Any) -> Any:
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int):
+        return int
+    if isinstance(value, float):
+        return float
+    if isinstance(value, str):
+        return str
+    if isinstance(value, list | ListConfig):
+        inner = {_python_type(v) for v in value}
+        if inner <= {int, float} and inner:
+            return list[float] if float in inner else list[int]
+        return list[Any]
+    return Any  # None (an optional value) or a nested mapping
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_from_yaml(group: str, option: str) -> type:
+    """A dataclass whose fields and types come from conf/<group>/<option>.yaml's values."""
+    path = files("rnnlab.conf") / group / f"{option}.yaml"
+    defaults = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=False)
+    fields = []
+    for key, value in defaults.items():
+        typ = _python_type(value)
+        if isinstance(value, list | dict):
+            fields.append((key, typ, dataclasses.field(default_factory=lambda v=value: v)))
+        else:
+            fields.append((key, typ, dataclasses.field(default=value)))
+    return dataclasses.make_dataclass(f"{group.title()}{option.title()}Conf", fields)
+
+
+def _group_dict(cfg: DictConfig, group: str) -> dict[str, Any]:
+    node = cfg.get(group)
+    if node is None or "name" not in node:
+        raise ConfigError(f"{group}: missing 'name' (choose from: {', '.join(group_options(group))})")
+    name = node.name
+    if name not in group_options(group):
+        raise ConfigError(f"unknown {group} '{name}' (choose from: {', '.join(group_options(group))})")
+    obj = _typed(_schema_from_yaml(group, name), node, group)
+    return dataclasses.asdict(obj)
+
+
+def validate(cfg: DictConfig) -> RunConfig:
+    """Type- and range-check a composed config (Hydra's own `hydra` node is ignored)."""
+    from rnnlab.engine.optim import make_optimizer
+    from rnnlab.engine.schedules import make_schedule
+
+    unknown = sorted(set(cfg.keys()) - TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}'")
+    seed = cfg.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer (got {seed!r})")
+    name = cfg.get("name")
+    if name is not None and not isinstance(name, str | int):
+        raise ConfigError(f"name must be a string (got {name!r})")
+
+    arch = _typed(ArchConf, cfg.arch, "arch")
+    reg = _typed(RegConf, cfg.reg, "reg")
+    train = _typed(TrainConf, cfg.train, "train")
+    data_name = cfg.data.get("name")
+    if data_name not in DATA_SCHEMAS:
+        raise ConfigError(f"unknown data '{data_name}' (choose from: {', '.join(DATA_SCHEMAS)})")
+    data = _typed(DATA_SCHEMAS[data_name], cfg.data, "data")
+
+    optim = _group_dict(cfg, "optim")
+    sched = _group_dict(cfg, "sched")
+    try:
+        make_optimizer(**optim)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    try:
+        make_schedule(sched, base_lr=optim["lr"], epochs=train.epochs, steps_per_epoch=1)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    return RunConfig(
+        seed=seed,
+        name=None if name is None else str(name),
+        arch=arch,
+        reg=reg,
+        train=train,
+        data=data,
+        optim=optim,
+        sched=sched,
+    )

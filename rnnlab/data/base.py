@@ -1,0 +1,64 @@
+"""What every data set hands the trainer: splits of (x, y, mask) plus how to undo scaling.
+
+Shapes: x (N, T, D) float32, y (N, n_out) for regression (int (N,) for classification),
+mask (N, T) of 0/1 or None when every sequence is full length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad or unusable data; the message is one line meant for the user."""
+
+
+@dataclass
+class Split:
+    x: np.ndarray
+    y: np.ndarray
+    mask: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class StandardScaler:
+    """Standardization fitted on the train split only (so no test information leaks)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> StandardScaler:
+        std = float(np.std(values))
+        return cls(mean=float(np.mean(values)), std=std if std > 0 else 1.0)
+
+    def transform(self, a: np.ndarray) -> np.ndarray:
+        return (a - self.mean) / self.std
+
+    def inverse(self, a: np.ndarray) -> np.ndarray:
+        return a * self.std + self.mean
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "std": self.std}
+
+
+@dataclass
+class TaskData:
+    kind: str  # "regression" (binary / multiclass come with the text and file data sets)
+    train: Split
+    val: Split
+    test: Split
+    input_size: int
+    output_size: int
+    default_loss: str
+    scaler: StandardScaler = field(default_factory=StandardScaler)
+    # Baseline predictions (scaled units) for val and test: name -> {"val": arr, "test": arr}
+    baselines: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # Preprocessing state saved in checkpoint/model.json
+    meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,11 @@
+"""Data sets by `data.name`; each loader takes its typed config and a seeded generator."""
+
+from __future__ import annotations
+
+import importlib
+
+LOADERS = {"sine": "rnnlab.data.sine"}
+
+
+def load(cfg, rng, dtype):
+    return importlib.import_module(LOADERS[cfg.name]).load(cfg, rng, dtype)

@@ -1,0 +1,82 @@
+"""Bidirectional wrapper: one cell runs forward in time, a second one backward, outputs merged.
+
+Shapes: x (B, T, D); each direction gives hs (B, T, H); the merged output is
+(B, T, 2H) for merge_mode "concat" and (B, T, H) for "sum", "mean", "mul" (as Keras'
+`Bidirectional(merge_mode=...)`). Both directions see the same mask; the reverse
+direction's outputs stay aligned with input positions, and its final state is the
+state after reading position 0 (PyTorch's h_n[1]).
+
+`cell` is a module with the recurrent-layer contract (rnn, lstm or gru):
+`cell.forward(params, x, state0, mask, reverse)` and `cell.backward(params, dhs, dstateT, cache)`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+MERGE_MODES = ("concat", "sum", "mean", "mul")
+
+
+def merge(a: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
+    """Merge two (..., H) arrays from the two directions."""
+    if mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mean":
+        return 0.5 * (a + b)
+    if mode == "mul":
+        return a * b
+    raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)} (got '{mode}')")
+
+
+def merge_backward(dy: np.ndarray, a: np.ndarray, b: np.ndarray, mode: str):
+    """Gradients of merge(a, b, mode) with respect to a and b, given dy."""
+    if mode == "concat":
+        h = a.shape[-1]
+        return dy[..., :h], dy[..., h:]
+    if mode == "sum":
+        return dy, dy
+    if mode == "mean":
+        half = 0.5 * dy
+        return half, half
+    if mode == "mul":
+        return dy * b, dy * a
+    raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)} (got '{mode}')")
+
+
+def forward(
+    cell: ModuleType,
+    params_f: dict,
+    params_b: dict,
+    x: np.ndarray,
+    state0=(None, None),
+    mask: np.ndarray | None = None,
+    merge_mode: str = "concat",
+    **opts,
+):
+    """Returns (y, (stateT_f, stateT_b)), cache. `opts` go to the cell (e.g. nonlinearity)."""
+    (hf, sf), cf = cell.forward(params_f, x, state0[0], mask, reverse=False, **opts)
+    (hb, sb), cb = cell.forward(params_b, x, state0[1], mask, reverse=True, **opts)
+    y = merge(hf, hb, merge_mode)
+    cache = {"f": cf, "b": cb, "hf": hf, "hb": hb, "merge_mode": merge_mode}
+    return (y, (sf, sb)), cache
+
+
+def backward(cell: ModuleType, params_f: dict, params_b: dict, dy, dstateT, cache):
+    """dy: (B, T, F) or None; dstateT: (dstate_f, dstate_b), each a cell-state tuple or None.
+
+    Returns dx, (dstate0_f, dstate0_b), grads_f, grads_b.
+    """
+    if dy is None:
+        dhf = dhb = None
+    else:
+        dhf, dhb = merge_backward(dy, cache["hf"], cache["hb"], cache["merge_mode"])
+    n = cell.NUM_STATES
+    dsf = dstateT[0] if dstateT[0] is not None else (None,) * n
+    dsb = dstateT[1] if dstateT[1] is not None else (None,) * n
+    dxf, ds0f, gf = cell.backward(params_f, dhf, dsf, cache["f"])
+    dxb, ds0b, gb = cell.backward(params_b, dhb, dsb, cache["b"])
+    return dxf + dxb, (ds0f, ds0b), gf, gb

@@ -1,0 +1,239 @@
+"""A sequence model composed from the layer modules: dropout -> recurrent stack -> pooling -> head.
+
+Shapes: x (B, T, D) float, mask (B, T) of 0/1 or None; output (B, output_size).
+Layers: `num_layers` recurrent layers of one cell kind (rnn, lstm, gru), each uni- or
+bidirectional (directions merged by `merge_mode`), dropout between layers, then
+pooling of the top layer over time ("last": final states; "mean"/"max": over
+unmasked steps), dropout, and a Dense head producing logits or regression outputs.
+
+Parameters live in one flat dict with PyTorch's names, so a checkpoint maps 1:1 onto
+`torch.nn.LSTM/GRU/RNN` (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...) plus
+`head.weight`, `head.bias`. The model protocol is micrograd-sized: `init_params`,
+`forward -> (y, cache)`, `backward -> (grads, dx)` with grads keyed like params.
+Nothing is kept between calls: the cache carries everything backward needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rnnlab.engine import bidirectional, dense, dropout
+
+CELLS = ("rnn", "lstm", "gru")
+POOLINGS = ("last", "mean", "max")
+
+
+def cell_module(name: str):
+    if name not in CELLS:
+        raise ValueError(f"unknown cell '{name}' (choose from: {', '.join(CELLS)})")
+    return importlib.import_module(f"rnnlab.engine.{name}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    cell: str
+    input_size: int
+    hidden_size: int
+    output_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge_mode: str = "concat"
+    dropout: float = 0.0  # between recurrent layers
+    nonlinearity: str = "tanh"  # vanilla RNN only
+    pooling: str = "last"
+    input_dropout: float = 0.0
+    output_dropout: float = 0.0  # on the pooled features, before the head
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def feature_size(self) -> int:
+        """Width of one merged layer output (and of the pooled features)."""
+        if self.bidirectional and self.merge_mode == "concat":
+            return 2 * self.hidden_size
+        return self.hidden_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model spec keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def layer_keys(layer: int, reverse: bool = False) -> dict[str, str]:
+    """Map the cell's own parameter names to the model's PyTorch-style names."""
+    sfx = f"_l{layer}" + ("_reverse" if reverse else "")
+    return {k: f"rnn.{k}{sfx}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+
+
+def _sub(params: dict, keys: dict[str, str]) -> dict:
+    return {k: params[v] for k, v in keys.items()}
+
+
+def init_params(spec: ModelSpec, rng: np.random.Generator, dtype=np.float32) -> dict:
+    cell = cell_module(spec.cell)
+    params: dict[str, np.ndarray] = {}
+    in_size = spec.input_size
+    for layer in range(spec.num_layers):
+        for rev in (False, True)[: spec.directions]:
+            p = cell.init_params(rng, in_size, spec.hidden_size, dtype=dtype)
+            for k, name in layer_keys(layer, rev).items():
+                params[name] = p[k]
+        in_size = spec.feature_size
+    head = dense.init_params(rng, spec.feature_size, spec.output_size, dtype=dtype)
+    params["head.weight"] = head["weight"]
+    params["head.bias"] = head["bias"]
+    return params
+
+
+def n_params(params: dict) -> int:
+    return int(sum(v.size for v in params.values()))
+
+
+def _pool_forward(spec: ModelSpec, y: np.ndarray, stateT, mask):
+    """Features (B, F) from the top layer's outputs y (B, T, F) or final states."""
+    if spec.pooling == "last":
+        if spec.bidirectional:
+            return bidirectional.merge(stateT[0][0], stateT[1][0], spec.merge_mode), None
+        return stateT[0], None
+    if spec.pooling == "mean":
+        if mask is None:
+            return y.mean(axis=1), None
+        m = mask[:, :, None].astype(y.dtype)
+        count = np.maximum(m.sum(axis=1), 1.0)
+        return (y * m).sum(axis=1) / count, (m, count)
+    # max over unmasked steps; argmax routes the gradient
+    z = y if mask is None else np.where(mask[:, :, None] > 0, y, -np.inf)
+    idx = np.argmax(z, axis=1)  # (B, F)
+    feat = np.take_along_axis(y, idx[:, None, :], axis=1)[:, 0, :]
+    return feat, idx
+
+
+def _pool_backward(spec: ModelSpec, dfeat, pool_cache, y_shape, stateT_cache):
+    """Returns (dy_top or None, dstateT for the top layer or None)."""
+    if spec.pooling == "last":
+        if spec.bidirectional:
+            hf, hb = stateT_cache[0][0], stateT_cache[1][0]
+            dhf, dhb = bidirectional.merge_backward(dfeat, hf, hb, spec.merge_mode)
+            return None, (_state_grad(spec, dhf), _state_grad(spec, dhb))
+        return None, _state_grad(spec, dfeat)
+    B, T, F = y_shape
+    if spec.pooling == "mean":
+        if pool_cache is None:
+            dy = np.broadcast_to(dfeat[:, None, :] / T, y_shape)
+        else:
+            m, count = pool_cache
+            dy = (dfeat / count)[:, None, :] * m
+        return np.ascontiguousarray(dy), None
+    idx = pool_cache
+    dy = np.zeros(y_shape, dtype=dfeat.dtype)
+    np.put_along_axis(dy, idx[:, None, :], dfeat[:, None, :], axis=1)
+    return dy, None
+
+
+def _state_grad(spec: ModelSpec, dh: np.ndarray):
+    """A cell-state gradient tuple with dh for h and None for the rest (LSTM's c)."""
+    return (dh,) + (None,) * (cell_module(spec.cell).NUM_STATES - 1)
+
+
+def forward(
+    spec: ModelSpec,
+    params: dict,
+    x: np.ndarray,
+    mask: np.ndarray | None = None,
+    train: bool = False,
+    rng: np.random.Generator | None = None,
+):
+    """y (B, output_size), cache. Dropout is active only with train=True (needs rng)."""
+    cell = cell_module(spec.cell)
+    dtype = params["head.weight"].dtype
+    x = np.asarray(x, dtype=dtype)
+    opts = {"nonlinearity": spec.nonlinearity} if spec.cell == "rnn" else {}
+    drop = train and rng is not None
+    h, in_drop = dropout.forward(x, spec.input_dropout, rng, train=drop)
+    layers = []
+    stateT = None
+    for layer in range(spec.num_layers):
+        if layer > 0:
+            h, dcache = dropout.forward(h, spec.dropout, rng, train=drop)
+        else:
+            dcache = None
+        pf = _sub(params, layer_keys(layer))
+        if spec.bidirectional:
+            pb = _sub(params, layer_keys(layer, True))
+            (h, stateT), lcache = bidirectional.forward(
+                cell, pf, pb, h, mask=mask, merge_mode=spec.merge_mode, **opts
+            )
+        else:
+            (h, st), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts)
+            stateT = st[0] if spec.pooling == "last" else st
+        layers.append((lcache, dcache))
+    if spec.pooling == "last" and not spec.bidirectional:
+        feat, pool_cache = stateT, None
+    else:
+        feat, pool_cache = _pool_forward(spec, h, stateT, mask)
+    feat_d, out_drop = dropout.forward(feat, spec.output_dropout, rng, train=drop)
+    y, head_cache = dense.forward({"weight": params["head.weight"], "bias": params["head.bias"]}, feat_d)
+    cache = {
+        "layers": layers,
+        "in_drop": in_drop,
+        "out_drop": out_drop,
+        "pool": pool_cache,
+        "stateT": stateT,
+        "top_shape": h.shape,
+        "head": head_cache,
+        "features": feat,
+    }
+    return y, cache
+
+
+def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict, np.ndarray]:
+    """Gradients for every parameter (same keys as params) and dx (B, T, D)."""
+    cell = cell_module(spec.cell)
+    grads: dict[str, np.ndarray] = {}
+    head = {"weight": params["head.weight"], "bias": params["head.bias"]}
+    dfeat, hg = dense.backward(head, dy, cache["head"])
+    grads["head.weight"], grads["head.bias"] = hg["weight"], hg["bias"]
+    dfeat = dropout.backward(dfeat, cache["out_drop"])
+    dh, dstateT = _pool_backward(spec, dfeat, cache["pool"], cache["top_shape"], cache["stateT"])
+    for layer in reversed(range(spec.num_layers)):
+        lcache, dcache = cache["layers"][layer]
+        pf = _sub(params, layer_keys(layer))
+        if spec.bidirectional:
+            pb = _sub(params, layer_keys(layer, True))
+            ds = dstateT if dstateT is not None else (None, None)
+            dh, _, gf, gb = bidirectional.backward(cell, pf, pb, dh, ds, lcache)
+            for k, name in layer_keys(layer, True).items():
+                grads[name] = gb[k]
+        else:
+            ds = dstateT if dstateT is not None else (None,) * cell.NUM_STATES
+            dh, _, gf = cell.backward(pf, dh, ds, lcache)
+        for k, name in layer_keys(layer).items():
+            grads[name] = gf[k]
+        dstateT = None  # only the top layer's final state feeds the head
+        if dcache is not None:
+            dh = dropout.backward(dh, dcache)
+    dx = dropout.backward(dh, cache["in_drop"])
+    return grads, dx
+
+
+def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size: int = 1024):
+    """Forward in evaluation mode over batches; returns (N, output_size)."""
+    outs = []
+    for i in range(0, len(x), batch_size):
+        m = None if mask is None else mask[i : i + batch_size]
+        y, _ = forward(spec, params, x[i : i + batch_size], m, train=False)
+        outs.append(y)
+    return np.concatenate(outs, axis=0) if outs else np.zeros((0, spec.output_size))

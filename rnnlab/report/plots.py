@@ -1,0 +1,78 @@
+"""Matplotlib plots of a run: loss curves, test predictions, learning rate.
+
+Imported only where plots are drawn (matplotlib costs about half a second to import).
+Each figure is written atomically into <run>/plots/.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+# Hydra's logging config shows INFO from every logger; matplotlib's font cache notes are noise.
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rnnlab.train.io import atomic_write  # noqa: E402
+
+
+def save_figure(fig, path: Path) -> Path:
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=110, bbox_inches="tight"), mode="wb")
+    plt.close(fig)
+    return path
+
+
+def loss_plot(rows: list[dict], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    epochs = [r["epoch"] for r in rows]
+    ax.plot(epochs, [r["train_loss"] for r in rows], marker=".", label="train")
+    ax.plot(epochs, [r["val_loss"] for r in rows], marker=".", label="validation")
+    if rows:
+        best = min(rows, key=lambda r: r["val_loss"])
+        ax.axvline(best["epoch"], color="grey", ls=":", label=f"best epoch {best['epoch']}")
+    if rows and min(min(r["train_loss"], r["val_loss"]) for r in rows) > 0:
+        ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def lr_plot(lr_trace: list[float], steps_per_epoch: int, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    steps = np.arange(len(lr_trace))
+    ax.plot(steps / steps_per_epoch, lr_trace)
+    ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule (as applied)")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def predictions_plot(pred, path: Path, max_points: int = 400) -> Path:
+    """Targets and predictions of the test split at horizon 1, in time order."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    p = pred[pred["horizon"] == 1].head(max_points)
+    ax.plot(p["sample"], p["target"], lw=1.2, label="target")
+    ax.plot(p["sample"], p["prediction"], lw=1.2, label="model")
+    for col in p.columns:
+        if col.startswith("naive"):
+            ax.plot(p["sample"], p[col], lw=0.8, ls="--", alpha=0.7, label=col)
+    ax.set(xlabel="test sample (time order)", ylabel="value", title="Test predictions (horizon 1)")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions) -> list[Path]:
+    out = Path(run_dir) / "plots"
+    made = []
+    if rows:
+        made.append(loss_plot(rows, out / "loss.png"))
+    if lr_trace:
+        made.append(lr_plot(lr_trace, steps_per_epoch, out / "lr.png"))
+    if predictions is not None and len(predictions):
+        made.append(predictions_plot(predictions, out / "predictions.png"))
+    return made

@@ -1,0 +1,39 @@
+"""Rich tables printed at the end of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """Model against baselines on val and test, plus the run's vital signs."""
+    status = summary.get("status", "?")
+    colour = {"completed": "green", "diverged": "red", "interrupted": "yellow", "failed": "red"}.get(status, "white")
+    table = Table(title=f"Run summary: [{colour}]{status}[/]", title_justify="left")
+    table.add_column("model / baseline")
+    table.add_column("split")
+    for m in ("mse", "rmse", "mae", "r2"):
+        table.add_column(m.upper() if m != "r2" else "R2", justify="right")
+    rows = [("model", summary.get("val_metrics"), summary.get("test_metrics"))]
+    for name, b in (summary.get("baselines") or {}).items():
+        rows.append((name, b.get("val_metrics"), b.get("test_metrics")))
+    for name, val, test in rows:
+        for split, m in (("val", val), ("test", test)):
+            if m:
+                table.add_row(name, split, *(_fmt(m.get(k)) for k in ("mse", "rmse", "mae", "r2")))
+    table.caption = (
+        f"best epoch {summary.get('best_epoch')} of {summary.get('epochs_run')}  ·  "
+        f"{summary.get('n_params')} parameters  ·  {_fmt(summary.get('runtime_s'))} s  ·  "
+        f"seed {summary.get('seed')}  ·  {summary.get('run_dir')}"
+    )
+    return table

@@ -1,0 +1,295 @@
+"""The training loop: `train(cfg, run_dir) -> summary`. Kept apart from the CLI and Hydra.
+
+One epoch: shuffle, mini-batches of forward -> loss (+ L2) -> backward -> clip -> step,
+then evaluation on the validation split. After every epoch the metrics so far are
+written (atomically), and the checkpoint when the monitored metric improved. A loss
+or gradient that turns NaN/inf stops the run as `diverged`; Ctrl-C or SIGTERM stops
+it as `interrupted`; either way the last good checkpoint, the metrics so far and
+`summary.json` stay on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.config.validate import RunConfig
+from rnnlab.data import registry
+from rnnlab.data.base import TaskData
+from rnnlab.engine import clip, losses
+from rnnlab.engine import model as M
+from rnnlab.engine.optim import make_optimizer
+from rnnlab.engine.schedules import make_schedule
+from rnnlab.train import checkpoint
+from rnnlab.train.io import write_csv, write_json
+from rnnlab.train.metrics import regression_metrics
+
+TIMING_COLUMNS = ("seconds", "samples_per_s")
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
+    a = cfg.arch
+    return M.ModelSpec(
+        cell=a.cell,
+        input_size=data.input_size,
+        hidden_size=a.hidden_size,
+        output_size=data.output_size,
+        num_layers=a.num_layers,
+        bidirectional=a.bidirectional,
+        merge_mode=a.merge_mode,
+        dropout=a.dropout,
+        nonlinearity=a.nonlinearity,
+        pooling=a.pooling,
+        input_dropout=cfg.reg.input_dropout,
+        output_dropout=cfg.reg.dropout,
+    )
+
+
+def _loss_fn(cfg: RunConfig, data: TaskData):
+    name = cfg.train.loss or data.default_loss
+    fn = losses.get_loss(name)
+    if name == "huber":
+        delta = cfg.train.huber_delta
+        return name, lambda p, t, mask=None: fn(p, t, mask=mask, delta=delta)
+    return name, fn
+
+
+def _l2_penalty(params: dict, l2: float):
+    """0.5 * l2 * sum ||W||^2 over weight matrices (biases are not decayed)."""
+    value, grads = 0.0, {}
+    for k, v in params.items():
+        if ".weight" in k:
+            value += 0.5 * l2 * float(np.vdot(v, v))
+            grads[k] = l2 * v
+    return value, grads
+
+
+def evaluate(spec, params, split, loss_fn, batch_size) -> tuple[float, np.ndarray]:
+    pred = M.predict(spec, params, split.x, split.mask, batch_size)
+    value, _ = loss_fn(pred, split.y)
+    return float(value), pred
+
+
+def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
+    """Train one model; writes the run folder's files and returns the summary dict."""
+    run_dir = Path(run_dir)
+    t_start = time.perf_counter()
+    dtype = np.dtype(cfg.train.dtype)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(4)
+    data_rng, init_rng, shuffle_rng, drop_rng = (np.random.default_rng(s) for s in seeds)
+
+    data = registry.load(cfg.data, data_rng, dtype)
+    spec = build_spec(cfg, data)
+    params = M.init_params(spec, init_rng, dtype=dtype)
+    opt = make_optimizer(**cfg.optim)
+    steps_per_epoch = max(1, math.ceil(len(data.train) / cfg.train.batch_size))
+    sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
+    loss_name, loss_fn = _loss_fn(cfg, data)
+    ckpt_meta = {"data": data.meta, "task": data.kind, "loss": loss_name, "dtype": str(dtype)}
+
+    summary: dict[str, Any] = {
+        "status": "running",
+        "run_dir": str(run_dir),
+        "seed": cfg.seed,
+        "task": data.kind,
+        "loss": loss_name,
+        "n_params": M.n_params(params),
+        "n_train": len(data.train),
+        "n_val": len(data.val),
+        "n_test": len(data.test),
+        "versions": _versions(),
+        "pid": os.getpid(),
+        "blas_threads": _blas_threads(),
+    }
+    rows: list[dict[str, Any]] = []
+    lr_trace: list[float] = []
+    history: list[float] = []
+    best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}}
+    checkpoint.save(run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": 0})
+    write_json(run_dir / "summary.json", summary)
+
+    from rnnlab.report.progress import TrainingProgress
+
+    progress = TrainingProgress(cfg.train.epochs, steps_per_epoch, enabled=cfg.train.progress, console=console)
+    status, message = "completed", None
+    step = 0
+    try:
+        with _sigterm_as_interrupt(), progress:
+            for epoch in range(cfg.train.epochs):
+                t0 = time.perf_counter()
+                order = shuffle_rng.permutation(len(data.train))
+                total, count, gnorm_sum = 0.0, 0, 0.0
+                for b in range(steps_per_epoch):
+                    idx = order[b * cfg.train.batch_size : (b + 1) * cfg.train.batch_size]
+                    xb, yb = data.train.x[idx], data.train.y[idx]
+                    mb = None if data.train.mask is None else data.train.mask[idx]
+                    out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng)
+                    loss, dout = loss_fn(out, yb)
+                    grads, _ = M.backward(spec, params, dout, cache)
+                    if cfg.reg.l2 > 0:
+                        pen, pgrads = _l2_penalty(params, cfg.reg.l2)
+                        loss += pen
+                        grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
+                    if cfg.train.clip_value is not None:
+                        grads = clip.clip_by_value(grads, cfg.train.clip_value)
+                    if cfg.train.clip_norm is not None:
+                        grads, gnorm = clip.clip_by_global_norm(grads, cfg.train.clip_norm)
+                    else:
+                        gnorm = clip.global_norm(grads)
+                    if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                        raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
+                    lr = sched.lr_at(step, epoch, history)
+                    opt.step(params, grads, lr=lr)
+                    lr_trace.append(lr)
+                    step += 1
+                    total += loss * len(idx)
+                    count += len(idx)
+                    gnorm_sum += gnorm
+                    progress.batch(epoch, loss, lr)
+                train_loss = total / count
+                val_loss, _ = evaluate(spec, params, data.val, loss_fn, cfg.train.eval_batch_size)
+                if not math.isfinite(val_loss):
+                    raise Diverged(f"validation loss became {val_loss} at epoch {epoch + 1}")
+                seconds = time.perf_counter() - t0
+                row = {
+                    "epoch": epoch + 1,
+                    "lr": lr_trace[-1],
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "grad_norm": gnorm_sum / steps_per_epoch,
+                    "seconds": seconds,
+                    "samples_per_s": count / seconds,
+                }
+                rows.append(row)
+                history.append(val_loss)
+                _write_metrics(run_dir, rows)
+                improved = val_loss < best["value"]
+                if improved:
+                    best = {"value": val_loss, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()}}
+                    checkpoint.save(
+                        run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss}
+                    )
+                progress.epoch_end(epoch, train_loss, val_loss, row["lr"])
+                patience = cfg.train.early_stopping_patience
+                if patience is not None and epoch + 1 - best["epoch"] >= patience:
+                    message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"
+                    break
+    except Diverged as exc:
+        status, message = "diverged", str(exc)
+    except KeyboardInterrupt:
+        status, message = "interrupted", f"interrupted after {len(rows)} completed epochs"
+
+    # Evaluate the best (= checkpointed) weights on the test split.
+    params = best["params"]
+    summary.update(
+        status=status,
+        message=message,
+        epochs_run=len(rows),
+        best_epoch=best["epoch"],
+        best_val_loss=None if not rows else best["value"],
+        final_train_loss=rows[-1]["train_loss"] if rows else None,
+        final_val_loss=rows[-1]["val_loss"] if rows else None,
+    )
+    summary.update(_test_report(spec, params, data, loss_fn, cfg, run_dir))
+    summary["runtime_s"] = time.perf_counter() - t_start
+    write_json(run_dir / "summary.json", summary)
+    if cfg.train.plots:
+        from rnnlab.report import plots
+
+        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, _read_predictions(run_dir))
+    return summary
+
+
+def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    import pandas as pd
+
+    write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
+
+
+def _read_predictions(run_dir: Path):
+    import pandas as pd
+
+    path = run_dir / "predictions.csv"
+    return pd.read_csv(path) if path.exists() else None
+
+
+def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
+    """Test metrics in original units beside the baselines; writes predictions.csv."""
+    import pandas as pd
+
+    test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
+    val_pred = M.predict(spec, params, data.val.x, data.val.mask, cfg.train.eval_batch_size)
+    out: dict[str, Any] = {"test_loss": test_loss}
+    inv = data.scaler.inverse
+    y_true, y_pred = inv(data.test.y.astype(np.float64)), inv(pred.astype(np.float64))
+    val_true = inv(data.val.y.astype(np.float64))
+    out["val_metrics"] = regression_metrics(val_true, inv(val_pred.astype(np.float64)))
+    out["test_metrics"] = regression_metrics(y_true, y_pred)
+    out["baselines"] = {
+        name: {
+            "val_metrics": regression_metrics(val_true, inv(b["val"].astype(np.float64))),
+            "test_metrics": regression_metrics(y_true, inv(b["test"].astype(np.float64))),
+        }
+        for name, b in data.baselines.items()
+    }
+    n, h = y_true.shape
+    frame = pd.DataFrame(
+        {
+            "sample": np.repeat(np.arange(n), h),
+            "horizon": np.tile(np.arange(1, h + 1), n),
+            "target": y_true.ravel(),
+            "prediction": y_pred.ravel(),
+        }
+    )
+    for name, b in data.baselines.items():
+        frame[name] = inv(b["test"].astype(np.float64)).ravel()
+    write_csv(run_dir / "predictions.csv", frame)
+    return out
+
+
+def _blas_threads() -> str:
+    """Threads the BLAS library will use, as a string ("1", "2"; "?" when unknown)."""
+    from threadpoolctl import threadpool_info
+
+    counts = sorted({str(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"})
+    return ",".join(counts) or "?"
+
+
+def _versions() -> dict[str, str]:
+    import rnnlab
+
+    return {
+        "rnnlab": getattr(rnnlab, "__version__", "0"),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

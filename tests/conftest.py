@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny, fast training config written into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A model and data set small enough that a run takes about a second.
+TINY = [
+    "data.length=400",
+    "data.n_in=12",
+    "arch.hidden_size=8",
+    "train.epochs=3",
+    "train.batch_size=32",
+    "train.progress=false",
+]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 120, env: dict | None = None):
+    """Run `rnnlab ...` in a subprocess (the real entry point), return CompletedProcess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "rnnlab.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
+    )
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path) -> list[str]:
+    return [*TINY, f"hydra.run.dir={tmp_path / 'run'}"]

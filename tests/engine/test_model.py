@@ -1,0 +1,127 @@
+"""Finite-difference checks of the composed model and the bidirectional wrapper (float64)."""
+
+import numpy as np
+import pytest
+
+from rnnlab.engine import bidirectional
+from rnnlab.engine import model as M
+from rnnlab.engine.gradcheck import max_rel_error, numeric_grad, numeric_grads
+
+TOL = 1e-6
+
+
+def _mask(B, T):
+    m = np.ones((B, T))
+    m[0, -2:] = 0  # post-padded
+    m[1, :2] = 0  # pre-padded
+    return m
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("mode", ["concat", "sum", "mean", "mul"])
+def test_bidirectional_gradients_including_initial_states(cell, mode):
+    mod = M.cell_module(cell)
+    rng = np.random.default_rng(1)
+    B, T, D, H = 3, 5, 4, 3
+    pf = mod.init_params(rng, D, H, dtype=np.float64)
+    pb = mod.init_params(rng, D, H, dtype=np.float64)
+    x = rng.standard_normal((B, T, D))
+    s0f = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
+    s0b = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
+    mask = _mask(B, T)
+    F = 2 * H if mode == "concat" else H
+    wy = rng.standard_normal((B, T, F))
+    ws = [rng.standard_normal((B, H)) for _ in range(2 * mod.NUM_STATES)]
+
+    def loss():
+        (y, (sf, sb)), _ = bidirectional.forward(mod, pf, pb, x, (s0f, s0b), mask, mode)
+        states = list(sf) + list(sb)
+        return float(np.sum(y * wy) + sum(np.sum(s * w) for s, w in zip(states, ws)))
+
+    (y, (sf, sb)), cache = bidirectional.forward(mod, pf, pb, x, (s0f, s0b), mask, mode)
+    n = mod.NUM_STATES
+    dsf, dsb = tuple(ws[:n]), tuple(ws[n:])
+    dx, (d0f, d0b), gf, gb = bidirectional.backward(mod, pf, pb, wy, (dsf, dsb), cache)
+    errs = max_rel_error(gf, numeric_grads(lambda _: loss(), pf))
+    errs.update({f"rev.{k}": v for k, v in max_rel_error(gb, numeric_grads(lambda _: loss(), pb)).items()})
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    for i in range(n):
+        errs[f"s0f{i}"] = max_rel_error({"a": d0f[i]}, {"a": numeric_grad(loss, s0f[i])})["a"]
+        errs[f"s0b{i}"] = max_rel_error({"a": d0b[i]}, {"a": numeric_grad(loss, s0b[i])})["a"]
+    assert max(errs.values()) < TOL, errs
+
+
+SPECS = [
+    dict(cell="lstm", pooling="last"),
+    dict(cell="gru", pooling="mean"),
+    dict(cell="rnn", pooling="max"),
+    dict(cell="rnn", pooling="last", nonlinearity="relu"),
+    dict(cell="lstm", pooling="last", bidirectional=True, num_layers=2),
+    dict(cell="gru", pooling="max", bidirectional=True, merge_mode="sum"),
+    dict(cell="lstm", pooling="mean", bidirectional=True, merge_mode="mul", num_layers=2),
+    dict(cell="gru", pooling="last", num_layers=3, dropout=0.3, input_dropout=0.2, output_dropout=0.25),
+]
+
+
+@pytest.mark.parametrize("kw", SPECS, ids=lambda kw: "-".join(f"{v}" for v in kw.values()))
+@pytest.mark.parametrize("masked", [False, True])
+def test_model_gradients(kw, masked):
+    spec = M.ModelSpec(input_size=3, hidden_size=3, output_size=2, **kw)
+    rng = np.random.default_rng(7)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    B, T = 3, 5
+    x = rng.standard_normal((B, T, 3))
+    mask = _mask(B, T) if masked else None
+    w = rng.standard_normal((B, 2))
+
+    def loss(_=None):
+        # A fresh generator with a fixed seed draws the same dropout masks every call.
+        y, _ = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+    grads, dx = M.backward(spec, params, w, cache)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    assert max(errs.values()) < TOL, errs
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
+def test_padding_never_changes_a_prediction(cell, pooling):
+    """A post-padded sequence predicts exactly what its unpadded prefix predicts."""
+    spec = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=1, bidirectional=True,
+                       pooling=pooling, num_layers=2)
+    rng = np.random.default_rng(0)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((1, 6, 2))
+    padded = np.concatenate([x, rng.standard_normal((1, 3, 2))], axis=1)
+    mask = np.array([[1] * 6 + [0] * 3])
+    y_ref, _ = M.forward(spec, params, x)
+    y_pad, _ = M.forward(spec, params, padded, mask)
+    np.testing.assert_allclose(y_pad, y_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_param_names_follow_pytorch():
+    spec = M.ModelSpec(cell="lstm", input_size=3, hidden_size=4, output_size=1, num_layers=2,
+                       bidirectional=True)
+    p = M.init_params(spec, np.random.default_rng(0))
+    assert p["rnn.weight_ih_l0"].shape == (16, 3)
+    assert p["rnn.weight_ih_l1_reverse"].shape == (16, 8)
+    assert p["rnn.weight_hh_l1"].shape == (16, 4)
+    assert p["head.weight"].shape == (1, 8)
+    assert all(v.dtype == np.float32 for v in p.values())
+    assert M.n_params(p) == 2 * (16 * 3 + 16 * 4 + 32) + 2 * (16 * 8 + 16 * 4 + 32) + 9
+
+
+def test_eval_mode_is_deterministic_and_ignores_dropout():
+    spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=4, output_size=1, num_layers=2,
+                       dropout=0.5, input_dropout=0.5, output_dropout=0.5)
+    params = M.init_params(spec, np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 7, 2)).astype(np.float32)
+    a, _ = M.forward(spec, params, x, train=False, rng=np.random.default_rng(1))
+    b, _ = M.forward(spec, params, x, train=False, rng=np.random.default_rng(2))
+    c, _ = M.forward(spec, params, x, train=True, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert a.dtype == np.float32

@@ -1,0 +1,291 @@
+"""Tests for rnnlab.engine.rnn: gradchecks, a naive reference, masking, dtypes, PyTorch parity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnlab.engine import rnn
+from rnnlab.engine.gradcheck import max_rel_error, numeric_grads
+
+B, T, D, H = 3, 5, 4, 3
+
+# row 0: post-padded (3 real steps), row 1: full, row 2: pre-padded (2 pads)
+MIXED_MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], dtype=np.float64)
+
+
+def naive_forward(p, x, h0=None, mask=None, reverse=False, nonlinearity="tanh"):
+    """Step-by-step reference, batch-first, no tricks. Returns hs, hT, pre-activations."""
+    Bn, Tn, _ = x.shape
+    Hn = p["weight_hh"].shape[1]
+    h = np.zeros((Bn, Hn)) if h0 is None else np.array(h0, dtype=np.float64)
+    hs = np.zeros((Bn, Tn, Hn))
+    pre = np.zeros((Bn, Tn, Hn))
+    steps = range(Tn - 1, -1, -1) if reverse else range(Tn)
+    for t in steps:
+        a = x[:, t] @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        pre[:, t] = a
+        hn = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0)
+        if mask is None:
+            h = hn
+            hs[:, t] = h
+        else:
+            mt = mask[:, t][:, None]
+            h = mt * hn + (1 - mt) * h
+            hs[:, t] = mt * hn
+    return hs, h, pre
+
+
+def make_case(seed, nonlinearity="tanh", dtype=np.float64, with_h0=True, mask=None):
+    """Parameters, input and h0; for relu, a seed whose pre-activations stay away from 0."""
+    for s in range(seed, seed + 500):
+        rng = np.random.default_rng(s)
+        p = rnn.init_params(rng, D, H, dtype=np.float64)
+        p = {k: v * 2.0 for k, v in p.items()}  # not too contractive, so every input matters
+        x = rng.standard_normal((B, T, D))
+        h0 = rng.standard_normal((B, H)) * 0.5 if with_h0 else None
+        if nonlinearity == "relu":
+            for rev in (False, True):
+                _, _, pre = naive_forward(p, x, h0, mask, rev, "relu")
+                if np.min(np.abs(pre)) < 1e-3:
+                    break
+            else:
+                return _cast(p, x, h0, dtype)
+            continue
+        return _cast(p, x, h0, dtype)
+    raise RuntimeError("no seed found")
+
+
+def _cast(p, x, h0, dtype):
+    p = {k: v.astype(dtype) for k, v in p.items()}
+    return p, x.astype(dtype), None if h0 is None else h0.astype(dtype)
+
+
+def loss_weights(seed=123):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((B, T, H)), rng.standard_normal((B, H))
+
+
+def run_gradcheck(nonlinearity, mask, reverse, with_h0, use_hs, use_hT):
+    p, x, h0 = make_case(0, nonlinearity, with_h0=with_h0, mask=mask)
+    W1, W2 = loss_weights()
+    W1 = W1 if use_hs else np.zeros_like(W1)
+    W2 = W2 if use_hT else np.zeros_like(W2)
+
+    arrays = dict(p)
+    arrays["x"] = x
+    if with_h0:
+        arrays["h0"] = h0
+
+    def loss(a):
+        params = {k: a[k] for k in rnn.PARAM_NAMES}
+        st = (a["h0"],) if with_h0 else None
+        (hs, (hT,)), _ = rnn.forward(
+            params, a["x"], st, mask, reverse, nonlinearity=nonlinearity
+        )
+        return float(np.sum(hs * W1) + np.sum(hT * W2))
+
+    params = {k: arrays[k] for k in rnn.PARAM_NAMES}
+    st = (h0,) if with_h0 else None
+    _, cache = rnn.forward(params, x, st, mask, reverse, nonlinearity=nonlinearity)
+    dx, (dh0,), grads = rnn.backward(
+        params, W1 if use_hs else None, (W2 if use_hT else None,), cache
+    )
+    analytic = dict(grads)
+    analytic["x"] = dx
+    if with_h0:
+        analytic["h0"] = dh0
+    numeric = numeric_grads(loss, arrays)
+    errs = max_rel_error(analytic, numeric)
+    assert max(errs.values()) < 1e-6, errs
+    if not with_h0:
+        # dh0 is still returned: check it against a zero h0 made explicit
+        arrays0 = {"h0": np.zeros((B, H))}
+
+        def loss0(a):
+            (hs, (hT,)), _ = rnn.forward(
+                params, x, (a["h0"],), mask, reverse, nonlinearity=nonlinearity
+            )
+            return float(np.sum(hs * W1) + np.sum(hT * W2))
+
+        assert max_rel_error({"h0": dh0}, numeric_grads(loss0, arrays0))["h0"] < 1e-6
+    return errs
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck(nonlinearity, reverse, masked):
+    mask = MIXED_MASK if masked else None
+    run_gradcheck(nonlinearity, mask, reverse, with_h0=True, use_hs=True, use_hT=True)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize(
+    "with_h0,use_hs,use_hT,masked,reverse",
+    [
+        (False, True, True, False, False),  # state0=None
+        (False, True, True, True, True),  # state0=None, masked, reverse
+        (True, False, True, False, False),  # dhs=None (final state only)
+        (True, False, True, True, True),  # dhs=None, masked, reverse
+        (True, True, False, False, False),  # dhT=None
+        (True, True, False, True, False),  # dhT=None, masked
+    ],
+)
+def test_gradcheck_variants(nonlinearity, with_h0, use_hs, use_hT, masked, reverse):
+    mask = MIXED_MASK if masked else None
+    run_gradcheck(nonlinearity, mask, reverse, with_h0, use_hs, use_hT)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("with_h0", [False, True])
+def test_matches_naive_reference(nonlinearity, reverse, masked, with_h0):
+    mask = MIXED_MASK if masked else None
+    p, x, h0 = make_case(1, nonlinearity, with_h0=with_h0)
+    (hs, (hT,)), _ = rnn.forward(
+        p, x, None if h0 is None else (h0,), mask, reverse, nonlinearity=nonlinearity
+    )
+    ref_hs, ref_hT, _ = naive_forward(p, x, h0, mask, reverse, nonlinearity)
+    np.testing.assert_allclose(hs, ref_hs, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hT, ref_hT, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_mask_semantics(reverse):
+    p, x, h0 = make_case(2, with_h0=True)
+    (hs, (hT,)), _ = rnn.forward(p, x, (h0,), MIXED_MASK, reverse)
+    assert np.all(hs[MIXED_MASK == 0] == 0)
+    # post-padded row 0 (3 real steps) == running its unpadded prefix alone
+    (hs0, (hT0,)), _ = rnn.forward(p, x[0:1, :3], (h0[0:1],), None, reverse)
+    np.testing.assert_allclose(hT[0], hT0[0], atol=1e-12)
+    np.testing.assert_allclose(hs[0, :3], hs0[0], atol=1e-12)
+    # pre-padded row 2 (2 pads) == running its real suffix from h0
+    (hs2, (hT2,)), _ = rnn.forward(p, x[2:3, 2:], (h0[2:3],), None, reverse)
+    np.testing.assert_allclose(hT[2], hT2[0], atol=1e-12)
+    np.testing.assert_allclose(hs[2, 2:], hs2[0], atol=1e-12)
+    # full row matches the unmasked run
+    (hs1, (hT1,)), _ = rnn.forward(p, x[1:2], (h0[1:2],), None, reverse)
+    np.testing.assert_allclose(hT[1], hT1[0], atol=1e-12)
+    # gradients sent to padded positions are ignored
+    _, cache = rnn.forward(p, x, (h0,), MIXED_MASK, reverse)
+    W1, W2 = loss_weights()
+    dx_a, (dh0_a,), g_a = rnn.backward(p, W1, (W2,), cache)
+    W1z = W1 * MIXED_MASK[:, :, None]
+    dx_b, (dh0_b,), g_b = rnn.backward(p, W1z, (W2,), cache)
+    np.testing.assert_array_equal(dx_a, dx_b)
+    np.testing.assert_array_equal(dh0_a, dh0_b)
+    for k in g_a:
+        np.testing.assert_array_equal(g_a[k], g_b[k])
+
+
+def test_fully_padded_row_keeps_h0():
+    p, x, h0 = make_case(3, with_h0=True)
+    mask = np.ones((B, T))
+    mask[1] = 0
+    (hs, (hT,)), _ = rnn.forward(p, x, (h0,), mask)
+    np.testing.assert_array_equal(hT[1], h0[1])
+    assert np.all(hs[1] == 0)
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_float32_matches_float64(nonlinearity, masked):
+    mask = MIXED_MASK if masked else None
+    p64, x64, h064 = make_case(4, nonlinearity, with_h0=True)
+    p32, x32, h032 = _cast(p64, x64, h064, np.float32)
+    W1, W2 = loss_weights()
+    outs = []
+    for p, x, h0 in ((p64, x64, h064), (p32, x32, h032)):
+        (hs, (hT,)), cache = rnn.forward(p, x, (h0,), mask, True, nonlinearity=nonlinearity)
+        dx, (dh0,), g = rnn.backward(p, W1, (W2,), cache)
+        outs.append({"hs": hs, "hT": hT, "dx": dx, "dh0": dh0, **g})
+    for k in outs[0]:
+        assert outs[1][k].dtype == np.float32, k
+        np.testing.assert_allclose(outs[1][k], outs[0][k], rtol=1e-4, atol=2e-5, err_msg=k)
+
+
+def test_dtype_preserved_and_inputs_untouched():
+    p, x, h0 = make_case(5, with_h0=True, dtype=np.float32)
+    x64 = x.astype(np.float64)  # x is cast to the parameters' dtype
+    mask = MIXED_MASK.copy()
+    W1, W2 = loss_weights()
+    dhs, dhT = W1.astype(np.float32), W2.astype(np.float32)
+    before = [a.copy() for a in (*p.values(), x64, h0, mask, dhs, dhT)]
+    for m in (None, mask):
+        (hs, (hT,)), cache = rnn.forward(p, x64, (h0,), m, nonlinearity="tanh")
+        dx, (dh0,), grads = rnn.backward(p, dhs, (dhT,), cache)
+        for a in (hs, hT, dx, dh0, *grads.values()):
+            assert a.dtype == np.float32
+        assert hs.shape == (B, T, H) and hT.shape == (B, H)
+        assert dx.shape == (B, T, D) and dh0.shape == (B, H)
+        assert set(grads) == set(p)
+        for k in p:
+            assert grads[k].shape == p[k].shape
+    after = [*p.values(), x64, h0, mask, dhs, dhT]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_no_hidden_state_between_calls():
+    """Interleaving two forward/backward pairs gives the same as running them in turn."""
+    p, x, h0 = make_case(6, with_h0=True)
+    W1, W2 = loss_weights()
+    x2 = x[:, ::-1] * 0.5
+    _, ca = rnn.forward(p, x, (h0,))
+    ref = rnn.backward(p, W1, (W2,), ca)
+    _, ca = rnn.forward(p, x, (h0,))
+    _, cb = rnn.forward(p, x2, None, MIXED_MASK, True)
+    rnn.backward(p, W1, (None,), cb)
+    got = rnn.backward(p, W1, (W2,), ca)
+    np.testing.assert_array_equal(ref[0], got[0])
+    for k in ref[2]:
+        np.testing.assert_array_equal(ref[2][k], got[2][k])
+
+
+def test_init_params():
+    rng = np.random.default_rng(0)
+    p = rnn.init_params(rng, 7, 16)
+    assert list(p) == ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    shapes = {"weight_ih": (16, 7), "weight_hh": (16, 16), "bias_ih": (16,), "bias_hh": (16,)}
+    for k, v in p.items():
+        assert v.shape == shapes[k] and v.dtype == np.float32
+        assert np.all(np.abs(v) <= 0.25) and np.abs(v).max() > 0.2
+    p64 = rnn.init_params(np.random.default_rng(0), 7, 16, dtype=np.float64)
+    assert all(v.dtype == np.float64 for v in p64.values())
+
+
+def test_bad_arguments():
+    p, x, _ = make_case(7, with_h0=False)
+    with pytest.raises(ValueError):
+        rnn.forward(p, x, nonlinearity="sigmoid")
+    with pytest.raises(ValueError):
+        rnn.forward(p, x[:, :, :2])
+    with pytest.raises(ValueError):
+        rnn.forward(p, x, mask=np.ones((B, T + 1)))
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_matches_torch(nonlinearity):
+    torch = pytest.importorskip("torch")
+    p, x, h0 = make_case(8, nonlinearity, with_h0=True)
+    W1, W2 = loss_weights()
+    mod = torch.nn.RNN(D, H, nonlinearity=nonlinearity, batch_first=True).double()
+    with torch.no_grad():
+        for k, v in p.items():
+            getattr(mod, f"{k}_l0").copy_(torch.from_numpy(v))
+    xt = torch.tensor(x, requires_grad=True)
+    h0t = torch.tensor(h0[None], requires_grad=True)
+    hs_t, hT_t = mod(xt, h0t)
+    loss = (hs_t * torch.from_numpy(W1)).sum() + (hT_t[0] * torch.from_numpy(W2)).sum()
+    loss.backward()
+
+    (hs, (hT,)), cache = rnn.forward(p, x, (h0,), nonlinearity=nonlinearity)
+    dx, (dh0,), grads = rnn.backward(p, W1, (W2,), cache)
+    np.testing.assert_allclose(hs, hs_t.detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(hT, hT_t[0].detach().numpy(), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(dh0, h0t.grad[0].numpy(), atol=1e-10)
+    for k, g in grads.items():
+        np.testing.assert_allclose(g, getattr(mod, f"{k}_l0").grad.numpy(), atol=1e-10)

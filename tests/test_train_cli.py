@@ -1,0 +1,188 @@
+"""`rnnlab train` end to end through Typer + real Hydra, on a tiny config in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rnnlab.commands.train import run
+from tests.conftest import TINY, read_summary, run_cli
+
+RUN_FILES = [
+    "metrics.csv", "summary.json", "predictions.csv", "checkpoint/model.npz", "checkpoint/model.json",
+    "plots/loss.png", "plots/predictions.png", "plots/lr.png",
+    ".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml",
+]
+
+
+def test_single_run_writes_the_run_folder(tmp_path, tiny_overrides):
+    assert run(tiny_overrides) == 0
+    run_dir = tmp_path / "run"
+    for f in RUN_FILES:
+        assert (run_dir / f).is_file(), f
+    m = pd.read_csv(run_dir / "metrics.csv")
+    assert list(m.columns) == ["epoch", "lr", "train_loss", "val_loss", "grad_norm", "seconds", "samples_per_s"]
+    assert m["epoch"].tolist() == [1, 2, 3]
+    assert np.isfinite(m[["train_loss", "val_loss"]].to_numpy()).all()
+    s = read_summary(run_dir)
+    assert s["status"] == "completed"
+    assert s["epochs_run"] == 3 and 1 <= s["best_epoch"] <= 3
+    assert set(s["test_metrics"]) >= {"mse", "rmse", "mae", "r2"}
+    assert "naive_last" in s["baselines"]
+    assert s["n_params"] == 4 * 8 * (1 + 8 + 2) + 9
+    with np.load(run_dir / "checkpoint/model.npz", allow_pickle=False) as z:
+        assert z["rnn.weight_hh_l0"].shape == (32, 8)
+        assert z["rnn.weight_hh_l0"].dtype == np.float32
+    info = json.loads((run_dir / "checkpoint/model.json").read_text())
+    assert info["spec"]["cell"] == "lstm" and info["epoch"] == s["best_epoch"]
+    assert set(info["data"]["scaler"]) == {"mean", "std"}
+    p = pd.read_csv(run_dir / "predictions.csv")
+    assert list(p.columns) == ["sample", "horizon", "target", "prediction", "naive_last"]
+    assert len(p) == s["n_test"]
+    cfg = yaml.safe_load((run_dir / ".hydra/config.yaml").read_text())
+    assert cfg["arch"]["hidden_size"] == 8
+
+
+def test_same_seed_same_metrics(tmp_path):
+    dirs = []
+    for i in range(2):
+        d = tmp_path / f"r{i}"
+        assert run([*TINY, "arch=bigru", "reg=dropout", f"hydra.run.dir={d}"]) == 0
+        dirs.append(d)
+    a, b = (pd.read_csv(d / "metrics.csv").drop(columns=["seconds", "samples_per_s"]) for d in dirs)
+    pd.testing.assert_frame_equal(a, b)
+    c = tmp_path / "r2"
+    assert run([*TINY, "arch=bigru", "reg=dropout", "seed=1", f"hydra.run.dir={c}"]) == 0
+    assert not pd.read_csv(c / "metrics.csv")["train_loss"].equals(a["train_loss"])
+
+
+def test_divergence_stops_cleanly(tmp_path):
+    d = tmp_path / "div"
+    args = [*TINY, "optim=sgd", "optim.lr=1e6", "train.clip_norm=null", "arch=rnn", "arch.nonlinearity=relu",
+            "train.epochs=5", f"hydra.run.dir={d}"]
+    assert run(args) == 1
+    s = read_summary(d)
+    assert s["status"] == "diverged"
+    assert "loss became" in s["message"]
+    # the checkpoint on disk is the last good one and loads without pickle
+    with np.load(d / "checkpoint/model.npz", allow_pickle=False) as z:
+        assert all(np.isfinite(z[k]).all() for k in z.files)
+    assert (d / "summary.json").is_file() and (d / "checkpoint/model.json").is_file()
+
+
+def test_sigterm_marks_interrupted_and_keeps_files(tmp_path):
+    d = tmp_path / "int"
+    args = ["train", "train.epochs=500", "train.progress=false", "data.length=3000", "arch.hidden_size=32",
+            f"hydra.run.dir={d}"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (d / "metrics.csv").exists():
+        time.sleep(0.2)
+    assert (d / "metrics.csv").exists(), proc.communicate(timeout=5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = read_summary(d)
+    assert s["status"] == "interrupted"
+    assert s["epochs_run"] >= 1
+    assert len(pd.read_csv(d / "metrics.csv")) >= s["epochs_run"]
+    assert (d / "checkpoint/model.npz").is_file()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=abc", "optim.lr: Value 'abc' could not be converted to Float"),
+        ("arch=foo", "unknown arch 'foo' (choose from: bigru, bilstm, gru, lstm, rnn, stacked_lstm)"),
+        ("arch.foo=1", "unknown key 'arch.foo'"),
+        ("optim.lr=-1", "optim.lr must be > 0"),
+        ("arch.hidden_size=0", "arch.hidden_size must be >= 1 (got 0)"),
+        ("train.dtype=float16", "train.dtype must be one of float32, float64 (got 'float16')"),
+        ("data.n_in=500", "data.length 2000 is too short"),
+    ],
+)
+def test_bad_config_gives_one_line_and_exit_2(tmp_path, override, message, capsys):
+    code = run([override, f"hydra.run.dir={tmp_path / 'x'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err
+    assert len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()  # nothing launched
+
+
+def test_bad_sweep_value_is_caught_before_launch(tmp_path, capsys):
+    code = run(["-m", "arch=lstm,nope", f"hydra.sweep.dir={tmp_path / 'sw'}"])
+    assert code == 2
+    assert "unknown arch 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_multirun_runs_every_job(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert run(["-m", *TINY, "train.epochs=1", "arch=rnn,lstm,gru", f"hydra.sweep.dir={sweep}"]) == 0
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2"]
+    cells = [json.loads((p / "checkpoint/model.json").read_text())["spec"]["cell"] for p in jobs]
+    assert cells == ["rnn", "lstm", "gru"]
+    assert all(read_summary(p)["status"] == "completed" for p in jobs)
+    assert (sweep / "multirun.yaml").is_file()
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *TINY, "train.epochs=1", "arch=rnn,gru", "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
+    res = run_cli(["train", *args], cwd=tmp_path, timeout=180)
+    assert res.returncode == 0, res.stderr
+    summaries = [read_summary(sweep / j) for j in ("0", "1")]
+    assert all(s["status"] == "completed" for s in summaries)
+    # each worker ran with one BLAS thread and in its own process
+    assert [s["blas_threads"] for s in summaries] == ["1", "1"]
+    assert summaries[0]["pid"] != summaries[1]["pid"]
+
+
+def test_cli_subprocess_error_is_one_line(tmp_path):
+    res = run_cli(["train", "optim.lr=abc"], cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == ["Error: optim.lr: Value 'abc' could not be converted to Float"]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_help_lists_groups_and_is_fast(tmp_path):
+    t0 = time.perf_counter()
+    res = run_cli(["--help"], cwd=tmp_path)
+    elapsed = time.perf_counter() - t0
+    assert res.returncode == 0 and "train" in res.stdout
+    assert elapsed < 1.5, elapsed  # includes interpreter start; the target is well under a second
+    res = run_cli(["train", "--help"], cwd=tmp_path)
+    for group, option in [("arch", "stacked_lstm"), ("optim", "nadam"), ("sched", "warmup_cosine"),
+                          ("reg", "dropout"), ("data", "sine")]:
+        line = next(ln for ln in res.stdout.splitlines() if ln.strip().startswith(f"{group}:"))
+        assert option in line
+    assert "rnnlab train -m" in res.stdout
+
+
+def test_cfg_job_prints_config_without_running(tmp_path):
+    res = run_cli(["train", "--cfg", "job", "arch=gru"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    cfg = yaml.safe_load(res.stdout)
+    assert cfg["arch"]["cell"] == "gru"
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_default_run_folder_is_under_outputs(tmp_path):
+    res = run_cli(["train", *TINY, "name=smoke"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    runs = list((tmp_path / "outputs" / "train").glob("*_smoke"))
+    assert len(runs) == 1 and (runs[0] / "summary.json").is_file()
+    assert "Run summary" in res.stderr
