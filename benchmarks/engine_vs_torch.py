@@ -677,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     if not console.is_terminal:  # piped or redirected: don't wrap the table at 80 columns
@@ -723,15 +724,16 @@ def main(argv: list[str] | None = None) -> int:
     for line in blas_report(np):
         console.print(f"  {line}", highlight=False)
     if torch is None:
-        console.print("[yellow]NOTE: torch is not importable"
-                      + (f" ({torch_note})" if torch_note else " (--no-torch)")
-                      + ": printing rnnlab times only, no ratios.[/yellow]")
+        what = (f"torch is not importable ({escape(torch_note)})" if torch_note
+                else "torch skipped (--no-torch)")
+        console.print(f"[yellow]NOTE: {what}: printing rnnlab times only, no ratios and no "
+                      "pass/fail.[/yellow]")
     if eng is None:
-        console.print(f"[yellow]NOTE: the rnnlab engine is not importable ({eng_note}): "
+        console.print(f"[yellow]NOTE: the rnnlab engine is not importable ({escape(eng_note)}): "
                       "printing torch times only.[/yellow]")
     else:
         for cell, why in eng["missing"].items():
-            console.print(f"[yellow]NOTE: rnnlab.engine.{cell} is not importable ({why}): "
+            console.print(f"[yellow]NOTE: rnnlab.engine.{cell} is not importable ({escape(why)}): "
                           "torch times only for its cases.[/yellow]")
     if torch is None and eng is None:
         return 2
@@ -754,13 +756,13 @@ def main(argv: list[str] | None = None) -> int:
         if row.get("foreign") is not None:
             msg += f", other processes used {row['foreign']:.2f} cores while timing"
         if row["_rl"] is not None and case.kind == "bilstm2":
-            msg += f"  [rnnlab side: {row['_rl'].label}]"
+            msg += escape(f"  [rnnlab side: {row['_rl'].label}]")
         if row["check"] is not None:
             lr_, lt_, rel, (gerr, gk) = row["check"]
-            msg += f"  (same weights: loss rnnlab {lr_:.6f} torch {lt_:.6f}, rel {rel:.1e};" \
-                   f" worst grad rel err {gerr:.1e} [{gk}])"
+            msg += escape(f"  (same weights: loss rnnlab {lr_:.6f} torch {lt_:.6f}, rel "
+                          f"{rel:.1e}; worst grad rel err {gerr:.1e} [{gk}])")
         if row["note"]:
-            msg += f"  [yellow]{row['note']}[/yellow]"
+            msg += f"  [yellow]{escape(row['note'])}[/yellow]"
         console.print(msg, highlight=False)
         rows.append(row)
 

@@ -108,7 +108,7 @@ def test_sigterm_marks_interrupted_and_keeps_files(tmp_path):
         ("optim.lr=-1", "optim.lr must be > 0"),
         ("arch.hidden_size=0", "arch.hidden_size must be >= 1 (got 0)"),
         ("train.dtype=float16", "train.dtype must be one of float32, float64 (got 'float16')"),
-        ("data.n_in=500", "data.length 2000 is too short"),
+        ("data.n_in=1990", "data.length 2000 is too short for n_in=1990, n_out=1"),
     ],
 )
 def test_bad_config_gives_one_line_and_exit_2(tmp_path, override, message, capsys):

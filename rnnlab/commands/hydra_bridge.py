@@ -98,14 +98,13 @@ def _explain_compose_error(exc: Exception, override_list: list[str]) -> str:
             except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
                 choices = "?"
             return f"unknown {group} '{option}' (choose from: {choices})"
-    if "not in struct" in msg or "Key '" in msg and "is not in struct" in msg:
+    if "Could not override" in msg:
         import re
 
         m = re.search(r"Could not override '([^']+)'", msg)
-        if m:
-            return f"unknown key '{m.group(1)}' (add it with '+{m.group(1)}=...' only if you mean to)"
-    if "Could not override" in msg:
-        return first
+        if m and ("append to your config" in msg or "not in struct" in msg):
+            return f"unknown key '{m.group(1)}'"
+        return " ".join(msg.split())
     if "mismatched input" in msg or "no viable alternative" in msg or "extraneous input" in msg:
         return f"cannot parse overrides {override_list}: {first}"
     return first

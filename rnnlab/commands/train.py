@@ -45,7 +45,12 @@ def task(cfg) -> None:
     except (ConfigError, DataError) as exc:
         summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir)}
         write_json(run_dir / "summary.json", summary)
-        console.print(f"[red]Error:[/] {escape(str(exc))}")
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+    except Exception as exc:  # a bug: record it in the run folder, then let Hydra show the traceback
+        write_json(run_dir / "summary.json", {"status": "failed", "message": repr(exc), "run_dir": str(run_dir)})
+        hb.report_result({"run_dir": str(run_dir), "status": "failed",
+                          "overrides": list(hc.overrides.task), "message": repr(exc)})
+        raise
     else:
         from rnnlab.report.tables import summary_table
 
@@ -71,7 +76,7 @@ def run(args: list[str], console: Console | None = None) -> int:
         if not set(flags) & hb.INFO_FLAGS:
             hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
     except ConfigError as exc:
-        console.print(f"[red]Error:[/] {escape(str(exc))}")
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     with hb.results_file() as results:
         try:

@@ -99,29 +99,41 @@ def _python_type(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _schema_from_yaml(group: str, option: str) -> type:
-    """A dataclass whose fields and types come from conf/<group>/<option>.yaml's values."""
-    path = files("rnnlab.conf") / group / f"{option}.yaml"
-    defaults = OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=False)
+def _defaults_by_name(group: str) -> dict[str, dict[str, Any]]:
+    """`name` value -> that file's values, for the YAML files of a group.
+
+    Several files may share a name (warmup_cosine.yaml is `name: warmup`): the first
+    file in sorted order whose name matches gives the keys and types.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for option in group_options(group):
+        text = (files("rnnlab.conf") / group / f"{option}.yaml").read_text()
+        values = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        out.setdefault(values.get("name", option), values)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _schema(group: str, name: str) -> type:
+    """A dataclass whose fields and types come from the YAML values of option `name`."""
     fields = []
-    for key, value in defaults.items():
+    for key, value in _defaults_by_name(group)[name].items():
         typ = _python_type(value)
         if isinstance(value, list | dict):
             fields.append((key, typ, dataclasses.field(default_factory=lambda v=value: v)))
         else:
             fields.append((key, typ, dataclasses.field(default=value)))
-    return dataclasses.make_dataclass(f"{group.title()}{option.title()}Conf", fields)
+    return dataclasses.make_dataclass(f"{group.title()}{name.title()}Conf", fields)
 
 
 def _group_dict(cfg: DictConfig, group: str) -> dict[str, Any]:
     node = cfg.get(group)
+    known = _defaults_by_name(group)
     if node is None or "name" not in node:
         raise ConfigError(f"{group}: missing 'name' (choose from: {', '.join(group_options(group))})")
-    name = node.name
-    if name not in group_options(group):
-        raise ConfigError(f"unknown {group} '{name}' (choose from: {', '.join(group_options(group))})")
-    obj = _typed(_schema_from_yaml(group, name), node, group)
-    return dataclasses.asdict(obj)
+    if node.name not in known:
+        raise ConfigError(f"unknown {group}.name '{node.name}' (choose from: {', '.join(sorted(known))})")
+    return dataclasses.asdict(_typed(_schema(group, node.name), node, group))
 
 
 def validate(cfg: DictConfig) -> RunConfig:

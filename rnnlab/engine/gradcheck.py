@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 
-def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     """d f() / d x by centred differences, perturbing x in place (restored afterwards)."""
     if x.dtype != np.float64:
         raise TypeError(f"gradcheck needs float64 arrays, got {x.dtype}")
@@ -42,7 +42,7 @@ def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np
 def numeric_grads(
     f: Callable[[Mapping[str, np.ndarray]], float],
     arrays: Mapping[str, np.ndarray],
-    eps: float = 1e-6,
+    eps: float = 1e-5,
 ) -> dict[str, np.ndarray]:
     """Numeric gradient of f(arrays) for every array in `arrays` (all float64)."""
     return {k: numeric_grad(lambda: f(arrays), v, eps) for k, v in arrays.items()}

@@ -67,8 +67,19 @@ NUM_STATES = 2  # (h, c)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GATES = ("i", "f", "g", "o")
 
-# elements of the backward work buffer prepared per chunk (about 512 KiB in float32)
-_CHUNK_ELEMS = 1 << 17
+# Steps are processed in chunks of about this many (step, batch) rows: the forward pass
+# projects one chunk's inputs just before using it, the backward pass prepares a chunk's
+# local derivatives together and folds the chunk into the weight gradients with GEMMs of
+# this many rows, so each chunk's working set stays in cache.
+_FWD_ROWS = 256
+_BWD_ROWS = 512
+
+
+def _chunks(T: int, B: int, rows: int, backwards: bool):
+    """[(a, b), ...] covering 0..T-1 in chunks of about rows / B steps, in visiting order."""
+    k = max(1, min(T, rows // max(1, B)))
+    spans = [(a, min(a + k, T)) for a in range(0, T, k)]
+    return spans[::-1] if backwards else spans
 
 
 def init_params(
@@ -92,9 +103,7 @@ def init_params(
 def gate_activations(cache) -> dict[str, np.ndarray]:
     """The cached gate activations as four (T, B, H) views keyed "i", "f", "g", "o"."""
     G = cache["gates"]
-    T, B, H4 = G.shape
-    G4 = G.reshape(T, B, 4, H4 // 4)
-    return {name: G4[:, :, k] for k, name in enumerate(GATES)}
+    return {name: G[k] for k, name in enumerate(GATES)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -122,7 +131,7 @@ def _state_pair(state0, B: int, H: int):
     if not isinstance(state0, (tuple, list)) or len(state0) != 2:
         raise ValueError("state0 must be None or a tuple (h0, c0)")
     out = []
-    for name, s in zip(("h0", "c0"), state0):
+    for name, s in zip(("h0", "c0"), state0, strict=True):
         if s is not None:
             s = np.asarray(s)
             if s.shape != (B, H):
@@ -168,7 +177,7 @@ def _upstream(dhs, dstateT, B: int, T: int, H: int, dtype):
     if not isinstance(dstateT, (tuple, list)) or len(dstateT) != 2:
         raise ValueError("dstateT must be a tuple (dhT, dcT)")
     out = []
-    for name, d in zip(("dhT", "dcT"), dstateT):
+    for name, d in zip(("dhT", "dcT"), dstateT, strict=True):
         if d is not None:
             d = np.asarray(d)
             if d.shape != (B, H):
@@ -188,28 +197,65 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
+def _scaled_weights(params, dtype):
+    """Pre-scaled weights (rows times -1 for the sigmoid gates, -2 for g), gate-split.
+
+    Returns W_in (4, D+1, H) (input weights with the summed biases as the last input row)
+    and W_rec (4, H, H) so that x_aug @ W_in[k] + h @ W_rec[k] = scale_k * z_k.
+    """
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    H4, D = W_ih.shape
+    H = H4 // 4
+    scale = np.array([-1.0, -1.0, -2.0, -1.0], dtype=dtype)[:, None, None]
+    W_in = np.empty((4, D + 1, H), dtype=dtype)
+    np.multiply(W_ih.reshape(4, H, D).transpose(0, 2, 1), scale, out=W_in[:, :D])
+    b = (params["bias_ih"] + params["bias_hh"]).reshape(4, 1, H)
+    np.multiply(b, scale, out=W_in[:, D:])
+    W_rec = np.ascontiguousarray((W_hh.reshape(4, H, H) * scale).transpose(0, 2, 1))
+    return W_in, W_rec
+
+
+def _scaled_weights(params, dtype):
+    """Pre-scaled weights (rows times -1 for the sigmoid gates, -2 for g), gate-split.
+
+    Returns W_in (4, D+1, H) (input weights with the summed biases as the last input row)
+    and W_rec (4, H, H) so that x_aug @ W_in[k] + h @ W_rec[k] = scale_k * z_k.
+    """
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    H4, D = W_ih.shape
+    H = H4 // 4
+    scale = np.array([-1.0, -1.0, -2.0, -1.0], dtype=dtype)[:, None, None]
+    W_in = np.empty((4, D + 1, H), dtype=dtype)
+    np.multiply(W_ih.reshape(4, H, D).transpose(0, 2, 1), scale, out=W_in[:, :D])
+    b = (params["bias_ih"] + params["bias_hh"]).reshape(4, 1, H)
+    np.multiply(b, scale, out=W_in[:, D:])
+    W_rec = np.ascontiguousarray((W_hh.reshape(4, H, H) * scale).transpose(0, 2, 1))
+    return W_in, W_rec
+
+
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT, cT)), cache`` (see module docstring)."""
-    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    W_ih = params["weight_ih"]
     dtype = W_ih.dtype
     H4, D = W_ih.shape
     H = H4 // 4
-    X = _time_major_input(x, D, dtype)
-    T, B, _ = X.shape
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != D:
+        raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
+    B, T, _ = x.shape
     h0, c0 = _state_pair(state0, B, H)
     if h0 is not None and not h0.any():
         h0 = None  # a zero h0 lets the first step skip its recurrent GEMM
     m, pad = _prepare_mask(mask, B, T, dtype)
-    out, prev, s0, order = _slots(T, reverse)
+    out, prev, s0, _ = _slots(T, reverse)
     off_prev = 1 if reverse else 0
     off_out = 0 if reverse else 1
 
-    # pre-scaled weights: z' = -z for the sigmoid gates, -2z for g (see module notes)
-    scale = np.full(H4, -1.0, dtype=dtype)
-    scale[2 * H : 3 * H] = -2.0
-    W_ih_s = W_ih * scale[:, None]
-    W_hhT_s = (W_hh * scale[:, None]).T
-    b_s = (params["bias_ih"] + params["bias_hh"]) * scale
+    # time-major input with a column of ones (the biases ride along in the projection GEMM)
+    Xa = np.empty((T, B, D + 1), dtype=dtype)
+    np.copyto(Xa[:, :, :D], x.transpose(1, 0, 2), casting="unsafe")
+    Xa[:, :, D] = 1
+    W_in, W_rec = _scaled_weights(params, dtype)
 
     Hs = np.empty((T + 1, B, H), dtype=dtype)
     Cs = np.empty((T + 1, B, H), dtype=dtype)
@@ -222,55 +268,59 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     else:
         np.copyto(Cs[s0], c0, casting="unsafe")
 
-    # all steps' input projections in one GEMM; the loop turns them into gates in place
-    G = np.empty((T, B, H4), dtype=dtype)
-    np.dot(X.reshape(T * B, D), W_ih_s.T, out=G.reshape(T * B, H4))
-    G += b_s
-    G4 = G.reshape(T, B, 4, H)
+    # gates (4, T, B, H), filled chunk by chunk with the input projection (one call, 4 GEMMs
+    # over the chunk's rows); the loop adds the recurrent term and applies the
+    # nonlinearities in place.
+    G = np.empty((4, T, B, H), dtype=dtype)
+    G2 = G.reshape(4, T * B, H)
+    X2 = Xa.reshape(T * B, D + 1)
     TC = np.empty((T, B, H), dtype=dtype)
-    tmp = np.empty((B, H4), dtype=dtype)
-    tmpH = np.empty((B, H), dtype=dtype)
+    rec = np.empty((4, B, H), dtype=dtype)
+    tmp = np.empty((B, H), dtype=dtype)
+    one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
 
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
-        for t in order:
-            g = G[t]
-            if skip:
-                skip = False
-            else:
-                np.dot(Hs[t + off_prev], W_hhT_s, out=tmp)
-                np.add(g, tmp, out=g)
-            np.exp(g, out=g)
-            np.add(g, 1.0, out=g)
-            np.reciprocal(g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
-            gg = G4[t, :, 2]
-            np.multiply(gg, 2.0, out=gg)
-            np.subtract(gg, 1.0, out=gg)  # tanh(z)
-            c = Cs[t + off_out]
-            c_prev = Cs[t + off_prev]
-            np.multiply(G4[t, :, 1], c_prev, out=c)
-            np.multiply(G4[t, :, 0], gg, out=tmpH)
-            np.add(c, tmpH, out=c)
-            if pad is not None:
-                np.copyto(c, c_prev, where=pad[t])
-            tc = TC[t]
-            np.multiply(c, -2.0, out=tc)
-            np.exp(tc, out=tc)
-            np.add(tc, 1.0, out=tc)
-            np.divide(2.0, tc, out=tc)
-            np.subtract(tc, 1.0, out=tc)  # tanh(c)
-            h = Hs[t + off_out]
-            np.multiply(G4[t, :, 3], tc, out=h)
-            if pad is not None:
-                np.copyto(h, Hs[t + off_prev], where=pad[t])
+        for a, b in _chunks(T, B, _FWD_ROWS, reverse):
+            np.matmul(X2[a * B : b * B], W_in, out=G2[:, a * B : b * B])
+            for t in range(b - 1, a - 1, -1) if reverse else range(a, b):
+                g = G[:, t]
+                if skip:
+                    skip = False
+                else:
+                    np.matmul(Hs[t + off_prev], W_rec, out=rec)
+                    np.add(g, rec, out=g)
+                np.exp(g, out=g)
+                np.add(g, one, out=g)
+                np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
+                gg = g[2]
+                np.multiply(gg, two, out=gg)
+                np.subtract(gg, one, out=gg)  # tanh(z)
+                c = Cs[t + off_out]
+                c_prev = Cs[t + off_prev]
+                np.multiply(g[1], c_prev, out=c)
+                np.multiply(g[0], gg, out=tmp)
+                np.add(c, tmp, out=c)
+                if pad is not None:
+                    np.copyto(c, c_prev, where=pad[t])
+                tc = TC[t]
+                np.multiply(c, m_two, out=tc)
+                np.exp(tc, out=tc)
+                np.add(tc, one, out=tc)
+                np.divide(two, tc, out=tc)
+                np.subtract(tc, one, out=tc)  # tanh(c)
+                h = Hs[t + off_out]
+                np.multiply(g[3], tc, out=h)
+                if pad is not None:
+                    np.copyto(h, Hs[t + off_prev], where=pad[t])
 
-    last = order[-1] + off_out if T else s0
+    last = (0 if reverse else T) if T else s0
     hT = Hs[last].copy()
     cT = Cs[last].copy()
     hs_tm = Hs[out] if m is None else Hs[out] * m
     hs = _readonly(hs_tm.transpose(1, 0, 2))
     cache = {
-        "x": X,
+        "x_aug": Xa,
         "gates": G,
         "cells": Cs[out],
         "tanh_cells": TC,
@@ -280,7 +330,6 @@ def forward(params, x, state0=None, mask=None, reverse=False):
         "mask": m,
         "pad": pad,
         "reverse": bool(reverse),
-        "h0_zero": h0 is None,
     }
     return (hs, (hT, cT)), cache
 
@@ -291,83 +340,102 @@ def backward(params, dhs, dstateT, cache):
     dtype = W_ih.dtype
     H4, D = W_ih.shape
     H = H4 // 4
-    X, G, TC = cache["x"], cache["gates"], cache["tanh_cells"]
+    Xa, G, TC = cache["x_aug"], cache["gates"], cache["tanh_cells"]
     Hs, Cs = cache["h_states"], cache["c_states"]
-    T, B, _ = X.shape
+    T, B, _ = Xa.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT, dcT = _upstream(dhs, dstateT, B, T, H, dtype)
-    out, prev, s0, order = _slots(T, reverse)
-    if m is not None and dhs is not None:
-        dhs = dhs * m  # gradients at padded positions are ignored (fresh array)
+    out, prev, s0, _ = _slots(T, reverse)
+    if dhs is not None and (m is not None or not dhs.flags.c_contiguous):
+        dhs_tm = np.empty((T, B, H), dtype=dtype)
+        if m is None:
+            np.copyto(dhs_tm, dhs)
+        else:
+            np.multiply(dhs, m, out=dhs_tm)  # gradients at padded positions are ignored
+        dhs = dhs_tm
 
-    G4 = G.reshape(T, B, 4, H)
-    Cprev = Cs[prev]
-    # Work buffer, per step t: slot 0 = o (1 - tanh(c)^2), later dh * that; slots 1..4 =
-    # local derivative of each gate times its partner factor, later dL/dz in order i, f, g, o.
-    W5 = np.empty((T, B, 5, H), dtype=dtype)
-    dZ = W5.reshape(T, B, 5 * H)[:, :, H:]  # (T, B, 4H) view: gradient of the pre-activations
+    Hprev, Cprev = Hs[prev], Cs[prev]
+    W4 = W_hh.reshape(4, H, H)
+    Wi4 = W_ih.reshape(4, H, D)
+    one = dtype.type(1)
 
     dh = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
     dc = np.zeros((B, H), dtype=dtype) if dcT is None else dcT.copy()
     dh_alt = np.empty((B, H), dtype=dtype) if pad is not None else None
+    rec = np.empty((4, B, H), dtype=dtype)
 
-    K = max(1, min(T, _CHUNK_ELEMS // max(1, B * 5 * H)))
-    starts = list(range(0, T, K))
-    if not reverse:
-        starts.reverse()  # backward visits the input positions from the end
-    for a in starts:
-        b = min(a + K, T)
+    gi = np.zeros((4, H, D + 1), dtype=dtype)  # input weights and (last column) biases
+    gh = np.zeros((4, H, H), dtype=dtype)
+    gi_part = np.empty_like(gi)
+    gh_part = np.empty_like(gh)
+    dx = np.empty((T, B, D), dtype=dtype)
+
+    chunks = _chunks(T, B, _BWD_ROWS, not reverse)  # backward visits positions from the end
+    K = max((b - a for a, b in chunks), default=0)
+    # Scratch Q (5, K, B, H) for one chunk, gate-major so each slot is a GEMM operand.
+    # Slots 0..3 first hold each gate's local derivative times its partner factor
+    # (i'(z) g, f'(z) c_prev, g'(z) i, o'(z) tanh(c)) and become dL/dz for i, f, g, o;
+    # slot 4 holds o (1 - tanh(c)^2), then dh times that (the path h -> c).
+    Qbuf = np.empty((5, K, B, H), dtype=dtype)
+    dx_part = np.empty((4, K * B, D), dtype=dtype)
+    for a, b in chunks:
+        k = b - a
+        Q = Qbuf[:, :k]
         # --- local derivatives of steps a..b-1, vectorised ---
-        Gc = G4[a:b]
-        S4 = W5[a:b, :, 1:5]
-        np.multiply(Gc, Gc, out=S4)
-        np.subtract(Gc, S4, out=S4)  # s (1 - s); the g slot becomes 1 - g^2 below
-        Sg = S4[:, :, 2]
-        np.subtract(Sg, Gc[:, :, 2], out=Sg)
-        np.add(Sg, 1.0, out=Sg)
-        np.multiply(S4[:, :, 0], Gc[:, :, 2], out=S4[:, :, 0])  # di/dz * g
-        np.multiply(S4[:, :, 1], Cprev[a:b], out=S4[:, :, 1])  # df/dz * c_prev
-        np.multiply(S4[:, :, 2], Gc[:, :, 0], out=S4[:, :, 2])  # dg/dz * i
-        np.multiply(S4[:, :, 3], TC[a:b], out=S4[:, :, 3])  # do/dz * tanh(c)
-        R = W5[a:b, :, 0]
+        Gc = G[:, a:b]  # (4, k, B, H)
+        S = Q[:2]
+        np.multiply(Gc[:2], Gc[:2], out=S)
+        np.subtract(Gc[:2], S, out=S)  # s (1 - s) for i, f
+        Qo, o = Q[3], Gc[3]
+        np.multiply(o, o, out=Qo)
+        np.subtract(o, Qo, out=Qo)  # o (1 - o)
+        Qg, g = Q[2], Gc[2]
+        np.multiply(g, g, out=Qg)
+        np.subtract(one, Qg, out=Qg)  # 1 - g^2
+        np.multiply(Q[0], g, out=Q[0])
+        np.multiply(Q[1], Cprev[a:b], out=Q[1])
+        np.multiply(Qg, Gc[0], out=Qg)
+        np.multiply(Qo, TC[a:b], out=Qo)
+        R = Q[4]
         np.multiply(TC[a:b], TC[a:b], out=R)
-        np.subtract(1.0, R, out=R)
-        np.multiply(R, Gc[:, :, 3], out=R)  # o (1 - tanh(c)^2)
+        np.subtract(one, R, out=R)
+        np.multiply(R, o, out=R)  # o (1 - tanh(c)^2)
         if pad is None:
-            F = Gc[:, :, 1]
+            F = Gc[1]
         else:
-            W5[a:b] *= m[a:b, :, :, None]
-            F = np.where(pad[a:b], dtype.type(1), Gc[:, :, 1])  # carry dc at padded steps
+            np.multiply(Q, m[None, a:b], out=Q)
+            F = np.where(pad[a:b], one, Gc[1])  # dc passes unchanged through padded steps
         # --- the sequential part ---
-        steps = range(b - 1, a - 1, -1) if not reverse else range(a, b)
-        for t in steps:
+        for t in range(a, b) if reverse else range(b - 1, a - 1, -1):
             if dhs is not None:
                 np.add(dh, dhs[t], out=dh)
-            w = W5[t]
-            np.multiply(w[:, 0::4], dh[:, None, :], out=w[:, 0::4])
-            np.add(dc, w[:, 0], out=dc)
-            np.multiply(w[:, 1:4], dc[:, None, :], out=w[:, 1:4])
+            q = Q[:, t - a]
+            np.multiply(q[3:], dh, out=q[3:])  # dL/dz_o and the h -> c term
+            np.add(dc, q[4], out=dc)
+            np.multiply(q[:3], dc, out=q[:3])  # dL/dz_i, dL/dz_f, dL/dz_g
             np.multiply(dc, F[t - a], out=dc)
+            np.matmul(q[:4], W4, out=rec)
             if pad is None:
-                np.dot(dZ[t], W_hh, out=dh)
+                np.add.reduce(rec, axis=0, out=dh)
             else:
-                np.dot(dZ[t], W_hh, out=dh_alt)
+                np.add.reduce(rec, axis=0, out=dh_alt)
                 np.copyto(dh_alt, dh, where=pad[t])  # padded rows: dZ is 0, carry dh
                 dh, dh_alt = dh_alt, dh
-    dh0, dc0 = dh, dc
+        # --- this chunk's share of the weight gradients and dx (GEMMs over k*B rows) ---
+        dZ = Q[:4].reshape(4, k * B, H)
+        dZT = dZ.transpose(0, 2, 1)
+        np.matmul(dZT, Xa[a:b].reshape(k * B, D + 1), out=gi_part)
+        np.add(gi, gi_part, out=gi)
+        np.matmul(dZT, Hprev[a:b].reshape(k * B, H), out=gh_part)
+        np.add(gh, gh_part, out=gh)
+        dxp = dx_part[:, : k * B]
+        np.matmul(dZ, Wi4, out=dxp)
+        np.add.reduce(dxp, axis=0, out=dx[a:b].reshape(k * B, D))
 
-    TB = T * B
-    dZ2 = dZ.reshape(TB, H4)
-    grads = {}
-    grads["weight_ih"] = np.dot(dZ2.T, X.reshape(TB, D))
-    if cache["h0_zero"] and T > 1:
-        # the first processed step sees h0 = 0: leave it out of the GEMM
-        dZr = dZ[:-1] if reverse else dZ[1:]
-        grads["weight_hh"] = np.dot(dZr.reshape(-1, H4).T, Hs[1:T].reshape(-1, H))
-    else:
-        grads["weight_hh"] = np.dot(dZ2.T, Hs[prev].reshape(TB, H))
-    db = dZ2.sum(axis=0)
-    grads["bias_ih"] = db
-    grads["bias_hh"] = db.copy()
-    dX = np.dot(dZ2, W_ih).reshape(T, B, D)
-    return dX.transpose(1, 0, 2), (dh0, dc0), grads
+    grads = {
+        "weight_ih": np.ascontiguousarray(gi[:, :, :D]).reshape(H4, D),
+        "weight_hh": gh.reshape(H4, H),
+        "bias_ih": gi[:, :, D].reshape(H4),
+    }
+    grads["bias_hh"] = grads["bias_ih"].copy()
+    return dx.transpose(1, 0, 2), (dh, dc), grads

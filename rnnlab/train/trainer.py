@@ -144,7 +144,8 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     status, message = "completed", None
     step = 0
     try:
-        with _sigterm_as_interrupt(), progress:
+        # Overflow on the way to divergence is expected; the finite checks below catch it.
+        with _sigterm_as_interrupt(), progress, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in range(cfg.train.epochs):
                 t0 = time.perf_counter()
                 order = shuffle_rng.permutation(len(data.train))
