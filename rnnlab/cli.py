@@ -51,7 +51,9 @@ Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, --info, -cd DIR (ext
 
 {_group_listing()}
 
-Other keys: seed, name, train.epochs, train.batch_size, train.loss, train.clip_norm, train.clip_value, train.dtype, train.early_stopping_patience, train.progress, train.plots (see conf/config.yaml).
+Other keys: seed, name, train.epochs, train.batch_size, train.loss, train.clip_norm, \
+train.clip_value, train.dtype, train.early_stopping_patience, train.progress, train.plots \
+(see conf/config.yaml).
 
 Runs are written to outputs/train/<timestamp>[_<name>]/, multiruns to outputs/train/multirun/<timestamp>/<job>/.
 """

@@ -13,6 +13,7 @@ a fixed set of keys and are written out here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 CELLS = ("rnn", "lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mean", "mul")
 POOLINGS = ("last", "mean", "max")

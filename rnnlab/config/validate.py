@@ -98,7 +98,7 @@ def _python_type(value: Any) -> Any:
     return Any  # None (an optional value) or a nested mapping
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _defaults_by_name(group: str) -> dict[str, dict[str, Any]]:
     """`name` value -> that file's values, for the YAML files of a group.
 
@@ -113,7 +113,7 @@ def _defaults_by_name(group: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(group: str, name: str) -> type:
     """A dataclass whose fields and types come from the YAML values of option `name`."""
     fields = []

@@ -17,7 +17,7 @@ from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
 def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(length, dtype=np.float64)
     phases = rng.uniform(0, 2 * np.pi, size=len(periods))
-    clean = sum(a * np.sin(2 * np.pi * t / p + ph) for p, a, ph in zip(periods, amplitudes, phases))
+    clean = sum(a * np.sin(2 * np.pi * t / p + ph) for p, a, ph in zip(periods, amplitudes, phases, strict=True))
     return clean + noise * rng.standard_normal(length)
 
 

@@ -36,7 +36,7 @@ def test_bidirectional_gradients_including_initial_states(cell, mode):
     def loss():
         (y, (sf, sb)), _ = bidirectional.forward(mod, pf, pb, x, (s0f, s0b), mask, mode)
         states = list(sf) + list(sb)
-        return float(np.sum(y * wy) + sum(np.sum(s * w) for s, w in zip(states, ws)))
+        return float(np.sum(y * wy) + sum(np.sum(s * w) for s, w in zip(states, ws, strict=True)))
 
     (y, (sf, sb)), cache = bidirectional.forward(mod, pf, pb, x, (s0f, s0b), mask, mode)
     n = mod.NUM_STATES
