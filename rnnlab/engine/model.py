@@ -1,6 +1,7 @@
-"""A sequence model composed from the layer modules: dropout -> recurrent stack -> pooling -> head.
+"""A sequence model composed from the layer modules: [embedding] -> dropout -> recurrent stack -> pooling -> head.
 
-Shapes: x (B, T, D) float, mask (B, T) of 0/1 or None; output (B, output_size).
+Shapes: x (B, T, D) float, or token ids (B, T) int when the spec has an embedding
+(`vocab_size` set; D is then `embed_dim`); mask (B, T) of 0/1 or None; output (B, output_size).
 Layers: `num_layers` recurrent layers of one cell kind (rnn, lstm, gru), each uni- or
 bidirectional (directions merged by `merge_mode`), dropout between layers, then
 pooling of the top layer over time ("last": final states; "mean"/"max": over
@@ -8,7 +9,7 @@ unmasked steps), dropout, and a Dense head producing logits or regression output
 
 Parameters live in one flat dict with PyTorch's names, so a checkpoint maps 1:1 onto
 `torch.nn.LSTM/GRU/RNN` (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...) plus
-`head.weight`, `head.bias`. The model protocol is micrograd-sized: `init_params`,
+`head.weight`, `head.bias` (and `embedding.weight`). The model protocol is micrograd-sized: `init_params`,
 `forward -> (y, cache)`, `backward -> (grads, dx)` with grads keyed like params.
 Nothing is kept between calls: the cache carries everything backward needs.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.engine import bidirectional, dense, dropout
+from rnnlab.engine import bidirectional, dense, dropout, embedding
 
 CELLS = ("rnn", "lstm", "gru")
 POOLINGS = ("last", "mean", "max")
@@ -48,6 +49,10 @@ class ModelSpec:
     pooling: str = "last"
     input_dropout: float = 0.0
     output_dropout: float = 0.0  # on the pooled features, before the head
+    # Optional embedding front for token ids: input_size must then equal embed_dim.
+    vocab_size: int | None = None
+    padding_idx: int | None = 0
+    embed_trainable: bool = True  # False: frozen (e.g. pretrained vectors), no gradient
 
     @property
     def directions(self) -> int:
@@ -85,6 +90,9 @@ def _sub(params: dict, keys: dict[str, str]) -> dict:
 def init_params(spec: ModelSpec, rng: np.random.Generator, dtype=np.float32) -> dict:
     cell = cell_module(spec.cell)
     params: dict[str, np.ndarray] = {}
+    if spec.vocab_size is not None:
+        emb = embedding.init_params(rng, spec.vocab_size, spec.input_size, spec.padding_idx, dtype=dtype)
+        params["embedding.weight"] = emb["weight"]
     in_size = spec.input_size
     for layer in range(spec.num_layers):
         for rev in (False, True)[: spec.directions]:
@@ -159,7 +167,11 @@ def forward(
     """y (B, output_size), cache. Dropout is active only with train=True (needs rng)."""
     cell = cell_module(spec.cell)
     dtype = params["head.weight"].dtype
-    x = np.asarray(x, dtype=dtype)
+    emb_cache = None
+    if spec.vocab_size is not None:
+        x, emb_cache = embedding.forward({"weight": params["embedding.weight"]}, x, spec.padding_idx)
+    else:
+        x = np.asarray(x, dtype=dtype)
     opts = {"nonlinearity": spec.nonlinearity} if spec.cell == "rnn" else {}
     drop = train and rng is not None
     h, in_drop = dropout.forward(x, spec.input_dropout, rng, train=drop)
@@ -189,6 +201,7 @@ def forward(
     cache = {
         "layers": layers,
         "in_drop": in_drop,
+        "embedding": emb_cache,
         "out_drop": out_drop,
         "pool": pool_cache,
         "stateT": stateT,
@@ -200,7 +213,11 @@ def forward(
 
 
 def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict, np.ndarray]:
-    """Gradients for every parameter (same keys as params) and dx (B, T, D)."""
+    """Gradients for every parameter (same keys as params) and dx (B, T, D).
+
+    With an embedding, dx is the gradient at the embedded inputs; a frozen embedding
+    has no entry in grads (optimizers leave parameters without a gradient alone).
+    """
     cell = cell_module(spec.cell)
     grads: dict[str, np.ndarray] = {}
     head = {"weight": params["head.weight"], "bias": params["head.bias"]}
@@ -226,6 +243,10 @@ def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict
         if dcache is not None:
             dh = dropout.backward(dh, dcache)
     dx = dropout.backward(dh, cache["in_drop"])
+    if spec.vocab_size is not None and spec.embed_trainable:
+        grads["embedding.weight"] = embedding.backward(
+            {"weight": params["embedding.weight"]}, dx, cache["embedding"]
+        )["weight"]
     return grads, dx
 
 

@@ -125,3 +125,32 @@ def test_eval_mode_is_deterministic_and_ignores_dropout():
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
     assert a.dtype == np.float32
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_embedding_front_gradients_and_padding(trainable):
+    spec = M.ModelSpec(cell="gru", input_size=3, hidden_size=3, output_size=2, vocab_size=7, padding_idx=0,
+                       embed_trainable=trainable, bidirectional=True, pooling="mean")
+    rng = np.random.default_rng(5)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    assert params["embedding.weight"].shape == (7, 3)
+    np.testing.assert_array_equal(params["embedding.weight"][0], 0)
+    ids = np.array([[1, 2, 3, 4, 0, 0], [5, 6, 1, 2, 3, 4], [2, 2, 2, 0, 0, 0]])
+    mask = (ids != 0).astype(np.float64)
+    w = rng.standard_normal((3, 2))
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, ids, mask)
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, ids, mask)
+    grads, _ = M.backward(spec, params, w, cache)
+    trainable_params = {k: v for k, v in params.items() if trainable or k != "embedding.weight"}
+    assert set(grads) == set(trainable_params)
+    errs = max_rel_error(grads, numeric_grads(loss, trainable_params))
+    assert max(errs.values()) < TOL, errs
+    if trainable:
+        np.testing.assert_array_equal(grads["embedding.weight"][0], 0)  # the padding row learns nothing
+    # padding never changes a prediction: the first row without its padding
+    y_short, _ = M.forward(spec, params, ids[:1, :4])
+    np.testing.assert_allclose(y[:1], y_short, rtol=1e-12, atol=1e-12)
