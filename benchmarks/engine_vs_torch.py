@@ -41,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 REEXEC_MARK = "RNNLAB_BENCH_REEXECED"
+NOISY_CORES = 0.3  # other processes' CPU use while timing a case above which it is "noisy"
 
 # (kind, B, T, I, H); target is the minimum torch/rnnlab ratio that counts as a pass.
 SHAPES = [(64, 100, 32, 128), (32, 200, 64, 256), (128, 50, 16, 64)]
@@ -130,6 +131,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="before each case, wait up to SECONDS until other processes use < 0.3 cores "
         "(for shared machines); default 0 (don't wait)",
+    )
+    p.add_argument(
+        "--retry-noisy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-run a case up to N times while other processes used > 0.3 cores during its "
+        "timing, keeping the quietest attempt; default 0",
     )
     p.add_argument(
         "--bilstm-impl",
@@ -622,7 +631,7 @@ def print_table(rows, console, have_torch, have_rnnlab):
     console.print(t)
     console.print("± is half the interquartile range of the per-step times. Pass: ratio >= "
                   "target, i.e. rnnlab at least target times as fast as torch.")
-    noisy = [r for r in rows if (r.get("foreign") or 0) > 0.3]
+    noisy = [r for r in rows if (r.get("foreign") or 0) > NOISY_CORES]
     if noisy:
         console.print("[yellow]noisy: other processes used CPU while timing "
                       + ", ".join(f"{r['case'].id} ({r['foreign']:.2f} cores)" for r in noisy)
@@ -749,9 +758,18 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         console.print(f"  running {case.id} ...", end="")
         t0 = time.perf_counter()
-        if args.wait_quiet > 0:
-            wait_for_quiet(args.wait_quiet, 0.3, console)
-        row = run_case(case, args, eng, torch, np)
+        row = None
+        for attempt in range(1 + args.retry_noisy):
+            if attempt:
+                console.print(f" noisy ({row['foreign']:.2f} cores), retry {attempt} ...",
+                              end="", highlight=False)
+            if args.wait_quiet > 0:
+                wait_for_quiet(args.wait_quiet, NOISY_CORES, console)
+            new = run_case(case, args, eng, torch, np)
+            if row is None or (new.get("foreign") or 0) < (row.get("foreign") or 0):
+                row = new  # keep the quietest attempt
+            if (row.get("foreign") or 0) <= NOISY_CORES:
+                break
         msg = f" {time.perf_counter() - t0:.1f}s"
         if row.get("foreign") is not None:
             msg += f", other processes used {row['foreign']:.2f} cores while timing"

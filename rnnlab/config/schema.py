@@ -20,6 +20,7 @@ POOLINGS = ("last", "mean", "max")
 NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy")
+MONITORS = ("val_loss",)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -105,6 +106,7 @@ class TrainConf:
         if self.clip_value is not None:
             _positive("train.clip_value", self.clip_value)
         _choice("train.dtype", self.dtype, DTYPES)
+        _choice("train.monitor", self.monitor, MONITORS)
         if self.early_stopping_patience is not None:
             _at_least("train.early_stopping_patience", self.early_stopping_patience, 1)
 

@@ -215,24 +215,6 @@ def _scaled_weights(params, dtype):
     return W_in, W_rec
 
 
-def _scaled_weights(params, dtype):
-    """Pre-scaled weights (rows times -1 for the sigmoid gates, -2 for g), gate-split.
-
-    Returns W_in (4, D+1, H) (input weights with the summed biases as the last input row)
-    and W_rec (4, H, H) so that x_aug @ W_in[k] + h @ W_rec[k] = scale_k * z_k.
-    """
-    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
-    H4, D = W_ih.shape
-    H = H4 // 4
-    scale = np.array([-1.0, -1.0, -2.0, -1.0], dtype=dtype)[:, None, None]
-    W_in = np.empty((4, D + 1, H), dtype=dtype)
-    np.multiply(W_ih.reshape(4, H, D).transpose(0, 2, 1), scale, out=W_in[:, :D])
-    b = (params["bias_ih"] + params["bias_hh"]).reshape(4, 1, H)
-    np.multiply(b, scale, out=W_in[:, D:])
-    W_rec = np.ascontiguousarray((W_hh.reshape(4, H, H) * scale).transpose(0, 2, 1))
-    return W_in, W_rec
-
-
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT, cT)), cache`` (see module docstring)."""
     W_ih = params["weight_ih"]
@@ -251,14 +233,23 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     off_prev = 1 if reverse else 0
     off_out = 0 if reverse else 1
 
+    # One allocation for everything the cache keeps: a single large block is reused by
+    # malloc from call to call, several smaller ones tend to be page-faulted in every time.
+    nG, nS, nX = 4 * T * B * H, (T + 1) * B * H, T * B * (D + 1)
+    arena = np.empty(nG + 3 * nS + nX, dtype=dtype)
+    # gates (4, T, B, H), filled chunk by chunk with the input projection (one call, 4 GEMMs
+    # over the chunk's rows); the loop adds the recurrent term and applies the
+    # nonlinearities in place.
+    G = arena[:nG].reshape(4, T, B, H)
+    Hs = arena[nG : nG + nS].reshape(T + 1, B, H)
+    Cs = arena[nG + nS : nG + 2 * nS].reshape(T + 1, B, H)
+    TC = arena[nG + 2 * nS : nG + 3 * nS].reshape(T + 1, B, H)[:T]
     # time-major input with a column of ones (the biases ride along in the projection GEMM)
-    Xa = np.empty((T, B, D + 1), dtype=dtype)
+    Xa = arena[nG + 3 * nS :].reshape(T, B, D + 1)
     np.copyto(Xa[:, :, :D], x.transpose(1, 0, 2), casting="unsafe")
     Xa[:, :, D] = 1
     W_in, W_rec = _scaled_weights(params, dtype)
 
-    Hs = np.empty((T + 1, B, H), dtype=dtype)
-    Cs = np.empty((T + 1, B, H), dtype=dtype)
     if h0 is None:
         Hs[s0] = 0
     else:
@@ -268,13 +259,8 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     else:
         np.copyto(Cs[s0], c0, casting="unsafe")
 
-    # gates (4, T, B, H), filled chunk by chunk with the input projection (one call, 4 GEMMs
-    # over the chunk's rows); the loop adds the recurrent term and applies the
-    # nonlinearities in place.
-    G = np.empty((4, T, B, H), dtype=dtype)
     G2 = G.reshape(4, T * B, H)
     X2 = Xa.reshape(T * B, D + 1)
-    TC = np.empty((T, B, H), dtype=dtype)
     rec = np.empty((4, B, H), dtype=dtype)
     tmp = np.empty((B, H), dtype=dtype)
     one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
@@ -368,16 +354,18 @@ def backward(params, dhs, dstateT, cache):
     gh = np.zeros((4, H, H), dtype=dtype)
     gi_part = np.empty_like(gi)
     gh_part = np.empty_like(gh)
-    dx = np.empty((T, B, D), dtype=dtype)
 
     chunks = _chunks(T, B, _BWD_ROWS, not reverse)  # backward visits positions from the end
     K = max((b - a for a, b in chunks), default=0)
+    nQ, nP, nX = 5 * K * B * H, 4 * K * B * D, T * B * D
+    arena = np.empty(nQ + nP + nX, dtype=dtype)  # one allocation (see forward)
     # Scratch Q (5, K, B, H) for one chunk, gate-major so each slot is a GEMM operand.
     # Slots 0..3 first hold each gate's local derivative times its partner factor
     # (i'(z) g, f'(z) c_prev, g'(z) i, o'(z) tanh(c)) and become dL/dz for i, f, g, o;
     # slot 4 holds o (1 - tanh(c)^2), then dh times that (the path h -> c).
-    Qbuf = np.empty((5, K, B, H), dtype=dtype)
-    dx_part = np.empty((4, K * B, D), dtype=dtype)
+    Qbuf = arena[:nQ].reshape(5, K, B, H)
+    dx_part = arena[nQ : nQ + nP].reshape(4, K * B, D)
+    dx = arena[nQ + nP :].reshape(T, B, D)
     for a, b in chunks:
         k = b - a
         Q = Qbuf[:, :k]
