@@ -730,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
                 "" if args.unset_openblas_env else
                 " (slows a current NumPy's OpenBLAS; try --unset-openblas-env)")
         console.print(f"{k}: {state}", highlight=False)
+    if args.unset_openblas_env and reexec is None:
+        console.print("--unset-openblas-env: neither variable is set, nothing to unset",
+                      highlight=False)
     for line in blas_report(np):
         console.print(f"  {line}", highlight=False)
     if torch is None:

@@ -145,5 +145,43 @@ class SineConf:
             )
 
 
+TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
+NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
+
+
+@dataclass
+class CsvConf:
+    name: str = "csv"
+    # Path to the CSV; null means `default_file` inside $RNNLAB_DATA (default ../shared/data).
+    path: str | None = None
+    default_file: str | None = None
+    date_column: str | None = "Date"
+    target: str = "Close"
+    covariates: list[str] = field(default_factory=list)
+    transform: str = "none"
+    covariate_transform: str = "none"
+    nan_policy: str = "error"
+    n_in: int = 60
+    n_out: int = 1
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    seasonal_period: int = 5
+    scale: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.path and not self.default_file:
+            raise ValueError("data.path must name a CSV file (e.g. data.path=prices.csv)")
+        _choice("data.transform", self.transform, TRANSFORMS)
+        _choice("data.covariate_transform", self.covariate_transform, TRANSFORMS)
+        _choice("data.nan_policy", self.nan_policy, NAN_POLICIES)
+        _at_least("data.n_in", self.n_in, 1)
+        _at_least("data.n_out", self.n_out, 1)
+        _at_least("data.seasonal_period", self.seasonal_period, 0)
+        _fraction("data.val_frac", self.val_frac)
+        _fraction("data.test_frac", self.test_frac)
+        if self.val_frac + self.test_frac >= 0.9:
+            raise ValueError("data.val_frac + data.test_frac must leave at least 10 % for training")
+
+
 # Data schemas by data.name; later data sets register here.
-DATA_SCHEMAS: dict[str, type] = {"sine": SineConf}
+DATA_SCHEMAS: dict[str, type] = {"sine": SineConf, "csv": CsvConf}

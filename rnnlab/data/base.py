@@ -6,6 +6,7 @@ mask (N, T) of 0/1 or None when every sequence is full length.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,19 @@ class TaskData:
     output_size: int
     default_loss: str
     scaler: StandardScaler = field(default_factory=StandardScaler)
-    # Baseline predictions (scaled units) for val and test: name -> {"val": arr, "test": arr}
+    # Baseline forecasts in original units: name -> {"val": (N, n_out), "test": (N, n_out)}
     baselines: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # Preprocessing state saved in checkpoint/model.json
     meta: dict[str, Any] = field(default_factory=dict)
+    # Model outputs (scaled) of a split -> original units; the default undoes the scaler.
+    inverse: Callable[[np.ndarray, str], np.ndarray] | None = None
+    # Optional forecast past the end of the data: {"x": (1, n_in, D), "dates", "history"};
+    # to_original(y, "future") maps its output to original units.
+    future: dict[str, Any] | None = None
+
+    def to_original(self, y: np.ndarray, split: str) -> np.ndarray:
+        y = np.asarray(y, dtype=np.float64)
+        return self.inverse(y, split) if self.inverse is not None else self.scaler.inverse(y)
+
+    def targets_original(self, split: str) -> np.ndarray:
+        return self.to_original(getattr(self, split).y, split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-LOADERS = {"sine": "rnnlab.data.sine"}
+LOADERS = {"sine": "rnnlab.data.sine", "csv": "rnnlab.data.timeseries"}
 
 
 def load(cfg, rng, dtype):

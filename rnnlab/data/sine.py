@@ -55,7 +55,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]))
 
     # Naive forecast: the last observed value, repeated over the horizon.
-    naive = np.repeat(xs[:, -1, :], cfg.n_out, axis=1)
+    naive = scaler.inverse(np.repeat(xs[:, -1, :].astype(np.float64), cfg.n_out, axis=1))
     return TaskData(
         kind="regression",
         train=split(tr),

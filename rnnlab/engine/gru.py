@@ -21,6 +21,7 @@ Contract shared by the recurrent modules (rnn, gru, lstm)
 * mask: None or (B, T) of 0/1 (1 = real step). At a padded step the state is carried
   unchanged (h_t = h_{t-1}) and hs[:, t] = 0, so with post-padding hT is the state at the
   last real step and with pre-padding the state stays h0 until the real steps start.
+  Padded inputs must be finite (they are multiplied by zero, not skipped).
 * reverse=True runs t = T-1 ... 0 (the backward half of a bidirectional layer); hs stays
   aligned with the input positions and hT is the state after reading position 0.
 * hs (B, T, H) is a read-only, non-contiguous view (time-major storage, transposed); it
@@ -31,15 +32,27 @@ Contract shared by the recurrent modules (rnn, gru, lstm)
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT,)`` with dhT an
   array or None. Gradients in dhs at padded positions are ignored (hs is constant 0 there).
 * dx (B, T, D) (a transposed view of a time-major array), dh0 (B, H), grads: dict with the
-  same keys as params. Inputs and upstream gradients are never modified.
+  same keys as params. Inputs, upstream gradients and the cache are never modified.
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
-Gate activations for monitoring, all (B, T, H) read-only views indexed by input position
+Gate activations for monitoring, each a read-only (B, T, H) view indexed by input position
 (values at padded steps are computed but unused): ``"r"`` reset gate, ``"z"`` update gate,
-``"n"`` candidate state; ``"hs"`` the output. Internals: ``"gates"`` (T, B, 3H) time-major
-[r | z | n], ``"ghn"`` (T, B, H) = W_hn h_{t-1} + b_hn, ``"hmn"`` (T, B, H) = h_{t-1} - n_t,
-``"states"`` (T+1, B, H), ``"x"`` (T, B, D), ``"mask"``, ``"reverse"``, ``"h0_zero"``.
+``"n"`` candidate state; and ``"hs"`` the output. Internals: ``"gates"`` (T, 3, B, H)
+time-major [r, z, n], ``"ghn"`` (T, B, H) = W_hn h_{t-1} + b_hn, ``"states"`` (T+1, B, H)
+(see ``rnn._slots``), ``"x"`` (T, B, D+1) the input with a column of ones (bias_ih rides
+in the GEMMs), ``"mask"``, ``"pad"``, ``"reverse"``, ``"h0_zero"``.
+
+Implementation notes (speed)
+----------------------------
+Every per-step operand is a contiguous (B, H) block: gates live gate-major per step and
+the recurrent product is one batched ``matmul`` (B, H) @ (3, H, H). The r and z weight
+rows are negated once per call so that sigmoid(a) = 1 / (1 + exp(-a)) is exp, +1,
+reciprocal on the pre-activation as computed. The input projection of all steps is one
+``matmul`` written straight into the gate buffer. BPTT runs over chunks of steps: the
+gate-derivative factors of a chunk are computed with a few vectorised calls, the weight
+gradients and dx of a chunk are GEMMs over its (steps x batch) rows, and every chunk
+reuses the same small buffers (fresh memory is expensive: page faults).
 """
 
 from __future__ import annotations
@@ -48,14 +61,15 @@ import numpy as np
 
 from rnnlab.engine.rnn import (
     PARAM_NAMES,
+    _bptt_chunks,
+    _chunk_steps,
     _initial_state,
     _prepare_mask,
     _readonly,
     _slots,
-    _time_major_input,
     _upstream,
 )
-from rnnlab.engine.rnn import init_params as _rnn_init
+from rnnlab.engine.rnn import init_params as _init_params
 
 __all__ = ["NUM_STATES", "PARAM_NAMES", "init_params", "forward", "backward"]
 
@@ -66,7 +80,21 @@ def init_params(
     rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32
 ) -> dict[str, np.ndarray]:
     """PyTorch init: every tensor uniform(-1/sqrt(H), 1/sqrt(H)); rows stacked r, z, n."""
-    return _rnn_init(rng, input_size, hidden_size, dtype, gates=3)
+    return _init_params(rng, input_size, hidden_size, dtype, gates=3)
+
+
+def _augmented_input(x, D: int, dtype) -> np.ndarray:
+    """Time-major (T, B, D+1) copy of x (B, T, D) with a last column of ones."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[2] != D:
+        raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
+    B, T, _ = x.shape
+    if T == 0:
+        raise ValueError("x must have at least one time step")
+    Xa = np.empty((T, B, D + 1), dtype=dtype)
+    np.copyto(Xa[:, :, :D], x.transpose(1, 0, 2), casting="unsafe")
+    Xa[:, :, D] = 1
+    return Xa
 
 
 def forward(params, x, state0=None, mask=None, reverse=False):
@@ -76,85 +104,76 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     dtype = W_ih.dtype
     H = W_hh.shape[1]
     D = W_ih.shape[1]
-    H2, H3 = 2 * H, 3 * H
-    X = _time_major_input(x, D, dtype)
-    T, B, _ = X.shape
+    Xa = _augmented_input(x, D, dtype)
+    T, B, _ = Xa.shape
     h0 = _initial_state(state0, B, H, dtype)
     m, pad = _prepare_mask(mask, B, T, dtype)
-    out, prev, h0_slot, order = _slots(T, reverse)
+    out, _, h0_slot, order = _slots(T, reverse)
 
-    # r and z rows negated once, so exp() of the pre-activation gives exp(-a) directly and
-    # sigmoid(a) = 1 / (1 + exp(-a)) costs three cheap calls.
-    sign = np.ones(H3, dtype=dtype)
-    sign[:H2] = -1
-    W_ihT = np.empty((D, H3), dtype=dtype)
-    np.multiply(W_ih.T, sign, out=W_ihT)
-    W_hhT = np.empty((H, H3), dtype=dtype)
-    np.multiply(W_hh.T, sign, out=W_hhT)
-    bias = b_ih.copy()
-    bias[:H2] += b_hh[:H2]
-    bias *= sign
-    b_hn = b_hh[H2:]
+    # Weights per call: r, z rows negated; input weights with the folded biases as a last
+    # row [-(b_ir + b_hr), -(b_iz + b_hz), b_in]; b_hn stays apart (inside r * (...)).
+    sign = np.array([-1, -1, 1], dtype=dtype)[:, None, None]
+    WihT = np.empty((3, D + 1, H), dtype=dtype)
+    np.multiply(W_ih.reshape(3, H, D).transpose(0, 2, 1), sign, out=WihT[:, :D])
+    bias = b_ih.reshape(3, H).copy()
+    bias[:2] += b_hh[: 2 * H].reshape(2, H)
+    np.multiply(bias, sign[:, :, 0], out=WihT[:, D])
+    WhhT = np.empty((3, H, H), dtype=dtype)
+    np.multiply(W_hh.reshape(3, H, H).transpose(0, 2, 1), sign, out=WhhT)
+    b_hn = np.empty((B, H), dtype=dtype)  # tiled: a broadcast add is ~2x slower
+    b_hn[...] = b_hh[2 * H :]
 
-    XP = np.dot(X.reshape(T * B, D), W_ihT).reshape(T, B, H3)
-    XP += bias
-
+    gates = np.empty((T, 3, B, H), dtype=dtype)  # input projections, then r, z, n
+    np.matmul(Xa[:, None], WihT, out=gates)
     S = np.empty((T + 1, B, H), dtype=dtype)
     if h0 is None:
         S[h0_slot] = 0
     else:
         np.copyto(S[h0_slot], h0, casting="unsafe")
-    gates = np.empty((T, B, H3), dtype=dtype)
     ghn = np.empty((T, B, H), dtype=dtype)
-    hmn = np.empty((T, B, H), dtype=dtype)
-    GH = np.empty((B, H3), dtype=dtype)
-    GHrz, GHn = GH[:, :H2], GH[:, H2:]
+    gh = np.empty((3, B, H), dtype=dtype)
+    gh_rz, gh_n = gh[:2], gh[2]
+    tmp = np.empty((B, H), dtype=dtype)
     off_prev = 1 if reverse else 0  # step t reads S[t + off_prev], writes S[t + off_out]
     off_out = 0 if reverse else 1
-    skip = h0 is None
-    with np.errstate(over="ignore"):  # exp(-a) -> inf gives sigmoid 0, as it should
+    skip = h0 is None  # first step from a zero state: no recurrent GEMM
+    with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
         for t in order:
             g = gates[t]
-            rz, r, z, n = g[:, :H2], g[:, :H], g[:, H:H2], g[:, H2:]
-            xp = XP[t]
+            rz, r, z, n = g[:2], g[0], g[1], g[2]
             hp = S[t + off_prev]
             ho = S[t + off_out]
             gn = ghn[t]
             if skip:
                 skip = False
-                np.exp(xp[:, :H2], out=rz)
-                gn[...] = b_hn
+                np.copyto(gn, b_hn)
             else:
-                np.dot(hp, W_hhT, out=GH)
-                np.add(GHrz, xp[:, :H2], out=rz)
-                np.exp(rz, out=rz)
-                np.add(GHn, b_hn, out=gn)
+                np.matmul(hp, WhhT, out=gh)
+                rz += gh_rz
+                np.add(gh_n, b_hn, out=gn)
+            np.exp(rz, out=rz)
             rz += 1
             np.reciprocal(rz, out=rz)
-            np.multiply(gn, r, out=n)
-            n += xp[:, H2:]
+            np.multiply(gn, r, out=tmp)
+            n += tmp
             np.tanh(n, out=n)
-            d = hmn[t]
-            np.subtract(hp, n, out=d)
-            np.multiply(d, z, out=ho)
-            ho += n
+            np.subtract(hp, n, out=tmp)  # h' = n + z * (h - n)
+            tmp *= z
+            np.add(tmp, n, out=ho)
             if pad is not None:
                 np.copyto(ho, hp, where=pad[t])
 
-    hT = S[order[-1] + off_out].copy() if T else S[h0_slot].copy()
-    hs_tm = S[out] if m is None else S[out] * m
-    hs = _readonly(hs_tm.transpose(1, 0, 2))
-    gv = gates.transpose(1, 0, 2)
+    hT = S[order[-1] + off_out].copy()
+    hs = _readonly((S[out] if m is None else S[out] * m).transpose(1, 0, 2))
     cache = {
-        "x": X,
+        "x": Xa,
         "states": S,
         "hs": hs,
         "gates": gates,
-        "r": _readonly(gv[:, :, :H]),
-        "z": _readonly(gv[:, :, H:H2]),
-        "n": _readonly(gv[:, :, H2:]),
         "ghn": ghn,
-        "hmn": hmn,
+        "r": _readonly(gates[:, 0].transpose(1, 0, 2)),
+        "z": _readonly(gates[:, 1].transpose(1, 0, 2)),
+        "n": _readonly(gates[:, 2].transpose(1, 0, 2)),
         "mask": m,
         "pad": pad,
         "reverse": bool(reverse),
@@ -169,91 +188,106 @@ def backward(params, dhs, dstateT, cache):
     dtype = W_ih.dtype
     H = W_hh.shape[1]
     D = W_ih.shape[1]
-    H2, H3, H4 = 2 * H, 3 * H, 4 * H
-    X, S = cache["x"], cache["states"]
-    T, B, _ = X.shape
+    Xa, S, gates, ghn = cache["x"], cache["states"], cache["gates"], cache["ghn"]
+    T, B, _ = Xa.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT = _upstream(dhs, dstateT, B, T, H, dtype)
-    out, prev, h0_slot, order = _slots(T, reverse)
-    gates, ghn, hmn = cache["gates"], cache["ghn"], cache["hmn"]
-    r, z, n = gates[..., :H], gates[..., H:H2], gates[..., H2:]
+    off_prev = 1 if reverse else 0
 
-    # Per-step factors, all at once. With G = dL/dh_t (total):
-    #   da_z = G * (h_prev - n) z (1 - z)          da_n = G * (1 - z)(1 - n^2)
-    #   dghn = da_n * r                            da_r = da_n * ghn r (1 - r)
-    #   dh_prev = G * z + [da_r, da_z, dghn] @ W_hh
-    # F (T, B, 4, H) = [r, Fr, Fz, Fn] so that two broadcast multiplies per step give
-    # DG (T, B, 4, H) = [dghn, da_r, da_z, da_n]: the input side is DG[..., 1:4] (order
-    # r, z, n) and the hidden side DG[..., 0:3] (order n, r, z).
-    F = np.empty((T, B, 4, H), dtype=dtype)
-    Fr, Fz, Fn = F[:, :, 1], F[:, :, 2], F[:, :, 3]
-    F[:, :, 0] = r
-    omz = np.subtract(1, z)
-    np.subtract(1, r, out=Fr)
-    Fr *= r
-    Fr *= ghn
-    np.multiply(z, omz, out=Fz)
-    Fz *= hmn
-    np.multiply(n, n, out=Fn)
-    np.subtract(1, Fn, out=Fn)
-    Fn *= omz
-    if m is None:
-        Zc = z  # dh_prev/dh_t through the direct path
-    else:
-        F[:, :, 2:] *= m[:, :, :, None]
-        Zc = np.where(pad, 1, z).astype(dtype, copy=False)  # padded steps carry h
-        if dhs is not None:
-            dhs = dhs * m  # gradients at padded positions are ignored
+    # With G = dL/dh_t (total) and c = dL/dh_{t-1} (the carry to the earlier step):
+    #   da_z = G * z(1-z)(h_prev - n)        da_n = G * (1-z)(1-n^2)
+    #   dghn = da_n * r                      da_r = da_n * r(1-r) ghn
+    #   c    = G * z + [dghn, da_r, da_z] @ [W_hn; W_hr; W_hz]
+    # Chunk buffers, gate-major so that each gate's (steps*B, H) block is contiguous:
+    #   F1 = [r, r(1-r) ghn], F2 = [z(1-z)(h-n), (1-z)(1-n^2)], DG = [dghn, da_r, da_z, da_n]
+    # (DG[0:3] is the hidden side, DG[1:4] the input side in PyTorch's r, z, n order).
+    K = _chunk_steps(T, B, H)
+    F1 = np.empty((2, K, B, H), dtype=dtype)
+    F2 = np.empty((2, K, B, H), dtype=dtype)
+    omz = np.empty((K, B, H), dtype=dtype)
+    DG = np.empty((4, K, B, H), dtype=dtype)
+    zc_buf = np.empty((K, B, H), dtype=dtype) if m is not None else None
+    dh_buf = np.empty((K, B, H), dtype=dtype) if dhs is not None else None
+    W_hid = W_hh.reshape(3, H, H)[[2, 0, 1]]  # rows n, r, z to match DG[0:3]
+    W_in = W_ih.reshape(3, H, D)
+    gh = np.empty((3, B, H), dtype=dtype)
+    G = np.empty((B, H), dtype=dtype)
+    c = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
+    acc_ih = np.zeros((3, H, D + 1), dtype=dtype)  # last column: bias_ih
+    acc_hh = np.zeros((3, H, H), dtype=dtype)  # rows n, r, z
+    acc_bhn = np.zeros(H, dtype=dtype)
+    tmp_ih = np.empty_like(acc_ih)
+    tmp_hh = np.empty_like(acc_hh)
+    tmp_bhn = np.empty_like(acc_bhn)
+    tmp_x = np.empty((3, K * B, D), dtype=dtype)
+    ones = np.ones(K * B, dtype=dtype)
+    dX = np.empty((T, B, D), dtype=dtype)
 
-    W_perm = np.concatenate([W_hh[H2:], W_hh[:H2]])  # rows n, r, z to match DG[..., 0:3]
-    DG = np.empty((T, B, 4, H), dtype=dtype)
-    DG2 = DG.reshape(T, B, H4)
-    g = np.empty((B, H), dtype=dtype)
-    tmp = np.empty((B, H), dtype=dtype)
-    gb = g[:, None, :]
-    border = order[::-1]
-    for i, t in enumerate(border):
-        if i == 0:
-            if dhT is not None:
-                g[...] = dhT
-                if dhs is not None:
-                    g += dhs[t]
-            elif dhs is not None:
-                g[...] = dhs[t]
-            else:
-                g[...] = 0
+    for t0, t1, steps in _bptt_chunks(T, K, reverse):
+        kk = t1 - t0
+        nn = kk * B
+        r, z, n = gates[t0:t1, 0], gates[t0:t1, 1], gates[t0:t1, 2]
+        h_prev = S[t0 + off_prev : t1 + off_prev]
+        f_r, f_rr, f_z, f_n, oz = F1[0, :kk], F1[1, :kk], F2[0, :kk], F2[1, :kk], omz[:kk]
+        np.copyto(f_r, r)
+        np.subtract(1, r, out=f_rr)
+        f_rr *= r
+        f_rr *= ghn[t0:t1]
+        np.subtract(1, z, out=oz)
+        np.subtract(h_prev, n, out=f_z)
+        f_z *= z
+        f_z *= oz
+        np.multiply(n, n, out=f_n)
+        np.subtract(1, f_n, out=f_n)
+        f_n *= oz
+        if m is not None:
+            F2[:, :kk] *= m[t0:t1]  # padded steps: no gradient into the gates ...
+            zc = zc_buf[:kk]
+            np.copyto(zc, z)
+            np.copyto(zc, 1, where=pad[t0:t1])  # ... and the state passes straight through
+            if dh_buf is not None:
+                np.multiply(dhs[t0:t1], m[t0:t1], out=dh_buf[:kk])
         else:
-            tn = border[i - 1]
-            np.multiply(g, Zc[tn], out=tmp)  # direct path, before g is overwritten
-            np.dot(DG2[tn, :, :H3], W_perm, out=g)
-            g += tmp
-            if dhs is not None:
-                g += dhs[t]
-        dg = DG[t]
-        np.multiply(gb, F[t, :, 2:], out=dg[:, 2:])
-        np.multiply(dg[:, 3:], F[t, :, :2], out=dg[:, :2])
+            zc = z
+            if dh_buf is not None:
+                np.copyto(dh_buf[:kk], dhs[t0:t1])
+        for t in steps:
+            k = t - t0
+            if dh_buf is not None:
+                np.add(c, dh_buf[k], out=G)
+                g = G
+            else:
+                g = c
+            np.multiply(g, F2[:, k], out=DG[2:, k])  # da_z, da_n
+            np.multiply(DG[3, k], F1[:, k], out=DG[:2, k])  # dghn, da_r
+            np.multiply(g, zc[k], out=c)
+            np.matmul(DG[:3, k], W_hid, out=gh)
+            c += gh[0]
+            c += gh[1]
+            c += gh[2]
+        # this chunk's share of the weight gradients and its dx rows
+        dg_in = DG[1:, :kk].reshape(3, nn, H)
+        dg_hid = DG[:3, :kk].reshape(3, nn, H)
+        np.matmul(dg_in.transpose(0, 2, 1), Xa[t0:t1].reshape(nn, D + 1), out=tmp_ih)
+        acc_ih += tmp_ih
+        np.matmul(dg_hid.transpose(0, 2, 1), h_prev.reshape(nn, H), out=tmp_hh)
+        acc_hh += tmp_hh
+        np.matmul(ones[:nn], DG[0, :kk].reshape(nn, H), out=tmp_bhn)
+        acc_bhn += tmp_bhn
+        tx = tmp_x[:, :nn]
+        np.matmul(dg_in, W_in, out=tx)
+        dx_rows = dX[t0:t1].reshape(nn, D)
+        np.add(tx[0], tx[1], out=dx_rows)
+        dx_rows += tx[2]
 
-    # dh0
-    if T:
-        tn = border[-1]
-        dh0 = np.dot(DG2[tn, :, :H3], W_perm)
-        np.multiply(g, Zc[tn], out=tmp)
-        dh0 += tmp
-    else:
-        dh0 = np.zeros((B, H), dtype) if dhT is None else dhT.copy()
-
-    TB = T * B
-    DGf = DG2.reshape(TB, H4)
-    grads = {}
-    grads["weight_ih"] = np.dot(DGf[:, H:].T, X.reshape(TB, D))
-    if cache["h0_zero"]:
-        DGr = (DG2[:-1] if reverse else DG2[1:]).reshape(-1, H4)
-        Wp = np.dot(DGr[:, :H3].T, S[1:T].reshape(-1, H))
-    else:
-        Wp = np.dot(DGf[:, :H3].T, S[prev].reshape(TB, H))
-    grads["weight_hh"] = np.concatenate([Wp[H:], Wp[:H]])
-    sums = DGf.sum(axis=0)
-    grads["bias_ih"] = sums[H:].copy()
-    grads["bias_hh"] = np.concatenate([sums[H:H3], sums[:H]])
-    dX = np.dot(DGf[:, H:], W_ih).reshape(T, B, D)
-    return dX.transpose(1, 0, 2), (dh0,), grads
+    bias_ih = acc_ih[:, :, D].reshape(3 * H)
+    bias_hh = np.empty(3 * H, dtype=dtype)
+    bias_hh[: 2 * H] = bias_ih[: 2 * H]  # b_hr, b_hz enter exactly like b_ir, b_iz
+    bias_hh[2 * H :] = acc_bhn
+    grads = {
+        "weight_ih": acc_ih[:, :, :D].reshape(3 * H, D),
+        "weight_hh": acc_hh[[1, 2, 0]].reshape(3 * H, H),
+        "bias_ih": bias_ih,
+        "bias_hh": bias_hh,
+    }
+    return dX.transpose(1, 0, 2), (c,), grads

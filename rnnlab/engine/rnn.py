@@ -28,14 +28,25 @@ Contract shared by the recurrent modules (rnn, gru, lstm)
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT,)`` with dhT an
   array or None. Gradients in dhs at padded positions are ignored (hs is constant 0 there).
 * dx (B, T, D) (a transposed view of a time-major array), dh0 (B, H), grads: dict with the
-  same keys as params. Inputs and upstream gradients are never modified.
+  same keys as params. Inputs, upstream gradients and the cache are never modified.
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
 ``"hs"`` the output view (B, T, H), ``"states"`` (T+1, B, H) time-major carried states in
-processing-independent time order (see ``_slots``), ``"x"`` the time-major input (T, B, D),
-plus ``"mask"``, ``"reverse"``, ``"nonlinearity"``, ``"h0_zero"``. Saturation: for tanh,
-|h| close to 1 in ``"hs"``; for relu, dead units are h == 0.
+input-time order (see ``_slots``), ``"x"`` the time-major input (T, B, D), plus ``"mask"``,
+``"pad"``, ``"reverse"``, ``"nonlinearity"``, ``"h0_zero"``. Saturation is measured on
+``"hs"``: for tanh, |h| close to 1; for relu, dead units are h == 0 (pre-activations are
+not kept: the loop applies f in place).
+
+Implementation notes (speed)
+----------------------------
+Time-major storage makes every step's slice contiguous. The input projection of all steps
+(biases folded in) is one GEMM written straight into the state buffer; each step adds
+h_{t-1} W_hh^T (one GEMM into a preallocated buffer) and applies f in place. BPTT runs over
+chunks of steps that reuse the same small buffers: f' for the chunk in two calls, three
+calls per step, then the chunk's weight gradients and dx rows as GEMMs over its
+(steps x batch) rows. Fresh memory is expensive (page faults), so nothing big is
+allocated in backward.
 """
 
 from __future__ import annotations
@@ -72,6 +83,8 @@ def _time_major_input(x, D: int, dtype) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != D:
         raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
+    if x.shape[1] == 0:
+        raise ValueError("x must have at least one time step")
     xt = x.transpose(1, 0, 2)
     if xt.dtype == dtype and xt.flags.c_contiguous:
         return xt  # e.g. the hs view of a previous layer: no copy needed
@@ -142,6 +155,21 @@ def _upstream(dhs, dstateT, B: int, T: int, H: int, dtype):
     return dhs, dhT
 
 
+CHUNK_ELEMS = 1 << 17  # backward works on chunks of about this many (step, batch, unit) entries
+
+
+def _chunk_steps(T: int, B: int, H: int) -> int:
+    """Steps per backward chunk: big enough for efficient GEMMs, small enough to stay in cache."""
+    return max(1, min(T, CHUNK_ELEMS // (B * H)))
+
+
+def _bptt_chunks(T: int, K: int, reverse: bool):
+    """(t0, t1, steps) blocks of at most K steps, in the order BPTT visits them."""
+    if reverse:  # forward pass went T-1 ... 0, so BPTT goes 0 ... T-1
+        return [(t0, min(T, t0 + K), range(t0, min(T, t0 + K))) for t0 in range(0, T, K)]
+    return [(max(0, t1 - K), t1, range(t1 - 1, max(0, t1 - K) - 1, -1)) for t1 in range(T, 0, -K)]
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
@@ -195,7 +223,7 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
         if pad is not None:
             np.copyto(a, S[t + off_prev], where=pad[t])
 
-    hT = S[order[-1] + off_out].copy() if T else S[h0_slot].copy()
+    hT = S[order[-1] + off_out].copy()
     if m is None:
         hs_tm = S[out]
     else:
@@ -223,66 +251,54 @@ def backward(params, dhs, dstateT, cache):
     T, B, _ = X.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT = _upstream(dhs, dstateT, B, T, H, dtype)
-    out, prev, h0_slot, order = _slots(T, reverse)
+    off_prev = 1 if reverse else 0
+    off_out = 0 if reverse else 1
+    tanh = cache["nonlinearity"] == "tanh"
 
-    # local derivative f'(a_t) for every step (zero at padded steps)
-    Hout = S[out]
-    if cache["nonlinearity"] == "tanh":
-        Dv = np.multiply(Hout, Hout)
-        np.subtract(1, Dv, out=Dv)
-    else:
-        Dv = (Hout > 0).astype(dtype)
-    if m is not None:
-        Dv *= m
-        if dhs is not None:
-            dhs = dhs * m  # gradients at padded positions are ignored
-
-    dA = np.empty((T, B, H), dtype=dtype)
+    K = _chunk_steps(T, B, H)
+    Dv = np.empty((K, B, H), dtype=dtype)  # f'(a_t), zero at padded steps
+    dA = np.empty((K, B, H), dtype=dtype)
+    P = np.empty((K, B, H), dtype=dtype) if dhs is not None else None
+    c = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
     g = np.empty((B, H), dtype=dtype)
-    g_prev = np.empty((B, H), dtype=dtype) if m is not None else None
-    border = order[::-1]
-    for i, t in enumerate(border):
-        if i == 0:
-            if dhT is not None:
-                g[...] = dhT
-                if dhs is not None:
-                    g += dhs[t]
-            elif dhs is not None:
-                g[...] = dhs[t]
-            else:
-                g[...] = 0
+    ones = np.ones(K * B, dtype=dtype)
+    acc = [np.zeros((H, D), dtype=dtype), np.zeros((H, H), dtype=dtype), np.zeros(H, dtype=dtype)]
+    tmp = [np.empty((H, D), dtype=dtype), np.empty((H, H), dtype=dtype), np.empty(H, dtype=dtype)]
+    dX = np.empty((T, B, D), dtype=dtype)
+
+    # dA_t = (c_t + dhs_t) * f'(a_t), with the carry c_t = dL/dh_t from the later steps:
+    # c_{t-1} = dA_t W_hh, plus c_t itself where step t is padded.
+    for t0, t1, steps in _bptt_chunks(T, K, reverse):
+        kk = t1 - t0
+        nn = kk * B
+        Hout = S[t0 + off_out : t1 + off_out]
+        dv = Dv[:kk]
+        if tanh:
+            np.multiply(Hout, Hout, out=dv)
+            np.subtract(1, dv, out=dv)
         else:
-            tn = border[i - 1]
-            if g_prev is not None:
-                g, g_prev = g_prev, g
-            np.dot(dA[tn], W_hh, out=g)
-            if g_prev is not None:
-                np.add(g, g_prev, out=g, where=pad[tn])
-            if dhs is not None:
-                g += dhs[t]
-        np.multiply(g, Dv[t], out=dA[t])
+            np.sign(Hout, out=dv)  # relu outputs are >= 0: sign is the 0/1 derivative
+        if m is not None:
+            dv *= m[t0:t1]  # also drops the gradients sent to padded positions
+        if P is not None:
+            np.multiply(dv, dhs[t0:t1], out=P[:kk])
+        for t in steps:
+            k = t - t0
+            a = dA[k]
+            np.multiply(c, dv[k], out=a)
+            if P is not None:
+                a += P[k]
+            np.dot(a, W_hh, out=g)
+            if pad is not None:
+                np.add(g, c, out=g, where=pad[t])
+            c, g = g, c
+        dAc = dA[:kk].reshape(nn, H)
+        np.dot(dAc.T, X[t0:t1].reshape(nn, D), out=tmp[0])
+        np.dot(dAc.T, S[t0 + off_prev : t1 + off_prev].reshape(nn, H), out=tmp[1])
+        np.dot(ones[:nn], dAc, out=tmp[2])
+        for a_, t_ in zip(acc, tmp, strict=True):
+            a_ += t_
+        np.dot(dAc, W_ih, out=dX[t0:t1].reshape(nn, D))
 
-    # dh0
-    if T:
-        tn = border[-1]
-        dh0 = np.dot(dA[tn], W_hh)
-        if pad is not None:
-            np.add(dh0, g, out=dh0, where=pad[tn])
-    else:
-        dh0 = np.zeros((B, H), dtype) if dhT is None else dhT.copy()
-
-    TB = T * B
-    dA2 = dA.reshape(TB, H)
-    grads = {}
-    grads["weight_ih"] = np.dot(dA2.T, X.reshape(TB, D))
-    if cache["h0_zero"]:
-        # the first processed step sees h0 = 0: leave it out of the GEMM
-        dAr = dA[:-1] if reverse else dA[1:]
-        grads["weight_hh"] = np.dot(dAr.reshape(-1, H).T, S[1:T].reshape(-1, H))
-    else:
-        grads["weight_hh"] = np.dot(dA2.T, S[prev].reshape(TB, H))
-    db = dA2.sum(axis=0)
-    grads["bias_ih"] = db
-    grads["bias_hh"] = db.copy()
-    dX = np.dot(dA2, W_ih).reshape(T, B, D)
-    return dX.transpose(1, 0, 2), (dh0,), grads
+    grads = {"weight_ih": acc[0], "weight_hh": acc[1], "bias_ih": acc[2], "bias_hh": acc[2].copy()}
+    return dX.transpose(1, 0, 2), (c,), grads

@@ -66,7 +66,28 @@ def predictions_plot(pred, path: Path, max_points: int = 400) -> Path:
     return save_figure(fig, path)
 
 
-def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions) -> list[Path]:
+def forecast_plot(forecast, future: dict, path: Path, history_points: int = 250) -> Path:
+    """The last stretch of history and the forecast past the end of the data."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    hist = np.asarray(future["history"])[-history_points:]
+    dates = future.get("dates")
+    if dates is not None and "date" in forecast:
+        import pandas as pd
+
+        ax.plot(dates.iloc[-len(hist):], hist, lw=1.2, label="history")
+        ax.plot(pd.to_datetime(forecast["date"]), forecast["forecast"], lw=1.6, label="forecast")
+        fig.autofmt_xdate()
+    else:
+        n = len(hist)
+        ax.plot(np.arange(n), hist, lw=1.2, label="history")
+        ax.plot(np.arange(n, n + len(forecast)), forecast["forecast"], lw=1.6, label="forecast")
+    ax.set(title=f"Forecast of the next {len(forecast)} steps", ylabel="value")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None) -> list[Path]:
     out = Path(run_dir) / "plots"
     made = []
     if rows:
@@ -75,4 +96,9 @@ def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions) 
         made.append(lr_plot(lr_trace, steps_per_epoch, out / "lr.png"))
     if predictions is not None and len(predictions):
         made.append(predictions_plot(predictions, out / "predictions.png"))
+    forecast_csv = Path(run_dir) / "forecast.csv"
+    if future is not None and forecast_csv.exists():
+        import pandas as pd
+
+        made.append(forecast_plot(pd.read_csv(forecast_csv), future, out / "forecast.png"))
     return made

@@ -227,7 +227,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     if cfg.train.plots:
         from rnnlab.report import plots
 
-        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, _read_predictions(run_dir))
+        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, _read_predictions(run_dir), data.future)
     return summary
 
 
@@ -251,15 +251,14 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
     test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
     val_pred = M.predict(spec, params, data.val.x, data.val.mask, cfg.train.eval_batch_size)
     out: dict[str, Any] = {"test_loss": test_loss}
-    inv = data.scaler.inverse
-    y_true, y_pred = inv(data.test.y.astype(np.float64)), inv(pred.astype(np.float64))
-    val_true = inv(data.val.y.astype(np.float64))
-    out["val_metrics"] = regression_metrics(val_true, inv(val_pred.astype(np.float64)))
+    y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
+    val_true = data.targets_original("val")
+    out["val_metrics"] = regression_metrics(val_true, data.to_original(val_pred, "val"))
     out["test_metrics"] = regression_metrics(y_true, y_pred)
     out["baselines"] = {
         name: {
-            "val_metrics": regression_metrics(val_true, inv(b["val"].astype(np.float64))),
-            "test_metrics": regression_metrics(y_true, inv(b["test"].astype(np.float64))),
+            "val_metrics": regression_metrics(val_true, b["val"]),
+            "test_metrics": regression_metrics(y_true, b["test"]),
         }
         for name, b in data.baselines.items()
     }
@@ -273,9 +272,25 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
         }
     )
     for name, b in data.baselines.items():
-        frame[name] = inv(b["test"].astype(np.float64)).ravel()
+        frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
     write_csv(run_dir / "predictions.csv", frame)
+    if data.future is not None:
+        out["forecast"] = _forecast(spec, params, data, run_dir)
     return out
+
+
+def _forecast(spec, params, data: TaskData, run_dir: Path) -> list[float]:
+    """The next n_out values past the end of the data, written to forecast.csv."""
+    import pandas as pd
+
+    y = data.to_original(M.predict(spec, params, data.future["x"]), "future")[0]
+    dates = data.future.get("dates")
+    frame = pd.DataFrame({"horizon": np.arange(1, len(y) + 1), "forecast": y})
+    if dates is not None and len(dates):
+        # business days after the last date (daily market data); other data can ignore the column
+        frame.insert(1, "date", pd.bdate_range(dates.iloc[-1], periods=len(y) + 1)[1:].strftime("%Y-%m-%d"))
+    write_csv(run_dir / "forecast.csv", frame)
+    return [float(v) for v in y]
 
 
 def _blas_threads() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnlab.engine import gru
+from rnnlab.engine import gru, rnn
 from rnnlab.engine.gradcheck import max_rel_error, numeric_grads
 
 B, T, D, H = 3, 5, 4, 3
@@ -252,6 +252,33 @@ def test_no_hidden_state_between_calls():
     np.testing.assert_array_equal(ref[0], got[0])
     for k in ref[2]:
         np.testing.assert_array_equal(ref[2][k], got[2][k])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_gradcheck_several_backward_chunks(monkeypatch, reverse, masked):
+    """BPTT in chunks of 2 steps (T=5: chunks of 2, 2, 1) gives the same exact gradients."""
+    monkeypatch.setattr(rnn, "CHUNK_ELEMS", 2 * B * H)
+    assert rnn._chunk_steps(T, B, H) == 2
+    mask = MIXED_MASK if masked else None
+    run_gradcheck(mask, reverse, True, True, True)
+
+
+def test_cache_untouched_and_outputs_read_only():
+    p, x, h0 = make_case(10, with_h0=True)
+    W1, W2 = loss_weights()
+    (hs, (hT,)), cache = gru.forward(p, x, (h0,), MIXED_MASK, True)
+    snapshot = {k: v.copy() for k, v in cache.items() if isinstance(v, np.ndarray)}
+    first = gru.backward(p, W1, (W2,), cache)
+    second = gru.backward(p, W1, (W2,), cache)
+    for k, v in snapshot.items():
+        np.testing.assert_array_equal(cache[k], v, err_msg=k)
+    np.testing.assert_array_equal(first[0], second[0])
+    for k in first[2]:
+        np.testing.assert_array_equal(first[2][k], second[2][k])
+    with pytest.raises(ValueError):
+        hs[0, 0, 0] = 1.0  # hs aliases the cache: read-only
+    hT[0, 0] = 1.0  # hT is a fresh array
 
 
 def test_init_params():

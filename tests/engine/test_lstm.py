@@ -87,12 +87,24 @@ GRAD_CASES = {
     "dhT_none": {"use_dh": False},
     "dcT_none": {"use_dc": False},
     "dstate_none": {"use_dh": False, "use_dc": False, "mask": True},
+    # several (uneven) chunks of steps in the forward projection and the backward pass
+    "chunked": {"chunks": True},
+    "chunked_reverse_mask": {"chunks": True, "reverse": True, "mask": True},
+    "chunked_state0_none": {"chunks": True, "state0": "none", "use_dhs": False},
 }
 
 
+def _small_chunks(monkeypatch):
+    """Chunks of 2 steps (T = 5 gives 2 + 2 + 1) instead of one chunk for the whole sequence."""
+    monkeypatch.setattr(lstm, "_FWD_ROWS", 2 * B)
+    monkeypatch.setattr(lstm, "_BWD_ROWS", 2 * B)
+
+
 @pytest.mark.parametrize("case", list(GRAD_CASES))
-def test_gradcheck(case):
+def test_gradcheck(case, monkeypatch):
     opt = GRAD_CASES[case]
+    if opt.get("chunks"):
+        _small_chunks(monkeypatch)
     p, x, h0, c0, ws = _setup(seed=1)
     mask = MASK if opt.get("mask") else None
     reverse = opt.get("reverse", False)
@@ -119,7 +131,10 @@ def test_gradcheck(case):
     assert max(errs.values()) < 1e-6, errs
 
 
-def test_matches_naive_reference_float64():
+@pytest.mark.parametrize("chunks", [False, True])
+def test_matches_naive_reference_float64(chunks, monkeypatch):
+    if chunks:
+        _small_chunks(monkeypatch)
     p, x, h0, c0, _ = _setup(seed=2)
     for mask in (None, MASK):
         for reverse in (False, True):
