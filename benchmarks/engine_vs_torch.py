@@ -761,10 +761,10 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         console.print(f"  running {case.id} ...", end="")
         t0 = time.perf_counter()
-        row = None
+        row = new = None
         for attempt in range(1 + args.retry_noisy):
             if attempt:
-                console.print(f" noisy ({row['foreign']:.2f} cores), retry {attempt} ...",
+                console.print(f" noisy ({new['foreign']:.2f} cores), retry {attempt} ...",
                               end="", highlight=False)
             if args.wait_quiet > 0:
                 wait_for_quiet(args.wait_quiet, NOISY_CORES, console)

@@ -123,8 +123,9 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     b_hn = np.empty((B, H), dtype=dtype)  # tiled: a broadcast add is ~2x slower
     b_hn[...] = b_hh[2 * H :]
 
-    gates = np.empty((T, 3, B, H), dtype=dtype)  # input projections, then r, z, n
-    np.matmul(Xa[:, None], WihT, out=gates)
+    K = _chunk_steps(T, B, H)
+    xp_buf = np.empty((3, K, B, H), dtype=dtype)  # input projections of one chunk of steps
+    gates = np.empty((T, 3, B, H), dtype=dtype)  # r, z, n
     S = np.empty((T + 1, B, H), dtype=dtype)
     if h0 is None:
         S[h0_slot] = 0
@@ -138,30 +139,36 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     off_out = 0 if reverse else 1
     skip = h0 is None  # first step from a zero state: no recurrent GEMM
     with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
-        for t in order:
-            g = gates[t]
-            rz, r, z, n = g[:2], g[0], g[1], g[2]
-            hp = S[t + off_prev]
-            ho = S[t + off_out]
-            gn = ghn[t]
-            if skip:
-                skip = False
-                np.copyto(gn, b_hn)
-            else:
-                np.matmul(hp, WhhT, out=gh)
-                rz += gh_rz
-                np.add(gh_n, b_hn, out=gn)
-            np.exp(rz, out=rz)
-            rz += 1
-            np.reciprocal(rz, out=rz)
-            np.multiply(gn, r, out=tmp)
-            n += tmp
-            np.tanh(n, out=n)
-            np.subtract(hp, n, out=tmp)  # h' = n + z * (h - n)
-            tmp *= z
-            np.add(tmp, n, out=ho)
-            if pad is not None:
-                np.copyto(ho, hp, where=pad[t])
+        for t0, t1, steps in _bptt_chunks(T, K, not reverse):  # chunks in processing order
+            kk = t1 - t0
+            xpc = xp_buf[:, :kk]
+            np.matmul(Xa[t0:t1].reshape(kk * B, D + 1), WihT, out=xpc.reshape(3, kk * B, H))
+            for t in steps:
+                xp = xpc[:, t - t0]
+                g = gates[t]
+                rz, r, z, n = g[:2], g[0], g[1], g[2]
+                hp = S[t + off_prev]
+                ho = S[t + off_out]
+                gn = ghn[t]
+                if skip:
+                    skip = False
+                    np.copyto(rz, xp[:2])
+                    np.copyto(gn, b_hn)
+                else:
+                    np.matmul(hp, WhhT, out=gh)
+                    np.add(gh_rz, xp[:2], out=rz)
+                    np.add(gh_n, b_hn, out=gn)
+                np.exp(rz, out=rz)
+                rz += 1
+                np.reciprocal(rz, out=rz)
+                np.multiply(gn, r, out=tmp)
+                np.add(xp[2], tmp, out=n)
+                np.tanh(n, out=n)
+                np.subtract(hp, n, out=tmp)  # h' = n + z * (h - n)
+                tmp *= z
+                np.add(tmp, n, out=ho)
+                if pad is not None:
+                    np.copyto(ho, hp, where=pad[t])
 
     hT = S[order[-1] + off_out].copy()
     hs = _readonly((S[out] if m is None else S[out] * m).transpose(1, 0, 2))
@@ -199,18 +206,18 @@ def backward(params, dhs, dstateT, cache):
     #   dghn = da_n * r                      da_r = da_n * r(1-r) ghn
     #   c    = G * z + [dghn, da_r, da_z] @ [W_hn; W_hr; W_hz]
     # Chunk buffers, gate-major so that each gate's (steps*B, H) block is contiguous:
-    #   F1 = [r, r(1-r) ghn], F2 = [z(1-z)(h-n), (1-z)(1-n^2)], DG = [dghn, da_r, da_z, da_n]
+    #   Fr = r(1-r) ghn, F2 = [z(1-z)(h-n), (1-z)(1-n^2)], DG = [dghn, da_r, da_z, da_n]
     # (DG[0:3] is the hidden side, DG[1:4] the input side in PyTorch's r, z, n order).
     K = _chunk_steps(T, B, H)
-    F1 = np.empty((2, K, B, H), dtype=dtype)
+    Fr = np.empty((K, B, H), dtype=dtype)
     F2 = np.empty((2, K, B, H), dtype=dtype)
     omz = np.empty((K, B, H), dtype=dtype)
     DG = np.empty((4, K, B, H), dtype=dtype)
     zc_buf = np.empty((K, B, H), dtype=dtype) if m is not None else None
-    dh_buf = np.empty((K, B, H), dtype=dtype) if dhs is not None else None
+    dh_buf = np.empty((K, B, H), dtype=dtype) if (dhs is not None and m is not None) else None
     W_hid = W_hh.reshape(3, H, H)[[2, 0, 1]]  # rows n, r, z to match DG[0:3]
     W_in = W_ih.reshape(3, H, D)
-    gh = np.empty((3, B, H), dtype=dtype)
+    gh = np.empty((4, B, H), dtype=dtype)  # three hidden-side products and the direct path
     G = np.empty((B, H), dtype=dtype)
     c = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
     acc_ih = np.zeros((3, H, D + 1), dtype=dtype)  # last column: bias_ih
@@ -228,8 +235,7 @@ def backward(params, dhs, dstateT, cache):
         nn = kk * B
         r, z, n = gates[t0:t1, 0], gates[t0:t1, 1], gates[t0:t1, 2]
         h_prev = S[t0 + off_prev : t1 + off_prev]
-        f_r, f_rr, f_z, f_n, oz = F1[0, :kk], F1[1, :kk], F2[0, :kk], F2[1, :kk], omz[:kk]
-        np.copyto(f_r, r)
+        f_rr, f_z, f_n, oz = Fr[:kk], F2[0, :kk], F2[1, :kk], omz[:kk]
         np.subtract(1, r, out=f_rr)
         f_rr *= r
         f_rr *= ghn[t0:t1]
@@ -245,26 +251,26 @@ def backward(params, dhs, dstateT, cache):
             zc = zc_buf[:kk]
             np.copyto(zc, z)
             np.copyto(zc, 1, where=pad[t0:t1])  # ... and the state passes straight through
-            if dh_buf is not None:
+            if dhs is not None:
                 np.multiply(dhs[t0:t1], m[t0:t1], out=dh_buf[:kk])
         else:
             zc = z
-            if dh_buf is not None:
-                np.copyto(dh_buf[:kk], dhs[t0:t1])
+        dh_src = dh_buf if dh_buf is not None else dhs  # (per step: a (B, H) block)
+        dh_off = t0 if dh_buf is not None else 0
         for t in steps:
             k = t - t0
-            if dh_buf is not None:
-                np.add(c, dh_buf[k], out=G)
+            if dh_src is not None:
+                np.add(c, dh_src[t - dh_off], out=G)
                 g = G
             else:
                 g = c
-            np.multiply(g, F2[:, k], out=DG[2:, k])  # da_z, da_n
-            np.multiply(DG[3, k], F1[:, k], out=DG[:2, k])  # dghn, da_r
-            np.multiply(g, zc[k], out=c)
-            np.matmul(DG[:3, k], W_hid, out=gh)
-            c += gh[0]
-            c += gh[1]
-            c += gh[2]
+            dg = DG[:, k]
+            np.multiply(g, F2[:, k], out=dg[2:])  # da_z, da_n
+            np.multiply(dg[3], r[k], out=dg[0])  # dghn
+            np.multiply(dg[3], f_rr[k], out=dg[1])  # da_r
+            np.multiply(g, zc[k], out=gh[3])
+            np.matmul(dg[:3], W_hid, out=gh[:3])
+            np.add.reduce(gh, axis=0, out=c)
         # this chunk's share of the weight gradients and its dx rows
         dg_in = DG[1:, :kk].reshape(3, nn, H)
         dg_hid = DG[:3, :kk].reshape(3, nn, H)
