@@ -192,9 +192,13 @@ class RnnlabUnavailable(RuntimeError):
 
 
 def import_engine():
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
+    """The engine modules; rnnlab comes from the environment (PYTHONPATH, an install) and
+    else from this checkout."""
     import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("rnnlab") is None and str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
 
     try:
         from rnnlab.engine import dense, losses, optim
@@ -217,6 +221,21 @@ def import_engine():
     except Exception as exc:  # noqa: BLE001
         eng["model_error"] = f"{type(exc).__name__}: {exc}"
     return eng
+
+
+def engine_fingerprint(eng: dict) -> str:
+    """Where the engine was imported from and a short hash of its modules' sources, so runs
+    can be compared knowing whether the engine changed in between."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name in ("rnn", "lstm", "gru", "dense", "losses", "optim", "model"):
+        mod = eng.get(name)
+        f = getattr(mod, "__file__", None)
+        if f:
+            h.update(Path(f).read_bytes())
+    where = Path(eng["dense"].__file__).resolve().parent
+    return f"{where} (sources sha1 {h.hexdigest()[:10]})"
 
 
 def layer_names(layer: int, reverse: bool = False) -> dict[str, str]:
@@ -744,6 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]NOTE: the rnnlab engine is not importable ({escape(eng_note)}): "
                       "printing torch times only.[/yellow]")
     else:
+        console.print(f"rnnlab engine: {engine_fingerprint(eng)}", highlight=False)
         for cell, why in eng["missing"].items():
             console.print(f"[yellow]NOTE: rnnlab.engine.{cell} is not importable ({escape(why)}): "
                           "torch times only for its cases.[/yellow]")

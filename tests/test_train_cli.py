@@ -185,3 +185,29 @@ def test_default_run_folder_is_under_outputs(tmp_path):
     runs = list((tmp_path / "outputs" / "train").glob("*_smoke"))
     assert len(runs) == 1 and (runs[0] / "summary.json").is_file()
     assert "Run summary" in res.stderr
+
+
+def test_csv_forecasting_run_writes_the_forecast(tmp_path):
+    import pandas as pd
+
+    n = 260
+    dates = pd.bdate_range("2021-01-04", periods=n)
+    close = 50 + np.cumsum(np.random.default_rng(0).standard_normal(n))
+    pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Close": close}).to_csv(tmp_path / "p.csv", index=False)
+    d = tmp_path / "run"
+    args = ["data=csv", f"data.path={tmp_path / 'p.csv'}", "data.n_in=10", "data.n_out=5", "data.transform=diff",
+            "arch.hidden_size=8", "train.epochs=2", "train.progress=false", f"hydra.run.dir={d}"]
+    assert run(args) == 0
+    s = read_summary(d)
+    assert set(s["baselines"]) == {"naive_last", "seasonal_naive_5"}
+    assert len(s["forecast"]) == 5
+    f = pd.read_csv(d / "forecast.csv")
+    assert f["horizon"].tolist() == [1, 2, 3, 4, 5]
+    assert f["date"].iloc[0] > dates[-1].strftime("%Y-%m-%d")
+    assert (d / "plots" / "forecast.png").is_file()
+
+
+def test_missing_csv_is_one_line_exit_2(tmp_path, capsys):
+    code = run(["data=csv", f"data.path={tmp_path / 'nope.csv'}", f"hydra.run.dir={tmp_path / 'r'}"])
+    assert code == 2
+    assert f"data file not found: {tmp_path / 'nope.csv'}" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rnnlab.commands import hydra_bridge as hb
 from rnnlab.config.validate import ConfigError
 
+# A job that failed on bad input (a missing data file, a malformed CSV) exits 2 like a bad config.
 EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
 
 
@@ -43,7 +44,7 @@ def task(cfg) -> None:
 
         summary = train(rc, run_dir, console=console)
     except (ConfigError, DataError) as exc:
-        summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir)}
+        summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir), "bad_input": True}
         write_json(run_dir / "summary.json", summary)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
     except Exception as exc:  # a bug: record it in the run folder, then let Hydra show the traceback
@@ -57,7 +58,7 @@ def task(cfg) -> None:
         console.print(summary_table(summary))
         if summary.get("message"):
             console.print(escape(summary["message"]))
-    hb.report_result({"run_dir": str(run_dir), "status": summary["status"],
+    hb.report_result({"run_dir": str(run_dir), "status": summary["status"], "bad_input": "bad_input" in summary,
                       "overrides": list(hc.overrides.task), "message": summary.get("message")})
 
 
@@ -90,7 +91,7 @@ def run(args: list[str], console: Console | None = None) -> int:
         return 0  # --cfg, --info and friends run no job
     if len(records) > 1:
         console.print(_multirun_table(records))
-    codes = [EXIT_CODES.get(r["status"], 1) for r in records]
+    codes = [2 if r.get("bad_input") else EXIT_CODES.get(r["status"], 1) for r in records]
     return max(codes) if len(records) == 1 else (0 if not any(codes) else 1)
 
 

@@ -48,11 +48,13 @@ Implementation notes (speed)
 Every per-step operand is a contiguous (B, H) block: gates live gate-major per step and
 the recurrent product is one batched ``matmul`` (B, H) @ (3, H, H). The r and z weight
 rows are negated once per call so that sigmoid(a) = 1 / (1 + exp(-a)) is exp, +1,
-reciprocal on the pre-activation as computed. The input projection of all steps is one
-``matmul`` written straight into the gate buffer. BPTT runs over chunks of steps: the
-gate-derivative factors of a chunk are computed with a few vectorised calls, the weight
-gradients and dx of a chunk are GEMMs over its (steps x batch) rows, and every chunk
-reuses the same small buffers (fresh memory is expensive: page faults).
+reciprocal on the pre-activation as computed. Both passes walk over chunks of steps that
+reuse the same small buffers, and each call takes its buffers from one allocation
+(``rnn._carve``: fresh memory is expensive, first-touch page faults). The forward pass
+projects a chunk's inputs with three GEMMs over its (steps x batch) rows (biases ride on
+the ones column); BPTT computes a chunk's gate-derivative factors with a few vectorised
+calls, runs the recurrence (7 calls per step), then the chunk's weight gradients and dx
+rows as GEMMs.
 """
 
 from __future__ import annotations
@@ -62,11 +64,13 @@ import numpy as np
 from rnnlab.engine.rnn import (
     PARAM_NAMES,
     _bptt_chunks,
+    _carve,
     _chunk_steps,
     _initial_state,
     _prepare_mask,
     _readonly,
     _slots,
+    _time_major_view,
     _upstream,
 )
 from rnnlab.engine.rnn import init_params as _init_params
@@ -83,20 +87,6 @@ def init_params(
     return _init_params(rng, input_size, hidden_size, dtype, gates=3)
 
 
-def _augmented_input(x, D: int, dtype) -> np.ndarray:
-    """Time-major (T, B, D+1) copy of x (B, T, D) with a last column of ones."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != D:
-        raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
-    B, T, _ = x.shape
-    if T == 0:
-        raise ValueError("x must have at least one time step")
-    Xa = np.empty((T, B, D + 1), dtype=dtype)
-    np.copyto(Xa[:, :, :D], x.transpose(1, 0, 2), casting="unsafe")
-    Xa[:, :, D] = 1
-    return Xa
-
-
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT,)), cache`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
@@ -104,37 +94,40 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     dtype = W_ih.dtype
     H = W_hh.shape[1]
     D = W_ih.shape[1]
-    Xa = _augmented_input(x, D, dtype)
-    T, B, _ = Xa.shape
+    xt = _time_major_view(x, D)
+    T, B, _ = xt.shape
     h0 = _initial_state(state0, B, H, dtype)
     m, pad = _prepare_mask(mask, B, T, dtype)
     out, _, h0_slot, order = _slots(T, reverse)
+    K = _chunk_steps(T, B, H)
 
+    shapes = [(T, 3, B, H), (T + 1, B, H), (T, B, H), (T, B, D + 1), (3, K, B, H)]
+    shapes += [(3, D + 1, H), (3, H, H), (3, H), (B, H), (3, B, H), (B, H)]
+    if m is not None:
+        shapes.append((T, B, H))
+    bufs = _carve(dtype, *shapes)
+    gates, S, ghn, Xa, xp_buf = bufs[:5]  # gates: r, z, n; xp_buf: one chunk's projections
+    WihT, WhhT, bias, b_hn, gh, tmp = bufs[5:11]
+    hs_buf = bufs[11] if m is not None else None
+
+    # input with a column of ones: the biases ride in the input-projection GEMMs
+    np.copyto(Xa[:, :, :D], xt, casting="unsafe")
+    Xa[:, :, D] = 1
     # Weights per call: r, z rows negated; input weights with the folded biases as a last
     # row [-(b_ir + b_hr), -(b_iz + b_hz), b_in]; b_hn stays apart (inside r * (...)).
     sign = np.array([-1, -1, 1], dtype=dtype)[:, None, None]
-    WihT = np.empty((3, D + 1, H), dtype=dtype)
     np.multiply(W_ih.reshape(3, H, D).transpose(0, 2, 1), sign, out=WihT[:, :D])
-    bias = b_ih.reshape(3, H).copy()
+    np.copyto(bias, b_ih.reshape(3, H))
     bias[:2] += b_hh[: 2 * H].reshape(2, H)
     np.multiply(bias, sign[:, :, 0], out=WihT[:, D])
-    WhhT = np.empty((3, H, H), dtype=dtype)
     np.multiply(W_hh.reshape(3, H, H).transpose(0, 2, 1), sign, out=WhhT)
-    b_hn = np.empty((B, H), dtype=dtype)  # tiled: a broadcast add is ~2x slower
-    b_hn[...] = b_hh[2 * H :]
+    b_hn[...] = b_hh[2 * H :]  # tiled: a broadcast add is ~2x slower
 
-    K = _chunk_steps(T, B, H)
-    xp_buf = np.empty((3, K, B, H), dtype=dtype)  # input projections of one chunk of steps
-    gates = np.empty((T, 3, B, H), dtype=dtype)  # r, z, n
-    S = np.empty((T + 1, B, H), dtype=dtype)
     if h0 is None:
         S[h0_slot] = 0
     else:
         np.copyto(S[h0_slot], h0, casting="unsafe")
-    ghn = np.empty((T, B, H), dtype=dtype)
-    gh = np.empty((3, B, H), dtype=dtype)
     gh_rz, gh_n = gh[:2], gh[2]
-    tmp = np.empty((B, H), dtype=dtype)
     off_prev = 1 if reverse else 0  # step t reads S[t + off_prev], writes S[t + off_out]
     off_out = 0 if reverse else 1
     skip = h0 is None  # first step from a zero state: no recurrent GEMM
@@ -171,7 +164,8 @@ def forward(params, x, state0=None, mask=None, reverse=False):
                     np.copyto(ho, hp, where=pad[t])
 
     hT = S[order[-1] + off_out].copy()
-    hs = _readonly((S[out] if m is None else S[out] * m).transpose(1, 0, 2))
+    hs_tm = S[out] if m is None else np.multiply(S[out], m, out=hs_buf)
+    hs = _readonly(hs_tm.transpose(1, 0, 2))
     cache = {
         "x": Xa,
         "states": S,
@@ -209,25 +203,28 @@ def backward(params, dhs, dstateT, cache):
     #   Fr = r(1-r) ghn, F2 = [z(1-z)(h-n), (1-z)(1-n^2)], DG = [dghn, da_r, da_z, da_n]
     # (DG[0:3] is the hidden side, DG[1:4] the input side in PyTorch's r, z, n order).
     K = _chunk_steps(T, B, H)
-    Fr = np.empty((K, B, H), dtype=dtype)
-    F2 = np.empty((2, K, B, H), dtype=dtype)
-    omz = np.empty((K, B, H), dtype=dtype)
-    DG = np.empty((4, K, B, H), dtype=dtype)
-    zc_buf = np.empty((K, B, H), dtype=dtype) if m is not None else None
-    dh_buf = np.empty((K, B, H), dtype=dtype) if (dhs is not None and m is not None) else None
-    W_hid = W_hh.reshape(3, H, H)[[2, 0, 1]]  # rows n, r, z to match DG[0:3]
+    shapes = [(K, B, H), (2, K, B, H), (K, B, H), (4, K, B, H), (3, H, H), (4, B, H), (B, H)]
+    shapes += [(B, H), (3, H, D + 1), (3, H, H), (H,), (3, H, D + 1), (3, H, H), (H,)]
+    shapes += [(3, K * B, D), (K * B,)]
+    if m is not None:
+        shapes.append((K, B, H))
+    if dhs is not None and m is not None:
+        shapes.append((K, B, H))
+    bufs = _carve(dtype, *shapes)
+    Fr, F2, omz, DG, W_hid, gh, G, c = bufs[:8]
+    acc_ih, acc_hh, acc_bhn, tmp_ih, tmp_hh, tmp_bhn, tmp_x, ones = bufs[8:16]
+    zc_buf = bufs[16] if m is not None else None  # z with 1 at padded steps
+    dh_buf = bufs[-1] if (dhs is not None and m is not None) else None  # masked dhs
+    np.copyto(W_hid, W_hh.reshape(3, H, H)[[2, 0, 1]])  # rows n, r, z to match DG[0:3]
     W_in = W_ih.reshape(3, H, D)
-    gh = np.empty((4, B, H), dtype=dtype)  # three hidden-side products and the direct path
-    G = np.empty((B, H), dtype=dtype)
-    c = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
-    acc_ih = np.zeros((3, H, D + 1), dtype=dtype)  # last column: bias_ih
-    acc_hh = np.zeros((3, H, H), dtype=dtype)  # rows n, r, z
-    acc_bhn = np.zeros(H, dtype=dtype)
-    tmp_ih = np.empty_like(acc_ih)
-    tmp_hh = np.empty_like(acc_hh)
-    tmp_bhn = np.empty_like(acc_bhn)
-    tmp_x = np.empty((3, K * B, D), dtype=dtype)
-    ones = np.ones(K * B, dtype=dtype)
+    if dhT is None:
+        c[...] = 0
+    else:
+        np.copyto(c, dhT)
+    acc_ih[...] = 0  # last column: bias_ih
+    acc_hh[...] = 0  # rows n, r, z
+    acc_bhn[...] = 0
+    ones[...] = 1
     dX = np.empty((T, B, D), dtype=dtype)
 
     for t0, t1, steps in _bptt_chunks(T, K, reverse):
@@ -296,4 +293,4 @@ def backward(params, dhs, dstateT, cache):
         "bias_ih": bias_ih,
         "bias_hh": bias_hh,
     }
-    return dX.transpose(1, 0, 2), (c,), grads
+    return dX.transpose(1, 0, 2), (c.copy(),), grads

@@ -23,7 +23,7 @@ Contract (shared with rnn.py and gru.py)
   (h0, c0) until the real steps start.
 * reverse=True runs t = T-1 ... 0 (the backward half of a bidirectional layer); hs stays
   aligned with the input positions and (hT, cT) is the state after reading position 0.
-* hs (B, T, H) is a read-only, non-contiguous view (time-major storage, transposed); it
+* hs (B, T, H) is a read-only, non-contiguous view of the internal (T, H, B) storage; it
   aliases the cache, so copy it before modifying. hT and cT are fresh (B, H) arrays.
 
 ``backward(params, dhs, dstateT, cache)`` -> ``dx, (dh0, dc0), grads``
@@ -31,32 +31,40 @@ Contract (shared with rnn.py and gru.py)
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT, dcT)``, each an
   array or None (or dstateT None). Gradients in dhs at padded positions are ignored.
 * dx (B, T, D) (a transposed view of a time-major array), dh0 and dc0 (B, H), grads: a
-  dict with the same keys as params. Inputs and upstream gradients are never modified.
+  dict with the same keys as params. Inputs and upstream gradients are never modified,
+  and the cache is not consumed (backward may run twice).
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
-All time-major arrays are indexed by *input* time position t (also when reverse=True):
+Indexed by *input* time position t (also when reverse=True):
 
-* ``"gates"`` (T, B, 4H): gate activations at step t, columns [i | f | g | o] (each H wide,
-  after sigmoid/tanh); ``gate_activations(cache)`` splits them into four (T, B, H) views.
-* ``"cells"`` (T, B, H): cell state c_t after step t; ``"tanh_cells"`` (T, B, H): tanh(c_t).
-* ``"hs"`` the output view (B, T, H); ``"x"`` the time-major input (T, B, D);
-  ``"h_states"``, ``"c_states"`` (T+1, B, H) carried states including the initial one
-  (slot layout as in rnn.py: forward S[0] = s0, S[t+1] = s_t; reverse S[T] = s0, S[t] = s_t);
-  ``"mask"`` (T, B, 1) or None, ``"pad"``, ``"reverse"``, ``"h0_zero"``.
+* ``"gates"`` (T, 4H, B): gate activations (after sigmoid / tanh) of step t, rows
+  [i | f | g | o] (H each), one column per sequence. ``gate_activations(cache)`` returns
+  them as four (T, B, H) views keyed "i", "f", "g", "o".
+* ``"cells"`` (T, B, H): the cell state c_t after step t; ``"tanh_cells"`` (T, B, H):
+  tanh(c_t) (views of internal (T, H, B) arrays).
+* ``"hs"``: the output view (B, T, H).
+* ``"hx"`` (T+1, H+D+1, B): slot s holds [h_s; x_t; 1], the operand of the step t that
+  reads state slot s; ``"h_states"`` (a view of its first H rows) and ``"c_states"``
+  (T+1, H, B) are the carried states including the initial one, in rnn.py's slot layout
+  (forward S[0] = s0, S[t+1] = s_t; reverse S[T] = s0, S[t] = s_t).
+* ``"mask"`` (T, 1, B) or None, ``"pad"`` (its complement, bool), ``"reverse"``.
 
 At padded steps the cached gates and tanh_cells are those of an update that was computed
 and discarded (the carried cell state is in ``"cells"``).
 
 Implementation notes (speed)
 ----------------------------
-One GEMM projects all time steps' inputs; the loop does one GEMM per step for the
-recurrence. The recurrent and input weight rows are pre-scaled (by -1 for the sigmoid gates,
--2 for g), so each step evaluates all four gates with a single exp over the (B, 4H) block:
-sigmoid(z) = 1 / (1 + exp(-z)), tanh(z) = 2 sigmoid(2z) - 1. The backward pass prepares the
-local derivatives for a few steps at a time (vectorised, cache-sized chunks), so each step
-is five or six NumPy calls; weight gradients, bias gradients and dx are single GEMMs after
-the loop.
+Internally the recurrence runs feature-major: states are (H, B), a step's gates (4H, B), so
+every gate is one contiguous block and a step is one GEMM [W_hh | W_ih | b] @ [h; x_t; 1]
+(4H output rows, which OpenBLAS splits well over threads; the input projection and both
+biases ride along in it). The weight rows are pre-scaled by -1 (sigmoid gates) or -2 (g) so
+that one exp over the (4H, B) block gives all four gates: sigmoid(z) = 1 / (1 + exp(-z)),
+tanh(z) = 2 sigmoid(2z) - 1; tanh(c) uses the same identity. The backward pass prepares the
+local derivatives of a chunk of steps vectorised, then runs five NumPy calls and one GEMM
+per step, and folds each chunk into the weight gradients and dx with GEMMs over the chunk's
+k*B columns. Each call allocates its storage as one block, which malloc reuses from call
+to call (several smaller blocks tend to be page-faulted in every time).
 """
 
 from __future__ import annotations
@@ -67,11 +75,9 @@ NUM_STATES = 2  # (h, c)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GATES = ("i", "f", "g", "o")
 
-# Steps are processed in chunks of about this many (step, batch) rows: the forward pass
-# projects one chunk's inputs just before using it, the backward pass prepares a chunk's
-# local derivatives together and folds the chunk into the weight gradients with GEMMs of
-# this many rows, so each chunk's working set stays in cache.
-_FWD_ROWS = 256
+# The backward pass works in chunks of about this many (step, sequence) columns: it prepares
+# a chunk's local derivatives together and folds the chunk into the weight gradients with
+# GEMMs of this width, so a chunk's working set stays in cache.
 _BWD_ROWS = 512
 
 
@@ -103,25 +109,14 @@ def init_params(
 def gate_activations(cache) -> dict[str, np.ndarray]:
     """The cached gate activations as four (T, B, H) views keyed "i", "f", "g", "o"."""
     G = cache["gates"]
-    return {name: G[k] for k, name in enumerate(GATES)}
+    T, H4, B = G.shape
+    G4 = G.reshape(T, 4, H4 // 4, B)
+    return {name: G4[:, k].transpose(0, 2, 1) for k, name in enumerate(GATES)}
 
 
 # ----------------------------------------------------------------------------------------
-# helpers (time-major layout, states, mask)
+# helpers (validation, states, mask)
 # ----------------------------------------------------------------------------------------
-
-
-def _time_major_input(x, D: int, dtype) -> np.ndarray:
-    """Contiguous (T, B, D) version of x (B, T, D) in dtype (no copy if it already is one)."""
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != D:
-        raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
-    xt = x.transpose(1, 0, 2)
-    if xt.dtype == dtype and xt.flags.c_contiguous:
-        return xt  # e.g. the hs view of a previous layer
-    X = np.empty(xt.shape, dtype=dtype)
-    np.copyto(X, xt, casting="unsafe")
-    return X
 
 
 def _state_pair(state0, B: int, H: int):
@@ -141,37 +136,35 @@ def _state_pair(state0, B: int, H: int):
 
 
 def _prepare_mask(mask, B: int, T: int, dtype):
-    """Returns (m (T, B, 1) in dtype, pad (T, B, 1) bool), or (None, None)."""
+    """Returns (m (T, 1, B) in dtype, pad (T, 1, B) bool), or (None, None)."""
     if mask is None:
         return None, None
     mask = np.asarray(mask)
     if mask.shape != (B, T):
         raise ValueError(f"mask must have shape ({B}, {T}), got {mask.shape}")
-    pad = (mask.T == 0)[:, :, None]
+    pad = (mask.T == 0)[:, None, :]
     m = np.logical_not(pad).astype(dtype)
     return m, pad
 
 
 def _slots(T: int, reverse: bool):
-    """Slot layout of a (T+1, B, H) state buffer S (same as rnn.py).
+    """Slot layout of a (T+1, ...) state buffer S (same as rnn.py).
 
     Forward: S[0] = s0, S[t+1] = s_t.  Reverse: S[T] = s0, S[t] = s_t.  Returns
-    (out slice, prev slice, initial slot, processing order); S[out] and S[prev] are
-    (T, B, H) blocks in input-time order, step t reads S[t + off_prev] and writes
-    S[t + off_out].
+    (out slice, prev slice, initial slot, final slot); S[out] and S[prev] are (T, ...)
+    blocks in input-time order.
     """
     if reverse:
-        return slice(0, T), slice(1, T + 1), T, range(T - 1, -1, -1)
-    return slice(1, T + 1), slice(0, T), 0, range(T)
+        return slice(0, T), slice(1, T + 1), T, 0
+    return slice(1, T + 1), slice(0, T), 0, T
 
 
 def _upstream(dhs, dstateT, B: int, T: int, H: int, dtype):
-    """(dhs as a (T, B, H) view or None, dhT or None, dcT or None), validated and cast."""
+    """(dhs or None, dhT or None, dcT or None), validated and cast."""
     if dhs is not None:
         dhs = np.asarray(dhs)
         if dhs.shape != (B, T, H):
             raise ValueError(f"dhs must have shape ({B}, {T}, {H}), got {dhs.shape}")
-        dhs = dhs.astype(dtype, copy=False).transpose(1, 0, 2)
     if dstateT is None:
         return dhs, None, None
     if not isinstance(dstateT, (tuple, list)) or len(dstateT) != 2:
@@ -192,27 +185,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
-# ----------------------------------------------------------------------------------------
-# forward / backward
-# ----------------------------------------------------------------------------------------
-
-
-def _scaled_weights(params, dtype):
-    """Pre-scaled weights (rows times -1 for the sigmoid gates, -2 for g), gate-split.
-
-    Returns W_in (4, D+1, H) (input weights with the summed biases as the last input row)
-    and W_rec (4, H, H) so that x_aug @ W_in[k] + h @ W_rec[k] = scale_k * z_k.
-    """
+def _stacked_weights(params, dtype):
+    """W (4H, H+D+1) = [W_hh | W_ih | b_ih + b_hh], rows pre-scaled by -1 (sigmoid gates) or
+    -2 (g), so that W @ [h; x; 1] is the scaled pre-activation of all four gates."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
     H4, D = W_ih.shape
     H = H4 // 4
-    scale = np.array([-1.0, -1.0, -2.0, -1.0], dtype=dtype)[:, None, None]
-    W_in = np.empty((4, D + 1, H), dtype=dtype)
-    np.multiply(W_ih.reshape(4, H, D).transpose(0, 2, 1), scale, out=W_in[:, :D])
-    b = (params["bias_ih"] + params["bias_hh"]).reshape(4, 1, H)
-    np.multiply(b, scale, out=W_in[:, D:])
-    W_rec = np.ascontiguousarray((W_hh.reshape(4, H, H) * scale).transpose(0, 2, 1))
-    return W_in, W_rec
+    scale = np.full((H4, 1), -1.0, dtype=dtype)
+    scale[2 * H : 3 * H] = -2.0
+    W = np.empty((H4, H + D + 1), dtype=dtype)
+    np.multiply(W_hh, scale, out=W[:, :H])
+    np.multiply(W_ih, scale, out=W[:, H : H + D])
+    np.multiply(params["bias_ih"] + params["bias_hh"], scale[:, 0], out=W[:, H + D])
+    return W
+
+
+# ----------------------------------------------------------------------------------------
+# forward / backward
+# ----------------------------------------------------------------------------------------
 
 
 def forward(params, x, state0=None, mask=None, reverse=False):
@@ -221,95 +211,92 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     dtype = W_ih.dtype
     H4, D = W_ih.shape
     H = H4 // 4
+    E = H + D + 1  # rows of a step's GEMM operand [h_prev; x_t; 1]
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != D:
         raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
     B, T, _ = x.shape
     h0, c0 = _state_pair(state0, B, H)
     if h0 is not None and not h0.any():
-        h0 = None  # a zero h0 lets the first step skip its recurrent GEMM
+        h0 = None  # a zero h0 lets the first step skip the recurrent part of its GEMM
     m, pad = _prepare_mask(mask, B, T, dtype)
-    out, prev, s0, _ = _slots(T, reverse)
+    out, prev, s0, sT = _slots(T, reverse)
     off_prev = 1 if reverse else 0
     off_out = 0 if reverse else 1
 
-    # One allocation for everything the cache keeps: a single large block is reused by
-    # malloc from call to call, several smaller ones tend to be page-faulted in every time.
-    nG, nS, nX = 4 * T * B * H, (T + 1) * B * H, T * B * (D + 1)
-    arena = np.empty(nG + 3 * nS + nX, dtype=dtype)
-    # gates (4, T, B, H), filled chunk by chunk with the input projection (one call, 4 GEMMs
-    # over the chunk's rows); the loop adds the recurrent term and applies the
-    # nonlinearities in place.
-    G = arena[:nG].reshape(4, T, B, H)
-    Hs = arena[nG : nG + nS].reshape(T + 1, B, H)
-    Cs = arena[nG + nS : nG + 2 * nS].reshape(T + 1, B, H)
-    TC = arena[nG + 2 * nS : nG + 3 * nS].reshape(T + 1, B, H)[:T]
-    # time-major input with a column of ones (the biases ride along in the projection GEMM)
-    Xa = arena[nG + 3 * nS :].reshape(T, B, D + 1)
-    np.copyto(Xa[:, :, :D], x.transpose(1, 0, 2), casting="unsafe")
-    Xa[:, :, D] = 1
-    W_in, W_rec = _scaled_weights(params, dtype)
+    # One allocation for everything the cache keeps: one large block is reused by malloc
+    # from call to call, several smaller ones tend to be page-faulted in every time.
+    nG, nX, nS = T * H4 * B, (T + 1) * E * B, (T + 1) * H * B
+    arena = np.empty(nG + nX + 2 * nS, dtype=dtype)
+    G = arena[:nG].reshape(T, H4, B)  # pre-activations, then gates, in place
+    # HX (T+1, E, B): slot s holds [h_s; x_t; 1] where h_s is the state in slot s (slot
+    # layout of _slots) and x_t the input of the step that reads that state.
+    HX = arena[nG : nG + nX].reshape(T + 1, E, B)
+    Cs = arena[nG + nX : nG + nX + nS].reshape(T + 1, H, B)
+    TC = arena[nG + nX + nS :].reshape(T + 1, H, B)[:T]
 
+    Hs = HX[:, :H]  # (T+1, H, B) view: the carried hidden states
+    np.copyto(HX[prev, H : H + D], x.transpose(1, 2, 0), casting="unsafe")
+    HX[sT, H : H + D] = 0
+    HX[:, H + D] = 1
     if h0 is None:
         Hs[s0] = 0
     else:
-        np.copyto(Hs[s0], h0, casting="unsafe")
+        np.copyto(Hs[s0], h0.T, casting="unsafe")
     if c0 is None:
         Cs[s0] = 0
     else:
-        np.copyto(Cs[s0], c0, casting="unsafe")
+        np.copyto(Cs[s0], c0.T, casting="unsafe")
+    W = _stacked_weights(params, dtype)
+    W_x = W[:, H:]
 
-    G2 = G.reshape(4, T * B, H)
-    X2 = Xa.reshape(T * B, D + 1)
-    rec = np.empty((4, B, H), dtype=dtype)
-    tmp = np.empty((B, H), dtype=dtype)
+    tmp = np.empty((H, B), dtype=dtype)
     one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
+    i_, f_, g_, o_ = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, H4)
 
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
-        for a, b in _chunks(T, B, _FWD_ROWS, reverse):
-            np.matmul(X2[a * B : b * B], W_in, out=G2[:, a * B : b * B])
-            for t in range(b - 1, a - 1, -1) if reverse else range(a, b):
-                g = G[:, t]
-                if skip:
-                    skip = False
-                else:
-                    np.matmul(Hs[t + off_prev], W_rec, out=rec)
-                    np.add(g, rec, out=g)
-                np.exp(g, out=g)
-                np.add(g, one, out=g)
-                np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
-                gg = g[2]
-                np.multiply(gg, two, out=gg)
-                np.subtract(gg, one, out=gg)  # tanh(z)
-                c = Cs[t + off_out]
-                c_prev = Cs[t + off_prev]
-                np.multiply(g[1], c_prev, out=c)
-                np.multiply(g[0], gg, out=tmp)
-                np.add(c, tmp, out=c)
-                if pad is not None:
-                    np.copyto(c, c_prev, where=pad[t])
-                tc = TC[t]
-                np.multiply(c, m_two, out=tc)
-                np.exp(tc, out=tc)
-                np.add(tc, one, out=tc)
-                np.divide(two, tc, out=tc)
-                np.subtract(tc, one, out=tc)  # tanh(c)
-                h = Hs[t + off_out]
-                np.multiply(g[3], tc, out=h)
-                if pad is not None:
-                    np.copyto(h, Hs[t + off_prev], where=pad[t])
+        for t in range(T - 1, -1, -1) if reverse else range(T):
+            g = G[t]
+            op = HX[t + off_prev]
+            if skip:
+                np.dot(W_x, op[H:], out=g)
+                skip = False
+            else:
+                np.dot(W, op, out=g)
+            np.exp(g, out=g)
+            np.add(g, one, out=g)
+            np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
+            gg = g[g_]
+            np.multiply(gg, two, out=gg)
+            np.subtract(gg, one, out=gg)  # tanh(z)
+            c = Cs[t + off_out]
+            c_prev = Cs[t + off_prev]
+            np.multiply(g[f_], c_prev, out=c)
+            np.multiply(g[i_], gg, out=tmp)
+            np.add(c, tmp, out=c)
+            if pad is not None:
+                np.copyto(c, c_prev, where=pad[t])
+            tc = TC[t]
+            np.multiply(c, m_two, out=tc)
+            np.exp(tc, out=tc)
+            np.add(tc, one, out=tc)
+            np.divide(two, tc, out=tc)
+            np.subtract(tc, one, out=tc)  # tanh(c)
+            h = Hs[t + off_out]
+            np.multiply(g[o_], tc, out=h)
+            if pad is not None:
+                np.copyto(h, op[:H], where=pad[t])
 
-    last = (0 if reverse else T) if T else s0
-    hT = Hs[last].copy()
-    cT = Cs[last].copy()
-    hs_tm = Hs[out] if m is None else Hs[out] * m
-    hs = _readonly(hs_tm.transpose(1, 0, 2))
+    hT = Hs[sT].T.copy()
+    cT = Cs[sT].T.copy()
+    hs_fm = Hs[out] if m is None else Hs[out] * m  # (T, H, B)
+    hs = _readonly(hs_fm.transpose(2, 0, 1))
     cache = {
-        "x_aug": Xa,
         "gates": G,
-        "cells": Cs[out],
-        "tanh_cells": TC,
+        "cells": Cs[out].transpose(0, 2, 1),
+        "tanh_cells": TC.transpose(0, 2, 1),
+        "hx": HX,
         "h_states": Hs,
         "c_states": Cs,
         "hs": hs,
@@ -326,104 +313,100 @@ def backward(params, dhs, dstateT, cache):
     dtype = W_ih.dtype
     H4, D = W_ih.shape
     H = H4 // 4
-    Xa, G, TC = cache["x_aug"], cache["gates"], cache["tanh_cells"]
-    Hs, Cs = cache["h_states"], cache["c_states"]
-    T, B, _ = Xa.shape
+    E = H + D + 1
+    G, HX, Cs = cache["gates"], cache["hx"], cache["c_states"]
+    TC = cache["tanh_cells"].transpose(0, 2, 1)  # (T, H, B)
+    T, _, B = G.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT, dcT = _upstream(dhs, dstateT, B, T, H, dtype)
-    out, prev, s0, _ = _slots(T, reverse)
-    if dhs is not None and (m is not None or not dhs.flags.c_contiguous):
-        dhs_tm = np.empty((T, B, H), dtype=dtype)
+    out, prev, s0, sT = _slots(T, reverse)
+    if dhs is not None:  # feature-major copy (T, H, B), zero at padded positions
+        dhs_fm = np.empty((T, H, B), dtype=dtype)
         if m is None:
-            np.copyto(dhs_tm, dhs)
+            np.copyto(dhs_fm, dhs.transpose(1, 2, 0), casting="unsafe")
         else:
-            np.multiply(dhs, m, out=dhs_tm)  # gradients at padded positions are ignored
-        dhs = dhs_tm
+            np.multiply(dhs.transpose(1, 2, 0), m, out=dhs_fm, casting="unsafe")
+        dhs = dhs_fm
 
-    Hprev, Cprev = Hs[prev], Cs[prev]
-    W4 = W_hh.reshape(4, H, H)
-    Wi4 = W_ih.reshape(4, H, D)
+    HXprev, Cprev = HX[prev], Cs[prev]
+    W_hhT = W_hh.T
     one = dtype.type(1)
-
-    dh = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
-    dc = np.zeros((B, H), dtype=dtype) if dcT is None else dcT.copy()
-    dh_alt = np.empty((B, H), dtype=dtype) if pad is not None else None
-    rec = np.empty((4, B, H), dtype=dtype)
-
-    gi = np.zeros((4, H, D + 1), dtype=dtype)  # input weights and (last column) biases
-    gh = np.zeros((4, H, H), dtype=dtype)
-    gi_part = np.empty_like(gi)
-    gh_part = np.empty_like(gh)
+    dh = np.zeros((H, B), dtype=dtype) if dhT is None else dhT.T.copy()
+    dc = np.zeros((H, B), dtype=dtype) if dcT is None else dcT.T.copy()
+    dh_alt = np.empty((H, B), dtype=dtype) if pad is not None else None
+    gW = np.zeros((H4, E), dtype=dtype)  # [dW_hh | dW_ih | db]
+    gW_part = np.empty_like(gW)
 
     chunks = _chunks(T, B, _BWD_ROWS, not reverse)  # backward visits positions from the end
     K = max((b - a for a, b in chunks), default=0)
-    nQ, nP, nX = 5 * K * B * H, 4 * K * B * D, T * B * D
-    arena = np.empty(nQ + nP + nX, dtype=dtype)  # one allocation (see forward)
-    # Scratch Q (5, K, B, H) for one chunk, gate-major so each slot is a GEMM operand.
-    # Slots 0..3 first hold each gate's local derivative times its partner factor
-    # (i'(z) g, f'(z) c_prev, g'(z) i, o'(z) tanh(c)) and become dL/dz for i, f, g, o;
-    # slot 4 holds o (1 - tanh(c)^2), then dh times that (the path h -> c).
-    Qbuf = arena[:nQ].reshape(5, K, B, H)
-    dx_part = arena[nQ : nQ + nP].reshape(4, K * B, D)
-    dx = arena[nQ + nP :].reshape(T, B, D)
+    nQ, nZ, nH, nX = 5 * K * H * B, 4 * H * K * B, E * K * B, T * B * D
+    arena = np.empty(nQ + nZ + nH + nX, dtype=dtype)  # one block (see forward)
+    # Q (K, 5, H, B), per step of the chunk: first the local derivative of each gate times
+    # its partner factor (i'(z) g, f'(z) c_prev, g'(z) i, o'(z) tanh(c)) and
+    # o (1 - tanh(c)^2); the step then turns them into dL/dz for i, f, g, o and dh times
+    # the last (the h -> c term). Q[j, :4] as (4H, B) is the step's GEMM operand.
+    Qbuf = arena[:nQ].reshape(K, 5, H, B)
+    # the chunk's dL/dz and GEMM inputs [h_prev; x; 1] rearranged as (4H, kB), (E, kB)
+    Zt_buf = arena[nQ : nQ + nZ].reshape(H4, K, B)
+    HXc_buf = arena[nQ + nZ : nQ + nZ + nH].reshape(E, K, B)
+    dx = arena[nQ + nZ + nH :].reshape(T, B, D)
+
     for a, b in chunks:
         k = b - a
-        Q = Qbuf[:, :k]
+        Q = Qbuf[:k]
+        Q4 = Q.reshape(k, 5 * H, B)[:, :H4]  # (k, 4H, B)
         # --- local derivatives of steps a..b-1, vectorised ---
-        Gc = G[:, a:b]  # (4, k, B, H)
-        S = Q[:2]
-        np.multiply(Gc[:2], Gc[:2], out=S)
-        np.subtract(Gc[:2], S, out=S)  # s (1 - s) for i, f
-        Qo, o = Q[3], Gc[3]
-        np.multiply(o, o, out=Qo)
-        np.subtract(o, Qo, out=Qo)  # o (1 - o)
-        Qg, g = Q[2], Gc[2]
-        np.multiply(g, g, out=Qg)
+        Gc = G[a:b].reshape(k, 4, H, B)
+        np.multiply(Gc[:, :2], Gc[:, :2], out=Q[:, :2])
+        np.subtract(Gc[:, :2], Q[:, :2], out=Q[:, :2])  # s (1 - s) for i, f
+        Qg, Qo, R = Q[:, 2], Q[:, 3], Q[:, 4]
+        gi_, gf_, gg_, go_ = Gc[:, 0], Gc[:, 1], Gc[:, 2], Gc[:, 3]
+        np.multiply(go_, go_, out=Qo)
+        np.subtract(go_, Qo, out=Qo)  # o (1 - o)
+        np.multiply(gg_, gg_, out=Qg)
         np.subtract(one, Qg, out=Qg)  # 1 - g^2
-        np.multiply(Q[0], g, out=Q[0])
-        np.multiply(Q[1], Cprev[a:b], out=Q[1])
-        np.multiply(Qg, Gc[0], out=Qg)
+        np.multiply(Q[:, 0], gg_, out=Q[:, 0])
+        np.multiply(Q[:, 1], Cprev[a:b], out=Q[:, 1])
+        np.multiply(Qg, gi_, out=Qg)
         np.multiply(Qo, TC[a:b], out=Qo)
-        R = Q[4]
         np.multiply(TC[a:b], TC[a:b], out=R)
         np.subtract(one, R, out=R)
-        np.multiply(R, o, out=R)  # o (1 - tanh(c)^2)
+        np.multiply(R, go_, out=R)  # o (1 - tanh(c)^2)
         if pad is None:
-            F = Gc[1]
+            F = gf_
         else:
-            np.multiply(Q, m[None, a:b], out=Q)
-            F = np.where(pad[a:b], one, Gc[1])  # dc passes unchanged through padded steps
+            np.multiply(Q, m[a:b, None], out=Q)
+            F = np.where(pad[a:b], one, gf_)  # dc passes unchanged through padded steps
         # --- the sequential part ---
         for t in range(a, b) if reverse else range(b - 1, a - 1, -1):
+            j = t - a
             if dhs is not None:
                 np.add(dh, dhs[t], out=dh)
-            q = Q[:, t - a]
+            q = Q[j]
             np.multiply(q[3:], dh, out=q[3:])  # dL/dz_o and the h -> c term
             np.add(dc, q[4], out=dc)
             np.multiply(q[:3], dc, out=q[:3])  # dL/dz_i, dL/dz_f, dL/dz_g
-            np.multiply(dc, F[t - a], out=dc)
-            np.matmul(q[:4], W4, out=rec)
+            np.multiply(dc, F[j], out=dc)
             if pad is None:
-                np.add.reduce(rec, axis=0, out=dh)
+                np.dot(W_hhT, Q4[j], out=dh)
             else:
-                np.add.reduce(rec, axis=0, out=dh_alt)
-                np.copyto(dh_alt, dh, where=pad[t])  # padded rows: dZ is 0, carry dh
+                np.dot(W_hhT, Q4[j], out=dh_alt)
+                np.copyto(dh_alt, dh, where=pad[t])  # padded columns: dZ is 0, carry dh
                 dh, dh_alt = dh_alt, dh
-        # --- this chunk's share of the weight gradients and dx (GEMMs over k*B rows) ---
-        dZ = Q[:4].reshape(4, k * B, H)
-        dZT = dZ.transpose(0, 2, 1)
-        np.matmul(dZT, Xa[a:b].reshape(k * B, D + 1), out=gi_part)
-        np.add(gi, gi_part, out=gi)
-        np.matmul(dZT, Hprev[a:b].reshape(k * B, H), out=gh_part)
-        np.add(gh, gh_part, out=gh)
-        dxp = dx_part[:, : k * B]
-        np.matmul(dZ, Wi4, out=dxp)
-        np.add.reduce(dxp, axis=0, out=dx[a:b].reshape(k * B, D))
+        # --- the chunk's share of the weight gradients and dx (GEMMs over k*B columns) ---
+        Zt = Zt_buf[:, :k]
+        np.copyto(Zt, Q4.transpose(1, 0, 2))
+        dZ = Zt.reshape(H4, k * B)
+        HXc = HXc_buf[:, :k]
+        np.copyto(HXc, HXprev[a:b].transpose(1, 0, 2))
+        np.dot(dZ, HXc.reshape(E, k * B).T, out=gW_part)
+        np.add(gW, gW_part, out=gW)
+        np.dot(dZ.T, W_ih, out=dx[a:b].reshape(k * B, D))
 
     grads = {
-        "weight_ih": np.ascontiguousarray(gi[:, :, :D]).reshape(H4, D),
-        "weight_hh": gh.reshape(H4, H),
-        "bias_ih": gi[:, :, D].reshape(H4),
+        "weight_ih": np.ascontiguousarray(gW[:, H : H + D]),
+        "weight_hh": np.ascontiguousarray(gW[:, :H]),
+        "bias_ih": gW[:, H + D].copy(),
+        "bias_hh": gW[:, H + D].copy(),
     }
-    grads["bias_hh"] = grads["bias_ih"].copy()
-    return dx.transpose(1, 0, 2), (dh, dc), grads
+    return dx.transpose(1, 0, 2), (dh.T.copy(), dc.T.copy()), grads

@@ -45,8 +45,9 @@ Time-major storage makes every step's slice contiguous. The input projection of 
 h_{t-1} W_hh^T (one GEMM into a preallocated buffer) and applies f in place. BPTT runs over
 chunks of steps that reuse the same small buffers: f' for the chunk in two calls, three
 calls per step, then the chunk's weight gradients and dx rows as GEMMs over its
-(steps x batch) rows. Fresh memory is expensive (page faults), so nothing big is
-allocated in backward.
+(steps x batch) rows. Fresh memory is expensive (first-touch page faults), so each call
+takes its buffers from one allocation (``_carve``) and backward allocates nothing big.
+No mask costs nothing: the masked path only adds one ``copyto(where=)`` per step.
 """
 
 from __future__ import annotations
@@ -78,19 +79,36 @@ def init_params(
 # ----------------------------------------------------------------------------------------
 
 
-def _time_major_input(x, D: int, dtype) -> np.ndarray:
-    """Contiguous (T, B, D) copy of x (B, T, D) in dtype (or x's own buffer if it already is)."""
+def _time_major_view(x, D: int) -> np.ndarray:
+    """x (B, T, D) validated, as a (T, B, D) view (no copy)."""
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[2] != D:
         raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
     if x.shape[1] == 0:
         raise ValueError("x must have at least one time step")
-    xt = x.transpose(1, 0, 2)
-    if xt.dtype == dtype and xt.flags.c_contiguous:
-        return xt  # e.g. the hs view of a previous layer: no copy needed
-    X = np.empty(xt.shape, dtype=dtype)
-    np.copyto(X, xt, casting="unsafe")
-    return X
+    return x.transpose(1, 0, 2)
+
+
+def _carve(dtype, *shapes) -> list[np.ndarray]:
+    """Views of ONE fresh buffer, one per shape, each 64-byte aligned.
+
+    A single allocation per call lets malloc hand back the pages of the previous call:
+    many separate big arrays tend to be unmapped and mapped again, and first-touch page
+    faults on fresh (huge-page advised) memory can cost more than the arithmetic.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    align = max(1, 64 // itemsize)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    offsets, total = [], 0
+    for n in sizes:
+        offsets.append(total)
+        total += -(-n // align) * align
+    buf = np.empty(total + align, dtype=dtype)
+    shift = (-(buf.ctypes.data // itemsize)) % align
+    return [
+        buf[shift + o : shift + o + n].reshape(shape)
+        for o, n, shape in zip(offsets, sizes, shapes, strict=True)
+    ]
 
 
 def _initial_state(state0, B: int, H: int, dtype):
@@ -187,13 +205,27 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
     dtype = W_ih.dtype
     H, D = W_ih.shape
-    X = _time_major_input(x, D, dtype)
-    T, B, _ = X.shape
+    xt = _time_major_view(x, D)
+    T, B, _ = xt.shape
     h0 = _initial_state(state0, B, H, dtype)
     m, pad = _prepare_mask(mask, B, T, dtype)
     out, prev, h0_slot, order = _slots(T, reverse)
 
-    S = np.empty((T + 1, B, H), dtype=dtype)
+    # the input is used as is when it is already time-major (e.g. the hs of a layer below)
+    copy_x = not (xt.dtype == dtype and xt.flags.c_contiguous)
+    shapes = [(T + 1, B, H), (B, H), (H,)]
+    if m is not None:
+        shapes.append((T, B, H))
+    if copy_x:
+        shapes.append((T, B, D))
+    bufs = _carve(dtype, *shapes)
+    S, tmp, bias = bufs[:3]
+    hs_buf = bufs[3] if m is not None else None
+    if copy_x:
+        X = bufs[-1]
+        np.copyto(X, xt, casting="unsafe")
+    else:
+        X = xt
     if h0 is None:
         S[h0_slot] = 0
     else:
@@ -202,10 +234,10 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
     # output slots; the loop adds the recurrent term and applies f in place.
     A = S[out]
     np.dot(X.reshape(T * B, D), W_ih.T, out=A.reshape(T * B, H))
-    A += params["bias_ih"] + params["bias_hh"]
+    np.add(params["bias_ih"], params["bias_hh"], out=bias)
+    A += bias
     W_hhT = W_hh.T
     f = np.tanh if nonlinearity == "tanh" else None
-    tmp = np.empty((B, H), dtype=dtype)
     off_prev = 1 if reverse else 0  # step t reads S[t + off_prev], writes S[t + off_out]
     off_out = 0 if reverse else 1
     skip = h0 is None
@@ -227,7 +259,7 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
     if m is None:
         hs_tm = S[out]
     else:
-        hs_tm = S[out] * m
+        hs_tm = np.multiply(S[out], m, out=hs_buf)
     hs = _readonly(hs_tm.transpose(1, 0, 2))
     cache = {
         "x": X,
@@ -256,14 +288,19 @@ def backward(params, dhs, dstateT, cache):
     tanh = cache["nonlinearity"] == "tanh"
 
     K = _chunk_steps(T, B, H)
-    Dv = np.empty((K, B, H), dtype=dtype)  # f'(a_t), zero at padded steps
-    dA = np.empty((K, B, H), dtype=dtype)
-    P = np.empty((K, B, H), dtype=dtype) if dhs is not None else None
-    c = np.zeros((B, H), dtype=dtype) if dhT is None else dhT.copy()
-    g = np.empty((B, H), dtype=dtype)
-    ones = np.ones(K * B, dtype=dtype)
+    shapes = [(K, B, H), (K, B, H), (B, H), (B, H), (K * B,), (H, D), (H, H), (H,)]
+    if dhs is not None:
+        shapes.append((K, B, H))
+    bufs = _carve(dtype, *shapes)
+    Dv, dA, c, g, ones = bufs[:5]  # Dv: f'(a_t) of a chunk, zero at padded steps
+    tmp = bufs[5:8]
+    P = bufs[8] if dhs is not None else None
+    if dhT is None:
+        c[...] = 0
+    else:
+        np.copyto(c, dhT)
+    ones[...] = 1
     acc = [np.zeros((H, D), dtype=dtype), np.zeros((H, H), dtype=dtype), np.zeros(H, dtype=dtype)]
-    tmp = [np.empty((H, D), dtype=dtype), np.empty((H, H), dtype=dtype), np.empty(H, dtype=dtype)]
     dX = np.empty((T, B, D), dtype=dtype)
 
     # dA_t = (c_t + dhs_t) * f'(a_t), with the carry c_t = dL/dh_t from the later steps:
@@ -301,4 +338,4 @@ def backward(params, dhs, dstateT, cache):
         np.dot(dAc, W_ih, out=dX[t0:t1].reshape(nn, D))
 
     grads = {"weight_ih": acc[0], "weight_hh": acc[1], "bias_ih": acc[2], "bias_hh": acc[2].copy()}
-    return dX.transpose(1, 0, 2), (c,), grads
+    return dX.transpose(1, 0, 2), (c.copy(),), grads

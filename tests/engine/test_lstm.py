@@ -87,7 +87,7 @@ GRAD_CASES = {
     "dhT_none": {"use_dh": False},
     "dcT_none": {"use_dc": False},
     "dstate_none": {"use_dh": False, "use_dc": False, "mask": True},
-    # several (uneven) chunks of steps in the forward projection and the backward pass
+    # several (uneven) chunks of steps in the backward pass
     "chunked": {"chunks": True},
     "chunked_reverse_mask": {"chunks": True, "reverse": True, "mask": True},
     "chunked_state0_none": {"chunks": True, "state0": "none", "use_dhs": False},
@@ -95,8 +95,7 @@ GRAD_CASES = {
 
 
 def _small_chunks(monkeypatch):
-    """Chunks of 2 steps (T = 5 gives 2 + 2 + 1) instead of one chunk for the whole sequence."""
-    monkeypatch.setattr(lstm, "_FWD_ROWS", 2 * B)
+    """Backward chunks of 2 steps (T = 5 gives 2 + 2 + 1) instead of one for the sequence."""
     monkeypatch.setattr(lstm, "_BWD_ROWS", 2 * B)
 
 
