@@ -61,10 +61,11 @@ every gate is one contiguous block and a step is one GEMM [W_hh | W_ih | b] @ [h
 biases ride along in it). The weight rows are pre-scaled by -1 (sigmoid gates) or -2 (g) so
 that one exp over the (4H, B) block gives all four gates: sigmoid(z) = 1 / (1 + exp(-z)),
 tanh(z) = 2 sigmoid(2z) - 1; tanh(c) uses the same identity. The backward pass prepares the
-local derivatives of a chunk of steps vectorised, then runs five NumPy calls and one GEMM
-per step, and folds each chunk into the weight gradients and dx with GEMMs over the chunk's
-k*B columns. Each call allocates its storage as one block, which malloc reuses from call
-to call (several smaller blocks tend to be page-faulted in every time).
+local derivatives of a chunk of steps vectorised, then runs four NumPy calls (five with
+dhs) and one GEMM per step, and folds each chunk into the weight gradients and dx with
+GEMMs over the chunk's k*B columns. Each call allocates its storage as one block, which
+malloc reuses from call to call (several smaller blocks tend to be page-faulted in every
+time).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import checkpoint
 from rnnlab.train.io import write_csv, write_json
+from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
 
 TIMING_COLUMNS = ("seconds", "samples_per_s")
@@ -104,6 +105,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     """Train one model; writes the run folder's files and returns the summary dict."""
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
+    keep_freed_memory()
     dtype = np.dtype(cfg.train.dtype)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     data_rng, init_rng, shuffle_rng, drop_rng = (np.random.default_rng(s) for s in seeds)
