@@ -32,7 +32,7 @@ test-all: $(STAMP)
 
 ## Engine vs PyTorch CPU speed (installs torch into the venv on first use)
 bench: $(STAMP)
-	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/engine_vs_torch.py $(ARGS)
 
 lint: $(STAMP)

@@ -597,7 +597,7 @@ def iqr_ms(samples: list[float]) -> float:
 # --------------------------------------------------------------------------- report
 
 
-def blas_report(np) -> list[str]:
+def blas_report() -> list[str]:
     lines = []
     try:
         import threadpoolctl
@@ -625,7 +625,7 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def print_table(rows, console, have_torch, have_rnnlab):
+def print_table(rows, console) -> None:
     from rich.table import Table
 
     t = Table(title="one training step, median ms (ratio = torch / rnnlab; higher is better)")
@@ -645,7 +645,7 @@ def print_table(rows, console, have_torch, have_rnnlab):
             t_ms += f" ±{iqr_ms(r['torch']) / 2:.2f}"
         if r["rnnlab"]:
             r_ms += f" ±{iqr_ms(r['rnnlab']) / 2:.2f}"
-        t.add_row(KIND_LABEL[c.kind], c.shape, t_ms, r_ms, fmt(r["ratio"], ".2f"),
+        t.add_row(KIND_LABEL[c.kind], c.shape, t_ms, r_ms, fmt(r["ratio"], ".3f"),
                   f">= {c.target:g}", verdict)
     console.print(t)
     console.print("± is half the interquartile range of the per-step times. Pass: ratio >= "
@@ -693,6 +693,9 @@ def profile_rnnlab(row, args, console) -> None:
     console.print(f"\n[bold]cProfile of the rnnlab step, {row['case'].id}, {n} steps "
                   f"(sorted by tottime)[/bold]")
     console.print(buf.getvalue(), markup=False, highlight=False)
+    console.print("NumPy calls made from inside a function (matmul, ufuncs with out=) count in "
+                  "that function's tottime; for a per-line split run line_profiler on the cell's "
+                  "forward/backward.", highlight=False)
 
 
 # --------------------------------------------------------------------------- main
@@ -728,6 +731,13 @@ def main(argv: list[str] | None = None) -> int:
         eng = import_engine()
     except RnnlabUnavailable as exc:
         eng_note = str(exc)
+    malloc_note = "default"
+    if eng is not None:
+        # As `rnnlab train` does: keep freed step caches instead of page-faulting them in
+        # again. Process-wide, so torch's CPU allocations (glibc malloc) get it too.
+        from rnnlab.train.memory import keep_freed_memory
+
+        malloc_note = "tuned (rnnlab.train.memory)" if keep_freed_memory() else "default"
 
     # --- header
     console.print("[bold]rnnlab engine vs PyTorch: one training step[/bold]")
@@ -752,8 +762,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.unset_openblas_env and reexec is None:
         console.print("--unset-openblas-env: neither variable is set, nothing to unset",
                       highlight=False)
-    for line in blas_report(np):
+    for line in blas_report():
         console.print(f"  {line}", highlight=False)
+    console.print(f"glibc malloc: {malloc_note}", highlight=False)
     if torch is None:
         what = (f"torch is not importable ({escape(torch_note)})" if torch_note
                 else "torch skipped (--no-torch)")
@@ -807,21 +818,24 @@ def main(argv: list[str] | None = None) -> int:
         console.print(msg, highlight=False)
         rows.append(row)
 
-    print_table(rows, console, torch is not None, eng is not None)
+    print_table(rows, console)
     if args.csv:
         write_csv(args.csv, rows)
         console.print(f"wrote {args.csv}")
 
     if args.profile and eng is not None:
+        timed = [r for r in rows if r["_rl"] is not None]
         if args.profile == "worst":
-            scored = [r for r in rows if r["ratio"] is not None]
-            pick = (min(scored, key=lambda r: r["ratio"] / r["case"].target) if scored
-                    else max(rows, key=lambda r: r["rnnlab_ms"] or 0))
+            scored = [r for r in timed if r["ratio"] is not None]
+            if scored:
+                pick = min(scored, key=lambda r: r["ratio"] / r["case"].target)
+            else:
+                pick = max(timed, key=lambda r: r["rnnlab_ms"] or 0, default=None)
         else:
-            pick = next((r for r in rows if r["case"].id == args.profile), None)
-            if pick is None:
-                console.print(f"--profile: no case {args.profile!r} in this run")
-                return 1
+            pick = next((r for r in timed if r["case"].id == args.profile), None)
+        if pick is None:
+            console.print(f"--profile: no rnnlab case {args.profile!r} timed in this run")
+            return 1
         profile_rnnlab(pick, args, console)
     return 0
 
