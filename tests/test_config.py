@@ -12,10 +12,16 @@ from rnnlab.config.validate import ConfigError, group_options
 def test_every_option_composes_and_validates(group):
     options = group_options(group)
     assert options
+    needs = {("data", "csv"): ["data.path=prices.csv"]}  # a user file; existence is checked at load time
     for option in options:
-        rc = compose_and_validate([f"{group}={option}"])
+        rc = compose_and_validate([f"{group}={option}", *needs.get((group, option), [])])
         if group == "arch":
             assert rc.arch.cell in ("rnn", "lstm", "gru")
+
+
+def test_csv_without_a_path_is_refused():
+    with pytest.raises(ConfigError, match=r"data.path must name a CSV file"):
+        compose_and_validate(["data=csv"])
 
 
 def test_experiment_applies_its_delta():

@@ -102,7 +102,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     K = _chunk_steps(T, B, H)
 
     shapes = [(T, 3, B, H), (T + 1, B, H), (T, B, H), (T, B, D + 1), (3, K, B, H)]
-    shapes += [(3, D + 1, H), (3, H, H), (3, H), (B, H), (3, B, H), (B, H)]
+    shapes += [(3, D + 1, H), (H, 3 * H), (3, H), (B, H), (B, 3 * H), (B, H)]
     if m is not None:
         shapes.append((T, B, H))
     bufs = _carve(dtype, *shapes)
@@ -120,14 +120,14 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     np.copyto(bias, b_ih.reshape(3, H))
     bias[:2] += b_hh[: 2 * H].reshape(2, H)
     np.multiply(bias, sign[:, :, 0], out=WihT[:, D])
-    np.multiply(W_hh.reshape(3, H, H).transpose(0, 2, 1), sign, out=WhhT)
+    np.multiply(W_hh.reshape(3, H, H).transpose(0, 2, 1), sign, out=WhhT.reshape(H, 3, H).transpose(1, 0, 2))
     b_hn[...] = b_hh[2 * H :]  # tiled: a broadcast add is ~2x slower
 
     if h0 is None:
         S[h0_slot] = 0
     else:
         np.copyto(S[h0_slot], h0, casting="unsafe")
-    gh_rz, gh_n = gh[:2], gh[2]
+    gh_rz, gh_n = gh.reshape(B, 3, H)[:, :2].transpose(1, 0, 2), gh[:, 2 * H :]
     off_prev = 1 if reverse else 0  # step t reads S[t + off_prev], writes S[t + off_out]
     off_out = 0 if reverse else 1
     skip = h0 is None  # first step from a zero state: no recurrent GEMM
@@ -148,7 +148,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
                     np.copyto(rz, xp[:2])
                     np.copyto(gn, b_hn)
                 else:
-                    np.matmul(hp, WhhT, out=gh)
+                    np.dot(hp, WhhT, out=gh)
                     np.add(gh_rz, xp[:2], out=rz)
                     np.add(gh_n, b_hn, out=gn)
                 np.exp(rz, out=rz)
@@ -203,9 +203,9 @@ def backward(params, dhs, dstateT, cache):
     #   Fr = r(1-r) ghn, F2 = [z(1-z)(h-n), (1-z)(1-n^2)], DG = [dghn, da_r, da_z, da_n]
     # (DG[0:3] is the hidden side, DG[1:4] the input side in PyTorch's r, z, n order).
     K = _chunk_steps(T, B, H)
-    shapes = [(K, B, H), (2, K, B, H), (K, B, H), (4, K, B, H), (3, H, H), (4, B, H), (B, H)]
-    shapes += [(B, H), (3, H, D + 1), (3, H, H), (H,), (3, H, D + 1), (3, H, H), (H,)]
-    shapes += [(3, K * B, D), (K * B,)]
+    shapes = [(K, B, H), (2, K, B, H), (K, B, H), (K, B, 4 * H), (3 * H, H), (B, H), (B, H)]
+    shapes += [(B, H), (3 * H, D + 1), (3 * H, H), (H,), (3 * H, D + 1), (3 * H, H), (H,)]
+    shapes += [(1,), (K * B,)]
     if m is not None:
         shapes.append((K, B, H))
     if dhs is not None and m is not None:
@@ -215,8 +215,9 @@ def backward(params, dhs, dstateT, cache):
     acc_ih, acc_hh, acc_bhn, tmp_ih, tmp_hh, tmp_bhn, tmp_x, ones = bufs[8:16]
     zc_buf = bufs[16] if m is not None else None  # z with 1 at padded steps
     dh_buf = bufs[-1] if (dhs is not None and m is not None) else None  # masked dhs
-    np.copyto(W_hid, W_hh.reshape(3, H, H)[[2, 0, 1]])  # rows n, r, z to match DG[0:3]
-    W_in = W_ih.reshape(3, H, D)
+    np.copyto(W_hid.reshape(3, H, H), W_hh.reshape(3, H, H)[[2, 0, 1]])  # rows n, r, z
+    W_in = W_ih
+    H3 = 3 * H
     if dhT is None:
         c[...] = 0
     else:
@@ -261,35 +262,33 @@ def backward(params, dhs, dstateT, cache):
                 g = G
             else:
                 g = c
-            dg = DG[:, k]
+            dgk = DG[k]
+            dg = dgk.reshape(B, 4, H).transpose(1, 0, 2)
             np.multiply(g, F2[:, k], out=dg[2:])  # da_z, da_n
             np.multiply(dg[3], r[k], out=dg[0])  # dghn
             np.multiply(dg[3], f_rr[k], out=dg[1])  # da_r
-            np.multiply(g, zc[k], out=gh[3])
-            np.matmul(dg[:3], W_hid, out=gh[:3])
-            np.add.reduce(gh, axis=0, out=c)
+            np.multiply(g, zc[k], out=gh)
+            np.dot(dgk[:, :H3], W_hid, out=c)
+            c += gh
         # this chunk's share of the weight gradients and its dx rows
-        dg_in = DG[1:, :kk].reshape(3, nn, H)
-        dg_hid = DG[:3, :kk].reshape(3, nn, H)
-        np.matmul(dg_in.transpose(0, 2, 1), Xa[t0:t1].reshape(nn, D + 1), out=tmp_ih)
+        dgc = DG[:kk].reshape(nn, 4 * H)
+        dg_in = dgc[:, H:]
+        dg_hid = dgc[:, :H3]
+        np.dot(dg_in.T, Xa[t0:t1].reshape(nn, D + 1), out=tmp_ih)
         acc_ih += tmp_ih
-        np.matmul(dg_hid.transpose(0, 2, 1), h_prev.reshape(nn, H), out=tmp_hh)
+        np.dot(dg_hid.T, h_prev.reshape(nn, H), out=tmp_hh)
         acc_hh += tmp_hh
-        np.matmul(ones[:nn], DG[0, :kk].reshape(nn, H), out=tmp_bhn)
+        np.dot(ones[:nn], dgc[:, :H], out=tmp_bhn)
         acc_bhn += tmp_bhn
-        tx = tmp_x[:, :nn]
-        np.matmul(dg_in, W_in, out=tx)
-        dx_rows = dX[t0:t1].reshape(nn, D)
-        np.add(tx[0], tx[1], out=dx_rows)
-        dx_rows += tx[2]
+        np.dot(dg_in, W_in, out=dX[t0:t1].reshape(nn, D))
 
-    bias_ih = acc_ih[:, :, D].reshape(3 * H)
+    bias_ih = acc_ih[:, D]
     bias_hh = np.empty(3 * H, dtype=dtype)
     bias_hh[: 2 * H] = bias_ih[: 2 * H]  # b_hr, b_hz enter exactly like b_ir, b_iz
     bias_hh[2 * H :] = acc_bhn
     grads = {
-        "weight_ih": acc_ih[:, :, :D].reshape(3 * H, D),
-        "weight_hh": acc_hh[[1, 2, 0]].reshape(3 * H, H),
+        "weight_ih": acc_ih[:, :D],
+        "weight_hh": acc_hh.reshape(3, H, H)[[1, 2, 0]].reshape(3 * H, H),
         "bias_ih": bias_ih,
         "bias_hh": bias_hh,
     }
