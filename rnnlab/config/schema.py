@@ -44,6 +44,13 @@ def _fraction(key: str, value: float, *, closed: bool = False) -> None:
         raise ValueError(f"{key} must be in [0, 1{']' if closed else ')'} (got {value})")
 
 
+def _splits(val_frac: float, test_frac: float) -> None:
+    _fraction("data.val_frac", val_frac)
+    _fraction("data.test_frac", test_frac)
+    if val_frac + test_frac >= 0.9:
+        raise ValueError("data.val_frac + data.test_frac must leave at least 10 % for training")
+
+
 @dataclass
 class ArchConf:
     cell: str = "lstm"
@@ -132,10 +139,7 @@ class SineConf:
             raise ValueError("data.periods and data.amplitudes must be non-empty and of equal length")
         for p in self.periods:
             _positive("data.periods", p)
-        _fraction("data.val_frac", self.val_frac)
-        _fraction("data.test_frac", self.test_frac)
-        if self.val_frac + self.test_frac >= 0.9:
-            raise ValueError("data.val_frac + data.test_frac must leave at least 10 % for training")
+        _splits(self.val_frac, self.test_frac)
         # Each split needs at least one window, so the train part alone must hold one.
         need = int((self.n_in + self.n_out) / (1 - self.val_frac - self.test_frac)) + 3
         if self.length < need:
@@ -177,10 +181,7 @@ class CsvConf:
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
         _at_least("data.seasonal_period", self.seasonal_period, 0)
-        _fraction("data.val_frac", self.val_frac)
-        _fraction("data.test_frac", self.test_frac)
-        if self.val_frac + self.test_frac >= 0.9:
-            raise ValueError("data.val_frac + data.test_frac must leave at least 10 % for training")
+        _splits(self.val_frac, self.test_frac)
 
 
 # Data schemas by data.name; later data sets register here.

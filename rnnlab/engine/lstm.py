@@ -72,6 +72,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import rnn
+
 NUM_STATES = 2  # (h, c)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GATES = ("i", "f", "g", "o")
@@ -96,15 +98,7 @@ def init_params(
 
     (The forget-gate bias is not special-cased.)
     """
-    k = 1.0 / np.sqrt(hidden_size)
-    G = 4 * hidden_size
-    shapes = {
-        "weight_ih": (G, input_size),
-        "weight_hh": (G, hidden_size),
-        "bias_ih": (G,),
-        "bias_hh": (G,),
-    }
-    return {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in shapes.items()}
+    return rnn.init_params(rng, input_size, hidden_size, dtype, gates=4)
 
 
 def gate_activations(cache) -> dict[str, np.ndarray]:
