@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
 import numpy as np
@@ -73,7 +74,7 @@ def _betas(value) -> tuple[float, float]:
 # ---------------------------------------------------------------- base class
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Shared step loop, lazy state, scratch buffers and state_dict plumbing.
 
     Subclasses set `name`, list their state slots in `_slots()` and implement
@@ -99,11 +100,12 @@ class Optimizer:
     def _slots(self) -> tuple[str, ...]:
         return ()
 
-    def _begin_step(self) -> None:
+    def _begin_step(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Per-step scalar work done once before the parameter loop."""
 
+    @abstractmethod
     def _update(self, key: str, p: np.ndarray, g: np.ndarray, lr: float) -> None:
-        raise NotImplementedError
+        """Implemented by each concrete class."""
 
     # -- helpers for subclasses
     def _slot(self, key: str, slot: str, p: np.ndarray, fill: float = 0.0) -> np.ndarray:

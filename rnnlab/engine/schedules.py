@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -61,7 +62,7 @@ def _choice(key: str, value, choices: tuple[str, ...]) -> str:
 # ---------------------------------------------------------------- schedules
 
 
-class Schedule:
+class Schedule(ABC):
     """Base: every schedule starts from base_lr (the optimizer's lr)."""
 
     name = ""
@@ -71,8 +72,9 @@ class Schedule:
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
 
+    @abstractmethod
     def lr_at(self, step: int, epoch: int, history: Sequence[float] = ()) -> float:
-        raise NotImplementedError
+        """Implemented by each concrete class."""
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={getattr(self, k)!r}" for k in _options(type(self)))
