@@ -184,5 +184,19 @@ class CsvConf:
         _splits(self.val_frac, self.test_frac)
 
 
+@dataclass
+class AddingConf:
+    name: str = "adding"
+    length: int = 100
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 1000
+
+    def __post_init__(self) -> None:
+        _at_least("data.length", self.length, 2)
+        for key in ("n_train", "n_val", "n_test"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+
+
 # Data schemas by data.name; later data sets register here.
-DATA_SCHEMAS: dict[str, type] = {"sine": SineConf, "csv": CsvConf}
+DATA_SCHEMAS: dict[str, type] = {"sine": SineConf, "csv": CsvConf, "adding": AddingConf}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-LOADERS = {"sine": "rnnlab.data.sine", "csv": "rnnlab.data.timeseries"}
+LOADERS = {"sine": "rnnlab.data.sine", "csv": "rnnlab.data.timeseries", "adding": "rnnlab.data.adding"}
 
 
 def load(cfg, rng, dtype):
