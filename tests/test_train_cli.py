@@ -211,3 +211,15 @@ def test_missing_csv_is_one_line_exit_2(tmp_path, capsys):
     code = run(["data=csv", f"data.path={tmp_path / 'nope.csv'}", f"hydra.run.dir={tmp_path / 'r'}"])
     assert code == 2
     assert f"data file not found: {tmp_path / 'nope.csv'}" in capsys.readouterr().err
+
+
+def test_l2_penalty_is_reported_as_its_own_column(tmp_path):
+    d = tmp_path / "l2"
+    assert run([*TINY, "reg=l2", "reg.l2=0.01", f"hydra.run.dir={d}"]) == 0
+    m = pd.read_csv(d / "metrics.csv")
+    assert "l2_loss" in m.columns
+    params = dict(np.load(d / "checkpoint/model.npz", allow_pickle=False))
+    # the logged penalty matches 0.5 * l2 * sum ||W||^2 of the weights (biases excluded)
+    expected = 0.5 * 0.01 * sum(float(np.sum(v.astype(np.float64) ** 2)) for k, v in params.items() if ".weight" in k)
+    best = read_summary(d)["best_epoch"]
+    assert m.loc[best - 1, "l2_loss"] == pytest.approx(expected, rel=0.05)

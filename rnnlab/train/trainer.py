@@ -151,7 +151,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
             for epoch in range(cfg.train.epochs):
                 t0 = time.perf_counter()
                 order = shuffle_rng.permutation(len(data.train))
-                total, count, gnorm_sum = 0.0, 0, 0.0
+                total, count, gnorm_sum, reg_total = 0.0, 0, 0.0, 0.0
                 for b in range(steps_per_epoch):
                     idx = order[b * cfg.train.batch_size : (b + 1) * cfg.train.batch_size]
                     xb, yb = data.train.x[idx], data.train.y[idx]
@@ -161,7 +161,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     grads, _ = M.backward(spec, params, dout, cache)
                     if cfg.reg.l2 > 0:
                         pen, pgrads = _l2_penalty(params, cfg.reg.l2)
-                        loss += pen
+                        reg_total += pen * len(idx)
                         grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
                     if cfg.train.clip_value is not None:
                         grads = clip.clip_by_value(grads, cfg.train.clip_value)
@@ -187,12 +187,14 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 row = {
                     "epoch": epoch + 1,
                     "lr": lr_trace[-1],
-                    "train_loss": train_loss,
+                    "train_loss": train_loss,  # the data loss; penalties have their own column
                     "val_loss": val_loss,
                     "grad_norm": gnorm_sum / steps_per_epoch,
                     "seconds": seconds,
                     "samples_per_s": count / seconds,
                 }
+                if cfg.reg.l2 > 0:
+                    row["l2_loss"] = reg_total / count
                 rows.append(row)
                 history.append(val_loss)
                 _write_metrics(run_dir, rows)
