@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -87,8 +88,6 @@ def _explain_compose_error(exc: Exception, override_list: list[str]) -> str:
     first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
     if "Could not find '" in msg or "Could not load '" in msg:
         # "In 'config': Could not find 'arch/foo'" -> unknown arch 'foo' (choose from: ...)
-        import re
-
         m = re.search(r"Could not (?:find|load) '([\w/]+)/(\w[\w.-]*)'", msg)
         if m:
             group, option = m.group(1), m.group(2)
@@ -99,8 +98,6 @@ def _explain_compose_error(exc: Exception, override_list: list[str]) -> str:
                 choices = "?"
             return f"unknown {group} '{option}' (choose from: {choices})"
     if "Could not override" in msg:
-        import re
-
         m = re.search(r"Could not override '([^']+)'", msg)
         if m and ("append to your config" in msg or "not in struct" in msg):
             return f"unknown key '{m.group(1)}'"

@@ -119,27 +119,36 @@ class TrainConf:
 
 
 @dataclass
-class SineConf:
-    name: str = "sine"
-    length: int = 2000
-    periods: list[float] = field(default_factory=lambda: [25.0, 60.0, 110.0])
-    amplitudes: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.3])
-    noise: float = 0.1
+class WindowConf:
+    """Forecasting windows shared by the series data sets: n_in steps in, n_out out, time-ordered splits."""
+
     n_in: int = 50
     n_out: int = 1
     val_frac: float = 0.15
     test_frac: float = 0.15
     scale: bool = True
 
-    def __post_init__(self) -> None:
+    def _check_windows(self) -> None:
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
+        _splits(self.val_frac, self.test_frac)
+
+
+@dataclass
+class SineConf(WindowConf):
+    name: str = "sine"
+    length: int = 2000
+    periods: list[float] = field(default_factory=lambda: [25.0, 60.0, 110.0])
+    amplitudes: list[float] = field(default_factory=lambda: [1.0, 0.5, 0.3])
+    noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        self._check_windows()
         _at_least("data.noise", self.noise, 0.0)
         if len(self.periods) != len(self.amplitudes) or not self.periods:
             raise ValueError("data.periods and data.amplitudes must be non-empty and of equal length")
         for p in self.periods:
             _positive("data.periods", p)
-        _splits(self.val_frac, self.test_frac)
         # Each split needs at least one window, so the train part alone must hold one.
         need = int((self.n_in + self.n_out) / (1 - self.val_frac - self.test_frac)) + 3
         if self.length < need:
@@ -154,7 +163,7 @@ NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
 
 
 @dataclass
-class CsvConf:
+class CsvConf(WindowConf):
     name: str = "csv"
     # Path to the CSV; null means `default_file` inside $RNNLAB_DATA (default ../shared/data).
     path: str | None = None
@@ -166,11 +175,7 @@ class CsvConf:
     covariate_transform: str = "none"
     nan_policy: str = "error"
     n_in: int = 60
-    n_out: int = 1
-    val_frac: float = 0.15
-    test_frac: float = 0.15
     seasonal_period: int = 5
-    scale: bool = True
 
     def __post_init__(self) -> None:
         if not self.path and not self.default_file:
@@ -178,10 +183,8 @@ class CsvConf:
         _choice("data.transform", self.transform, TRANSFORMS)
         _choice("data.covariate_transform", self.covariate_transform, TRANSFORMS)
         _choice("data.nan_policy", self.nan_policy, NAN_POLICIES)
-        _at_least("data.n_in", self.n_in, 1)
-        _at_least("data.n_out", self.n_out, 1)
+        self._check_windows()
         _at_least("data.seasonal_period", self.seasonal_period, 0)
-        _splits(self.val_frac, self.test_frac)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, RegConf, TrainConf
 
@@ -72,10 +72,10 @@ def _typed(schema: type, node: Any, prefix: str):
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
+    except ConfigKeyError as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", "?")
+        raise ConfigError(f"unknown key '{prefix}.{key}'") from None
     except OmegaConfBaseException as exc:
-        if "not in struct" in str(exc) or "Key '" in str(exc) and "not" in str(exc):
-            key = getattr(exc, "full_key", None) or getattr(exc, "key", "?")
-            raise ConfigError(f"unknown key '{prefix}.{key}'") from None
         raise ConfigError(_one_line(exc, prefix)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

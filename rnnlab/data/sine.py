@@ -1,17 +1,16 @@
 """Noisy multi-frequency sine, cut into windows: n_in past values -> n_out next values.
 
 The series is a sum of sines with the configured periods and amplitudes plus Gaussian
-noise. Windows are assigned to train/val/test by where their targets fall in time
-(targets straddling a boundary are dropped), so no target is seen by two splits; the
-inputs of the first val/test windows may reach back into the previous split, which is
-history a forecaster would have. The scaler is fitted on the train part of the series.
+noise. Windows are split in time order (rnnlab.data.windows); the scaler is fitted on
+the train part of the series.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
+from rnnlab.data.base import Split, StandardScaler, TaskData
+from rnnlab.data.windows import split_windows
 
 
 def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) -> np.ndarray:
@@ -21,32 +20,12 @@ def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) ->
     return clean + noise * rng.standard_normal(length)
 
 
-def window_splits(series: np.ndarray, n_in: int, n_out: int, val_frac: float, test_frac: float):
-    """Windows (N, n_in) and targets (N, n_out), and index arrays for train/val/test."""
-    n = len(series)
-    if n < n_in + n_out:
-        raise DataError(f"series of length {n} is shorter than n_in + n_out = {n_in + n_out}")
-    win = np.lib.stride_tricks.sliding_window_view(series, n_in + n_out)
-    x, y = win[:, :n_in], win[:, n_in:]
-    first_target = np.arange(len(win)) + n_in
-    last_target = first_target + n_out - 1
-    t_test = int(round(n * (1 - test_frac)))
-    t_val = int(round(n * (1 - test_frac - val_frac)))
-    train = np.flatnonzero(last_target < t_val)
-    val = np.flatnonzero((first_target >= t_val) & (last_target < t_test))
-    test = np.flatnonzero(first_target >= t_test)
-    for name, idx in (("train", train), ("val", val), ("test", test)):
-        if len(idx) == 0:
-            raise DataError(
-                f"the {name} split has no windows: the series ({n} steps) is too short for "
-                f"n_in={n_in}, n_out={n_out} with val_frac={val_frac}, test_frac={test_frac}"
-            )
-    return x, y, train, val, test, t_val
-
-
 def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     series = make_series(cfg.length, cfg.periods, cfg.amplitudes, cfg.noise, rng)
-    x, y, tr, va, te, t_val = window_splits(series, cfg.n_in, cfg.n_out, cfg.val_frac, cfg.test_frac)
+    idx, _, t_val = split_windows(len(series), cfg.n_in, cfg.n_out, cfg.val_frac, cfg.test_frac)
+    win = np.lib.stride_tricks.sliding_window_view(series, cfg.n_in + cfg.n_out)
+    x, y = win[:, : cfg.n_in], win[:, cfg.n_in :]
+    tr, va, te = idx["train"], idx["val"], idx["test"]
     scaler = StandardScaler.fit(series[:t_val]) if cfg.scale else StandardScaler()
     xs = scaler.transform(x).astype(dtype)[:, :, None]
     ys = scaler.transform(y).astype(dtype)

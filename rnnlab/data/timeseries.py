@@ -3,7 +3,7 @@
 Pipeline: read and check the file -> optional transform of the target (log, returns,
 log returns, differences) and of the covariates -> windows of `n_in` steps predicting
 the next `n_out` target values directly (one multi-output head) -> time-ordered split
-by where each window's targets fall -> per-column standardization fitted on the train
+(rnnlab.data.windows) -> per-column standardization fitted on the train
 part only. Predictions are mapped back to the original units (undoing the scaler and
 the transform from the last observed level of each window) for metrics and plots.
 
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
+from rnnlab.data.windows import split_windows
 
 TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
 NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
@@ -130,7 +131,7 @@ def invert_transform(values: np.ndarray, anchor: np.ndarray, kind: str) -> np.nd
 
 def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     del rng  # the file decides everything; kept for the loader signature
-    path = resolve_path(cfg.path, getattr(cfg, "default_file", None))
+    path = resolve_path(cfg.path, cfg.default_file)
     columns = [cfg.target] + [c for c in cfg.covariates if c != cfg.target]
     table, dates = read_table(path, cfg.date_column, columns, cfg.nan_policy)
     level = table[cfg.target].to_numpy()
@@ -148,19 +149,8 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
             f"with val_frac={cfg.val_frac}, test_frac={cfg.test_frac} (need at least {min_len})"
         )
     feats, level_s = feats[start:], level[start:]
-    t_test = int(round(n * (1 - cfg.test_frac)))
-    t_val = int(round(n * (1 - cfg.test_frac - cfg.val_frac)))
-    n_win = n - need + 1
-    first_target = np.arange(n_win) + n_in
-    last_target = first_target + n_out - 1
-    idx = {
-        "train": np.flatnonzero(last_target < t_val),
-        "val": np.flatnonzero((first_target >= t_val) & (last_target < t_test)),
-        "test": np.flatnonzero(first_target >= t_test),
-    }
-    for name, ix in idx.items():
-        if len(ix) == 0:
-            raise DataError(f"{path.name}: the {name} split has no windows (series too short for the splits)")
+    idx, first_target, t_val = split_windows(n, n_in, n_out, cfg.val_frac, cfg.test_frac, what=path.name)
+    n_win = len(first_target)
 
     scalers = [StandardScaler.fit(feats[:t_val, j]) if cfg.scale else StandardScaler() for j in range(feats.shape[1])]
     scaled = np.stack([s.transform(feats[:, j]) for j, s in enumerate(scalers)], axis=1).astype(dtype)

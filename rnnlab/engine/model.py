@@ -111,7 +111,7 @@ def n_params(params: dict) -> int:
 
 
 def _pool_forward(spec: ModelSpec, y: np.ndarray, stateT, mask):
-    """Features (B, F) from the top layer's outputs y (B, T, F) or final states."""
+    """Features (B, F) from the top layer's outputs y (B, T, F) or its final state tuple(s)."""
     if spec.pooling == "last":
         if spec.bidirectional:
             return bidirectional.merge(stateT[0][0], stateT[1][0], spec.merge_mode), None
@@ -189,13 +189,9 @@ def forward(
                 cell, pf, pb, h, mask=mask, merge_mode=spec.merge_mode, **opts
             )
         else:
-            (h, st), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts)
-            stateT = st[0] if spec.pooling == "last" else st
+            (h, stateT), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts)
         layers.append((lcache, dcache))
-    if spec.pooling == "last" and not spec.bidirectional:
-        feat, pool_cache = stateT, None
-    else:
-        feat, pool_cache = _pool_forward(spec, h, stateT, mask)
+    feat, pool_cache = _pool_forward(spec, h, stateT, mask)
     feat_d, out_drop = dropout.forward(feat, spec.output_dropout, rng, train=drop)
     y, head_cache = dense.forward({"weight": params["head.weight"], "bias": params["head.bias"]}, feat_d)
     cache = {

@@ -87,7 +87,9 @@ def forecast_plot(forecast, future: dict, path: Path, history_points: int = 250)
     return save_figure(fig, path)
 
 
-def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None) -> list[Path]:
+def save_run_plots(
+    run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None, forecast=None
+) -> list[Path]:
     out = Path(run_dir) / "plots"
     made = []
     if rows:
@@ -96,9 +98,6 @@ def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, 
         made.append(lr_plot(lr_trace, steps_per_epoch, out / "lr.png"))
     if predictions is not None and len(predictions):
         made.append(predictions_plot(predictions, out / "predictions.png"))
-    forecast_csv = Path(run_dir) / "forecast.csv"
-    if future is not None and forecast_csv.exists():
-        import pandas as pd
-
-        made.append(forecast_plot(pd.read_csv(forecast_csv), future, out / "forecast.png"))
+    if future is not None and forecast is not None:
+        made.append(forecast_plot(forecast, future, out / "forecast.png"))
     return made

@@ -225,13 +225,15 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         final_train_loss=rows[-1]["train_loss"] if rows else None,
         final_val_loss=rows[-1]["val_loss"] if rows else None,
     )
-    summary.update(_test_report(spec, params, data, loss_fn, cfg, run_dir))
+    report, tables = _test_report(spec, params, data, loss_fn, cfg, run_dir)
+    summary.update(report)
     summary["runtime_s"] = time.perf_counter() - t_start
     write_json(run_dir / "summary.json", summary)
     if cfg.train.plots:
         from rnnlab.report import plots
 
-        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, _read_predictions(run_dir), data.future)
+        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, tables["predictions"],
+                             data.future, tables.get("forecast"))
     return summary
 
 
@@ -241,15 +243,11 @@ def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
     write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
 
 
-def _read_predictions(run_dir: Path):
-    import pandas as pd
+def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir: Path):
+    """Test metrics in original units beside the baselines; writes predictions.csv (and forecast.csv).
 
-    path = run_dir / "predictions.csv"
-    return pd.read_csv(path) if path.exists() else None
-
-
-def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir: Path) -> dict[str, Any]:
-    """Test metrics in original units beside the baselines; writes predictions.csv."""
+    Returns (summary entries, {"predictions": frame, "forecast": frame}) so the plots need not re-read the files.
+    """
     import pandas as pd
 
     test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
@@ -278,12 +276,14 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
     for name, b in data.baselines.items():
         frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
     write_csv(run_dir / "predictions.csv", frame)
+    tables = {"predictions": frame}
     if data.future is not None:
-        out["forecast"] = _forecast(spec, params, data, run_dir)
-    return out
+        tables["forecast"] = _forecast(spec, params, data, run_dir)
+        out["forecast"] = tables["forecast"]["forecast"].tolist()
+    return out, tables
 
 
-def _forecast(spec, params, data: TaskData, run_dir: Path) -> list[float]:
+def _forecast(spec, params, data: TaskData, run_dir: Path):
     """The next n_out values past the end of the data, written to forecast.csv."""
     import pandas as pd
 
@@ -294,7 +294,7 @@ def _forecast(spec, params, data: TaskData, run_dir: Path) -> list[float]:
         # business days after the last date (daily market data); other data can ignore the column
         frame.insert(1, "date", pd.bdate_range(dates.iloc[-1], periods=len(y) + 1)[1:].strftime("%Y-%m-%d"))
     write_csv(run_dir / "forecast.csv", frame)
-    return [float(v) for v in y]
+    return frame
 
 
 def _blas_threads() -> str:
