@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 CELLS = ("rnn", "lstm", "gru")
 MERGE_MODES = ("concat", "sum", "mean", "mul")
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "none")
 NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy")
-MONITORS = ("val_loss",)
+MONITORS = ("val_loss", "val_accuracy")
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -100,6 +100,9 @@ class TrainConf:
     eval_batch_size: int = 1024
     progress: bool = True
     plots: bool = True
+    bucket_by_length: bool = True
+    threshold: float | None = None
+    blas_threads: int | None = None
 
     def __post_init__(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
@@ -116,6 +119,10 @@ class TrainConf:
         _choice("train.monitor", self.monitor, MONITORS)
         if self.early_stopping_patience is not None:
             _at_least("train.early_stopping_patience", self.early_stopping_patience, 1)
+        if self.blas_threads is not None:
+            _at_least("train.blas_threads", self.blas_threads, 1)
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
 
 
 @dataclass
@@ -201,5 +208,97 @@ class AddingConf:
             _at_least(f"data.{key}", getattr(self, key), 1)
 
 
+@dataclass
+class ImdbConf:
+    name: str = "imdb"
+    # aclImdb folder or its .tar.gz; null means aclImdb_v1_labeled.tar.gz in $RNNLAB_DATA.
+    path: str | None = None
+    vocab_size: int = 20000
+    min_freq: int = 1
+    maxlen: int = 400
+    truncating: str = "pre"
+    padding: str = "post"
+    lowercase: bool = True
+    punctuation: str = "strip"
+    val_frac: float = 0.1
+    n_train: int | None = None
+    n_test: int | None = None
+    embed_dim: int = 64
+    pretrained: str | None = None
+    freeze_embeddings: bool = False
+
+    def __post_init__(self) -> None:
+        _at_least("data.vocab_size", self.vocab_size, 3)
+        _at_least("data.min_freq", self.min_freq, 1)
+        _at_least("data.maxlen", self.maxlen, 1)
+        _choice("data.truncating", self.truncating, ("pre", "post"))
+        _choice("data.padding", self.padding, ("pre", "post"))
+        _choice("data.punctuation", self.punctuation, ("strip", "keep"))
+        if not 0 < self.val_frac < 0.9:
+            raise ValueError(f"data.val_frac must be in (0, 0.9) (got {self.val_frac})")
+        for key in ("n_train", "n_test"):
+            if getattr(self, key) is not None:
+                _at_least(f"data.{key}", getattr(self, key), 2)
+        _at_least("data.embed_dim", self.embed_dim, 1)
+        if self.freeze_embeddings and not self.pretrained:
+            raise ValueError("data.freeze_embeddings=true needs data.pretrained (a GloVe-format vectors file)")
+
+
+@dataclass
+class CopyConf:
+    """The copy memory task (rnnlab/data/copy_task.py): remember copy_len symbols over delay steps."""
+
+    name: str = "copy"
+    n_symbols: int = 8
+    copy_len: int = 10
+    delay: int = 50
+    loss_on: str = "answer"
+    n_train: int = 10000
+    n_val: int = 1000
+    n_test: int = 1000
+
+    def __post_init__(self) -> None:
+        _at_least("data.n_symbols", self.n_symbols, 2)
+        _at_least("data.copy_len", self.copy_len, 1)
+        _at_least("data.delay", self.delay, 1)
+        _choice("data.loss_on", self.loss_on, ("answer", "all"))
+        for key in ("n_train", "n_val", "n_test"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+
+
+@dataclass
+class SeqfileConf:
+    """Sequence classification from a wide/long CSV or an NPZ file (rnnlab/data/seqfile.py)."""
+
+    name: str = "seqfile"
+    # The data file; checked when the data is loaded (absolute, relative, or inside $RNNLAB_DATA).
+    path: str | None = None
+    test_path: str | None = None
+    format: str = "auto"
+    label_column: str = "label"
+    id_column: str = "id"
+    time_column: str = "time"
+    feature_columns: list[str] | None = None
+    max_len: int | None = None
+    nan_policy: str = "error"
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    scale: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("data.format", self.format, ("auto", "wide", "long", "npz"))
+        _choice("data.nan_policy", self.nan_policy, ("error", "drop", "fill"))
+        if self.max_len is not None:
+            _at_least("data.max_len", self.max_len, 1)
+        _splits(self.val_frac, self.test_frac)
+
+
 # Data schemas by data.name; later data sets register here.
-DATA_SCHEMAS: dict[str, type] = {"sine": SineConf, "csv": CsvConf, "adding": AddingConf}
+DATA_SCHEMAS: dict[str, type] = {
+    "sine": SineConf,
+    "csv": CsvConf,
+    "adding": AddingConf,
+    "imdb": ImdbConf,
+    "copy": CopyConf,
+    "seqfile": SeqfileConf,
+}

@@ -1,7 +1,15 @@
 """What every data set hands the trainer: splits of (x, y, mask) plus how to undo scaling.
 
-Shapes: x (N, T, D) float32, y (N, n_out) for regression (int (N,) for classification),
-mask (N, T) of 0/1 or None when every sequence is full length.
+Shapes: x (N, T, D) float (or token ids (N, T) int when the task has an embedding),
+mask (N, T) of 0/1 or None when every sequence is full length. Targets by kind:
+
+* "regression": y (N, n_out) float; output_size n_out; default loss mse.
+* "binary": y (N,) int 0/1; output_size 1 (a logit); default loss bce.
+* "multiclass": y (N,) int in [0, C); output_size C (logits); default loss cross_entropy.
+  Per-step targets (y (N, T) int, with Split.target_mask saying which steps count) use
+  the model's pooling "none".
+
+Classification tasks name their classes (index = label id) in TaskData.classes.
 """
 
 from __future__ import annotations
@@ -22,6 +30,11 @@ class Split:
     x: np.ndarray
     y: np.ndarray
     mask: np.ndarray | None = None
+    # One row per sample for reports (e.g. the file name and text of a review), or None.
+    info: Any = None
+    # Per-step targets only: (N, T) of 0/1 marking the positions the loss counts, or None
+    # when every position of y counts.
+    target_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -51,7 +64,7 @@ class StandardScaler:
 
 @dataclass
 class TaskData:
-    kind: str  # "regression" (binary / multiclass come with the text and file data sets)
+    kind: str  # "regression", "binary" or "multiclass"
     train: Split
     val: Split
     test: Split
@@ -68,6 +81,9 @@ class TaskData:
     # Optional forecast past the end of the data: {"x": (1, n_in, D), "dates", "history"};
     # to_original(y, "future") maps its output to original units.
     future: dict[str, Any] | None = None
+    classes: list[str] | None = None
+    # Token-id inputs: {"vocab_size", "dim", "weights" (V, dim) or None, "trainable", "padding_idx"}.
+    embedding: dict[str, Any] | None = None
 
     def to_original(self, y: np.ndarray, split: str) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)

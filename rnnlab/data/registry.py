@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import importlib
 
-LOADERS = {"sine": "rnnlab.data.sine", "csv": "rnnlab.data.timeseries", "adding": "rnnlab.data.adding"}
+LOADERS = {
+    "sine": "rnnlab.data.sine",
+    "csv": "rnnlab.data.timeseries",
+    "adding": "rnnlab.data.adding",
+    "imdb": "rnnlab.data.imdb",
+    "copy": "rnnlab.data.copy_task",
+    "seqfile": "rnnlab.data.seqfile",
+}
 
 
 def load(cfg, rng, dtype):

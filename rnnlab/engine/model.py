@@ -1,11 +1,19 @@
 """A sequence model composed from the layer modules: [embedding] -> dropout -> recurrent stack -> pooling -> head.
 
 Shapes: x (B, T, D) float, or token ids (B, T) int when the spec has an embedding
-(`vocab_size` set; D is then `embed_dim`); mask (B, T) of 0/1 or None; output (B, output_size).
+(`vocab_size` set; D is then `embed_dim`); mask (B, T) of 0/1 or None; output (B, output_size),
+or (B, T, output_size) with pooling "none".
 Layers: `num_layers` recurrent layers of one cell kind (rnn, lstm, gru), each uni- or
 bidirectional (directions merged by `merge_mode`), dropout between layers, then
 pooling of the top layer over time ("last": final states; "mean"/"max": over
 unmasked steps), dropout, and a Dense head producing logits or regression outputs.
+
+Pooling "none" gives one output per step (Keras `return_sequences=True` followed by
+`TimeDistributed(Dense)`, or PyTorch's Linear on every step of the RNN output): the
+top layer's (B, T, F) outputs go through dropout (an independent mask per step and
+unit) and the same Dense head at every step. Padded steps (mask 0) output exactly 0
+(not the head bias), and backward discards dy at padded steps, so they contribute no
+gradient to any parameter (head bias included) nor to dx; the losses mask them as well.
 
 Parameters live in one flat dict with PyTorch's names, so a checkpoint maps 1:1 onto
 `torch.nn.LSTM/GRU/RNN` (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...) plus
@@ -26,7 +34,7 @@ import numpy as np
 from rnnlab.engine import bidirectional, dense, dropout, embedding
 
 CELLS = ("rnn", "lstm", "gru")
-POOLINGS = ("last", "mean", "max")
+POOLINGS = ("last", "mean", "max", "none")
 
 
 def cell_module(name: str):
@@ -48,11 +56,20 @@ class ModelSpec:
     nonlinearity: str = "tanh"  # vanilla RNN only
     pooling: str = "last"
     input_dropout: float = 0.0
-    output_dropout: float = 0.0  # on the pooled features, before the head
+    output_dropout: float = 0.0  # on the pooled features (every step's with "none"), before the head
     # Optional embedding front for token ids: input_size must then equal embed_dim.
     vocab_size: int | None = None
     padding_idx: int | None = 0
     embed_trainable: bool = True  # False: frozen (e.g. pretrained vectors), no gradient
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling '{self.pooling}' (choose from: {', '.join(POOLINGS)})")
+
+    @property
+    def per_step(self) -> bool:
+        """True when the model outputs one prediction per step (pooling "none")."""
+        return self.pooling == "none"
 
     @property
     def directions(self) -> int:
@@ -111,7 +128,10 @@ def n_params(params: dict) -> int:
 
 
 def _pool_forward(spec: ModelSpec, y: np.ndarray, stateT, mask):
-    """Features (B, F) from the top layer's outputs y (B, T, F) or its final state tuple(s)."""
+    """Features (B, F) from the top layer's outputs y (B, T, F) or its final state tuple(s);
+    with pooling "none" the features are y itself (B, T, F)."""
+    if spec.pooling == "none":
+        return y, None
     if spec.pooling == "last":
         if spec.bidirectional:
             return bidirectional.merge(stateT[0][0], stateT[1][0], spec.merge_mode), None
@@ -131,6 +151,8 @@ def _pool_forward(spec: ModelSpec, y: np.ndarray, stateT, mask):
 
 def _pool_backward(spec: ModelSpec, dfeat, pool_cache, y_shape, stateT_cache):
     """Returns (dy_top or None, dstateT for the top layer or None)."""
+    if spec.pooling == "none":
+        return dfeat, None
     if spec.pooling == "last":
         if spec.bidirectional:
             hf, hb = stateT_cache[0][0], stateT_cache[1][0]
@@ -164,7 +186,10 @@ def forward(
     train: bool = False,
     rng: np.random.Generator | None = None,
 ):
-    """y (B, output_size), cache. Dropout is active only with train=True (needs rng)."""
+    """y (B, output_size) (or (B, T, output_size) with pooling "none"), cache.
+
+    Dropout is active only with train=True (needs rng).
+    """
     cell = cell_module(spec.cell)
     dtype = params["head.weight"].dtype
     emb_cache = None
@@ -194,6 +219,10 @@ def forward(
     feat, pool_cache = _pool_forward(spec, h, stateT, mask)
     feat_d, out_drop = dropout.forward(feat, spec.output_dropout, rng, train=drop)
     y, head_cache = dense.forward({"weight": params["head.weight"], "bias": params["head.bias"]}, feat_d)
+    keep = None
+    if spec.per_step and mask is not None:
+        keep = (np.asarray(mask) != 0)[:, :, None]  # (B, T, 1)
+        y = np.where(keep, y, 0).astype(y.dtype, copy=False)  # padded steps output 0
     cache = {
         "layers": layers,
         "in_drop": in_drop,
@@ -204,6 +233,7 @@ def forward(
         "top_shape": h.shape,
         "head": head_cache,
         "features": feat,
+        "keep": keep,
     }
     return y, cache
 
@@ -211,12 +241,16 @@ def forward(
 def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict, np.ndarray]:
     """Gradients for every parameter (same keys as params) and dx (B, T, D).
 
+    dy has y's shape: (B, output_size), or (B, T, output_size) with pooling "none".
+
     With an embedding, dx is the gradient at the embedded inputs; a frozen embedding
     has no entry in grads (optimizers leave parameters without a gradient alone).
     """
     cell = cell_module(spec.cell)
     grads: dict[str, np.ndarray] = {}
     head = {"weight": params["head.weight"], "bias": params["head.bias"]}
+    if cache.get("keep") is not None:  # pooling "none": padded steps pass no gradient back
+        dy = np.where(cache["keep"], dy, 0).astype(dy.dtype, copy=False)
     dfeat, hg = dense.backward(head, dy, cache["head"])
     grads["head.weight"], grads["head.bias"] = hg["weight"], hg["bias"]
     dfeat = dropout.backward(dfeat, cache["out_drop"])
@@ -247,10 +281,12 @@ def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict
 
 
 def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size: int = 1024):
-    """Forward in evaluation mode over batches; returns (N, output_size)."""
+    """Forward in evaluation mode over batches; returns (N, output_size) (or (N, T, output_size))."""
     outs = []
     for i in range(0, len(x), batch_size):
         m = None if mask is None else mask[i : i + batch_size]
         y, _ = forward(spec, params, x[i : i + batch_size], m, train=False)
         outs.append(y)
-    return np.concatenate(outs, axis=0) if outs else np.zeros((0, spec.output_size))
+    if outs:
+        return np.concatenate(outs, axis=0)
+    return np.zeros((0, np.shape(x)[1], spec.output_size) if spec.per_step else (0, spec.output_size))

@@ -87,8 +87,39 @@ def forecast_plot(forecast, future: dict, path: Path, history_points: int = 250)
     return save_figure(fig, path)
 
 
+def confusion_plot(cm: np.ndarray, classes, path: Path) -> Path:
+    """Counts with row-normalised shading (rows: true class)."""
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * max(n, 3), 1.0 + 0.6 * max(n, 3)))
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), classes, rotation=45 if n > 4 else 0)
+    ax.set_yticks(range(n), classes)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test)")
+    return save_figure(fig, path)
+
+
+def curve_plot(x, y, area: float, kind: str, path: Path) -> Path:
+    """ROC (fpr, tpr) or precision-recall (recall, precision) curve of the test split."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    if kind == "roc":
+        ax.plot(x, y, lw=1.5, label=f"model (AUC {area:.3f})")
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8, label="chance")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve (test)")
+    else:
+        ax.plot(x, y, lw=1.5, label=f"model (AP {area:.3f})")
+        ax.set(xlabel="recall", ylabel="precision", title="Precision-recall curve (test)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower right" if kind == "roc" else "lower left")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
 def save_run_plots(
-    run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None, forecast=None
+    run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None, forecast=None, curves=None
 ) -> list[Path]:
     out = Path(run_dir) / "plots"
     made = []
@@ -100,4 +131,10 @@ def save_run_plots(
         made.append(predictions_plot(predictions, out / "predictions.png"))
     if future is not None and forecast is not None:
         made.append(forecast_plot(forecast, future, out / "forecast.png"))
+    curves = curves or {}
+    if "confusion" in curves:
+        made.append(confusion_plot(*curves["confusion"], out / "confusion.png"))
+    for kind in ("roc", "pr"):
+        if kind in curves:
+            made.append(curve_plot(*curves[kind], kind, out / f"{kind}.png"))
     return made

@@ -22,16 +22,26 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title=f"Run summary: [{colour}]{status}[/]", title_justify="left")
     table.add_column("model / baseline")
     table.add_column("split")
-    for m in ("mse", "rmse", "mae", "r2"):
-        table.add_column(m.upper() if m != "r2" else "R2", justify="right")
+    task = summary.get("task", "regression")
+    if task == "regression":
+        cols = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R2"}
+    else:
+        cols = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1"}
+        if task == "binary":
+            cols["roc_auc"] = "ROC-AUC"
+    for label in cols.values():
+        table.add_column(label, justify="right")
     rows = [("model", summary.get("val_metrics"), summary.get("test_metrics"))]
     for name, b in (summary.get("baselines") or {}).items():
         rows.append((name, b.get("val_metrics"), b.get("test_metrics")))
     for name, val, test in rows:
         for split, m in (("val", val), ("test", test)):
             if m:
-                table.add_row(name, split, *(_fmt(m.get(k)) for k in ("mse", "rmse", "mae", "r2")))
-    table.caption = (
+                table.add_row(name, split, *(_fmt(m.get(k)) for k in cols))
+    extra = ""
+    if summary.get("threshold") is not None:
+        extra = f"threshold {summary['threshold']:.3f} ({summary.get('threshold_source')})  ·  "
+    table.caption = extra + (
         f"best epoch {summary.get('best_epoch')} of {summary.get('epochs_run')}  ·  "
         f"{summary.get('n_params')} parameters  ·  {_fmt(summary.get('runtime_s'))} s  ·  "
         f"seed {summary.get('seed')}  ·  {summary.get('run_dir')}"

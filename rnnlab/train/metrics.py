@@ -21,3 +21,121 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         "r2": 1.0 - mse / var if var > 0 else float("nan"),
         "mape": mape,
     }
+
+
+# ---------------------------------------------------------------------------- classification
+
+
+def _binary_counts(y: np.ndarray, score: np.ndarray):
+    """Cumulative true/false positives at each distinct score, highest first."""
+    y = np.asarray(y).ravel().astype(np.int64)
+    s = np.asarray(score, dtype=np.float64).ravel()
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each run of equal scores
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    return tp.astype(np.float64), fp.astype(np.float64), s[last]
+
+
+def roc_curve(y, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds), starting at (0, 0) with threshold +inf; ties are one point."""
+    tp, fp, thr = _binary_counts(y, score)
+    pos, neg = tp[-1] if len(tp) else 0.0, fp[-1] if len(fp) else 0.0
+    tpr = np.r_[0.0, tp / pos] if pos else np.full(len(tp) + 1, np.nan)
+    fpr = np.r_[0.0, fp / neg] if neg else np.full(len(fp) + 1, np.nan)
+    return fpr, tpr, np.r_[np.inf, thr]
+
+
+def roc_auc(y, score) -> float:
+    """Area under the ROC curve (trapezoids, so tied scores count one half); NaN with one class."""
+    fpr, tpr, _ = roc_curve(y, score)
+    if np.isnan(fpr).any() or np.isnan(tpr).any():
+        return float("nan")
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def pr_curve(y, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, thresholds) at each distinct score, highest first."""
+    tp, fp, thr = _binary_counts(y, score)
+    pos = tp[-1] if len(tp) else 0.0
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / pos if pos else np.full(len(tp), np.nan)
+    return precision, recall, thr
+
+
+def average_precision(y, score) -> float:
+    """Sum over thresholds of precision x recall increase (scikit-learn's definition)."""
+    precision, recall, _ = pr_curve(y, score)
+    if np.isnan(recall).any():
+        return float("nan")
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def best_threshold(y, prob) -> float:
+    """The probability threshold with the highest accuracy (ties: the one nearest 0.5).
+
+    Candidates are midpoints between consecutive distinct probabilities, so the choice
+    does not sit on a validation sample.
+    """
+    y = np.asarray(y).ravel().astype(np.int64)
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    if len(p) == 0:
+        return 0.5
+    tp, fp, thr = _binary_counts(y, p)
+    pos, n = tp[-1], len(y)
+    # predicting positive for score >= thr[k]: correct = tp + (negatives below)
+    correct = tp + (n - pos) - fp
+    correct = np.r_[n - pos, correct]  # threshold above every score: all negative
+    cand = np.r_[thr[0] + 1e-6, thr]
+    mids = np.r_[cand[0], (thr + np.r_[thr[1:], thr[-1] - 1e-6]) / 2]
+    best = np.flatnonzero(correct == correct.max())
+    k = best[np.argmin(np.abs(mids[best] - 0.5))]
+    return float(np.clip(mids[k], 0.0, 1.0))
+
+
+def binary_metrics(y, prob, threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1 at the threshold; ROC-AUC, average precision; confusion [[tn, fp], [fn, tp]]."""
+    y = np.asarray(y).ravel().astype(np.int64)
+    p = np.asarray(prob, dtype=np.float64).ravel()
+    pred = (p >= threshold).astype(np.int64)
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    fp = int(np.sum((pred == 1) & (y == 0)))
+    fn = int(np.sum((pred == 0) & (y == 1)))
+    tn = int(np.sum((pred == 0) & (y == 0)))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": (tp + tn) / len(y) if len(y) else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "roc_auc": roc_auc(y, p),
+        "average_precision": average_precision(y, p),
+        "threshold": float(threshold),
+        "confusion": [[tn, fp], [fn, tp]],
+    }
+
+
+def multiclass_metrics(y, probs) -> dict:
+    """Accuracy, macro precision/recall/F1 and the confusion matrix (rows: true class)."""
+    y = np.asarray(y).ravel().astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64).reshape(len(y), -1)
+    n_cls = probs.shape[1]
+    pred = probs.argmax(axis=1)
+    cm = np.zeros((n_cls, n_cls), dtype=np.int64)
+    np.add.at(cm, (y, pred), 1)
+    tp = np.diag(cm).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), 0.0)
+        recall = np.where(cm.sum(1) > 0, tp / cm.sum(1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = cm.sum(1) > 0  # macro averages over the classes that occur
+    return {
+        "accuracy": float(tp.sum() / len(y)) if len(y) else float("nan"),
+        "precision": float(precision[present].mean()) if present.any() else 0.0,
+        "recall": float(recall[present].mean()) if present.any() else 0.0,
+        "f1": float(f1[present].mean()) if present.any() else 0.0,
+        "confusion": cm.tolist(),
+    }

@@ -29,7 +29,7 @@ from rnnlab.engine import clip, losses
 from rnnlab.engine import model as M
 from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
-from rnnlab.train import checkpoint
+from rnnlab.train import batches, checkpoint
 from rnnlab.train.io import write_csv, write_json
 from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
@@ -60,6 +60,7 @@ def _sigterm_as_interrupt():
 
 def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
     a = cfg.arch
+    emb = data.embedding or {}
     return M.ModelSpec(
         cell=a.cell,
         input_size=data.input_size,
@@ -73,7 +74,32 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
         pooling=a.pooling,
         input_dropout=cfg.reg.input_dropout,
         output_dropout=cfg.reg.dropout,
+        vocab_size=emb.get("vocab_size"),
+        padding_idx=emb.get("padding_idx", 0),
+        embed_trainable=emb.get("trainable", True),
     )
+
+
+def _check_task(cfg: RunConfig, data: TaskData, spec: M.ModelSpec) -> None:
+    """Model and data must agree on the shape of the targets; one line when they do not."""
+    from rnnlab.data.base import DataError
+
+    per_step = data.kind != "regression" and data.train.y.ndim == 2
+    if per_step and spec.pooling != "none":
+        raise DataError(f"data '{cfg.data.name}' has a target at every step: use arch.pooling=none "
+                        f"(got arch.pooling={spec.pooling})")
+    if spec.pooling == "none" and not per_step:
+        raise DataError(f"arch.pooling=none gives an output at every step, but data '{cfg.data.name}' "
+                        "has one target per sequence (use last, mean or max)")
+    if cfg.train.monitor == "val_accuracy" and data.kind == "regression":
+        raise DataError("train.monitor=val_accuracy needs a classification data set (use val_loss)")
+
+
+def loss_targets(kind: str, y: np.ndarray, dtype) -> np.ndarray:
+    """Targets as the loss wants them: (N, 1) floats for binary logits, int labels for multiclass."""
+    if kind == "binary":
+        return y.reshape(len(y), -1).astype(dtype)
+    return y
 
 
 def _loss_fn(cfg: RunConfig, data: TaskData):
@@ -95,14 +121,58 @@ def _l2_penalty(params: dict, l2: float):
     return value, grads
 
 
-def evaluate(spec, params, split, loss_fn, batch_size) -> tuple[float, np.ndarray]:
-    pred = M.predict(spec, params, split.x, split.mask, batch_size)
-    value, _ = loss_fn(pred, split.y)
+def predict_split(spec, params, split, batch_size: int) -> np.ndarray:
+    """Model outputs for every row of the split, in its order (length-grouped, trimmed batches)."""
+    out = None
+    for idx in batches.eval_batches(split, batch_size):
+        x, _, mask, _ = batches.take(split, idx, trim=False)
+        cols = batches.real_columns(mask, x.shape[1])
+        y, _ = M.forward(spec, params, x[:, cols], None if mask is None else mask[:, cols], train=False)
+        if out is None:
+            shape = (len(split), split.x.shape[1], y.shape[-1]) if y.ndim == 3 else (len(split), y.shape[-1])
+            out = np.zeros(shape, dtype=y.dtype)
+        if y.ndim == 3:
+            out[idx, cols] = y
+        else:
+            out[idx] = y
+    if out is None:
+        return np.zeros((0, spec.output_size))
+    return out
+
+
+def evaluate(spec, params, split, loss_fn, batch_size, kind: str = "regression") -> tuple[float, np.ndarray]:
+    pred = predict_split(spec, params, split, batch_size)
+    tmask = getattr(split, "target_mask", None)
+    value, _ = loss_fn(pred, loss_targets(kind, split.y, pred.dtype), mask=tmask)
     return float(value), pred
+
+
+def accuracy(kind: str, split, out: np.ndarray) -> float:
+    """Share of correct predictions (at threshold 0.5 for binary; over counted steps for per-step targets)."""
+    y = split.y
+    if kind == "binary":
+        return float(np.mean((out[:, 0] >= 0) == (y.ravel() > 0)))
+    pred = out.argmax(axis=-1)
+    tmask = getattr(split, "target_mask", None)
+    if tmask is not None:
+        sel = tmask > 0
+        return float(np.mean(pred[sel] == y[sel]))
+    return float(np.mean(pred == y))
 
 
 def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     """Train one model; writes the run folder's files and returns the summary dict."""
+    if cfg.train.blas_threads is None:
+        return _train(cfg, run_dir, console)
+    from threadpoolctl import threadpool_limits
+
+    # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
+    # another process holds a core (every GEMM then waits for the descheduled thread).
+    with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
+        return _train(cfg, run_dir, console)
+
+
+def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     keep_freed_memory()
@@ -113,8 +183,11 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     data = registry.load(cfg.data, data_rng, dtype)
     spec = build_spec(cfg, data)
     params = M.init_params(spec, init_rng, dtype=dtype)
+    if data.embedding and data.embedding.get("weights") is not None:
+        params["embedding.weight"] = np.asarray(data.embedding["weights"], dtype=dtype)
     opt = make_optimizer(**cfg.optim)
     steps_per_epoch = max(1, math.ceil(len(data.train) / cfg.train.batch_size))
+    _check_task(cfg, data, spec)
     sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
     loss_name, loss_fn = _loss_fn(cfg, data)
     ckpt_meta = {"data": data.meta, "task": data.kind, "loss": loss_name, "dtype": str(dtype)}
@@ -150,14 +223,13 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         with _sigterm_as_interrupt(), progress, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for epoch in range(cfg.train.epochs):
                 t0 = time.perf_counter()
-                order = shuffle_rng.permutation(len(data.train))
+                epoch_batches = batches.train_batches(data.train, cfg.train.batch_size, shuffle_rng,
+                                                      bucket=cfg.train.bucket_by_length)
                 total, count, gnorm_sum, reg_total = 0.0, 0, 0.0, 0.0
-                for b in range(steps_per_epoch):
-                    idx = order[b * cfg.train.batch_size : (b + 1) * cfg.train.batch_size]
-                    xb, yb = data.train.x[idx], data.train.y[idx]
-                    mb = None if data.train.mask is None else data.train.mask[idx]
+                for idx in epoch_batches:
+                    xb, yb, mb, tmb = batches.take(data.train, idx)
                     out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng)
-                    loss, dout = loss_fn(out, yb)
+                    loss, dout = loss_fn(out, loss_targets(data.kind, yb, out.dtype), mask=tmb)
                     grads, _ = M.backward(spec, params, dout, cache)
                     if cfg.reg.l2 > 0:
                         pen, pgrads = _l2_penalty(params, cfg.reg.l2)
@@ -180,7 +252,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     gnorm_sum += gnorm
                     progress.batch(epoch, loss, lr)
                 train_loss = total / count
-                val_loss, _ = evaluate(spec, params, data.val, loss_fn, cfg.train.eval_batch_size)
+                val_loss, val_out = evaluate(spec, params, data.val, loss_fn, cfg.train.eval_batch_size, data.kind)
                 if not math.isfinite(val_loss):
                     raise Diverged(f"validation loss became {val_loss} at epoch {epoch + 1}")
                 seconds = time.perf_counter() - t0
@@ -195,14 +267,20 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 }
                 if cfg.reg.l2 > 0:
                     row["l2_loss"] = reg_total / count
+                if data.kind != "regression":
+                    row["val_accuracy"] = accuracy(data.kind, data.val, val_out)
                 rows.append(row)
-                history.append(val_loss)
+                history.append(val_loss)  # ReduceLROnPlateau follows the validation loss
                 _write_metrics(run_dir, rows)
-                improved = val_loss < best["value"]
+                # the monitored value, negated where higher is better, so lower is always better
+                score = -row["val_accuracy"] if cfg.train.monitor == "val_accuracy" else val_loss
+                improved = score < best["value"]
                 if improved:
-                    best = {"value": val_loss, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()}}
+                    best = {"value": score, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()}}
                     checkpoint.save(
-                        run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss}
+                        run_dir / "checkpoint", spec, params,
+                        {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss,
+                         **({"val_accuracy": row["val_accuracy"]} if "val_accuracy" in row else {})},
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"])
                 patience = cfg.train.early_stopping_patience
@@ -221,19 +299,27 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         message=message,
         epochs_run=len(rows),
         best_epoch=best["epoch"],
-        best_val_loss=None if not rows else best["value"],
+        best_val_loss=None if not rows else rows[best["epoch"] - 1]["val_loss"],
+        monitor=cfg.train.monitor,
         final_train_loss=rows[-1]["train_loss"] if rows else None,
         final_val_loss=rows[-1]["val_loss"] if rows else None,
     )
-    report, tables = _test_report(spec, params, data, loss_fn, cfg, run_dir)
+    if data.kind == "regression":
+        report, tables = _test_report(spec, params, data, loss_fn, cfg, run_dir)
+    else:
+        from rnnlab.train.classify import classification_report
+
+        report, tables = classification_report(spec, params, data, loss_fn, cfg, run_dir)
     summary.update(report)
     summary["runtime_s"] = time.perf_counter() - t_start
+    if rows:
+        summary["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in rows]))
     write_json(run_dir / "summary.json", summary)
     if cfg.train.plots:
         from rnnlab.report import plots
 
-        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, tables["predictions"],
-                             data.future, tables.get("forecast"))
+        plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, tables.get("predictions"),
+                             data.future, tables.get("forecast"), curves=tables.get("curves"))
     return summary
 
 
@@ -251,7 +337,7 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
     import pandas as pd
 
     test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
-    val_pred = M.predict(spec, params, data.val.x, data.val.mask, cfg.train.eval_batch_size)
+    val_pred = predict_split(spec, params, data.val, cfg.train.eval_batch_size)
     out: dict[str, Any] = {"test_loss": test_loss}
     y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
     val_true = data.targets_original("val")

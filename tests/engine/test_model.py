@@ -154,3 +154,129 @@ def test_embedding_front_gradients_and_padding(trainable):
     # padding never changes a prediction: the first row without its padding
     y_short, _ = M.forward(spec, params, ids[:1, :4])
     np.testing.assert_allclose(y[:1], y_short, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- pooling "none" (per-step outputs)
+
+
+def _check_per_step_gradients(spec, masked, B=3, T=5, seed=7):
+    rng = np.random.default_rng(seed)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((B, T, spec.input_size))
+    mask = _mask(B, T) if masked else None
+    w = rng.standard_normal((B, T, spec.output_size))  # every step's output matters
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+    assert y.shape == (B, T, spec.output_size)
+    grads, dx = M.backward(spec, params, w, cache)
+    assert set(grads) == set(params)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    assert max(errs.values()) < TOL, errs
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("masked", [False, True])
+def test_per_step_gradients(cell, bidir, num_layers, masked):
+    spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=3, output_size=2, num_layers=num_layers,
+                       bidirectional=bidir, pooling="none")
+    _check_per_step_gradients(spec, masked)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(cell="lstm", bidirectional=True, merge_mode="sum", num_layers=2, dropout=0.3,
+         input_dropout=0.2, output_dropout=0.4),
+    dict(cell="gru", bidirectional=True, merge_mode="mul", output_dropout=0.5),
+    dict(cell="rnn", nonlinearity="relu", output_dropout=0.3),
+], ids=["lstm-bi-sum-dropouts", "gru-bi-mul-outdrop", "rnn-relu-outdrop"])
+def test_per_step_gradients_with_dropout_and_merge_modes(kw):
+    spec = M.ModelSpec(input_size=3, hidden_size=3, output_size=2, pooling="none", **kw)
+    _check_per_step_gradients(spec, masked=True)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+def test_per_step_padding_never_changes_real_outputs(cell, bidir):
+    """Post- and pre-padding with garbage inputs: real steps predict what the unpadded
+    sequence predicts, padded steps output exactly 0."""
+    spec = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=3, bidirectional=bidir,
+                       pooling="none", num_layers=2)
+    rng = np.random.default_rng(0)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((1, 6, 2))
+    y_ref, _ = M.forward(spec, params, x)
+    junk = 100 * rng.standard_normal((1, 3, 2))
+    post = np.concatenate([x, junk], axis=1)
+    pre = np.concatenate([junk, x], axis=1)
+    both = np.concatenate([post, pre], axis=0)
+    mask = np.array([[1] * 6 + [0] * 3, [0] * 3 + [1] * 6])
+    y, _ = M.forward(spec, params, both, mask)
+    assert y.shape == (2, 9, 3)
+    np.testing.assert_allclose(y[0, :6], y_ref[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y[1, 3:], y_ref[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(y[0, 6:], 0)
+    np.testing.assert_array_equal(y[1, :3], 0)
+
+
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+def test_per_step_padded_positions_pass_no_gradient(bidir):
+    """dy at padded steps is discarded: every gradient (head bias included) and dx ignore it,
+    and dx at padded steps is 0."""
+    spec = M.ModelSpec(cell="lstm", input_size=3, hidden_size=4, output_size=2, bidirectional=bidir,
+                       pooling="none", num_layers=2, output_dropout=0.3)
+    rng = np.random.default_rng(2)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    B, T = 3, 6
+    x = rng.standard_normal((B, T, 3))
+    mask = _mask(B, T)
+    y, cache = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(1))
+    dy = rng.standard_normal(y.shape)
+    dy_junk = np.where(mask[:, :, None] > 0, dy, 1e3 * rng.standard_normal(y.shape))
+    g1, dx1 = M.backward(spec, params, dy, cache)
+    g2, dx2 = M.backward(spec, params, dy_junk, cache)
+    for k in g1:
+        np.testing.assert_array_equal(g1[k], g2[k], err_msg=k)
+    np.testing.assert_array_equal(dx1, dx2)
+    np.testing.assert_array_equal(dx1[mask == 0], 0)
+
+
+def test_per_step_cross_entropy_gradients_with_embedding():
+    """The intended use: token ids in, one class per step out, masked cross entropy."""
+    from rnnlab.engine.losses import softmax_cross_entropy
+
+    spec = M.ModelSpec(cell="gru", input_size=3, hidden_size=3, output_size=4, vocab_size=6,
+                       bidirectional=True, pooling="none")
+    rng = np.random.default_rng(4)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    ids = np.array([[1, 2, 3, 4, 0], [5, 1, 2, 0, 0], [3, 3, 3, 3, 3]])
+    mask = (ids != 0).astype(np.float64)
+    labels = rng.integers(0, 4, size=ids.shape)
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, ids, mask)
+        return softmax_cross_entropy(y, labels, mask)[0]
+
+    y, cache = M.forward(spec, params, ids, mask)
+    _, dy = softmax_cross_entropy(y, labels, mask)
+    grads, _ = M.backward(spec, params, dy, cache)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    assert max(errs.values()) < TOL, errs
+
+
+def test_per_step_predict_and_spec_validation():
+    spec = M.ModelSpec(cell="rnn", input_size=2, hidden_size=3, output_size=2, pooling="none")
+    params = M.init_params(spec, np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 4, 2)).astype(np.float32)
+    y = M.predict(spec, params, x, batch_size=2)
+    assert y.shape == (5, 4, 2) and y.dtype == np.float32
+    np.testing.assert_allclose(y, M.forward(spec, params, x)[0], rtol=1e-6)
+    assert M.predict(spec, params, x[:0]).shape == (0, 4, 2)
+    assert M.ModelSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(ValueError, match="pooling"):
+        M.ModelSpec(cell="rnn", input_size=2, hidden_size=3, output_size=2, pooling="sum")
