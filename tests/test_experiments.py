@@ -1,0 +1,115 @@
+"""The saved experiments in conf/experiment/: each composes (fast), and each runs through the CLI (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rnnlab.commands.hydra_bridge import compose_and_validate
+from rnnlab.config.validate import group_options
+from tests.conftest import read_summary, run_cli
+
+EXPERIMENTS = group_options("experiment")
+
+
+def test_the_experiments_are_there():
+    assert {"sine_gru_cosine", "sp500_30day", "adding_rnn_vs_lstm"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    rc = compose_and_validate([f"experiment={experiment}"])
+    assert rc.name == experiment  # run folders are labelled with the experiment
+
+
+def test_sp500_30day_settings():
+    rc = compose_and_validate(["experiment=sp500_30day"])
+    assert rc.data.default_file == "sp500_daily_1990-2023.csv"
+    assert rc.data.n_out == 30 and rc.data.transform == "log_returns"
+    assert rc.train.early_stopping_patience is not None
+
+
+def test_adding_rnn_vs_lstm_settings():
+    rc = compose_and_validate(["experiment=adding_rnn_vs_lstm"])
+    assert rc.arch.cell == "lstm"  # a plain (non -m) run trains the LSTM alone
+    assert rc.data.name == "adding" and rc.data.length == 100
+    assert compose_and_validate(["experiment=adding_rnn_vs_lstm", "arch=rnn"]).arch.cell == "rnn"
+    from importlib.resources import files
+
+    delta = yaml.safe_load((files("rnnlab.conf") / "experiment" / "adding_rnn_vs_lstm.yaml").read_text())
+    assert delta["hydra"]["sweeper"]["params"] == {"arch": "rnn,lstm"}
+
+
+def _fake_prices(path, n=400):
+    """A small S&P-like CSV (Date, Close, Volume) so the slow test needs no real data."""
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2015-01-02", periods=n)
+    close = 2000 * np.exp(np.cumsum(0.0003 + 0.01 * rng.standard_normal(n)))
+    volume = np.exp(21 + 0.2 * rng.standard_normal(n)).round()
+    pd.DataFrame({"Date": dates.strftime("%Y-%m-%d"), "Close": close, "Volume": volume}).to_csv(path, index=False)
+
+
+@pytest.mark.slow
+def test_sine_gru_cosine_runs(tmp_path):
+    d = tmp_path / "run"
+    res = run_cli(["train", "experiment=sine_gru_cosine", "data.length=400", "data.n_in=12", "arch.hidden_size=8",
+                   "train.epochs=3", "train.progress=false", "train.plots=false", f"hydra.run.dir={d}"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    s = read_summary(d)
+    assert s["status"] == "completed" and s["epochs_run"] == 3
+    cfg = yaml.safe_load((d / ".hydra/config.yaml").read_text())
+    assert cfg["arch"]["cell"] == "gru" and cfg["name"] == "sine_gru_cosine"
+
+
+@pytest.mark.slow
+def test_sp500_30day_runs(tmp_path):
+    _fake_prices(tmp_path / "prices.csv")
+    d = tmp_path / "run"
+    res = run_cli(["train", "experiment=sp500_30day", f"data.path={tmp_path / 'prices.csv'}", "arch.hidden_size=8",
+                   "train.epochs=2", "train.progress=false", "train.plots=false", f"hydra.run.dir={d}"],
+                  cwd=tmp_path, timeout=180)
+    assert res.returncode == 0, res.stderr
+    s = read_summary(d)
+    assert s["status"] == "completed"
+    assert set(s["baselines"]) == {"naive_last", "seasonal_naive_5"}
+    assert len(s["forecast"]) == 30
+    p = pd.read_csv(d / "predictions.csv")
+    assert sorted(p["horizon"].unique()) == list(range(1, 31))
+    assert len(p) == 30 * s["n_test"]
+    cfg = yaml.safe_load((d / ".hydra/config.yaml").read_text())
+    assert cfg["data"]["covariates"] == ["Volume"] and cfg["data"]["n_out"] == 30
+    info = json.loads((d / "checkpoint/model.json").read_text())
+    assert info["spec"]["input_size"] == 2  # log returns of the close + of the volume
+
+
+@pytest.mark.slow
+def test_adding_rnn_vs_lstm_multirun_runs_both(tmp_path):
+    tiny = ["data.n_train=256", "data.n_val=64", "data.n_test=64", "arch.hidden_size=8", "train.epochs=1",
+            "train.progress=false", "train.plots=false"]
+    res = run_cli(["train", "-m", "experiment=adding_rnn_vs_lstm", *tiny], cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    sweeps = list((tmp_path / "outputs" / "train" / "multirun").glob("*_adding_rnn_vs_lstm"))
+    assert len(sweeps) == 1, sweeps
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    cells = [json.loads((p / "checkpoint/model.json").read_text())["spec"]["cell"] for p in jobs]
+    assert cells == ["rnn", "lstm"]
+    for p in jobs:
+        s = read_summary(p)
+        assert s["status"] == "completed" and "predict_mean" in s["baselines"]
+        assert yaml.safe_load((p / ".hydra/config.yaml").read_text())["data"]["length"] == 100
+
+
+@pytest.mark.slow
+def test_adding_rnn_vs_lstm_single_run_is_the_lstm(tmp_path):
+    d = tmp_path / "run"
+    res = run_cli(["train", "experiment=adding_rnn_vs_lstm", "data.n_train=128", "data.n_val=32", "data.n_test=32",
+                   "arch.hidden_size=8", "train.epochs=1", "train.progress=false", "train.plots=false",
+                   f"hydra.run.dir={d}"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert read_summary(d)["status"] == "completed"
+    assert json.loads((d / "checkpoint/model.json").read_text())["spec"]["cell"] == "lstm"
