@@ -64,8 +64,15 @@ def test_bad_values_name_the_key(overrides, message):
 
 
 def test_split_args_reorders_flags_before_overrides():
-    flags, ovs = split_args(["arch=gru", "-m", "optim.lr=0.1,0.01", "--cfg", "job", "hydra/launcher=joblib"])
-    assert flags == ["-m", "--cfg", "job"]
+    flags, ovs = split_args(["arch=gru", "-m", "optim.lr=0.1,0.01", "--config-dir", "cd", "hydra/launcher=joblib"])
+    assert flags == ["-m", "--config-dir", "cd"]
     assert ovs == ["arch=gru", "optim.lr=0.1,0.01", "hydra/launcher=joblib"]
     with pytest.raises(ConfigError, match="unknown option '--bogus'"):
         split_args(["--bogus"])
+
+
+@pytest.mark.parametrize("flags", [["-m", "--cfg", "job"], ["--multirun", "--info"], ["-r", "-m"]])
+def test_split_args_refuses_two_hydra_modes(flags):
+    with pytest.raises(ConfigError, match="cannot be combined") as exc:
+        split_args(["arch=gru", *flags])
+    assert "\n" not in str(exc.value)

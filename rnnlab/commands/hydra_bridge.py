@@ -25,6 +25,9 @@ VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--conf
                "--config-dir", "-cd", "--experimental-rerun"}
 BARE_FLAGS = {"--multirun", "-m", "--resolve", "--hydra-help", "--run", "-r", "--info", "-i"}
 INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--hydra-help"}
+# Hydra runs in exactly one of these modes; two of them on one command line is an error.
+MODE_FLAGS = {"--multirun": "multirun", "-m": "multirun", "--run": "run", "-r": "run", "--cfg": "cfg", "-c": "cfg",
+              "--info": "info", "-i": "info", "--hydra-help": "hydra-help"}
 RESULTS_ENV = "RNNLAB_RESULTS_FILE"
 
 
@@ -47,6 +50,10 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
             raise ConfigError(f"unknown option '{a}' (Hydra flags: {', '.join(sorted(BARE_FLAGS | VALUE_FLAGS))})")
         else:
             overrides.append(a)
+    modes = [f for f in flags if f in MODE_FLAGS or f.split("=", 1)[0] in MODE_FLAGS]
+    if len({MODE_FLAGS[f.split("=", 1)[0]] for f in modes}) > 1:
+        raise ConfigError(f"options {' and '.join(dict.fromkeys(modes))} cannot be combined (pick one of: run, multirun, "
+                          "--cfg, --info, --hydra-help)")
     return flags, overrides
 
 
