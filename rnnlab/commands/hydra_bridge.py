@@ -52,8 +52,8 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
             overrides.append(a)
     modes = [f for f in flags if f in MODE_FLAGS or f.split("=", 1)[0] in MODE_FLAGS]
     if len({MODE_FLAGS[f.split("=", 1)[0]] for f in modes}) > 1:
-        raise ConfigError(f"options {' and '.join(dict.fromkeys(modes))} cannot be combined (pick one of: run, multirun, "
-                          "--cfg, --info, --hydra-help)")
+        named = " and ".join(dict.fromkeys(modes))
+        raise ConfigError(f"options {named} cannot be combined (use one of: -m, -r, --cfg, --info, --hydra-help)")
     return flags, overrides
 
 

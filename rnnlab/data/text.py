@@ -21,7 +21,7 @@ PAD_ID, OOV_ID = 0, 1
 PUNCTUATION = ("strip", "keep")
 
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_TAG = re.compile(r"<[^>]{0,40}>")
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,40}>")
 # Words with inner apostrophes and hyphens ("don't", "well-made") stay whole; numbers are words.
 _WORD = r"[^\W_]+(?:['\-][^\W_]+)*"
 _TOKEN = {"strip": re.compile(_WORD), "keep": re.compile(_WORD + r"|[!?.,;:()\"]")}

@@ -30,6 +30,8 @@ def _binary_counts(y: np.ndarray, score: np.ndarray):
     """Cumulative true/false positives at each distinct score, highest first."""
     y = np.asarray(y).ravel().astype(np.int64)
     s = np.asarray(score, dtype=np.float64).ravel()
+    if len(s) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each run of equal scores
@@ -67,7 +69,7 @@ def pr_curve(y, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def average_precision(y, score) -> float:
     """Sum over thresholds of precision x recall increase (scikit-learn's definition)."""
     precision, recall, _ = pr_curve(y, score)
-    if np.isnan(recall).any():
+    if len(recall) == 0 or np.isnan(recall).any():
         return float("nan")
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
@@ -91,7 +93,8 @@ def best_threshold(y, prob) -> float:
     mids = np.r_[cand[0], (thr + np.r_[thr[1:], thr[-1] - 1e-6]) / 2]
     best = np.flatnonzero(correct == correct.max())
     k = best[np.argmin(np.abs(mids[best] - 0.5))]
-    return float(np.clip(mids[k], 0.0, 1.0))
+    # Not capped at 1: with probabilities of exactly 1.0, "all negative" needs a threshold above 1.
+    return float(max(mids[k], 0.0))
 
 
 def binary_metrics(y, prob, threshold: float = 0.5) -> dict:
@@ -121,7 +124,8 @@ def binary_metrics(y, prob, threshold: float = 0.5) -> dict:
 def multiclass_metrics(y, probs) -> dict:
     """Accuracy, macro precision/recall/F1 and the confusion matrix (rows: true class)."""
     y = np.asarray(y).ravel().astype(np.int64)
-    probs = np.asarray(probs, dtype=np.float64).reshape(len(y), -1)
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = probs.reshape(len(y), -1 if len(y) else probs.shape[-1])
     n_cls = probs.shape[1]
     pred = probs.argmax(axis=1)
     cm = np.zeros((n_cls, n_cls), dtype=np.int64)
