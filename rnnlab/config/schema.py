@@ -134,8 +134,11 @@ class WindowConf:
     val_frac: float = 0.15
     test_frac: float = 0.15
     scale: bool = True
+    # direct: one model output per horizon step; recursive: predict one step, roll n_out times
+    strategy: str = "direct"
 
     def _check_windows(self) -> None:
+        _choice("data.strategy", self.strategy, ("direct", "recursive"))
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
         _splits(self.val_frac, self.test_frac)

@@ -84,10 +84,14 @@ class TaskData:
     classes: list[str] | None = None
     # Token-id inputs: {"vocab_size", "dim", "weights" (V, dim) or None, "trainable", "padding_idx"}.
     embedding: dict[str, Any] | None = None
+    # Recursive forecasting: the model learns one step and is rolled this many steps at
+    # evaluation; horizon_targets holds the (N, horizon) targets of val and test.
+    recursive_horizon: int | None = None
+    horizon_targets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_original(self, y: np.ndarray, split: str) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         return self.inverse(y, split) if self.inverse is not None else self.scaler.inverse(y)
 
     def targets_original(self, split: str) -> np.ndarray:
-        return self.to_original(getattr(self, split).y, split)
+        return self.to_original(self.horizon_targets.get(split, getattr(self, split).y), split)

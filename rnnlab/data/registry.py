@@ -15,4 +15,9 @@ LOADERS = {
 
 
 def load(cfg, rng, dtype):
-    return importlib.import_module(LOADERS[cfg.name]).load(cfg, rng, dtype)
+    data = importlib.import_module(LOADERS[cfg.name]).load(cfg, rng, dtype)
+    if getattr(cfg, "strategy", "direct") == "recursive":
+        from rnnlab.data.windows import as_recursive
+
+        data = as_recursive(data)
+    return data

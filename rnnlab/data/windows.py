@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.data.base import DataError
+from rnnlab.data.base import DataError, Split, TaskData
+
+STRATEGIES = ("direct", "recursive")
 
 
 def split_windows(n: int, n_in: int, n_out: int, val_frac: float, test_frac: float, what: str = "the series"):
@@ -37,3 +39,27 @@ def split_windows(n: int, n_in: int, n_out: int, val_frac: float, test_frac: flo
                 f"n_in={n_in}, n_out={n_out} with val_frac={val_frac}, test_frac={test_frac}"
             )
     return idx, first_target, t_val
+
+
+def as_recursive(data: TaskData) -> TaskData:
+    """Turn a direct n_out-step forecasting task into a recursive one.
+
+    The model learns the next step only (targets y[:, :1], one output); at evaluation it
+    is rolled n_out steps, each prediction appended to the window as the newest value.
+    That needs the input to be the target series alone (feature 0): covariates would
+    have to be forecast too, so they are refused.
+    """
+    n_out = data.output_size
+    if data.input_size != 1:
+        raise DataError("data.strategy=recursive feeds predictions back as input, so it needs the target "
+                        f"series alone; this data has {data.input_size} input features (drop the covariates "
+                        "or use strategy=direct)")
+    for name in ("val", "test"):
+        data.horizon_targets[name] = getattr(data, name).y
+    for name in ("train", "val", "test"):
+        sp = getattr(data, name)
+        setattr(data, name, Split(sp.x, np.ascontiguousarray(sp.y[:, :1]), sp.mask, sp.info))
+    data.output_size = 1
+    data.recursive_horizon = n_out
+    data.meta["strategy"] = "recursive"
+    return data

@@ -338,6 +338,9 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
 
     test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
     val_pred = predict_split(spec, params, data.val, cfg.train.eval_batch_size)
+    if data.recursive_horizon:
+        pred = rolled_forecast(spec, params, data.test.x, data.recursive_horizon, cfg.train.eval_batch_size)
+        val_pred = rolled_forecast(spec, params, data.val.x, data.recursive_horizon, cfg.train.eval_batch_size)
     out: dict[str, Any] = {"test_loss": test_loss}
     y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
     val_true = data.targets_original("val")
@@ -369,11 +372,27 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
     return out, tables
 
 
+def rolled_forecast(spec, params, x: np.ndarray, horizon: int, batch_size: int = 1024) -> np.ndarray:
+    """Recursive forecast (N, horizon): predict one step, append it to the window, repeat."""
+    window = np.array(x, copy=True)
+    out = np.empty((len(x), horizon), dtype=window.dtype)
+    for h in range(horizon):
+        step = M.predict(spec, params, window, None, batch_size)[:, 0]
+        out[:, h] = step
+        window[:, :-1] = window[:, 1:]
+        window[:, -1, 0] = step
+    return out
+
+
 def _forecast(spec, params, data: TaskData, run_dir: Path):
     """The next n_out values past the end of the data, written to forecast.csv."""
     import pandas as pd
 
-    y = data.to_original(M.predict(spec, params, data.future["x"]), "future")[0]
+    if data.recursive_horizon:
+        y_scaled = rolled_forecast(spec, params, data.future["x"], data.recursive_horizon)
+    else:
+        y_scaled = M.predict(spec, params, data.future["x"])
+    y = data.to_original(y_scaled, "future")[0]
     dates = data.future.get("dates")
     frame = pd.DataFrame({"horizon": np.arange(1, len(y) + 1), "forecast": y})
     if dates is not None and len(dates):
