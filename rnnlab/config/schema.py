@@ -126,6 +126,40 @@ class TrainConf:
 
 
 @dataclass
+class MonitorConf:
+    name: str = "default"
+    every_n_steps: int = 10
+    probe_size: int = 16
+    time_gradients: bool = True
+    weights: bool = True
+    states: bool = True
+    histograms: bool = True
+    gif: bool = False
+    vanish_below: float = 1e-5
+    explode_above: float = 1000.0
+    saturation_margin: float = 0.05
+    clusters: int = 4
+
+    def __post_init__(self) -> None:
+        _at_least("monitor.every_n_steps", self.every_n_steps, 0)
+        _at_least("monitor.probe_size", self.probe_size, 1)
+        _positive("monitor.vanish_below", self.vanish_below)
+        _positive("monitor.explode_above", self.explode_above)
+        if self.explode_above <= self.vanish_below:
+            raise ValueError(f"monitor.explode_above ({self.explode_above}) must be larger than "
+                             f"monitor.vanish_below ({self.vanish_below})")
+        if not 0 < self.saturation_margin < 0.5:
+            raise ValueError(f"monitor.saturation_margin must be in (0, 0.5) (got {self.saturation_margin})")
+        _at_least("monitor.clusters", self.clusters, 1)
+        if self.gif and not self.histograms:
+            raise ValueError("monitor.gif=true needs monitor.histograms=true (the GIF animates them)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.every_n_steps or self.time_gradients or self.weights or self.states or self.histograms)
+
+
+@dataclass
 class WindowConf:
     """Forecasting windows shared by the series data sets: n_in steps in, n_out out, time-ordered splits."""
 

@@ -17,10 +17,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, RegConf, TrainConf
+from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, MonitorConf, RegConf, TrainConf
 
-GROUPS = ("arch", "optim", "sched", "reg", "data", "experiment")
-TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "hydra"}
+GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment")
+TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "hydra"}
 
 
 class ConfigError(ValueError):
@@ -37,6 +37,7 @@ class RunConfig:
     data: Any  # one of the DATA_SCHEMAS dataclasses
     optim: dict[str, Any]
     sched: dict[str, Any]
+    monitor: MonitorConf = dataclasses.field(default_factory=MonitorConf)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +49,7 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "optim": self.optim,
             "sched": self.sched,
+            "monitor": dataclasses.asdict(self.monitor),
         }
 
 
@@ -158,6 +160,7 @@ def validate(cfg: DictConfig) -> RunConfig:
     if data_name not in DATA_SCHEMAS:
         raise ConfigError(f"unknown data '{data_name}' (choose from: {', '.join(DATA_SCHEMAS)})")
     data = _typed(DATA_SCHEMAS[data_name], cfg.data, "data")
+    monitor = _typed(MonitorConf, cfg.monitor, "monitor") if cfg.get("monitor") is not None else MonitorConf()
 
     optim = _group_dict(cfg, "optim")
     sched = _group_dict(cfg, "sched")
@@ -178,4 +181,5 @@ def validate(cfg: DictConfig) -> RunConfig:
         data=data,
         optim=optim,
         sched=sched,
+        monitor=monitor,
     )

@@ -34,7 +34,7 @@ from rnnlab.train.io import write_csv, write_json
 from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
 
-TIMING_COLUMNS = ("seconds", "samples_per_s")
+TIMING_COLUMNS = ("seconds", "samples_per_s", "monitor_seconds")
 
 
 class Diverged(RuntimeError):
@@ -190,6 +190,9 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     _check_task(cfg, data, spec)
     sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
     loss_name, loss_fn = _loss_fn(cfg, data)
+    from rnnlab.monitor import RunMonitor
+
+    monitor = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn, loss_targets)
     ckpt_meta = {"data": data.meta, "task": data.kind, "loss": loss_name, "dtype": str(dtype)}
 
     summary: dict[str, Any] = {
@@ -231,6 +234,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng)
                     loss, dout = loss_fn(out, loss_targets(data.kind, yb, out.dtype), mask=tmb)
                     grads, _ = M.backward(spec, params, dout, cache)
+                    raw_grads = grads
                     if cfg.reg.l2 > 0:
                         pen, pgrads = _l2_penalty(params, cfg.reg.l2)
                         reg_total += pen * len(idx)
@@ -241,6 +245,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                         grads, gnorm = clip.clip_by_global_norm(grads, cfg.train.clip_norm)
                     else:
                         gnorm = clip.global_norm(grads)
+                    monitor.on_step(step, epoch, params, raw_grads, gnorm)
                     if not (math.isfinite(loss) and math.isfinite(gnorm)):
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
@@ -269,6 +274,9 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     row["l2_loss"] = reg_total / count
                 if data.kind != "regression":
                     row["val_accuracy"] = accuracy(data.kind, data.val, val_out)
+                t_mon = time.perf_counter()
+                row.update(monitor.on_epoch_end(epoch, params))
+                row["monitor_seconds"] = time.perf_counter() - t_mon
                 rows.append(row)
                 history.append(val_loss)  # ReduceLROnPlateau follows the validation loss
                 _write_metrics(run_dir, rows)
@@ -311,6 +319,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
 
         report, tables = classification_report(spec, params, data, loss_fn, cfg, run_dir)
     summary.update(report)
+    summary.update(monitor.finish(params, rows))
     summary["runtime_s"] = time.perf_counter() - t_start
     if rows:
         summary["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in rows]))

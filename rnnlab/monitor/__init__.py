@@ -1,0 +1,92 @@
+"""See inside the network while it trains: gradients, weights, hidden states and gates.
+
+`RunMonitor` is what the trainer talks to; the analyses live in one module each:
+
+* `gradients`: per-parameter gradient statistics every N steps (`gradients.csv`),
+  vanishing/exploding warnings, and the per-timestep norms ||dL/dh_t|| of a fixed
+  probe batch once per epoch (`time_gradients.csv`).
+* `weights`: per-parameter statistics and the singular values / spectral radius of
+  the recurrent matrices once per epoch (`weights.csv`), histograms.
+* `states`: hidden states and gate activations of the probe batch at the end of the
+  run: heatmaps, PCA trajectories, k-means clusters, saturation and dead units.
+
+Hooks (all cheap unless their analysis is due):
+
+    mon = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn)
+    mon.on_step(step, epoch, params, grads, grad_norm)   # after backward, before the update
+    extra = mon.on_epoch_end(epoch, params)              # dict merged into the metrics row
+    entries = mon.finish(params, rows)                   # dict merged into summary.json
+
+Nothing is kept on the model; the monitor holds only its own records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class RunMonitor:
+    def __init__(self, cfg, spec, data, run_dir: Path, console=None, loss_fn=None, loss_targets=None):
+        from rnnlab.monitor.probe import make_probe
+
+        self.cfg = cfg
+        self.spec = spec
+        self.data = data
+        self.run_dir = Path(run_dir)
+        self.console = console
+        self.enabled = cfg.enabled
+        self.probe = make_probe(data, cfg.probe_size) if self.enabled else None
+        self.loss_fn = loss_fn
+        self.loss_targets = loss_targets
+        self.grad = None
+        self.weights = None
+        if self.enabled:
+            from rnnlab.monitor.gradients import GradientTracker
+            from rnnlab.monitor.weights import WeightTracker
+
+            self.grad = GradientTracker(cfg, console)
+            self.weights = WeightTracker(cfg, spec)
+
+    def on_step(self, step: int, epoch: int, params: dict, grads: dict, grad_norm: float) -> None:
+        if self.grad is not None:
+            self.grad.on_step(step, epoch, params, grads, grad_norm)
+
+    def on_epoch_end(self, epoch: int, params: dict) -> dict[str, Any]:
+        """Per-epoch analyses; returns extra columns for metrics.csv."""
+        extra: dict[str, Any] = {}
+        if not self.enabled:
+            return extra
+        if self.cfg.time_gradients and self.probe is not None:
+            extra.update(self.grad.time_gradients(epoch, self.spec, params, self.probe, self.loss_fn,
+                                                  self.loss_targets, self.data.kind))
+        if self.cfg.weights or self.cfg.histograms:
+            extra.update(self.weights.on_epoch_end(epoch, params))
+        return extra
+
+    def finish(self, params: dict, rows: list[dict]) -> dict[str, Any]:
+        """Write the monitor's files and plots; returns the summary.json entries."""
+        if not self.enabled:
+            return {"monitor": {"enabled": False}}
+        out: dict[str, Any] = {"enabled": True}
+        out.update(self.grad.finish(self.run_dir))
+        out.update(self.weights.finish(self.run_dir))
+        if self.cfg.states and self.probe is not None:
+            from rnnlab.monitor.states import analyse_states
+
+            out.update(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir))
+        return {"monitor": _jsonable(out)}
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v
