@@ -12,7 +12,6 @@ Inputs are token ids (N, maxlen) with a mask (N, maxlen); labels 1 = positive.
 
 from __future__ import annotations
 
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -21,22 +20,11 @@ import numpy as np
 
 from rnnlab.data import text
 from rnnlab.data.base import DataError, Split, TaskData
+from rnnlab.data.paths import resolve_path
 
 DEFAULT_FILE = "aclImdb_v1_labeled.tar.gz"
 _PARTS = [(split, label) for split in ("train", "test") for label in ("neg", "pos")]
 _NAME = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-
-
-def resolve_path(path: str | None) -> Path:
-    """The configured path, or DEFAULT_FILE in $RNNLAB_DATA (default ../shared/data)."""
-    if path:
-        p = Path(os.path.expanduser(path))
-        if p.exists() or p.is_absolute():
-            return p
-        base = os.environ.get("RNNLAB_DATA")
-        return Path(base) / p if base and (Path(base) / p).exists() else p
-    base = os.environ.get("RNNLAB_DATA") or str(Path("..") / "shared" / "data")
-    return Path(base) / DEFAULT_FILE
 
 
 def read_reviews(path: Path) -> dict[tuple[str, str], list[tuple[str, int, str]]]:
@@ -86,7 +74,7 @@ def _subsample(idx: np.ndarray, labels: np.ndarray, n: int | None, rng) -> np.nd
 
 
 def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
-    path = resolve_path(cfg.path)
+    path = resolve_path(cfg.path, DEFAULT_FILE)
     reviews = read_reviews(path)
 
     def part(split):

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.data.base import DataError, Split, TaskData
+from rnnlab.data.paths import resolve_path
 
 FORMATS = ("auto", "wide", "long", "npz")
 NAN_POLICIES = ("error", "drop", "fill")
@@ -61,15 +62,6 @@ def _listing(items, limit: int = 5) -> str:
     items = list(items)
     shown = ", ".join(map(str, items[:limit]))
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
-
-
-def resolve_path(path: str) -> Path:
-    """`path` as given (absolute or relative to the working directory), else inside $RNNLAB_DATA."""
-    p = Path(os.path.expanduser(path))
-    if p.is_absolute() or p.exists() or "RNNLAB_DATA" not in os.environ:
-        return p
-    inside = Path(os.environ["RNNLAB_DATA"]) / p
-    return inside if inside.exists() else p
 
 
 def _check_file(path: Path) -> None:

@@ -12,30 +12,16 @@ Shapes: x (N, n_in, 1 + n_covariates), y (N, n_out).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
+from rnnlab.data.paths import resolve_path
 from rnnlab.data.windows import split_windows
 
 TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
 NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
-
-
-def resolve_path(path: str | None, default_name: str | None = None) -> Path:
-    """A data path as given, or `default_name` inside $RNNLAB_DATA, else ../shared/data
-    beside the working directory or beside the rnnlab checkout."""
-    if path:
-        return Path(os.path.expanduser(path))
-    if "RNNLAB_DATA" in os.environ:
-        return Path(os.environ["RNNLAB_DATA"]) / (default_name or "")
-    candidates = [Path("../shared/data"), Path(__file__).resolve().parents[2].parent / "shared" / "data"]
-    for base in candidates:
-        if (base / (default_name or "")).exists():
-            return base / (default_name or "")
-    return candidates[0] / (default_name or "")
 
 
 def read_table(path: Path, date_column: str | None, columns: list[str], nan_policy: str):

@@ -222,7 +222,7 @@ def test_relative_path_inside_rnnlab_data(tmp_path, monkeypatch, data):
     monkeypatch.chdir(tmp_path)
     assert imdb.resolve_path("aclImdb") == tmp_path / "store" / "aclImdb"
     _same(_load("aclImdb"), data)
-    assert imdb.resolve_path(None) == tmp_path / "store" / imdb.DEFAULT_FILE
+    assert imdb.resolve_path(None, imdb.DEFAULT_FILE) == tmp_path / "store" / imdb.DEFAULT_FILE
 
 
 # ---------------------------------------------------------------- subsampling
