@@ -218,7 +218,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
 
     from rnnlab.report.progress import TrainingProgress
 
-    progress = TrainingProgress(cfg.train.epochs, steps_per_epoch, enabled=cfg.train.progress, console=console)
+    progress = TrainingProgress(cfg.train.epochs, steps_per_epoch, enabled=cfg.train.progress, console=console,
+                                samples_per_step=len(data.train) / steps_per_epoch)  # report: live samples/s
     status, message = "completed", None
     step = 0
     try:
@@ -290,7 +291,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                         {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss,
                          **({"val_accuracy": row["val_accuracy"]} if "val_accuracy" in row else {})},
                     )
-                progress.epoch_end(epoch, train_loss, val_loss, row["lr"])
+                progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
+                                   val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"])
                 patience = cfg.train.early_stopping_patience
                 if patience is not None and epoch + 1 - best["epoch"] >= patience:
                     message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"
@@ -299,6 +301,11 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         status, message = "diverged", str(exc)
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {len(rows)} completed epochs"
+    if status != "completed":
+        # Record the stop at once: the test evaluation below can take a while, and a second
+        # signal during it must not leave summary.json saying "running".
+        write_json(run_dir / "summary.json", {**summary, "status": status, "message": message,
+                                              "epochs_run": len(rows)})
 
     # Evaluate the best (= checkpointed) weights on the test split.
     params = best["params"]
@@ -323,12 +330,24 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     summary["runtime_s"] = time.perf_counter() - t_start
     if rows:
         summary["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in rows]))
+    from rnnlab.train.dashboard import dashboard, peak_memory_mb  # report: the metrics dashboard
+
+    summary["dashboard"] = dashboard(rows, monitor=cfg.train.monitor, peak_memory_mb=peak_memory_mb())
     write_json(run_dir / "summary.json", summary)
     if cfg.train.plots:
         from rnnlab.report import plots
 
         plots.save_run_plots(run_dir, rows, lr_trace, steps_per_epoch, tables.get("predictions"),
                              data.future, tables.get("forecast"), curves=tables.get("curves"))
+    if cfg.train.plots:  # report: report.html, last; a failure here never loses the run
+        try:
+            from rnnlab.report.html import write_report
+
+            write_report(run_dir)
+        except Exception as exc:
+            import logging
+
+            logging.getLogger(__name__).warning("report.html not written: %r", exc)
     return summary
 
 
