@@ -71,5 +71,28 @@ def train(ctx: typer.Context) -> None:
     raise typer.Exit(run(list(ctx.args)))
 
 
+REPORT_HELP = """Write RUN_DIR/report.html: one self-contained page (images embedded, no external resources).
+
+It shows the status (a clearly marked partial report for diverged, interrupted or failed runs), \
+the key metrics beside the baselines, the dashboard, the config, the metrics table and every plot, \
+grouped into Training, Gradients, Weights, Hidden states and Predictions. \
+`rnnlab train` writes it at the end of each run (with train.plots=true).
+
+  rnnlab report outputs/train/2024-05-01_12-00-00
+
+  rnnlab report RUN_DIR --output /tmp/run.html
+"""
+
+
+@app.command(help=REPORT_HELP)
+def report(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder (summary.json or .hydra/config.yaml)."),
+    output: str = typer.Option(None, "--output", "-o", help="Where to write the page (default: RUN_DIR/report.html)."),
+) -> None:
+    from rnnlab.commands.report import run
+
+    raise typer.Exit(run(run_dir, output))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

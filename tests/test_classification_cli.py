@@ -167,7 +167,7 @@ def test_monitor_val_accuracy_and_fixed_threshold(acl, tmp_path):
             "train.monitor=val_accuracy", "train.threshold=0.5", "train.plots=false", f"hydra.run.dir={d}"]
     assert run(args) == 0
     s = read_summary(d)
-    assert s["monitor"] == "val_accuracy"
+    assert s["monitored_metric"] == "val_accuracy"
     m = pd.read_csv(d / "metrics.csv")
     best = int(m["epoch"][m["val_accuracy"].to_numpy().argmax()])  # the first epoch with the best accuracy
     assert s["best_epoch"] == best

@@ -1,17 +1,55 @@
-"""Live Rich progress bar for training: epoch, loss, val loss, learning rate, ETA.
+"""Live Rich progress bar for training: epoch, loss, val loss (+ val accuracy), lr, samples/s, ETA.
 
 Switched off when disabled or when the console is not a terminal (CI logs, joblib
 workers), so it costs nothing there; updates are a few attribute writes per batch.
+Samples/s comes from Rich's own step-speed estimate (steps/s x samples per step), so
+measuring it adds nothing per batch; until that estimate exists it shows the last
+epoch's throughput as passed to `epoch_end`.
 """
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
+
+
+class SamplesPerSecondColumn(ProgressColumn):
+    """Training throughput in samples per second."""
+
+    def __init__(self, samples_per_step: float | None = None):
+        super().__init__()
+        self.samples_per_step = samples_per_step
+
+    def render(self, task) -> Text:
+        rate = None
+        speed = task.speed
+        if speed is not None and self.samples_per_step:
+            rate = speed * self.samples_per_step
+        elif task.fields.get("sps") is not None:
+            rate = task.fields["sps"]
+        if rate is None or not math.isfinite(rate):
+            return Text("- samples/s", style="progress.data.speed")
+        return Text(f"{rate:,.0f} samples/s", style="progress.data.speed")
+
+
+class ValMetricColumn(ProgressColumn):
+    """The validation loss, and the validation accuracy when the trainer passes one."""
+
+    def render(self, task) -> Text:
+        val = task.fields["val"]
+        text = f"val {val:.4g}" if math.isfinite(val) else "val -"
+        acc = task.fields.get("acc")
+        if acc is not None:
+            text += f"  acc {acc:.3f}"
+        return Text(text)
 
 
 class TrainingProgress:
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, console: Console | None = None):
+    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, console: Console | None = None,
+                 samples_per_step: float | None = None):
         self.console = console or Console(stderr=True)
         self.enabled = enabled and self.console.is_terminal
         self.epochs = epochs
@@ -23,14 +61,17 @@ class TrainingProgress:
                 TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4g}  val {task.fields[val]:.4g}  lr {task.fields[lr]:.3g}"),
+                TextColumn("loss {task.fields[loss]:.4g}"),
+                ValMetricColumn(),
+                TextColumn("lr {task.fields[lr]:.3g}"),
+                SamplesPerSecondColumn(samples_per_step),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
             self.task = self.progress.add_task(
                 "train", total=epochs * steps_per_epoch, epoch=1, epochs=epochs,
-                loss=float("nan"), val=float("nan"), lr=float("nan"),
+                loss=float("nan"), val=float("nan"), lr=float("nan"), acc=None, sps=None,
             )
 
     def __enter__(self):
@@ -47,8 +88,10 @@ class TrainingProgress:
         if self.progress is not None:
             self.progress.update(self.task, advance=1, epoch=epoch + 1, loss=loss, lr=lr)
 
-    def epoch_end(self, epoch: int, train_loss: float, val_loss: float, lr: float) -> None:
+    def epoch_end(self, epoch: int, train_loss: float, val_loss: float, lr: float,
+                  val_accuracy: float | None = None, samples_per_s: float | None = None) -> None:
         if self.progress is not None:
             self.progress.update(
-                self.task, completed=(epoch + 1) * self.steps, loss=train_loss, val=val_loss, lr=lr
+                self.task, completed=(epoch + 1) * self.steps, loss=train_loss, val=val_loss, lr=lr,
+                acc=val_accuracy, sps=samples_per_s,
             )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MSE, RMSE, MAE, R2 and MAPE (in %, over targets whose |y| > 1e-8 so zeros cannot blow it up)."""
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, huber_delta: float = 1.0) -> dict[str, float]:
+    """MSE, RMSE, MAE, R2, MAPE (in %, over targets whose |y| > 1e-8 so zeros cannot blow it up) and Huber.
+
+    Huber (delta 1.0 by default): 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2), averaged.
+    """
     t = np.asarray(y_true, dtype=np.float64).ravel()
     p = np.asarray(y_pred, dtype=np.float64).ravel()
     err = p - t
@@ -14,12 +17,15 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     var = float(np.var(t))
     nz = np.abs(t) > 1e-8
     mape = float(np.mean(np.abs(err[nz] / t[nz])) * 100) if nz.any() else float("nan")
+    abs_err = np.abs(err)
+    huber = np.where(abs_err <= huber_delta, 0.5 * err**2, huber_delta * (abs_err - 0.5 * huber_delta))
     return {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
         "mae": float(np.mean(np.abs(err))),
         "r2": 1.0 - mse / var if var > 0 else float("nan"),
         "mape": mape,
+        "huber": float(np.mean(huber)) if len(err) else float("nan"),
     }
 
 

@@ -315,7 +315,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         epochs_run=len(rows),
         best_epoch=best["epoch"],
         best_val_loss=None if not rows else rows[best["epoch"] - 1]["val_loss"],
-        monitor=cfg.train.monitor,
+        monitored_metric=cfg.train.monitor,
         final_train_loss=rows[-1]["train_loss"] if rows else None,
         final_val_loss=rows[-1]["val_loss"] if rows else None,
     )

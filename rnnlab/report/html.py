@@ -1,0 +1,491 @@
+"""One self-contained HTML page for a run folder: `report.html`.
+
+Everything is inside the page: inline CSS, every image as a base64 `data:` URI, no
+scripts, no external resources, so the file can be mailed, archived or opened offline.
+The page shows the run's status (a banner marks a partial report when the run did not
+complete), the key metrics beside the baselines, the dashboard, the config, the
+metrics table, every plot grouped by topic, the monitor's summary and previews of the
+other CSV files. Whatever is missing is skipped; whatever cannot be read becomes a
+warning line in the page. Every piece of text is HTML-escaped.
+
+Light on purpose (standard library only): `rnnlab train` writes the report at the end
+of each run, and `rnnlab report RUN_DIR` (re)builds it for any run folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import json
+import math
+import re
+from html import escape
+from pathlib import Path
+from typing import Any
+
+REPORT_NAME = "report.html"
+
+# (section id, heading, plot names in display order); a plot goes to the first section
+# naming its file stem (or a prefix of it followed by _ or -), the rest to "Other".
+PLOT_SECTIONS: list[tuple[str, str, list[str]]] = [
+    ("training", "Training", ["loss", "lr"]),
+    ("gradients", "Gradients", ["gradient_flow", "grad_norms", "grad_hist"]),
+    ("weights", "Weights", ["weight_hist", "spectral", "weight_heatmaps"]),
+    ("states", "Hidden states", ["states_heatmap", "states_pca", "states_kmeans", "gates"]),
+    ("predictions", "Predictions", ["predictions", "forecast", "confusion", "roc", "pr"]),
+]
+OTHER_SECTION = ("other", "Other")
+IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif"}
+
+METRIC_ORDER = ["mse", "rmse", "mae", "r2", "mape", "huber",
+                "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
+METRIC_LABELS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE %", "huber": "Huber",
+                 "f1": "F1", "roc_auc": "ROC-AUC", "average_precision": "AP"}
+DASHBOARD_LABELS = {
+    "seconds_per_epoch": "seconds per epoch (mean)",
+    "samples_per_s": "samples per second (mean)",
+    "peak_memory_mb": "peak memory (MB)",
+    "improvement_rate": "val-loss improvement per epoch (last 3, relative)",
+    "plateau": "plateau (no improvement > 0.1% in the last 3 epochs)",
+    "oscillation": "oscillation (≥ 3 direction changes in the last 6 epochs)",
+    "epochs_to_best": "epochs to best",
+}
+STATUS_CLASS = {"completed": "ok", "diverged": "bad", "failed": "bad", "interrupted": "warn", "running": "warn"}
+STATUS_NOTE = {
+    "diverged": "the run diverged (its loss turned NaN/inf) and stopped early",
+    "interrupted": "the run was interrupted (Ctrl-C or SIGTERM) before it finished",
+    "failed": "the run failed",
+    "running": "the run has not finished (still running, or killed before it could write its final summary)",
+}
+MAX_METRIC_ROWS = 400  # metrics.csv rows shown (head and tail beyond that)
+PREVIEW_ROWS = 20  # rows of the other CSV files shown
+LOG_LINES = 60  # last lines of train.log shown
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
+max-width:1200px;padding:0 1.5rem 3rem;color:#1d2329;background:#fff;line-height:1.45}
+header{border-bottom:2px solid #e3e7eb;padding:1.2rem 0 .6rem}
+h1{font-size:1.6rem;margin:0 0 .3rem;word-break:break-all}
+h2{font-size:1.25rem;margin:2rem 0 .6rem;padding-bottom:.2rem;border-bottom:1px solid #e3e7eb}
+h3{font-size:1rem;margin:1.2rem 0 .4rem}
+.meta{color:#5b6670;font-size:.9rem;margin:.2rem 0}
+.badge{display:inline-block;font-size:.8rem;font-weight:600;padding:.15rem .6rem;border-radius:1rem;
+vertical-align:middle;margin-left:.5rem;text-transform:uppercase;letter-spacing:.04em}
+.badge.ok{background:#d9f2e0;color:#17612e}.badge.bad{background:#fbdcdc;color:#8a1c1c}
+.badge.warn{background:#fdf0c8;color:#7a5600}.badge.unknown{background:#e6e9ec;color:#38424b}
+.banner{border:2px solid #c9302c;background:#fdecea;color:#5c1412;padding:.8rem 1rem;border-radius:.4rem;
+margin:1rem 0;font-size:1.05rem}
+.banner.warn{border-color:#d49a00;background:#fff7e0;color:#5a4100}
+.warning{background:#fff7e0;border-left:4px solid #d49a00;padding:.4rem .8rem;margin:.5rem 0}
+nav{margin:.8rem 0;font-size:.9rem}nav a{margin-right:.9rem;color:#2a5db0;text-decoration:none}
+table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.88rem}
+th,td{border:1px solid #dde2e6;padding:.25rem .6rem;text-align:right;white-space:nowrap}
+th{background:#f3f5f7;font-weight:600}td.l,th.l{text-align:left;white-space:normal}
+tr.model td{font-weight:600}tbody tr:nth-child(even){background:#fafbfc}
+.scroll{overflow-x:auto}.scroll.tall{max-height:36rem;overflow-y:auto}
+pre{background:#f6f8fa;border:1px solid #e3e7eb;border-radius:.3rem;padding:.7rem;overflow-x:auto;
+font-size:.85rem;max-height:36rem}
+.figs{display:flex;flex-wrap:wrap;gap:1rem}
+figure{margin:0;border:1px solid #e3e7eb;border-radius:.3rem;padding:.5rem;background:#fff;max-width:100%}
+figure img{max-width:100%;height:auto;display:block}
+figcaption{font-size:.8rem;color:#5b6670;margin-top:.3rem}
+.empty{color:#7b858e;font-style:italic}
+details{margin:.4rem 0}summary{cursor:pointer;font-weight:600}
+footer{margin-top:3rem;color:#7b858e;font-size:.8rem}
+"""
+
+
+class ReportError(Exception):
+    """Bad input for a report: the folder is missing or is not a run folder."""
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _e(v: Any) -> str:
+    return escape(str(v), quote=True)
+
+
+def fmt(v: Any) -> str:
+    """A value as short display text (not yet escaped)."""
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if 1e4 <= abs(v) < 1e12:
+            return f"{v:,.0f}"
+        return f"{v:.4g}"
+    if isinstance(v, list | tuple):
+        items = [fmt(x) for x in v[:8]]
+        return "[" + ", ".join(items) + (f", … ({len(v)} items)" if len(v) > 8 else "") + "]"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={fmt(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _cell(text: str) -> str:
+    """A CSV cell: numbers shortened to 4 significant digits, other text as it is."""
+    try:
+        f = float(text)
+    except ValueError:
+        return text
+    if re.fullmatch(r"[+-]?\d+", text.strip()):
+        return text.strip()
+    return fmt(f)
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 0, row_class: list[str] | None = None,
+           tall: bool = False) -> str:
+    """An HTML table; the first `left` columns are left-aligned text. Cells are escaped here."""
+    def tcell(tag: str, i: int, v: str) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{_e(v)}</{tag}>"
+
+    head = "".join(tcell("th", i, h) for i, h in enumerate(header))
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{_e(row_class[r])}"' if row_class and row_class[r] else ""
+        body.append(f"<tr{cls}>" + "".join(tcell("td", i, v) for i, v in enumerate(row)) + "</tr>")
+    scroll = "scroll tall" if tall else "scroll"
+    return f'<div class="{scroll}"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _kv_table(pairs: list[tuple[str, Any]]) -> str:
+    return _table(["", "value"], [[k, fmt(v)] for k, v in pairs], left=2)
+
+
+def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.extend(_flatten(v, key + "."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def _read_csv(path: Path, limit: int | None) -> tuple[list[str], list[list[str]], int]:
+    """(header, first `limit` rows, total row count) of a CSV file."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows, n = [], 0
+        for row in reader:
+            if limit is None or n < limit:
+                rows.append(row)
+            n += 1
+    return header, rows, n
+
+
+def plot_section(stem: str) -> str:
+    """The id of the section a plot belongs to (by its file stem)."""
+    best, best_len = OTHER_SECTION[0], 0
+    for sid, _, names in PLOT_SECTIONS:
+        for name in names:
+            if stem == name:
+                return sid
+            if len(name) > best_len and (stem.startswith(name + "_") or stem.startswith(name + "-")):
+                best, best_len = sid, len(name)
+    return best
+
+
+def find_images(run_dir: Path) -> list[Path]:
+    """Every PNG/GIF in the run folder (any depth), skipping hidden folders and the checkpoint."""
+    found = []
+    for p in run_dir.rglob("*"):
+        rel = p.relative_to(run_dir)
+        if p.suffix.lower() not in IMAGE_TYPES or any(part.startswith(".") for part in rel.parts):
+            continue
+        if rel.parts[0] == "checkpoint" or not p.is_file():
+            continue
+        found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(run_dir).as_posix())
+
+
+def _order_key(sid: str, path: Path) -> tuple:
+    names = next((n for s, _, n in PLOT_SECTIONS if s == sid), [])
+    stem = path.stem
+    rank = next((i for i, n in enumerate(names) if stem == n or stem.startswith(n + "_") or stem.startswith(n + "-")),
+                len(names))
+    return (rank, path.suffix.lower() != ".png", path.name)
+
+
+# ------------------------------------------------------------------------------ reading the folder
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ReportError(f"run folder not found: {run_dir}")
+    if not run_dir.is_dir():
+        raise ReportError(f"not a folder: {run_dir}")
+    if not (run_dir / "summary.json").is_file() and not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise ReportError(f"{run_dir} is not a run folder (no summary.json and no .hydra/config.yaml)")
+    return run_dir
+
+
+def read_summary(run_dir: Path, warnings: list[str]) -> dict[str, Any] | None:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        warnings.append("summary.json is missing: the run has not written its summary (it may not have started)")
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError) as exc:
+        warnings.append(f"summary.json could not be read ({exc}); the status and metrics are unknown")
+        return None
+    if not isinstance(summary, dict):
+        warnings.append("summary.json does not hold an object; the status and metrics are unknown")
+        return None
+    return summary
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def _header(run_dir: Path, summary: dict | None) -> tuple[str, str]:
+    status = str(summary.get("status", "unknown")) if summary else "unknown"
+    cls = STATUS_CLASS.get(status, "unknown")
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    html = (f'<header><h1>{_e(run_dir.name)} <span class="badge {cls}">{_e(status)}</span></h1>'
+            f'<p class="meta">run folder {_e(run_dir)} · report written {_e(now)} by rnnlab report</p></header>')
+    return html, status
+
+
+def _banner(status: str, summary: dict | None) -> str:
+    if status == "completed":
+        return ""
+    if summary is None:
+        what = "the run's summary is missing or unreadable, so its status is unknown"
+    else:
+        what = STATUS_NOTE.get(status, f"the run's status is '{status}'")
+    msg = summary.get("message") if summary else None
+    detail = f"<br>{_e(msg)}" if msg else ""
+    cls = "banner warn" if status in ("interrupted", "running") else "banner"
+    return (f'<div class="{cls}" id="partial"><strong>Partial report:</strong> {_e(what)}. '
+            f"It shows what the run folder holds.{detail}</div>")
+
+
+def _metric_columns(metric_dicts: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for m in metric_dicts:
+        for k, v in m.items():
+            if k not in keys and k != "threshold" and isinstance(v, int | float) and not isinstance(v, bool):
+                keys.append(k)
+    ordered = [k for k in METRIC_ORDER if k in keys]
+    return ordered + [k for k in keys if k not in ordered]
+
+
+def _summary_section(summary: dict | None) -> str:
+    parts = ['<section id="summary"><h2>Summary</h2>']
+    if summary is None:
+        parts.append('<p class="empty">No readable summary.json.</p></section>')
+        return "".join(parts)
+    rows = [("model", summary.get("val_metrics"), summary.get("test_metrics"))]
+    baselines = summary.get("baselines")
+    if isinstance(baselines, dict):
+        for name, b in baselines.items():
+            if isinstance(b, dict):
+                rows.append((name, b.get("val_metrics"), b.get("test_metrics")))
+    dicts = [m for _, v, t in rows for m in (v, t) if isinstance(m, dict)]
+    if dicts:
+        cols = _metric_columns(dicts)
+        body, classes = [], []
+        for name, val, test in rows:
+            for split, m in (("val", val), ("test", test)):
+                if isinstance(m, dict):
+                    body.append([name, split, *(fmt(m.get(k)) for k in cols)])
+                    classes.append("model" if name == "model" else "")
+        parts.append("<h3>Key metrics (model beside the baselines)</h3>")
+        parts.append(_table(["model / baseline", "split", *(METRIC_LABELS.get(k, k) for k in cols)], body,
+                            left=2, row_class=classes))
+    else:
+        parts.append('<p class="empty">No validation or test metrics (the run stopped before its evaluation).</p>')
+    dash = summary.get("dashboard")
+    if isinstance(dash, dict) and dash:
+        parts.append("<h3>Dashboard</h3>")
+        parts.append(_kv_table([(DASHBOARD_LABELS.get(k, k), v) for k, v in dash.items()]))
+    skip = {"val_metrics", "test_metrics", "baselines", "dashboard"}
+    facts = []
+    for k, v in summary.items():
+        if k in skip or (k == "monitor" and isinstance(v, dict)):
+            continue
+        facts.append((k, v))
+    if facts:
+        parts.append("<h3>Run</h3>")
+        parts.append(_kv_table(facts))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _config_section(run_dir: Path, warnings: list[str]) -> str:
+    parts = ['<section id="config"><h2>Config</h2>']
+    found = False
+    for name, title in (("config.yaml", "Composed config (.hydra/config.yaml)"),
+                        ("overrides.yaml", "Command-line overrides (.hydra/overrides.yaml)")):
+        path = run_dir / ".hydra" / name
+        if not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            warnings.append(f".hydra/{name} could not be read ({exc})")
+            continue
+        found = True
+        parts.append(f"<h3>{_e(title)}</h3><pre>{_e(text)}</pre>")
+    if not found:
+        parts.append('<p class="empty">No .hydra/config.yaml in this run folder.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _metrics_section(run_dir: Path, warnings: list[str]) -> str:
+    parts = ['<section id="metrics"><h2>Metrics per epoch</h2>']
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        parts.append('<p class="empty">No metrics.csv (no epoch was completed).</p></section>')
+        return "".join(parts)
+    try:
+        header, rows, n = _read_csv(path, None)
+    except (OSError, csv.Error) as exc:
+        warnings.append(f"metrics.csv could not be read ({exc})")
+        parts.append('<p class="empty">metrics.csv could not be read.</p></section>')
+        return "".join(parts)
+    note = ""
+    if n > MAX_METRIC_ROWS:
+        half = MAX_METRIC_ROWS // 2
+        rows = rows[:half] + [["…"] * len(header)] + rows[-half:]
+        note = f'<p class="meta">{n} epochs: the first and last {half} are shown.</p>'
+    parts.append(note + _table(header, [[_cell(c) for c in r] for r in rows], tall=True))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _figure(run_dir: Path, path: Path, warnings: list[str]) -> str:
+    rel = path.relative_to(run_dir).as_posix()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        warnings.append(f"{rel} could not be read ({exc})")
+        return ""
+    if not data:
+        warnings.append(f"{rel} is empty")
+        return ""
+    uri = f"data:{IMAGE_TYPES[path.suffix.lower()]};base64,{base64.b64encode(data).decode('ascii')}"
+    return f'<figure><img src="{uri}" alt="{_e(rel)}"><figcaption>{_e(rel)}</figcaption></figure>'
+
+
+def _plot_sections(run_dir: Path, warnings: list[str]) -> tuple[str, list[tuple[str, str]]]:
+    groups: dict[str, list[Path]] = {}
+    for p in find_images(run_dir):
+        groups.setdefault(plot_section(p.stem), []).append(p)
+    sections = [(sid, title) for sid, title, _ in PLOT_SECTIONS]
+    if groups.get(OTHER_SECTION[0]):
+        sections.append(OTHER_SECTION)
+    parts = []
+    for sid, title in sections:
+        imgs = sorted(groups.get(sid, []), key=lambda p, s=sid: _order_key(s, p))
+        figs = "".join(_figure(run_dir, p, warnings) for p in imgs)
+        if not figs:
+            figs = '<p class="empty">No plots of this kind in the run folder.</p>'
+        else:
+            figs = f'<div class="figs">{figs}</div>'
+        parts.append(f'<section id="{sid}"><h2>{_e(title)}</h2>{figs}</section>')
+    return "".join(parts), sections
+
+
+def _monitor_section(summary: dict | None) -> str:
+    mon = summary.get("monitor") if summary else None
+    if not isinstance(mon, dict) or not mon:
+        return ""
+    return f'<section id="monitor"><h2>Monitor</h2>{_kv_table(_flatten(mon))}</section>'
+
+
+def _files_section(run_dir: Path, warnings: list[str]) -> str:
+    csvs = sorted(p for p in run_dir.glob("*.csv") if p.name != "metrics.csv" and p.is_file())
+    if not csvs:
+        return ""
+    parts = ['<section id="files"><h2>Data files</h2>']
+    for p in csvs:
+        try:
+            header, rows, n = _read_csv(p, PREVIEW_ROWS)
+        except (OSError, csv.Error) as exc:
+            warnings.append(f"{p.name} could not be read ({exc})")
+            continue
+        shown = f"first {len(rows)} of {n} rows" if n > len(rows) else f"{n} rows"
+        parts.append(f"<details><summary>{_e(p.name)} ({_e(shown)})</summary>"
+                     f"{_table(header, [[_cell(c) for c in r] for r in rows])}</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _log_section(run_dir: Path) -> str:
+    path = run_dir / "train.log"
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    tail = lines[-LOG_LINES:]
+    title = f"train.log (last {len(tail)} of {len(lines)} lines)" if len(lines) > len(tail) else "train.log"
+    return (f'<section id="log"><h2>Log</h2><details><summary>{_e(title)}</summary>'
+            f"<pre>{_e(chr(10).join(tail))}</pre></details></section>")
+
+
+# ------------------------------------------------------------------------------ the page
+
+
+def render_report(run_dir: str | Path) -> tuple[str, list[str]]:
+    """(the page, warnings about files that could not be read). Raises ReportError on bad input."""
+    run_dir = check_run_dir(run_dir)
+    warnings: list[str] = []
+    summary = read_summary(run_dir, warnings)
+    header, status = _header(run_dir, summary)
+    body = [
+        _summary_section(summary),
+        _config_section(run_dir, warnings),
+        _metrics_section(run_dir, warnings),
+    ]
+    plots_html, plot_sections = _plot_sections(run_dir, warnings)
+    body.append(plots_html)
+    extra = [(_monitor_section(summary), ("monitor", "Monitor")),
+             (_files_section(run_dir, warnings), ("files", "Data files")),
+             (_log_section(run_dir), ("log", "Log"))]
+    body.extend(html for html, _ in extra if html)
+    toc = [("summary", "Summary"), ("config", "Config"), ("metrics", "Metrics"), *plot_sections,
+           *(link for html, link in extra if html)]
+    nav = "<nav>" + "".join(f'<a href="#{_e(sid)}">{_e(title)}</a>' for sid, title in toc) + "</nav>"
+    warn_html = "".join(f'<p class="warning">Warning: {_e(w)}</p>' for w in warnings)
+    page = (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(run_dir.name)} · {_e(status)} · rnnlab report</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"{header}\n{_banner(status, summary)}{warn_html}\n{nav}\n<main>\n" + "\n".join(body) + "\n</main>\n"
+        "<footer>Written by rnnlab report; self-contained (images embedded, no external resources).</footer>\n"
+        "</body>\n</html>\n"
+    )
+    return page, warnings
+
+
+def write_report(run_dir: str | Path, output: str | Path | None = None) -> tuple[Path, list[str]]:
+    """Render the report of `run_dir` and write it atomically (default RUN_DIR/report.html).
+
+    `output` may be a file or an existing folder (the page is then written into it as report.html).
+    """
+    from rnnlab.train.io import write_text
+
+    page, warnings = render_report(run_dir)
+    out = Path(output) if output is not None else Path(run_dir) / REPORT_NAME
+    if out.is_dir():
+        out = out / REPORT_NAME
+    return write_text(out, page), warnings
