@@ -7,7 +7,8 @@ direction's outputs stay aligned with input positions, and its final state is th
 state after reading position 0 (PyTorch's h_n[1]).
 
 `cell` is a module with the recurrent-layer contract (rnn, lstm or gru):
-`cell.forward(params, x, state0, mask, reverse)` and `cell.backward(params, dhs, dstateT, cache)`.
+`cell.forward(params, x, state0, mask, reverse)` and
+`cell.backward(params, dhs, dstateT, cache, dh_trace=None)`.
 """
 
 from __future__ import annotations
@@ -65,8 +66,10 @@ def forward(
     return (y, (sf, sb)), cache
 
 
-def backward(cell: ModuleType, params_f: dict, params_b: dict, dy, dstateT, cache):
+def backward(cell: ModuleType, params_f: dict, params_b: dict, dy, dstateT, cache, dh_trace=None):
     """dy: (B, T, F) or None; dstateT: (dstate_f, dstate_b), each a cell-state tuple or None.
+    dh_trace: None or (trace_f, trace_b), each None or a (T, B, H) array the direction's
+    backward fills with its total dL/dh_t (see the cells' dh_trace).
 
     Returns dx, (dstate0_f, dstate0_b), grads_f, grads_b.
     """
@@ -77,6 +80,7 @@ def backward(cell: ModuleType, params_f: dict, params_b: dict, dy, dstateT, cach
     n = cell.NUM_STATES
     dsf = dstateT[0] if dstateT[0] is not None else (None,) * n
     dsb = dstateT[1] if dstateT[1] is not None else (None,) * n
-    dxf, ds0f, gf = cell.backward(params_f, dhf, dsf, cache["f"])
-    dxb, ds0b, gb = cell.backward(params_b, dhb, dsb, cache["b"])
+    tf, tb = (None, None) if dh_trace is None else dh_trace
+    dxf, ds0f, gf = cell.backward(params_f, dhf, dsf, cache["f"], dh_trace=tf)
+    dxb, ds0b, gb = cell.backward(params_b, dhb, dsb, cache["b"], dh_trace=tb)
     return dxf + dxb, (ds0f, ds0b), gf, gb

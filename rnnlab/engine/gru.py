@@ -27,12 +27,16 @@ Contract shared by the recurrent modules (rnn, gru, lstm)
 * hs (B, T, H) is a read-only, non-contiguous view (time-major storage, transposed); it
   aliases the cache, so copy it before modifying. hT is a fresh (B, H) array.
 
-``backward(params, dhs, dstateT, cache)`` -> ``dx, (dh0,), grads``
+``backward(params, dhs, dstateT, cache, dh_trace=None)`` -> ``dx, (dh0,), grads``
 
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT,)`` with dhT an
   array or None. Gradients in dhs at padded positions are ignored (hs is constant 0 there).
 * dx (B, T, D) (a transposed view of a time-major array), dh0 (B, H), grads: dict with the
   same keys as params. Inputs, upstream gradients and the cache are never modified.
+* dh_trace: None, or a (T, B, H) array that backward fills with the total gradient
+  dL/dh_t of the state after step t (from dhs and through the later steps), indexed by
+  input position t (also with reverse=True). At a padded step h_t is the carried state.
+  It changes nothing else; without it the loop pays one ``if`` per step.
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
@@ -65,6 +69,7 @@ from rnnlab.engine.rnn import (
     PARAM_NAMES,
     _bptt_chunks,
     _carve,
+    _check_trace,
     _chunk_steps,
     _initial_state,
     _prepare_mask,
@@ -183,7 +188,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     return (hs, (hT,)), cache
 
 
-def backward(params, dhs, dstateT, cache):
+def backward(params, dhs, dstateT, cache, dh_trace=None):
     """BPTT. Returns ``dx (B, T, D), (dh0,), grads`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
     dtype = W_ih.dtype
@@ -193,6 +198,7 @@ def backward(params, dhs, dstateT, cache):
     T, B, _ = Xa.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT = _upstream(dhs, dstateT, B, T, H, dtype)
+    trace = _check_trace(dh_trace, T, B, H)
     off_prev = 1 if reverse else 0
 
     # With G = dL/dh_t (total) and c = dL/dh_{t-1} (the carry to the earlier step):
@@ -262,6 +268,8 @@ def backward(params, dhs, dstateT, cache):
                 g = G
             else:
                 g = c
+            if trace is not None:
+                np.copyto(trace[t], g, casting="same_kind")  # total dL/dh_t
             dgk = DG[k]
             dg = dgk.reshape(B, 4, H).transpose(1, 0, 2)
             np.multiply(g, F2[:, k], out=dg[2:])  # da_z, da_n

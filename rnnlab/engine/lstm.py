@@ -26,13 +26,18 @@ Contract (shared with rnn.py and gru.py)
 * hs (B, T, H) is a read-only, non-contiguous view of the internal (T, H, B) storage; it
   aliases the cache, so copy it before modifying. hT and cT are fresh (B, H) arrays.
 
-``backward(params, dhs, dstateT, cache)`` -> ``dx, (dh0, dc0), grads``
+``backward(params, dhs, dstateT, cache, dh_trace=None)`` -> ``dx, (dh0, dc0), grads``
 
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT, dcT)``, each an
   array or None (or dstateT None). Gradients in dhs at padded positions are ignored.
 * dx (B, T, D) (a transposed view of a time-major array), dh0 and dc0 (B, H), grads: a
   dict with the same keys as params. Inputs and upstream gradients are never modified,
   and the cache is not consumed (backward may run twice).
+* dh_trace: None, or a (T, B, H) array that backward fills with the total gradient
+  dL/dh_t of the hidden state after step t (from dhs and through the later steps, with
+  c_t held fixed), indexed by input position t (also with reverse=True). At a padded step
+  h_t is the carried state. It changes nothing else; without it the loop pays one ``if``
+  per step.
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
@@ -302,7 +307,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     return (hs, (hT, cT)), cache
 
 
-def backward(params, dhs, dstateT, cache):
+def backward(params, dhs, dstateT, cache, dh_trace=None):
     """BPTT. Returns ``dx (B, T, D), (dh0, dc0), grads`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
     dtype = W_ih.dtype
@@ -314,6 +319,7 @@ def backward(params, dhs, dstateT, cache):
     T, _, B = G.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT, dcT = _upstream(dhs, dstateT, B, T, H, dtype)
+    trace = rnn._check_trace(dh_trace, T, B, H)
     out, prev, s0, sT = _slots(T, reverse)
     if dhs is not None:  # feature-major copy (T, H, B), zero at padded positions
         dhs_fm = np.empty((T, H, B), dtype=dtype)
@@ -377,6 +383,8 @@ def backward(params, dhs, dstateT, cache):
             j = t - a
             if dhs is not None:
                 np.add(dh, dhs[t], out=dh)
+            if trace is not None:
+                np.copyto(trace[t], dh.T, casting="same_kind")  # total dL/dh_t
             q = Q[j]
             np.multiply(q[3:], dh, out=q[3:])  # dL/dz_o and the h -> c term
             np.add(dc, q[4], out=dc)

@@ -238,15 +238,33 @@ def forward(
     return y, cache
 
 
-def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict, np.ndarray]:
+def backward(
+    spec: ModelSpec, params: dict, dy: np.ndarray, cache, trace: dict | None = None
+) -> tuple[dict, np.ndarray]:
     """Gradients for every parameter (same keys as params) and dx (B, T, D).
 
     dy has y's shape: (B, output_size), or (B, T, output_size) with pooling "none".
 
     With an embedding, dx is the gradient at the embedded inputs; a frozen embedding
     has no entry in grads (optimizers leave parameters without a gradient alone).
+
+    trace: None, or a dict that backward fills with the total gradient dL/dh_t of every
+    recurrent layer's hidden state, time-major (T, B, H) arrays keyed "layer0",
+    "layer0_reverse", "layer1", ... (the cells' dh_trace). Costs nothing when None.
     """
     cell = cell_module(spec.cell)
+    traces = None
+    if trace is not None:  # filled bottom layer first, forward direction before reverse
+        B, T = cache["top_shape"][:2]
+        dtype = params["head.weight"].dtype
+        traces = []
+        for layer in range(spec.num_layers):
+            tr = []
+            for rev in (False, True)[: spec.directions]:
+                key = f"layer{layer}" + ("_reverse" if rev else "")
+                trace[key] = np.empty((T, B, spec.hidden_size), dtype=dtype)
+                tr.append(trace[key])
+            traces.append(tr)
     grads: dict[str, np.ndarray] = {}
     head = {"weight": params["head.weight"], "bias": params["head.bias"]}
     if cache.get("keep") is not None:  # pooling "none": padded steps pass no gradient back
@@ -258,15 +276,16 @@ def backward(spec: ModelSpec, params: dict, dy: np.ndarray, cache) -> tuple[dict
     for layer in reversed(range(spec.num_layers)):
         lcache, dcache = cache["layers"][layer]
         pf = _sub(params, layer_keys(layer))
+        tr = None if traces is None else traces[layer]
         if spec.bidirectional:
             pb = _sub(params, layer_keys(layer, True))
             ds = dstateT if dstateT is not None else (None, None)
-            dh, _, gf, gb = bidirectional.backward(cell, pf, pb, dh, ds, lcache)
+            dh, _, gf, gb = bidirectional.backward(cell, pf, pb, dh, ds, lcache, dh_trace=tr)
             for k, name in layer_keys(layer, True).items():
                 grads[name] = gb[k]
         else:
             ds = dstateT if dstateT is not None else (None,) * cell.NUM_STATES
-            dh, _, gf = cell.backward(pf, dh, ds, lcache)
+            dh, _, gf = cell.backward(pf, dh, ds, lcache, dh_trace=None if tr is None else tr[0])
         for k, name in layer_keys(layer).items():
             grads[name] = gf[k]
         dstateT = None  # only the top layer's final state feeds the head

@@ -23,12 +23,16 @@ Contract shared by the recurrent modules (rnn, gru, lstm)
 * hs (B, T, H) is a read-only, non-contiguous view (time-major storage, transposed); it
   aliases the cache, so copy it before modifying. hT is a fresh (B, H) array.
 
-``backward(params, dhs, dstateT, cache)`` -> ``dx, (dh0,), grads``
+``backward(params, dhs, dstateT, cache, dh_trace=None)`` -> ``dx, (dh0,), grads``
 
 * dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT,)`` with dhT an
   array or None. Gradients in dhs at padded positions are ignored (hs is constant 0 there).
 * dx (B, T, D) (a transposed view of a time-major array), dh0 (B, H), grads: dict with the
   same keys as params. Inputs, upstream gradients and the cache are never modified.
+* dh_trace: None, or a (T, B, H) array that backward fills with the total gradient
+  dL/dh_t of the state after step t (from dhs and through the later steps), indexed by
+  input position t (also with reverse=True). At a padded step h_t is the carried state.
+  It changes nothing else; without it the loop pays one ``if`` per step.
 
 Cache (a plain dict; nothing is kept between calls)
 --------------------------------------------------
@@ -274,7 +278,17 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
     return (hs, (hT,)), cache
 
 
-def backward(params, dhs, dstateT, cache):
+def _check_trace(dh_trace, T: int, B: int, H: int):
+    """dh_trace validated: None or a writable (T, B, H) array."""
+    if dh_trace is None:
+        return None
+    if not isinstance(dh_trace, np.ndarray) or dh_trace.shape != (T, B, H):
+        shape = getattr(dh_trace, "shape", type(dh_trace).__name__)
+        raise ValueError(f"dh_trace must be a ({T}, {B}, {H}) array, got {shape}")
+    return dh_trace
+
+
+def backward(params, dhs, dstateT, cache, dh_trace=None):
     """BPTT. Returns ``dx (B, T, D), (dh0,), grads`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
     dtype = W_ih.dtype
@@ -283,6 +297,7 @@ def backward(params, dhs, dstateT, cache):
     T, B, _ = X.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
     dhs, dhT = _upstream(dhs, dstateT, B, T, H, dtype)
+    trace = _check_trace(dh_trace, T, B, H)
     off_prev = 1 if reverse else 0
     off_out = 0 if reverse else 1
     tanh = cache["nonlinearity"] == "tanh"
@@ -321,6 +336,8 @@ def backward(params, dhs, dstateT, cache):
             np.multiply(dv, dhs[t0:t1], out=P[:kk])
         for t in steps:
             k = t - t0
+            if trace is not None:
+                np.copyto(trace[t], c, casting="same_kind")  # dL/dh_t through the later steps
             a = dA[k]
             np.multiply(c, dv[k], out=a)
             if P is not None:
@@ -337,5 +354,7 @@ def backward(params, dhs, dstateT, cache):
             a_ += t_
         np.dot(dAc, W_ih, out=dX[t0:t1].reshape(nn, D))
 
+    if trace is not None and dhs is not None:  # plus the direct part (none at padded steps)
+        np.add(trace, dhs if m is None else dhs * m, out=trace, casting="same_kind")
     grads = {"weight_ih": acc[0], "weight_hh": acc[1], "bias_ih": acc[2], "bias_hh": acc[2].copy()}
     return dX.transpose(1, 0, 2), (c.copy(),), grads

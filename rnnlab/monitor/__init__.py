@@ -29,7 +29,8 @@ import numpy as np
 
 
 class RunMonitor:
-    def __init__(self, cfg, spec, data, run_dir: Path, console=None, loss_fn=None, loss_targets=None):
+    def __init__(self, cfg, spec, data, run_dir: Path, console=None, loss_fn=None, loss_targets=None,
+                 plots: bool = True):
         from rnnlab.monitor.probe import make_probe
 
         self.cfg = cfg
@@ -41,6 +42,7 @@ class RunMonitor:
         self.probe = make_probe(data, cfg.probe_size) if self.enabled else None
         self.loss_fn = loss_fn
         self.loss_targets = loss_targets
+        self.plots = plots  # train.plots=false: the monitor's CSV files only
         self.grad = None
         self.weights = None
         if self.enabled:
@@ -71,12 +73,16 @@ class RunMonitor:
         if not self.enabled:
             return {"monitor": {"enabled": False}}
         out: dict[str, Any] = {"enabled": True}
-        out.update(self.grad.finish(self.run_dir))
-        out.update(self.weights.finish(self.run_dir))
+        files: list[str] = []
+        parts = [self.grad.finish(self.run_dir, plots=self.plots), self.weights.finish(self.run_dir, plots=self.plots)]
         if self.cfg.states and self.probe is not None:
             from rnnlab.monitor.states import analyse_states
 
-            out.update(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir))
+            parts.append(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir, plots=self.plots))
+        for part in parts:
+            files += part.pop("files", [])
+            out.update(part)
+        out["files"] = files
         return {"monitor": _jsonable(out)}
 
 

@@ -1,17 +1,329 @@
-"""Gradient statistics (placeholder interface; being implemented)."""
+"""Gradient statistics: per-parameter norms every N steps, vanishing/exploding warnings,
+and the per-timestep gradient norms ||dL/dh_t|| of the probe batch once per epoch.
+
+Files (written by `finish`):
+
+* ``gradients.csv`` (long format, one row per recorded step and parameter, plus a
+  ``global`` row over all parameters): step, epoch, param, grad_norm, weight_norm,
+  ratio (grad_norm / weight_norm), grad_mean, grad_std. Gradients are the raw ones
+  (before L2, clipping and the optimizer); the global row's grad_norm is the trainer's
+  pre-clip global norm.
+* ``time_gradients.csv``: epoch, layer, t, norm: for every recurrent layer and direction
+  ("layer0", "layer0_reverse", ...) the mean over the probe sequences of the L2 norm over
+  hidden units of the total dL/dh_t (the quantity BPTT carries; padded steps excluded).
+* ``plots/gradient_flow.png``, ``plots/grad_norms.png``, ``plots/grad_hist.png`` (unless
+  train.plots=false).
+
+Epochs are counted from 1 as in metrics.csv; steps from 0 as the trainer counts them.
+
+The metrics.csv column ``grad_t_first_over_last`` is the bottom layer's (forward
+direction) ||dL/dh_t|| at each probe sequence's first real step over that at its last
+real step (means over the sequences): orders of magnitude below 1 is the vanishing signal.
+"""
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+GRAD_COLUMNS = ("step", "epoch", "param", "grad_norm", "weight_norm", "ratio", "grad_mean", "grad_std")
+TIME_COLUMNS = ("epoch", "layer", "t", "norm")
+HIST_SAMPLE = 1 << 16  # at most this many entries per parameter are kept for grad_hist.png
+_LETTERS = "abcdefghijklmnop"
+
+
+def _sumsq(a: np.ndarray) -> float:
+    """Sum of squares without a copy (vdot flattens non-contiguous arrays by copying)."""
+    if a.flags.c_contiguous:
+        return float(np.vdot(a, a))
+    s = _LETTERS[: a.ndim]
+    return float(np.einsum(f"{s},{s}->", a, a))
+
+
+def _sample(g: np.ndarray) -> np.ndarray:
+    """A small copy of a gradient for the histograms (a strided subsample of big ones)."""
+    flat = g.reshape(-1)  # a view for contiguous arrays (all but small ones in practice)
+    if flat.size <= HIST_SAMPLE:
+        return np.array(flat, dtype=np.float64)
+    return flat[:: -(-flat.size // HIST_SAMPLE)].astype(np.float64)
 
 
 class GradientTracker:
     def __init__(self, cfg, console=None):
         self.cfg = cfg
+        self.console = console
+        self.every = int(cfg.every_n_steps or 0)
+        self.vanish_below = float(cfg.vanish_below)
+        self.explode_above = float(cfg.explode_above)
+        self.counts = {"vanishing": 0, "exploding": 0}
+        self._warned = {"vanishing": -1, "exploding": -1}  # last epoch warned about
+        self.rows: list[tuple] = []
+        self.last_grads: dict[str, np.ndarray] | None = None
+        self.last_grads_step: int | None = None
+        self.curves: list[tuple[int, str, np.ndarray]] = []  # (epoch, layer, (T,) norms)
+        self.ratio: float | None = None
+
+    # ------------------------------------------------------------------ every step
 
     def on_step(self, step, epoch, params, grads, grad_norm) -> None:
-        return None
+        gn = float(grad_norm)
+        if not gn >= self.vanish_below or gn > self.explode_above:  # NaN counts as exploding
+            self._event("vanishing" if gn < self.vanish_below else "exploding", step, epoch, gn)
+        if self.every and step % self.every == 0:
+            self._record(step, epoch, params, grads, gn)
+
+    def _event(self, kind: str, step: int, epoch: int, gn: float) -> None:
+        self.counts[kind] += 1
+        if self._warned[kind] == epoch:
+            return
+        self._warned[kind] = epoch
+        if self.console is not None:
+            if kind == "exploding":
+                rel = f"> {self.explode_above:g}" if math.isfinite(gn) else "is not finite"
+            else:
+                rel = f"< {self.vanish_below:g}"
+            self.console.print(f"[yellow]warning: {kind} gradients: global norm {gn:.3g} {rel} "
+                               f"at step {step} (epoch {epoch + 1})[/]")
+
+    def _record(self, step, epoch, params, grads, gn) -> None:
+        ep = epoch + 1
+        w_sq_total = g_sum_total = g_sq_total = 0.0
+        n_total = 0
+        sample = {}
+        for name, g in grads.items():
+            w = params.get(name)
+            g_sq = _sumsq(g)
+            g_sum = float(g.sum(dtype=np.float64))
+            n = g.size
+            w_sq = _sumsq(w) if w is not None else math.nan
+            g_norm, w_norm = math.sqrt(g_sq), math.sqrt(w_sq)
+            mean = g_sum / n if n else math.nan
+            var = _variance(g, g_sq, mean)
+            self.rows.append((step, ep, name, g_norm, w_norm, _ratio(g_norm, w_norm), mean, math.sqrt(var)))
+            w_sq_total += w_sq
+            g_sum_total += g_sum
+            g_sq_total += g_sq
+            n_total += n
+            sample[name] = _sample(g)
+        if n_total:
+            mean = g_sum_total / n_total
+            std = math.sqrt(max(g_sq_total / n_total - mean * mean, 0.0))
+            w_norm = math.sqrt(w_sq_total)
+            self.rows.append((step, ep, "global", gn, w_norm, _ratio(gn, w_norm), mean, std))
+        self.last_grads, self.last_grads_step = sample, step
+
+    # ------------------------------------------------------------------ every epoch
 
     def time_gradients(self, epoch, spec, params, probe, loss_fn, loss_targets, kind) -> dict:
-        return {}
+        """||dL/dh_t|| per layer and direction on the probe batch; returns the metrics column."""
+        from rnnlab.engine import model as M
 
-    def finish(self, run_dir) -> dict:
-        return {}
+        out, cache = M.forward(spec, params, probe.x, probe.mask, train=False)
+        targets = probe.y if loss_targets is None else loss_targets(kind, probe.y, out.dtype)
+        _, dout = loss_fn(out, targets, mask=probe.target_mask)
+        trace: dict[str, np.ndarray] = {}
+        M.backward(spec, params, dout, cache, trace=trace)
+        T, B = next(iter(trace.values())).shape[:2]
+        real = np.ones((T, B), dtype=bool) if probe.mask is None else (np.asarray(probe.mask).T != 0)
+        count = real.sum(axis=1)
+        first = None
+        for layer, tr in trace.items():
+            norms = np.sqrt(np.einsum("tbh,tbh->tb", tr, tr, dtype=np.float64))  # (T, B)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                curve = np.where(real, norms, 0.0).sum(axis=1) / count  # NaN where no real step
+            self.curves.append((epoch + 1, layer, curve))
+            if first is None:
+                first = (norms, real)
+        self.ratio = _first_over_last(*first)
+        return {"grad_t_first_over_last": self.ratio}
+
+    # ------------------------------------------------------------------ end of run
+
+    def finish(self, run_dir, plots: bool = True) -> dict:
+        """Write the CSV files (and with plots=True the plots); returns the summary entries."""
+        import pandas as pd
+
+        from rnnlab.train.io import write_csv
+
+        run_dir = Path(run_dir)
+        files: list[str] = []
+        if self.every:
+            write_csv(run_dir / "gradients.csv", pd.DataFrame(self.rows, columns=list(GRAD_COLUMNS)))
+            files.append("gradients.csv")
+        if self.cfg.time_gradients:
+            write_csv(run_dir / "time_gradients.csv", self.time_frame())
+            files.append("time_gradients.csv")
+        figures = []
+        if plots and self.cfg.time_gradients:
+            figures.append(("gradient_flow.png", lambda p: gradient_flow_plot(self.curves, p)))
+        if plots and self.every:
+            figures.append(("grad_norms.png", lambda p: grad_norms_plot(self.rows, p)))
+            figures.append(("grad_hist.png", lambda p: grad_hist_plot(self.last_grads, self.last_grads_step, p)))
+        for name, fn in figures:
+            fn(run_dir / "plots" / name)
+            files.append(f"plots/{name}")
+        return {
+            "gradient_warnings": dict(self.counts),
+            "grad_t_first_over_last": self.ratio,
+            "files": files,
+        }
+
+    def time_frame(self):
+        import pandas as pd
+
+        parts = [
+            pd.DataFrame({"epoch": ep, "layer": layer, "t": np.arange(len(curve)), "norm": curve})
+            for ep, layer, curve in self.curves
+        ]
+        if not parts:
+            return pd.DataFrame(columns=list(TIME_COLUMNS))
+        return pd.concat(parts, ignore_index=True)[list(TIME_COLUMNS)]
+
+
+def _variance(g: np.ndarray, g_sq: float, mean: float) -> float:
+    """E[g^2] - mean^2 from the sums already taken; recomputed exactly (a temporary) only
+    when that cancels badly (|mean| >> std, e.g. a single-entry bias)."""
+    n = g.size
+    if n <= 1:
+        return 0.0 if n else math.nan
+    var = g_sq / n - mean * mean
+    if var > 1e-3 * (g_sq / n):
+        return var
+    return float(np.var(g, dtype=np.float64))
+
+
+def _ratio(a: float, b: float) -> float:
+    if b > 0:
+        return a / b
+    return math.inf if a > 0 else math.nan
+
+
+def _first_over_last(norms: np.ndarray, real: np.ndarray) -> float:
+    """Mean ||dL/dh|| at each sequence's first real step over the mean at its last real step."""
+    has = real.any(axis=0)
+    if not has.any():
+        return math.nan
+    cols = np.flatnonzero(has)
+    first = real[:, cols].argmax(axis=0)
+    last = real.shape[0] - 1 - real[::-1, cols].argmax(axis=0)
+    num = float(norms[first, cols].mean())
+    den = float(norms[last, cols].mean())
+    return _ratio(num, den)
+
+
+# ---------------------------------------------------------------------- plots
+
+
+def _log10(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
+
+
+def _empty(ax, text: str = "no data") -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def gradient_flow_plot(curves: list[tuple[int, str, np.ndarray]], path: Path) -> Path:
+    """Left: heatmap (epoch x t) of log10 ||dL/dh_t|| of the bottom layer; right: the last
+    epoch's curves of every layer and direction."""
+    from matplotlib.ticker import MaxNLocator
+
+    from rnnlab.report.plots import plt, save_figure
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"wspace": 0.35})
+    bottom = [(ep, c) for ep, layer, c in curves if layer == "layer0"]
+    if bottom:
+        epochs = [ep for ep, _ in bottom]
+        T = max(len(c) for _, c in bottom)
+        grid = np.full((len(bottom), T), np.nan)
+        for i, (_, c) in enumerate(bottom):
+            grid[i, : len(c)] = _log10(c)
+        im = ax0.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis",
+                        extent=(-0.5, T - 0.5, epochs[0] - 0.5, epochs[-1] + 0.5))
+        fig.colorbar(im, ax=ax0, label="log10 ||dL/dh_t||")
+        ax0.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax0.set(xlabel="t", ylabel="epoch", title="Gradient flow, bottom layer")
+    else:
+        _empty(ax0)
+        ax0.set_title("Gradient flow, bottom layer")
+    if curves:
+        last = max(ep for ep, _, _ in curves)
+        plotted = False
+        for ep, layer, c in curves:
+            if ep == last and np.any(np.asarray(c) > 0):
+                ax1.plot(np.arange(len(c)), np.where(np.asarray(c) > 0, c, np.nan), label=layer)
+                plotted = True
+        if plotted:
+            ax1.set_yscale("log")
+            ax1.legend(fontsize="small")
+        ax1.grid(alpha=0.3)
+        ax1.set(xlabel="t", ylabel="||dL/dh_t||", title=f"Epoch {last}, every layer")
+    else:
+        _empty(ax1)
+    return save_figure(fig, path)
+
+
+def grad_norms_plot(rows: list[tuple], path: Path) -> Path:
+    """Per-parameter gradient norm over the recorded steps (log scale)."""
+    from rnnlab.report.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    series: dict[str, tuple[list, list]] = {}
+    for step, _, name, g_norm, *_ in rows:
+        s = series.setdefault(name, ([], []))
+        s[0].append(step)
+        s[1].append(g_norm)
+    positive = False
+    for name, (steps, norms) in series.items():
+        v = np.asarray(norms, dtype=np.float64)
+        positive |= bool(np.any(v > 0))
+        kw = {"color": "black", "lw": 2} if name == "global" else {"lw": 1}
+        ax.plot(steps, np.where(v > 0, v, np.nan), marker="." if len(steps) == 1 else None, label=name, **kw)
+    if not series:
+        _empty(ax)
+    else:
+        if positive:
+            ax.set_yscale("log")
+        ax.legend(fontsize="x-small", ncol=2 if len(series) > 16 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
+        ax.grid(alpha=0.3)
+    ax.set(xlabel="step", ylabel="gradient norm (pre-clip)", title="Gradient norm per parameter")
+    return save_figure(fig, path)
+
+
+def grad_hist_plot(grads: dict[str, np.ndarray] | None, step: int | None, path: Path) -> Path:
+    """Histograms of the last recorded raw gradients, one panel per parameter."""
+    from matplotlib.ticker import MaxNLocator
+
+    from rnnlab.report.plots import plt, save_figure
+
+    names = list(grads or {})
+    ncols = min(4, max(1, len(names)))
+    nrows = max(1, -(-len(names) // ncols))
+    height = 2.4 * nrows + 0.6
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, height), squeeze=False)
+    fig.subplots_adjust(hspace=0.65, wspace=0.2, top=1 - 0.6 / height)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    if not names:
+        axes[0, 0].axis("on")
+        _empty(axes[0, 0])
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        g = grads[name]
+        g = g[np.isfinite(g)]
+        if g.size:  # one stairs artist per panel (ax.hist's 50 patches each are slow to draw)
+            counts, edges = np.histogram(g, bins=50)
+            ax.stairs(counts, edges, fill=True, color="tab:blue")
+        else:
+            _empty(ax, "not finite")
+        ax.set_title(name, fontsize="small")
+        # few ticks, no count axis: tick layout dominates the drawing time of many panels
+        ax.set_yticks([])
+        ax.xaxis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(labelsize="x-small")
+    fig.suptitle("Raw gradients" + (f" at step {step}" if step is not None else ""), y=1 - 0.2 / height)
+    return save_figure(fig, path)

@@ -192,7 +192,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     loss_name, loss_fn = _loss_fn(cfg, data)
     from rnnlab.monitor import RunMonitor
 
-    monitor = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn, loss_targets)
+    monitor = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn, loss_targets, plots=cfg.train.plots)
     ckpt_meta = {"data": data.meta, "task": data.kind, "loss": loss_name, "dtype": str(dtype)}
 
     summary: dict[str, Any] = {

@@ -1,0 +1,316 @@
+"""Gradient monitoring: the cells' dh_trace (exact, float64), GradientTracker, and its files in a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnlab.engine import bidirectional
+from rnnlab.engine import model as M
+from rnnlab.monitor.gradients import GRAD_COLUMNS, GradientTracker, _first_over_last
+from tests.conftest import TINY, read_summary, run_cli
+
+TOL = 1e-6
+
+
+def _mask(B, T):
+    m = np.ones((B, T))
+    m[0, -2:] = 0  # post-padded
+    m[1, :2] = 0  # pre-padded
+    m[2, 3] = 0  # a hole
+    return m
+
+
+def _state_after(cell, cache, t, reverse):
+    """The carried state (h_t,) or (h_t, c_t) after the step at input position t."""
+    slot = t if reverse else t + 1
+    if cell == "lstm":
+        return cache["h_states"][slot].T.copy(), cache["c_states"][slot].T.copy()
+    return (cache["states"][slot].copy(),)
+
+
+def _rel(a, b):
+    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(b))))
+
+
+@pytest.mark.parametrize("with_dhs", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_dh_trace_is_the_total_gradient_of_every_state(cell, reverse, with_dhs):
+    mod = M.cell_module(cell)
+    rng = np.random.default_rng(5)
+    B, T, D, H = 3, 7, 2, 4
+    p = mod.init_params(rng, D, H, dtype=np.float64)
+    p = {k: 2.0 * v for k, v in p.items()}  # larger weights: a non-trivial recurrence
+    x = rng.standard_normal((B, T, D))
+    mask = _mask(B, T)
+    s0 = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
+    dhs = rng.standard_normal((B, T, H)) if with_dhs else None
+    dsT = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
+
+    (_, _), cache = mod.forward(p, x, s0, mask, reverse=reverse)
+    dx0, ds00, g0 = mod.backward(p, dhs, dsT, cache)
+    trace = np.full((T, B, H), np.nan)
+    dx, ds0, g = mod.backward(p, dhs, dsT, cache, dh_trace=trace)
+    # the trace changes nothing else
+    assert np.array_equal(dx, dx0)
+    assert all(np.array_equal(a, b) for a, b in zip(ds0, ds00, strict=True))
+    assert all(np.array_equal(g[k], g0[k]) for k in g)
+    assert np.isfinite(trace).all()
+
+    direct = np.zeros((B, T, H)) if dhs is None else dhs * mask[:, :, None]
+    # the step read last has only the final-state gradient and its own output's
+    t_last = 0 if reverse else T - 1
+    assert _rel(trace[t_last], dsT[0] + direct[:, t_last]) < 1e-12
+    # every step: run the layer on from the carried state after step t over the remaining
+    # inputs; its dh0 is dL/dh_t through the recurrence, exactly
+    for t in range(T):
+        rest = slice(0, t) if reverse else slice(t + 1, T)
+        if (rest.stop - rest.start) == 0:
+            through = dsT[0]
+        else:
+            state = _state_after(cell, cache, t, reverse)
+            (_, _), c2 = mod.forward(p, x[:, rest], state, mask[:, rest], reverse=reverse)
+            _, dstate0, _ = mod.backward(p, None if dhs is None else dhs[:, rest], dsT, c2)
+            through = dstate0[0]
+        expected = through + direct[:, t]
+        assert _rel(trace[t], expected) < TOL, (t, _rel(trace[t], expected))
+
+
+def test_dh_trace_finite_difference_rnn():
+    """Independent of the backward code: perturb h_t by rerunning the rest from h_t + eps."""
+    mod = M.cell_module("rnn")
+    rng = np.random.default_rng(2)
+    B, T, D, H = 2, 5, 2, 3
+    p = mod.init_params(rng, D, H, dtype=np.float64)
+    x = rng.standard_normal((B, T, D))
+    wy = rng.standard_normal((B, T, H))
+    wT = rng.standard_normal((B, H))
+    (hs, (hT,)), cache = mod.forward(p, x)
+    trace = np.zeros((T, B, H))
+    mod.backward(p, wy, (wT,), cache, dh_trace=trace)
+    t, eps = 1, 1e-6
+    ht = cache["states"][t + 1].copy()
+
+    def loss(h):  # L as a function of h_t (outputs before t fixed)
+        (hs2, (hT2,)), _ = mod.forward(p, x[:, t + 1:], (h,))
+        return float(np.sum(h * wy[:, t]) + np.sum(hs2 * wy[:, t + 1:]) + np.sum(hT2 * wT))
+
+    num = np.zeros_like(ht)
+    for idx in np.ndindex(ht.shape):
+        e = np.zeros_like(ht)
+        e[idx] = eps
+        num[idx] = (loss(ht + e) - loss(ht - e)) / (2 * eps)
+    assert _rel(trace[t], num) < TOL
+
+
+def test_bidirectional_and_model_traces():
+    rng = np.random.default_rng(3)
+    spec = M.ModelSpec(cell="lstm", input_size=3, hidden_size=4, output_size=2, num_layers=2,
+                       bidirectional=True, pooling="mean")
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((3, 6, 3))
+    mask = _mask(3, 6)
+    y, cache = M.forward(spec, params, x, mask)
+    dy = rng.standard_normal(y.shape)
+    g0, dx0 = M.backward(spec, params, dy, cache)
+    trace = {}
+    g1, dx1 = M.backward(spec, params, dy, cache, trace=trace)
+    assert list(trace) == ["layer0", "layer0_reverse", "layer1", "layer1_reverse"]
+    assert all(v.shape == (6, 3, 4) and np.isfinite(v).all() for v in trace.values())
+    assert np.array_equal(dx0, dx1) and all(np.array_equal(g0[k], g1[k]) for k in g0)
+
+    # the top layer with pooling "last": its last step's total gradient is the head's
+    spec1 = M.ModelSpec(cell="gru", input_size=3, hidden_size=4, output_size=2)
+    p1 = M.init_params(spec1, rng, dtype=np.float64)
+    y, cache = M.forward(spec1, p1, x)
+    dy = rng.standard_normal(y.shape)
+    trace = {}
+    M.backward(spec1, p1, dy, cache, trace=trace)
+    assert list(trace) == ["layer0"]
+    assert _rel(trace["layer0"][-1], dy @ p1["head.weight"]) < 1e-12
+
+
+def test_bidirectional_wrapper_passes_traces():
+    mod = M.cell_module("rnn")
+    rng = np.random.default_rng(4)
+    pf, pb = mod.init_params(rng, 2, 3, np.float64), mod.init_params(rng, 2, 3, np.float64)
+    x = rng.standard_normal((2, 4, 2))
+    (y, _), cache = bidirectional.forward(mod, pf, pb, x)
+    tf, tb = np.zeros((4, 2, 3)), np.zeros((4, 2, 3))
+    dy = rng.standard_normal(y.shape)
+    bidirectional.backward(mod, pf, pb, dy, (None, None), cache, dh_trace=(tf, None))
+    bidirectional.backward(mod, pf, pb, dy, (None, None), cache, dh_trace=(None, tb))
+    assert np.allclose(tf[-1], dy[:, -1, :3]) and np.allclose(tb[0], dy[:, 0, 3:])
+
+
+def test_first_over_last_uses_each_sequences_real_steps():
+    norms = np.array([[1.0, 9.0], [2.0, 4.0], [4.0, 9.0]])  # (T, B)
+    real = np.array([[True, False], [True, True], [True, False]])
+    assert _first_over_last(norms, real) == pytest.approx((1 + 4) / 2 / ((4 + 4) / 2))
+
+
+# -------------------------------------------------------------------- the tracker alone
+
+
+class _Console:
+    def __init__(self):
+        self.lines = []
+
+    def print(self, msg, **_):
+        self.lines.append(str(msg))
+
+
+def _cfg(**kw):
+    base = dict(every_n_steps=2, vanish_below=1e-5, explode_above=1000.0, time_gradients=True)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_tracker_counts_events_and_warns_once_per_epoch_and_kind():
+    con = _Console()
+    tr = GradientTracker(_cfg(), con)
+    params = {"w": np.ones((2, 2), np.float32)}
+    grads = {"w": np.full((2, 2), 3.0, np.float32)}
+    for step, (epoch, gn) in enumerate([(0, 5e3), (0, 6e3), (0, 1e-7), (0, 1.0), (1, 2e3), (1, 1e-9),
+                                        (1, 1e-8), (2, float("nan"))]):
+        tr.on_step(step, epoch, params, grads, gn)
+    assert tr.counts == {"exploding": 4, "vanishing": 3}
+    assert len(con.lines) == 5  # exploding in epochs 1, 2, 3, vanishing in epochs 1, 2
+    assert "exploding gradients: global norm 5e+03 > 1000 at step 0 (epoch 1)" in con.lines[0]
+    assert "vanishing" in con.lines[1] and "epoch 1" in con.lines[1]
+    assert "not finite" in con.lines[-1]
+    GradientTracker(_cfg(), None).on_step(0, 0, params, grads, 1e9)  # no console: counted, silent
+
+
+def test_tracker_rows_match_numpy_and_plots_survive_edge_cases(tmp_path):
+    rng = np.random.default_rng(0)
+    params = {"a": rng.standard_normal((3, 4)).astype(np.float32), "b": np.zeros(5, np.float32)}
+    g_a = rng.standard_normal((3, 8)).astype(np.float32)[:, ::2]  # non-contiguous
+    grads = {"a": g_a, "b": rng.standard_normal(5).astype(np.float32)}
+    tr = GradientTracker(_cfg(every_n_steps=1), None)
+    # no rows, no curves: the plots still draw
+    out = tr.finish(tmp_path / "empty")
+    assert out["gradient_warnings"] == {"vanishing": 0, "exploding": 0}
+    for f in out["files"]:
+        assert (tmp_path / "empty" / f).exists()
+    assert len(pd.read_csv(tmp_path / "empty" / "gradients.csv")) == 0
+
+    tr.on_step(0, 0, params, grads, 1.5)
+    rows = pd.DataFrame(list(tr.rows), columns=list(GRAD_COLUMNS)).set_index("param")
+    a = rows.loc["a"]
+    assert a.grad_norm == pytest.approx(np.linalg.norm(g_a), rel=1e-6)
+    assert a.weight_norm == pytest.approx(np.linalg.norm(params["a"]), rel=1e-6)
+    assert a.ratio == pytest.approx(a.grad_norm / a.weight_norm)
+    assert a.grad_mean == pytest.approx(g_a.mean(), abs=1e-6)
+    assert a.grad_std == pytest.approx(g_a.std(), rel=1e-5)
+    # |mean| >> std: no cancellation to zero
+    tr.on_step(1, 0, params, {"a": np.float32(1000) + g_a * np.float32(1e-3), "b": grads["b"]}, 1.0)
+    a2 = pd.DataFrame(tr.rows[-3:], columns=list(GRAD_COLUMNS)).set_index("param").loc["a"]
+    assert a2.grad_std == pytest.approx(1e-3 * g_a.std(), rel=1e-2)
+    assert np.isinf(rows.loc["b"].ratio)  # zero weights
+    assert rows.loc["global"].grad_norm == 1.5
+    # the histogram sample is a copy
+    grads["b"][:] = 0
+    assert tr.last_grads["b"].any()
+    # one row and one epoch curve
+    tr.curves.append((1, "layer0", np.array([1e-3, np.nan, 0.0, 1.0])))
+    out = tr.finish(tmp_path / "one")
+    assert set(out["files"]) == {"gradients.csv", "time_gradients.csv", "plots/gradient_flow.png",
+                                 "plots/grad_norms.png", "plots/grad_hist.png"}
+    assert all((tmp_path / "one" / f).stat().st_size > 0 for f in out["files"])
+
+
+def test_tracker_without_step_statistics_still_checks_every_step(tmp_path):
+    con = _Console()
+    tr = GradientTracker(_cfg(every_n_steps=0, time_gradients=False, vanish_below=1.0, explode_above=2.0), con)
+    for step in range(6):
+        tr.on_step(step, step // 3, {"w": np.ones(2)}, {"w": np.ones(2)}, 0.5)
+    assert tr.rows == [] and tr.last_grads is None
+    assert tr.counts["vanishing"] == 6 and len(con.lines) == 2
+    out = tr.finish(tmp_path)
+    assert out["files"] == [] and not any(tmp_path.iterdir())
+
+
+def test_tracker_without_plots_writes_the_csv_files_only(tmp_path):
+    tr = GradientTracker(_cfg(every_n_steps=1), None)
+    tr.on_step(0, 0, {"w": np.ones(3)}, {"w": np.arange(3.0)}, 1.0)
+    tr.curves.append((1, "layer0", np.array([0.1, 1.0])))
+    out = tr.finish(tmp_path, plots=False)
+    assert out["files"] == ["gradients.csv", "time_gradients.csv"]
+    assert not (tmp_path / "plots").exists()
+
+
+# -------------------------------------------------------------------- through the CLI
+
+
+# the other analyses (weights, states) have their own tests; off here to keep these fast
+ONLY_GRADIENTS = ["monitor.weights=false", "monitor.histograms=false", "monitor.states=false"]
+
+
+def _train(tmp_path, *extra, name="run"):
+    d = tmp_path / name
+    res = run_cli(["train", *TINY, "train.epochs=2", f"hydra.run.dir={d}", *ONLY_GRADIENTS, *extra], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return d, res
+
+
+def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path):
+    # thresholds that make every step "explode"
+    d, res = _train(tmp_path, "monitor.every_n_steps=1", "arch=bilstm", "arch.num_layers=2",
+                    "monitor.explode_above=1e-9", "monitor.vanish_below=1e-12")
+    g = pd.read_csv(d / "gradients.csv")
+    assert list(g.columns) == list(GRAD_COLUMNS)
+    steps = g.step.nunique()
+    params = {k for k in g.param if k != "global"}
+    assert "rnn.weight_hh_l1_reverse" in params and "head.weight" in params and len(params) == 18
+    assert len(g) == steps * (len(params) + 1) and set(g.epoch) == {1, 2}
+    assert (g.grad_norm > 0).all() and np.isfinite(g.ratio).all()
+    assert (g[g.param == "head.bias"].grad_std == 0).all()  # one entry (output_size 1)
+    assert (g[g.param != "head.bias"].grad_std > 0).all()
+
+    tg = pd.read_csv(d / "time_gradients.csv")
+    assert list(tg.columns) == ["epoch", "layer", "t", "norm"]
+    assert set(tg.layer) == {"layer0", "layer0_reverse", "layer1", "layer1_reverse"}
+    assert len(tg) == 2 * 4 * 12  # epochs x layers x steps (data.n_in=12)
+    assert (tg.norm > 0).all()
+
+    metrics = pd.read_csv(d / "metrics.csv")
+    assert (metrics.grad_t_first_over_last > 0).all()
+    for name in ("gradient_flow", "grad_norms", "grad_hist"):
+        assert (d / "plots" / f"{name}.png").stat().st_size > 0
+    mon = read_summary(d)["monitor"]
+    assert mon["grad_t_first_over_last"] == pytest.approx(metrics.grad_t_first_over_last.iloc[-1])
+    assert {"gradients.csv", "time_gradients.csv", "plots/grad_hist.png"} <= set(mon["files"])
+
+    # every step exploded, but the console says so once per epoch
+    assert mon["gradient_warnings"] == {"vanishing": 0, "exploding": steps}
+    text = res.stderr + res.stdout
+    assert text.count("exploding gradients") == 2, text[-3000:]
+
+
+def test_monitor_none_writes_no_gradient_files(tmp_path):
+    d, _ = _train(tmp_path, "monitor=none")
+    assert not (d / "gradients.csv").exists() and not (d / "time_gradients.csv").exists()
+    assert (d / "plots").is_dir()  # the run's own plots, none of the monitor's
+    assert not {"gradient_flow.png", "grad_norms.png", "grad_hist.png"} & {p.name for p in (d / "plots").iterdir()}
+    assert "grad_t_first_over_last" not in pd.read_csv(d / "metrics.csv").columns
+    assert json.loads((d / "summary.json").read_text())["monitor"] == {"enabled": False}
+
+
+def test_vanishing_gradient_experiment_settings():
+    from rnnlab.commands.hydra_bridge import compose_and_validate
+
+    rc = compose_and_validate(["experiment=vanishing_gradient", "arch=deep_rnn"])
+    assert (rc.arch.cell, rc.arch.num_layers, rc.arch.nonlinearity) == ("rnn", 5, "tanh")
+    assert rc.data.name == "adding" and rc.data.length == 100 and rc.monitor.time_gradients
+    plain = compose_and_validate(["experiment=vanishing_gradient"])
+    assert (plain.arch.cell, plain.arch.num_layers) == ("lstm", 1)
+    from omegaconf import OmegaConf
+
+    exp = OmegaConf.load(Path(__file__).parents[2] / "conf" / "experiment" / "vanishing_gradient.yaml")
+    assert exp.hydra.sweeper.params.arch == "deep_rnn,lstm"
