@@ -47,6 +47,13 @@ class ValMetricColumn(ProgressColumn):
         return Text(text)
 
 
+class SignalsColumn(ProgressColumn):
+    """Peak memory and the convergence signals of the epochs so far (plateau, oscillation)."""
+
+    def render(self, task) -> Text:
+        return Text(task.fields.get("signals") or "", style="yellow")
+
+
 class TrainingProgress:
     def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, console: Console | None = None,
                  samples_per_step: float | None = None):
@@ -66,12 +73,13 @@ class TrainingProgress:
                 TextColumn("lr {task.fields[lr]:.3g}"),
                 SamplesPerSecondColumn(samples_per_step),
                 TimeRemainingColumn(),
+                SignalsColumn(),
                 console=self.console,
                 transient=False,
             )
             self.task = self.progress.add_task(
                 "train", total=epochs * steps_per_epoch, epoch=1, epochs=epochs,
-                loss=float("nan"), val=float("nan"), lr=float("nan"), acc=None, sps=None,
+                loss=float("nan"), val=float("nan"), lr=float("nan"), acc=None, sps=None, signals="",
             )
 
     def __enter__(self):
@@ -89,9 +97,26 @@ class TrainingProgress:
             self.progress.update(self.task, advance=1, epoch=epoch + 1, loss=loss, lr=lr)
 
     def epoch_end(self, epoch: int, train_loss: float, val_loss: float, lr: float,
-                  val_accuracy: float | None = None, samples_per_s: float | None = None) -> None:
+                  val_accuracy: float | None = None, samples_per_s: float | None = None,
+                  rows: list[dict] | None = None) -> None:
         if self.progress is not None:
             self.progress.update(
                 self.task, completed=(epoch + 1) * self.steps, loss=train_loss, val=val_loss, lr=lr,
-                acc=val_accuracy, sps=samples_per_s,
+                acc=val_accuracy, sps=samples_per_s, signals=live_signals(rows or []),
             )
+
+
+def live_signals(rows: list[dict]) -> str:
+    """'mem 250 MB', plus 'plateau' / 'oscillating' when the validation loss says so."""
+    from rnnlab.train.dashboard import is_oscillating, is_plateau, peak_memory_mb
+
+    val = [r["val_loss"] for r in rows]
+    parts = []
+    mem = peak_memory_mb()
+    if mem is not None:
+        parts.append(f"mem {mem:,.0f} MB")
+    if is_plateau(val):
+        parts.append("plateau")
+    if is_oscillating(val):
+        parts.append("oscillating")
+    return "  ".join(parts)

@@ -292,7 +292,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                          **({"val_accuracy": row["val_accuracy"]} if "val_accuracy" in row else {})},
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
-                                   val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"])
+                                   val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
                 patience = cfg.train.early_stopping_patience
                 if patience is not None and epoch + 1 - best["epoch"] >= patience:
                     message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"

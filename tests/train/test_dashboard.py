@@ -104,3 +104,12 @@ def test_progress_shows_samples_per_second_and_accuracy():
         p.batch(0, 0.5, 1e-3)
         p.epoch_end(0, 0.5, 0.4, 1e-3)
     assert quiet.getvalue() == ""
+
+
+def test_live_signals_show_memory_and_flags():
+    from rnnlab.report.progress import live_signals
+
+    zigzag = [{"val_loss": v} for v in (1.0, 0.5, 0.6, 0.4, 0.45, 0.41, 0.43, 0.42, 0.44)]
+    text = live_signals(zigzag)
+    assert "MB" in text and "oscillating" in text and "plateau" in text
+    assert "plateau" not in live_signals([{"val_loss": v} for v in (1.0, 0.8, 0.6, 0.4)])
