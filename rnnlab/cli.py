@@ -94,5 +94,31 @@ def report(
     raise typer.Exit(run(run_dir, output))
 
 
+AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.
+
+Arguments are the same overrides as for `rnnlab train`; the augmentation is data.augment, or \
+the names given with --aug (default parameters). Augmentations: jitter, scaling, magnitude_warp, \
+time_warp, window_slice, phase_shift, mixup (see rnnlab/data/augment.py).
+
+  rnnlab augment-preview data.augment=[jitter,time_warp]
+
+  rnnlab augment-preview --aug window_slice,scaling --n 6 --output /tmp/aug.png
+
+  rnnlab augment-preview data=sp500 'data.augment=[{name:magnitude_warp,sigma:0.3}]'
+"""
+
+
+@app.command("augment-preview", context_settings=HYDRA_ARGS, help=AUGMENT_HELP)
+def augment_preview(
+    ctx: typer.Context,
+    aug: str = typer.Option(None, "--aug", help="Comma-separated augmentations to use instead of data.augment."),
+    output: str = typer.Option(None, "--output", "-o", help="Where to write the PNG (default: augment_preview.png)."),
+    n: int = typer.Option(4, "--n", help="How many training sequences to show."),
+) -> None:
+    from rnnlab.commands.augment import run
+
+    raise typer.Exit(run(list(ctx.args), aug, output, n))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -16,7 +16,7 @@ def test_every_option_composes_and_validates(group):
     for option in options:
         rc = compose_and_validate([f"{group}={option}", *needs.get((group, option), [])])
         if group == "arch":
-            assert rc.arch.cell in ("rnn", "lstm", "gru")
+            assert rc.arch.cell in ("rnn", "lstm", "gru", "ln_lstm")
 
 
 def test_csv_without_a_path_is_refused():

@@ -102,7 +102,8 @@ def test_sigterm_marks_interrupted_and_keeps_files(tmp_path):
     "override, message",
     [
         ("optim.lr=abc", "optim.lr: Value 'abc' could not be converted to Float"),
-        ("arch=foo", "unknown arch 'foo' (choose from: bigru, bilstm, deep_rnn, gru, lstm, rnn, stacked_lstm)"),
+        ("arch=foo", "unknown arch 'foo' (choose from: bigru, bilstm, conv_lstm, deep_rnn, gru, ln_lstm, lstm, rnn, "
+                      "stacked_lstm)"),
         ("arch.foo=1", "unknown key 'arch.foo'"),
         ("optim.lr=-1", "optim.lr must be > 0"),
         ("arch.hidden_size=0", "arch.hidden_size must be >= 1 (got 0)"),

@@ -13,13 +13,14 @@ a fixed set of keys and are written out here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru", "ln_lstm")
 MERGE_MODES = ("concat", "sum", "mean", "mul")
-POOLINGS = ("last", "mean", "max", "none")
+POOLINGS = ("last", "mean", "max", "none", "attention")
 NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
-LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy")
+LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
 
 
@@ -44,6 +45,13 @@ def _fraction(key: str, value: float, *, closed: bool = False) -> None:
         raise ValueError(f"{key} must be in [0, 1{']' if closed else ')'} (got {value})")
 
 
+def _augment_specs(value: Any) -> list[dict[str, Any]]:
+    """data.augment as full specs (each name with its parameters); ValueError naming the entry."""
+    from rnnlab.data.augment import normalize_specs
+
+    return normalize_specs(value, key="data.augment")
+
+
 def _splits(val_frac: float, test_frac: float) -> None:
     _fraction("data.val_frac", val_frac)
     _fraction("data.test_frac", test_frac)
@@ -61,9 +69,18 @@ class ArchConf:
     dropout: float = 0.0
     nonlinearity: str = "tanh"
     pooling: str = "last"
+    # Causal Conv1D front (relu) before the recurrent layers; 0 channels = none.
+    conv_channels: int = 0
+    conv_kernel: int = 3
+    conv_dilation: int = 1
+    # LayerNorm on every recurrent layer's output.
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         _choice("arch.cell", self.cell, CELLS)
+        _at_least("arch.conv_channels", self.conv_channels, 0)
+        _at_least("arch.conv_kernel", self.conv_kernel, 1)
+        _at_least("arch.conv_dilation", self.conv_dilation, 1)
         _at_least("arch.hidden_size", self.hidden_size, 1)
         if not 1 <= self.num_layers <= 5:
             raise ValueError(f"arch.num_layers must be in 1..5 (got {self.num_layers})")
@@ -79,11 +96,21 @@ class RegConf:
     input_dropout: float = 0.0
     dropout: float = 0.0
     l2: float = 0.0
+    l1: float = 0.0
+    # Annealed gradient noise N(0, eta / (1 + t)^gamma) (Neelakantan et al. 2015); 0 = off.
+    grad_noise_eta: float = 0.0
+    grad_noise_gamma: float = 0.55
+    # Mixup (Zhang et al. 2018): lambda ~ Beta(alpha, alpha) per batch; 0 = off.
+    mixup_alpha: float = 0.0
 
     def __post_init__(self) -> None:
         _fraction("reg.input_dropout", self.input_dropout)
         _fraction("reg.dropout", self.dropout)
         _at_least("reg.l2", self.l2, 0.0)
+        _at_least("reg.l1", self.l1, 0.0)
+        _at_least("reg.grad_noise_eta", self.grad_noise_eta, 0.0)
+        _at_least("reg.grad_noise_gamma", self.grad_noise_gamma, 0.0)
+        _at_least("reg.mixup_alpha", self.mixup_alpha, 0.0)
 
 
 @dataclass
@@ -97,6 +124,15 @@ class TrainConf:
     dtype: str = "float32"
     monitor: str = "val_loss"
     early_stopping_patience: int | None = None
+    # An epoch counts as an improvement for early stopping only when it beats the best by more than this.
+    early_stopping_min_delta: float = 0.0
+    # Test (and report) the best epoch's weights; false = the last epoch's.
+    restore_best_weights: bool = True
+    # Label smoothing for bce (y (1 - eps) + eps / 2), cross_entropy and focal; training loss only.
+    label_smoothing: float = 0.0
+    # Focal loss (train.loss=focal): gamma, and alpha: one number in [0, 1] (binary) or one weight per class.
+    focal_gamma: float = 2.0
+    focal_alpha: Any = None
     eval_batch_size: int = 1024
     progress: bool = True
     plots: bool = True
@@ -119,10 +155,35 @@ class TrainConf:
         _choice("train.monitor", self.monitor, MONITORS)
         if self.early_stopping_patience is not None:
             _at_least("train.early_stopping_patience", self.early_stopping_patience, 1)
+        _at_least("train.early_stopping_min_delta", self.early_stopping_min_delta, 0.0)
+        _fraction("train.label_smoothing", self.label_smoothing)
+        _at_least("train.focal_gamma", self.focal_gamma, 0.0)
+        self._check_focal_alpha()
         if self.blas_threads is not None:
             _at_least("train.blas_threads", self.blas_threads, 1)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
+
+
+    def _check_focal_alpha(self) -> None:
+        a = self.focal_alpha
+        if a is None:
+            return
+        bad = f"train.focal_alpha must be null, a number in [0, 1] or a list of class weights >= 0 (got {a!r})"
+        if isinstance(a, bool) or isinstance(a, str):
+            raise ValueError(bad)
+        if isinstance(a, int | float):
+            if not 0 <= a <= 1:
+                raise ValueError(bad)
+            self.focal_alpha = float(a)
+            return
+        try:
+            values = [float(v) for v in a]
+        except (TypeError, ValueError):
+            raise ValueError(bad) from None
+        if not values or any(not v >= 0 for v in values) or any(isinstance(v, bool | str) for v in a):
+            raise ValueError(bad)
+        self.focal_alpha = values
 
 
 @dataclass
@@ -170,12 +231,15 @@ class WindowConf:
     scale: bool = True
     # direct: one model output per horizon step; recursive: predict one step, roll n_out times
     strategy: str = "direct"
+    # Training-batch augmentation (rnnlab/data/augment.py): names or {name: ..., params, p: ...}.
+    augment: list[Any] = field(default_factory=list)
 
     def _check_windows(self) -> None:
         _choice("data.strategy", self.strategy, ("direct", "recursive"))
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
         _splits(self.val_frac, self.test_frac)
+        self.augment = _augment_specs(self.augment)
 
 
 @dataclass
@@ -321,6 +385,8 @@ class SeqfileConf:
     val_frac: float = 0.15
     test_frac: float = 0.15
     scale: bool = True
+    # Training-batch augmentation (rnnlab/data/augment.py): names or {name: ..., params, p: ...}.
+    augment: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _choice("data.format", self.format, ("auto", "wide", "long", "npz"))
@@ -328,6 +394,7 @@ class SeqfileConf:
         if self.max_len is not None:
             _at_least("data.max_len", self.max_len, 1)
         _splits(self.val_frac, self.test_frac)
+        self.augment = _augment_specs(self.augment)
 
 
 # Data schemas by data.name; later data sets register here.

@@ -172,7 +172,7 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, per_gate: bool 
     cache = {
         "x": x, "zx_ln": lnx_cache, "h_prev": h_prev, "c_prev": c_prev, "gates": gates,
         "tanh_cn": tcn, "lnh": lnh_caches, "lnc": lnc_caches, "mask": m,
-        "reverse": bool(reverse), "per_gate": bool(per_gate),
+        "reverse": bool(reverse), "per_gate": bool(per_gate), "hs": hs,
     }
     return (hs, (h.copy(), c.copy())), cache
 

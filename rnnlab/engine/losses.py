@@ -1,7 +1,7 @@
 """Losses with mean reduction: each is f(pred, target, mask=None, **opts) -> (value, dpred).
 
-Shapes: elementwise losses (mse, mae, huber, bce) take pred and target of one shape
-(..., D); cross entropy takes logits (N, C) or (B, T, C) and integer labels (N,) or (B, T).
+Shapes: elementwise losses (mse, mae, huber, bce, binary focal) take pred and target of one shape
+(..., D); cross entropy and multiclass focal take logits (N, C) or (B, T, C) and integer labels (N,) or (B, T).
 mask has the leading shape of target (e.g. (B, T)) and is broadcast over trailing axes;
 zero entries are excluded from both the sum and the count, so padded steps neither add
 loss nor dilute the mean. value is a Python float, dpred has pred's shape and dtype.
@@ -75,13 +75,28 @@ def huber(pred, target, mask=None, delta: float = 1.0):
     return _reduce(elem, np.clip(diff, -delta, delta), w, count)
 
 
-def bce_with_logits(pred, target, mask=None):
+def _smoothing(label_smoothing) -> float:
+    eps = float(label_smoothing)
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"loss.label_smoothing must be in [0, 1] (got {label_smoothing})")
+    return eps
+
+
+def smooth_binary_targets(target, eps: float):
+    """y (1 - eps) + eps / 2: hard 0/1 targets become eps/2 and 1 - eps/2."""
+    return target * (1.0 - eps) + 0.5 * eps if eps > 0 else target
+
+
+def bce_with_logits(pred, target, mask=None, label_smoothing: float = 0.0):
     """Binary cross entropy on logits x with targets y in [0, 1] (hard or soft).
 
     Written as max(x, 0) - x y + log1p(exp(-|x|)) so exp never overflows; the gradient
-    sigmoid(x) - y uses the same exp(-|x|) for both signs of x.
+    sigmoid(x) - y uses the same exp(-|x|) for both signs of x. label_smoothing eps
+    replaces y by y (1 - eps) + eps / 2.
     """
+    eps = _smoothing(label_smoothing)
     pred, target, w, count = _elementwise(pred, target, mask)
+    target = smooth_binary_targets(target, eps)
     e = np.exp(-np.abs(pred))
     elem = np.maximum(pred, 0) - pred * target + np.log1p(e)
     sig = np.where(pred >= 0, 1.0, e) / (1.0 + e)
@@ -94,23 +109,9 @@ def softmax_cross_entropy(logits, labels, mask=None, label_smoothing: float = 0.
 
     Labels at masked positions are ignored, so padding may hold any integer.
     """
-    eps = float(label_smoothing)
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"loss.label_smoothing must be in [0, 1] (got {label_smoothing})")
-    logits = np.asarray(logits)
-    labels = np.asarray(labels)
-    if logits.ndim < 2 or labels.shape != logits.shape[:-1]:
-        raise ValueError(f"cross entropy wants logits (..., C) and labels of the leading "
-                         f"shape, got {logits.shape} and {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"cross entropy labels must be integers (got dtype {labels.dtype})")
+    eps = _smoothing(label_smoothing)
+    logits, labels, w, count = _class_inputs(logits, labels, mask, "cross entropy")
     n_cls = logits.shape[-1]
-    w, count = _weights(mask, labels.shape, logits.dtype)
-    if w is not None:
-        labels = np.where(w > 0, labels, 0)  # padding labels may be out of range
-    if labels.size and (labels.min() < 0 or labels.max() >= n_cls):
-        raise ValueError(f"cross entropy labels must be in [0, {n_cls}) "
-                         f"(got min {labels.min()}, max {labels.max()})")
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     sumexp = exp.sum(axis=-1, keepdims=True)
@@ -125,12 +126,109 @@ def softmax_cross_entropy(logits, labels, mask=None, label_smoothing: float = 0.
     return _reduce(nll, grad, w, count)
 
 
+def _class_inputs(logits, labels, mask, what: str):
+    """Checked (logits, labels with padding set to 0, mask weights, count) for the softmax losses."""
+    logits = np.asarray(logits)
+    labels = np.asarray(labels)
+    if logits.ndim < 2 or labels.shape != logits.shape[:-1]:
+        raise ValueError(f"{what} wants logits (..., C) and labels of the leading "
+                         f"shape, got {logits.shape} and {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{what} labels must be integers (got dtype {labels.dtype})")
+    n_cls = logits.shape[-1]
+    w, count = _weights(mask, labels.shape, logits.dtype)
+    if w is not None:
+        labels = np.where(w > 0, labels, 0)  # padding labels may be out of range
+    if labels.size and (labels.min() < 0 or labels.max() >= n_cls):
+        raise ValueError(f"{what} labels must be in [0, {n_cls}) "
+                         f"(got min {labels.min()}, max {labels.max()})")
+    return logits, labels, w, count
+
+
+def _log_sigmoid(x):
+    """log sigmoid(x) = -softplus(-x), without overflow."""
+    return -(np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x))))
+
+
+def binary_focal_with_logits(pred, target, mask=None, gamma: float = 2.0, alpha: float | None = None,
+                             label_smoothing: float = 0.0):
+    """Focal loss (Lin et al. 2017) on logits x with targets y in [0, 1], p = sigmoid(x):
+
+        -a1 y (1 - p)^gamma log p - a0 (1 - y) p^gamma log(1 - p)
+
+    with a1 = alpha, a0 = 1 - alpha (a1 = a0 = 1 when alpha is None), so gamma = 0 and
+    alpha = None give bce. Linear in y, so soft (smoothed, mixed) targets are exact.
+    """
+    gamma = float(gamma)
+    if not gamma >= 0:
+        raise ValueError(f"loss.gamma must be >= 0 (got {gamma})")
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise ValueError(f"loss.alpha must be in [0, 1] for binary focal loss (got {alpha})")
+    eps = _smoothing(label_smoothing)
+    pred, target, w, count = _elementwise(pred, target, mask)
+    y = smooth_binary_targets(target, eps)
+    a1, a0 = (1.0, 1.0) if alpha is None else (float(alpha), 1.0 - float(alpha))
+    logp, log1mp = _log_sigmoid(pred), _log_sigmoid(-pred)
+    p, q = np.exp(logp), np.exp(log1mp)  # sigmoid(x), 1 - sigmoid(x), both accurate
+    qg, pg = q**gamma, p**gamma
+    elem = -a1 * y * qg * logp - a0 * (1 - y) * pg * log1mp
+    grad = a1 * y * qg * (gamma * p * logp - q) + a0 * (1 - y) * pg * (p - gamma * q * log1mp)
+    return _reduce(elem, grad.astype(pred.dtype, copy=False), w, count)
+
+
+def softmax_focal(logits, labels, mask=None, gamma: float = 2.0, alpha=None, label_smoothing: float = 0.0):
+    """Multiclass focal loss: -sum_c q_c alpha_c (1 - p_c)^gamma log p_c with p = softmax(logits)
+    and q the (smoothed) one-hot label; alpha is None (all 1) or one weight per class.
+
+    gamma = 0 and alpha = None give softmax_cross_entropy. Gradient, with u = 1 - p and
+    a_c = q_c alpha_c u_c^gamma (gamma p_c log p_c / u_c - 1): dL/dz_j = a_j - p_j sum_c a_c.
+    """
+    gamma = float(gamma)
+    if not gamma >= 0:
+        raise ValueError(f"loss.gamma must be >= 0 (got {gamma})")
+    eps = _smoothing(label_smoothing)
+    logits, labels, w, count = _class_inputs(logits, labels, mask, "focal loss")
+    n_cls = logits.shape[-1]
+    if alpha is None:
+        alpha_c = np.ones(n_cls)
+    else:
+        alpha_c = np.asarray(alpha, dtype=np.float64).reshape(-1)
+        if alpha_c.shape != (n_cls,) or (alpha_c < 0).any():
+            raise ValueError(f"loss.alpha must be {n_cls} non-negative class weights (got {list(alpha_c)})")
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    p = np.exp(logp)
+    u = -np.expm1(logp)  # 1 - p, accurate when p is near 1
+    q = np.full(logp.shape, eps / n_cls, dtype=logp.dtype)
+    np.put_along_axis(q, labels[..., None], 1.0 - eps + eps / n_cls, -1)
+    q = q * alpha_c.astype(logp.dtype)
+    ug = u**gamma
+    elem = -(q * ug * logp).sum(axis=-1)
+    # p log p / u -> -1 as u -> 0
+    ratio = np.where(u > 0, p * logp / np.where(u > 0, u, 1.0), -1.0)
+    a = q * ug * (gamma * ratio - 1.0)
+    grad = a - p * a.sum(axis=-1, keepdims=True)
+    return _reduce(elem, grad.astype(logits.dtype, copy=False), w, count)
+
+
+def focal(pred, target, mask=None, gamma: float = 2.0, alpha=None, label_smoothing: float = 0.0):
+    """Focal loss: softmax_focal for integer labels of logits (..., C), else binary_focal_with_logits."""
+    target = np.asarray(target)
+    pred = np.asarray(pred)
+    if np.issubdtype(target.dtype, np.integer) and pred.ndim == target.ndim + 1:
+        return softmax_focal(pred, target, mask, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing)
+    if alpha is not None and np.ndim(alpha) > 0:
+        raise ValueError(f"loss.alpha must be one number in [0, 1] for binary focal loss (got {alpha})")
+    return binary_focal_with_logits(pred, target, mask, gamma=gamma, alpha=alpha, label_smoothing=label_smoothing)
+
+
 _LOSSES: dict[str, Callable] = {
     "mse": mse,
     "mae": mae,
     "huber": huber,
     "bce": bce_with_logits,
     "cross_entropy": softmax_cross_entropy,
+    "focal": focal,
 }
 
 

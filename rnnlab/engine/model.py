@@ -6,7 +6,14 @@ or (B, T, output_size) with pooling "none".
 Layers: `num_layers` recurrent layers of one cell kind (rnn, lstm, gru), each uni- or
 bidirectional (directions merged by `merge_mode`), dropout between layers, then
 pooling of the top layer over time ("last": final states; "mean"/"max": over
-unmasked steps), dropout, and a Dense head producing logits or regression outputs.
+unmasked steps; "attention": learned attention weights over unmasked steps), dropout, and a
+Dense head producing logits or regression outputs.
+
+Pooling "attention" is `attention.pool_forward` on the top layer's merged outputs (B, T, F):
+e_t = v^T tanh(W h_t + b), a = softmax over the unmasked steps (0 at padded ones), features =
+sum_t a_t h_t. Its parameters are `attn.weight` (F, F), `attn.bias` (F,), `attn.v` (F,) (the
+attention width equals F); the weights (B, T) of the last forward are `cache["attention"]`
+(None with the other poolings).
 
 Pooling "none" gives one output per step (Keras `return_sequences=True` followed by
 `TimeDistributed(Dense)`, or PyTorch's Linear on every step of the RNN output): the
@@ -15,10 +22,19 @@ unit) and the same Dense head at every step. Padded steps (mask 0) output exactl
 (not the head bias), and backward discards dy at padded steps, so they contribute no
 gradient to any parameter (head bias included) nor to dx; the losses mask them as well.
 
+Optional extras: a causal Conv1D front with relu (`conv_channels` > 0; `conv_kernel`,
+`conv_dilation`; parameters `conv.weight` (C, D, k), `conv.bias`) between the input dropout
+and the first recurrent layer (the Conv1D + LSTM hybrid); LayerNorm on every recurrent
+layer's merged output (`layer_norm`; `norm{l}.gamma`, `norm{l}.beta`; with pooling "last" the
+head reads the top layer's final state, which is not normalised); and the layer-normalised
+LSTM cell (`cell="ln_lstm"`, Ba et al. 2016; its extra parameters `rnn.ln_*` have no PyTorch
+counterpart).
+
 Parameters live in one flat dict with PyTorch's names, so a checkpoint maps 1:1 onto
 `torch.nn.LSTM/GRU/RNN` (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...) plus
-`head.weight`, `head.bias` (and `embedding.weight`). The model protocol is micrograd-sized: `init_params`,
-`forward -> (y, cache)`, `backward -> (grads, dx)` with grads keyed like params.
+`head.weight`, `head.bias` (and `embedding.weight`; `attn.*` with attention pooling). The model
+protocol is micrograd-sized: `init_params`, `forward -> (y, cache)`, `backward -> (grads, dx)`
+with grads keyed like params.
 Nothing is kept between calls: the cache carries everything backward needs.
 """
 
@@ -31,10 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.engine import bidirectional, dense, dropout, embedding
+from rnnlab.engine import attention, bidirectional, conv1d, dense, dropout, embedding, norm
 
-CELLS = ("rnn", "lstm", "gru")
-POOLINGS = ("last", "mean", "max", "none")
+CELLS = ("rnn", "lstm", "gru", "ln_lstm")
+POOLINGS = ("last", "mean", "max", "none", "attention")
+# attention pooling: attention.pool_* parameter name -> model parameter name
+ATTN_KEYS = {"weight": "attn.weight", "bias": "attn.bias", "v": "attn.v"}
 
 
 def cell_module(name: str):
@@ -61,6 +79,12 @@ class ModelSpec:
     vocab_size: int | None = None
     padding_idx: int | None = 0
     embed_trainable: bool = True  # False: frozen (e.g. pretrained vectors), no gradient
+    # Optional causal Conv1D front (relu) before the recurrent layers: 0 channels = none.
+    conv_channels: int = 0
+    conv_kernel: int = 3
+    conv_dilation: int = 1
+    # LayerNorm on every recurrent layer's (merged) output.
+    layer_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -94,10 +118,21 @@ class ModelSpec:
         return cls(**d)
 
 
-def layer_keys(layer: int, reverse: bool = False) -> dict[str, str]:
+def layer_keys(layer: int, reverse: bool = False, cell: str = "lstm") -> dict[str, str]:
     """Map the cell's own parameter names to the model's PyTorch-style names."""
     sfx = f"_l{layer}" + ("_reverse" if reverse else "")
-    return {k: f"rnn.{k}{sfx}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return {k: f"rnn.{k}{sfx}" for k in cell_module(cell).PARAM_NAMES}
+
+
+def _rnn_input_size(spec: ModelSpec) -> int:
+    return spec.conv_channels or spec.input_size
+
+
+CONV_KEYS = {"weight": "conv.weight", "bias": "conv.bias"}
+
+
+def norm_keys(layer: int) -> dict[str, str]:
+    return {"gamma": f"norm{layer}.gamma", "beta": f"norm{layer}.beta"}
 
 
 def _sub(params: dict, keys: dict[str, str]) -> dict:
@@ -110,13 +145,22 @@ def init_params(spec: ModelSpec, rng: np.random.Generator, dtype=np.float32) -> 
     if spec.vocab_size is not None:
         emb = embedding.init_params(rng, spec.vocab_size, spec.input_size, spec.padding_idx, dtype=dtype)
         params["embedding.weight"] = emb["weight"]
-    in_size = spec.input_size
+    if spec.conv_channels:
+        cp = conv1d.init_params(rng, spec.input_size, spec.conv_channels, spec.conv_kernel, dtype=dtype)
+        params["conv.weight"], params["conv.bias"] = cp["weight"], cp["bias"]
+    in_size = _rnn_input_size(spec)
     for layer in range(spec.num_layers):
         for rev in (False, True)[: spec.directions]:
             p = cell.init_params(rng, in_size, spec.hidden_size, dtype=dtype)
-            for k, name in layer_keys(layer, rev).items():
+            for k, name in layer_keys(layer, rev, spec.cell).items():
                 params[name] = p[k]
+        if spec.layer_norm:
+            ln = norm.init_params(spec.feature_size, dtype=dtype)
+            params[f"norm{layer}.gamma"], params[f"norm{layer}.beta"] = ln["gamma"], ln["beta"]
         in_size = spec.feature_size
+    if spec.pooling == "attention":
+        for k, v in attention.pool_init(rng, spec.feature_size, dtype=dtype).items():
+            params[ATTN_KEYS[k]] = v
     head = dense.init_params(rng, spec.feature_size, spec.output_size, dtype=dtype)
     params["head.weight"] = head["weight"]
     params["head.bias"] = head["bias"]
@@ -200,23 +244,34 @@ def forward(
     opts = {"nonlinearity": spec.nonlinearity} if spec.cell == "rnn" else {}
     drop = train and rng is not None
     h, in_drop = dropout.forward(x, spec.input_dropout, rng, train=drop)
+    conv_cache = None
+    if spec.conv_channels:
+        h, conv_cache = conv1d.forward(_sub(params, CONV_KEYS), h, mask, dilation=spec.conv_dilation,
+                                       activation="relu")
     layers = []
+    norms = []
     stateT = None
     for layer in range(spec.num_layers):
         if layer > 0:
             h, dcache = dropout.forward(h, spec.dropout, rng, train=drop)
         else:
             dcache = None
-        pf = _sub(params, layer_keys(layer))
+        pf = _sub(params, layer_keys(layer, False, spec.cell))
         if spec.bidirectional:
-            pb = _sub(params, layer_keys(layer, True))
+            pb = _sub(params, layer_keys(layer, True, spec.cell))
             (h, stateT), lcache = bidirectional.forward(
                 cell, pf, pb, h, mask=mask, merge_mode=spec.merge_mode, **opts
             )
         else:
             (h, stateT), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts)
         layers.append((lcache, dcache))
-    feat, pool_cache = _pool_forward(spec, h, stateT, mask)
+        if spec.layer_norm:
+            h, ncache = norm.layer_norm_forward(_sub(params, norm_keys(layer)), h, mask)
+            norms.append(ncache)
+    if spec.pooling == "attention":
+        feat, pool_cache = attention.pool_forward(_sub(params, ATTN_KEYS), h, mask)
+    else:
+        feat, pool_cache = _pool_forward(spec, h, stateT, mask)
     feat_d, out_drop = dropout.forward(feat, spec.output_dropout, rng, train=drop)
     y, head_cache = dense.forward({"weight": params["head.weight"], "bias": params["head.bias"]}, feat_d)
     keep = None
@@ -225,6 +280,8 @@ def forward(
         y = np.where(keep, y, 0).astype(y.dtype, copy=False)  # padded steps output 0
     cache = {
         "layers": layers,
+        "norms": norms,
+        "conv": conv_cache,
         "in_drop": in_drop,
         "embedding": emb_cache,
         "out_drop": out_drop,
@@ -234,6 +291,7 @@ def forward(
         "head": head_cache,
         "features": feat,
         "keep": keep,
+        "attention": pool_cache["weights"] if spec.pooling == "attention" else None,  # (B, T)
     }
     return y, cache
 
@@ -272,25 +330,40 @@ def backward(
     dfeat, hg = dense.backward(head, dy, cache["head"])
     grads["head.weight"], grads["head.bias"] = hg["weight"], hg["bias"]
     dfeat = dropout.backward(dfeat, cache["out_drop"])
-    dh, dstateT = _pool_backward(spec, dfeat, cache["pool"], cache["top_shape"], cache["stateT"])
+    if spec.pooling == "attention":
+        dh, ag = attention.pool_backward(_sub(params, ATTN_KEYS), dfeat, cache["pool"])
+        dstateT = None
+        for k, name in ATTN_KEYS.items():
+            grads[name] = ag[k]
+    else:
+        dh, dstateT = _pool_backward(spec, dfeat, cache["pool"], cache["top_shape"], cache["stateT"])
     for layer in reversed(range(spec.num_layers)):
         lcache, dcache = cache["layers"][layer]
-        pf = _sub(params, layer_keys(layer))
+        if spec.layer_norm:
+            if dh is None:  # pooling "last": the top layer's output is not used, its state is
+                dh = np.zeros(cache["top_shape"], dtype=params["head.weight"].dtype)
+            dh, ng = norm.layer_norm_backward(_sub(params, norm_keys(layer)), dh, cache["norms"][layer])
+            for k, name in norm_keys(layer).items():
+                grads[name] = ng[k]
+        pf = _sub(params, layer_keys(layer, False, spec.cell))
         tr = None if traces is None else traces[layer]
         if spec.bidirectional:
-            pb = _sub(params, layer_keys(layer, True))
+            pb = _sub(params, layer_keys(layer, True, spec.cell))
             ds = dstateT if dstateT is not None else (None, None)
             dh, _, gf, gb = bidirectional.backward(cell, pf, pb, dh, ds, lcache, dh_trace=tr)
-            for k, name in layer_keys(layer, True).items():
+            for k, name in layer_keys(layer, True, spec.cell).items():
                 grads[name] = gb[k]
         else:
             ds = dstateT if dstateT is not None else (None,) * cell.NUM_STATES
             dh, _, gf = cell.backward(pf, dh, ds, lcache, dh_trace=None if tr is None else tr[0])
-        for k, name in layer_keys(layer).items():
+        for k, name in layer_keys(layer, False, spec.cell).items():
             grads[name] = gf[k]
         dstateT = None  # only the top layer's final state feeds the head
         if dcache is not None:
             dh = dropout.backward(dh, dcache)
+    if cache.get("conv") is not None:
+        dh, cg = conv1d.backward(_sub(params, CONV_KEYS), dh, cache["conv"])
+        grads["conv.weight"], grads["conv.bias"] = cg["weight"], cg["bias"]
     dx = dropout.backward(dh, cache["in_drop"])
     if spec.vocab_size is not None and spec.embed_trainable:
         grads["embedding.weight"] = embedding.backward(

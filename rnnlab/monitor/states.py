@@ -62,6 +62,13 @@ def cell_activations(cell: str, cache: dict, nonlinearity: str = "tanh") -> dict
         acts = {name: (TANH if name == "g" else SIGMOID, g[name].transpose(1, 0, 2)) for name in ("i", "f", "g", "o")}
         acts["tanh_c"] = (TANH, cache["tanh_cells"].transpose(1, 0, 2))
         return acts
+    if cell == "ln_lstm":
+        from rnnlab.engine.ln_lstm import gate_activations as ln_gates
+
+        g = ln_gates(cache)  # (T, B, H) views
+        acts = {name: (TANH if name == "g" else SIGMOID, g[name].transpose(1, 0, 2)) for name in ("i", "f", "g", "o")}
+        acts["tanh_c"] = (TANH, cache["tanh_cn"].transpose(1, 0, 2))
+        return acts
     if cell == "gru":
         return {"r": (SIGMOID, cache["r"]), "z": (SIGMOID, cache["z"]), "n": (TANH, cache["n"])}
     if cell == "rnn":
@@ -226,11 +233,17 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True) -> dic
         out["kmeans_inertia"] = inertia
         if plots:
             files.append(_kmeans_plot(scores, labels, bb, tt, valid, plots_dir / "states_kmeans.png"))
-    if spec.cell in ("lstm", "gru") and valid.any() and plots:
+    if spec.cell in ("lstm", "ln_lstm", "gru") and valid.any() and plots:
         files.append(_gates_plot(spec, layers, valid, plots_dir / "gates.png"))
     frame = pd.DataFrame(rows, columns=["layer", "direction", "quantity", "value"])
     files.insert(0, write_csv(run_dir / "states_summary.csv", frame))
     out["files"] = [str(p.relative_to(run_dir)) for p in files]
+    # ---- attention pooling: the weights of the first probe sequences (plots/attention.png) ----
+    if plots and spec.pooling == "attention" and cache.get("attention") is not None:
+        from rnnlab.report.attention_plots import probe_attention_plot
+
+        path = probe_attention_plot(cache["attention"], valid, plots_dir / "attention.png")
+        out["files"].append(str(path.relative_to(run_dir)))
     return out
 
 
@@ -321,7 +334,7 @@ def _gates_plot(spec, layers, valid, path: Path) -> Path:
     from rnnlab.monitor.weights import space_subplots
     from rnnlab.report.plots import plt, save_figure
 
-    names = {"lstm": ("i", "f", "o", "g"), "gru": ("r", "z")}[spec.cell]
+    names = {"lstm": ("i", "f", "o", "g"), "ln_lstm": ("i", "f", "o", "g"), "gru": ("r", "z")}[spec.cell]
     labels = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "g": "cell candidate g",
               "r": "reset gate r", "z": "update gate z"}
     b, sp = _first(valid)

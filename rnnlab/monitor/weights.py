@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
-CANDIDATE = {"lstm": "g", "gru": "n"}  # the gate block whose spectral radius is reported
+GATES = {"lstm": ("i", "f", "g", "o"), "ln_lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
+CANDIDATE = {"lstm": "g", "ln_lstm": "g", "gru": "n"}  # the gate block whose spectral radius is reported
 COLUMNS = ("epoch", "param", "block", "mean", "std", "min", "max", "norm", "spectral_radius", "sv_max", "sv_min")
 HIST_BINS = 40
 MAX_BINS = 4 * HIST_BINS

@@ -1,11 +1,11 @@
 """The training loop: `train(cfg, run_dir) -> summary`. Kept apart from the CLI and Hydra.
 
-One epoch: shuffle, mini-batches of forward -> loss (+ L2) -> backward -> clip -> step,
-then evaluation on the validation split. After every epoch the metrics so far are
-written (atomically), and the checkpoint when the monitored metric improved. A loss
-or gradient that turns NaN/inf stops the run as `diverged`; Ctrl-C or SIGTERM stops
-it as `interrupted`; either way the last good checkpoint, the metrics so far and
-`summary.json` stay on disk.
+One epoch: shuffle, mini-batches of [mixup] -> forward -> loss (+ L1/L2 penalties) ->
+backward -> [gradient noise] -> clip -> step, then evaluation on the validation split.
+After every epoch the metrics so far are written (atomically), and the checkpoint when
+the monitored metric improved. A loss or gradient that turns NaN/inf stops the run as
+`diverged`; Ctrl-C or SIGTERM stops it as `interrupted`; either way the last good
+checkpoint, the metrics so far and `summary.json` stay on disk.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from rnnlab.config.validate import RunConfig
-from rnnlab.data import registry
+from rnnlab.data import augment, registry
 from rnnlab.data.base import TaskData
-from rnnlab.engine import clip, losses
+from rnnlab.engine import clip, losses, penalties
 from rnnlab.engine import model as M
+from rnnlab.engine.grad_noise import GradientNoise
 from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import batches, checkpoint
@@ -72,6 +73,10 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
         dropout=a.dropout,
         nonlinearity=a.nonlinearity,
         pooling=a.pooling,
+        conv_channels=a.conv_channels,
+        conv_kernel=a.conv_kernel,
+        conv_dilation=a.conv_dilation,
+        layer_norm=a.layer_norm,
         input_dropout=cfg.reg.input_dropout,
         output_dropout=cfg.reg.dropout,
         vocab_size=emb.get("vocab_size"),
@@ -90,9 +95,24 @@ def _check_task(cfg: RunConfig, data: TaskData, spec: M.ModelSpec) -> None:
                         f"(got arch.pooling={spec.pooling})")
     if spec.pooling == "none" and not per_step:
         raise DataError(f"arch.pooling=none gives an output at every step, but data '{cfg.data.name}' "
-                        "has one target per sequence (use last, mean or max)")
+                        "has one target per sequence (use last, mean, max or attention)")
     if cfg.train.monitor == "val_accuracy" and data.kind == "regression":
         raise DataError("train.monitor=val_accuracy needs a classification data set (use val_loss)")
+    if cfg.reg.mixup_alpha > 0 and (data.embedding or np.issubdtype(data.train.x.dtype, np.integer)):
+        raise DataError(f"reg.mixup_alpha needs float inputs, but data '{cfg.data.name}' feeds token ids "
+                        "to an embedding (set reg.mixup_alpha=0)")
+    name = cfg.train.loss or data.default_loss
+    if name == "focal" and data.kind == "regression":
+        raise DataError(f"train.loss=focal needs a classification data set (data '{cfg.data.name}' is regression)")
+    if cfg.train.label_smoothing > 0 and name not in SMOOTHABLE:
+        raise DataError(f"train.label_smoothing needs loss bce, cross_entropy or focal (got {name})")
+    alpha = cfg.train.focal_alpha
+    if name == "focal" and alpha is not None:
+        if data.kind == "binary" and isinstance(alpha, list):
+            raise DataError(f"train.focal_alpha for binary data is one number in [0, 1] (got {alpha})")
+        if data.kind == "multiclass" and (not isinstance(alpha, list) or len(alpha) != spec.output_size):
+            raise DataError(f"train.focal_alpha for data '{cfg.data.name}' is a list of {spec.output_size} "
+                            f"class weights (got {alpha})")
 
 
 def loss_targets(kind: str, y: np.ndarray, dtype) -> np.ndarray:
@@ -102,23 +122,42 @@ def loss_targets(kind: str, y: np.ndarray, dtype) -> np.ndarray:
     return y
 
 
-def _loss_fn(cfg: RunConfig, data: TaskData):
+SMOOTHABLE = ("bce", "cross_entropy", "focal")
+
+
+def _loss_fn(cfg: RunConfig, data: TaskData, smoothing: bool = False):
+    """(name, fn(pred, target, mask=None)); smoothing=True adds train.label_smoothing (the training loss)."""
     name = cfg.train.loss or data.default_loss
     fn = losses.get_loss(name)
+    opts: dict[str, Any] = {}
     if name == "huber":
-        delta = cfg.train.huber_delta
-        return name, lambda p, t, mask=None: fn(p, t, mask=mask, delta=delta)
-    return name, fn
+        opts["delta"] = cfg.train.huber_delta
+    if name == "focal":
+        opts.update(gamma=cfg.train.focal_gamma, alpha=cfg.train.focal_alpha)
+    if smoothing and name in SMOOTHABLE and cfg.train.label_smoothing > 0:
+        opts["label_smoothing"] = cfg.train.label_smoothing
+    if not opts:
+        return name, fn
+    return name, lambda p, t, mask=None: fn(p, t, mask=mask, **opts)
 
 
-def _l2_penalty(params: dict, l2: float):
-    """0.5 * l2 * sum ||W||^2 over weight matrices (biases are not decayed)."""
-    value, grads = 0.0, {}
-    for k, v in params.items():
-        if ".weight" in k:
-            value += 0.5 * l2 * float(np.vdot(v, v))
-            grads[k] = l2 * v
-    return value, grads
+def _mixup(x, mask, lam: float, perm: np.ndarray):
+    """Inputs lam x + (1 - lam) x[perm]; the mask of a pair is the union of both masks."""
+    x = lam * x + (1.0 - lam) * x[perm]
+    if mask is not None:
+        mask = np.maximum(mask, mask[perm])
+    return x.astype(x.dtype, copy=False), mask
+
+
+def _mixed_loss(loss_fn, out, y, tmask, lam: float, perm: np.ndarray):
+    """Loss of a mixed batch. Float targets (regression, binary) are mixed themselves, which is exact for
+    the losses linear in the target (bce, focal) and the usual mixup for regression; integer labels mix
+    the losses: lam L(y) + (1 - lam) L(y[perm])."""
+    if np.issubdtype(y.dtype, np.floating) and tmask is None:
+        return loss_fn(out, (lam * y + (1.0 - lam) * y[perm]).astype(y.dtype, copy=False))
+    la, ga = loss_fn(out, y, mask=tmask)
+    lb, gb = loss_fn(out, y[perm], mask=None if tmask is None else tmask[perm])
+    return lam * la + (1.0 - lam) * lb, (lam * ga + (1.0 - lam) * gb).astype(ga.dtype, copy=False)
 
 
 def predict_split(spec, params, split, batch_size: int) -> np.ndarray:
@@ -177,8 +216,10 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     t_start = time.perf_counter()
     keep_freed_memory()
     dtype = np.dtype(cfg.train.dtype)
-    seeds = np.random.SeedSequence(cfg.seed).spawn(4)
-    data_rng, init_rng, shuffle_rng, drop_rng = (np.random.default_rng(s) for s in seeds)
+    # The first four streams are those of every run so far; the regularizers' streams come after
+    # them, so switching gradient noise or mixup on changes no other random number.
+    seeds = np.random.SeedSequence(cfg.seed).spawn(6)
+    data_rng, init_rng, shuffle_rng, drop_rng, noise_rng, mixup_rng = (np.random.default_rng(s) for s in seeds)
 
     data = registry.load(cfg.data, data_rng, dtype)
     spec = build_spec(cfg, data)
@@ -188,8 +229,13 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     opt = make_optimizer(**cfg.optim)
     steps_per_epoch = max(1, math.ceil(len(data.train) / cfg.train.batch_size))
     _check_task(cfg, data, spec)
+    augmenter = augment.for_training(cfg, data)  # data.augment: train batches only, own random stream
     sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
-    loss_name, loss_fn = _loss_fn(cfg, data)
+    loss_name, loss_fn = _loss_fn(cfg, data)  # validation, test and monitor: no label smoothing
+    _, train_loss_fn = _loss_fn(cfg, data, smoothing=True)
+    reg = cfg.reg
+    noise = GradientNoise(reg.grad_noise_eta, reg.grad_noise_gamma, noise_rng)
+    pen_columns = [c for c, coef in (("l1_loss", reg.l1), ("l2_loss", reg.l2)) if coef > 0]
     from rnnlab.monitor import RunMonitor
 
     monitor = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn, loss_targets, plots=cfg.train.plots)
@@ -213,6 +259,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     lr_trace: list[float] = []
     history: list[float] = []
     best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}}
+    # Early stopping's reference: only an improvement by more than min_delta resets the patience.
+    stop_ref = {"value": math.inf, "epoch": 0}
     checkpoint.save(run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": 0})
     write_json(run_dir / "summary.json", summary)
 
@@ -229,17 +277,32 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 epoch_batches = batches.train_batches(data.train, cfg.train.batch_size, shuffle_rng,
                                                       bucket=cfg.train.bucket_by_length)
-                total, count, gnorm_sum, reg_total = 0.0, 0, 0.0, 0.0
+                total, count, gnorm_sum = 0.0, 0, 0.0
+                pen_totals = dict.fromkeys(pen_columns, 0.0)
                 for idx in epoch_batches:
                     xb, yb, mb, tmb = batches.take(data.train, idx)
+                    xb, mb, aug_mix = augmenter(xb, mb) if augmenter else (xb, mb, None)
+                    if reg.mixup_alpha > 0:
+                        lam = float(mixup_rng.beta(reg.mixup_alpha, reg.mixup_alpha))
+                        perm = mixup_rng.permutation(len(idx))
+                        xb, mb = _mixup(xb, mb, lam, perm)
                     out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng)
-                    loss, dout = loss_fn(out, loss_targets(data.kind, yb, out.dtype), mask=tmb)
+                    targets = loss_targets(data.kind, yb, out.dtype)
+                    if reg.mixup_alpha > 0:
+                        loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, lam, perm)
+                    elif aug_mix is not None:  # data.augment's mixup
+                        loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, aug_mix.lam, aug_mix.perm)
+                    else:
+                        loss, dout = train_loss_fn(out, targets, mask=tmb)
                     grads, _ = M.backward(spec, params, dout, cache)
                     raw_grads = grads
-                    if cfg.reg.l2 > 0:
-                        pen, pgrads = _l2_penalty(params, cfg.reg.l2)
-                        reg_total += pen * len(idx)
-                        grads = {k: g + pgrads[k] if k in pgrads else g for k, g in grads.items()}
+                    if pen_columns:
+                        pen_values, pgrads = penalties.penalties(params, l1=reg.l1, l2=reg.l2)
+                        for c, v in pen_values.items():
+                            pen_totals[c] += v * len(idx)
+                        grads = penalties.add_grads(grads, pgrads)
+                    if noise.enabled:  # before clipping, so the clip also bounds the early, large noise
+                        grads = noise(grads)
                     if cfg.train.clip_value is not None:
                         grads = clip.clip_by_value(grads, cfg.train.clip_value)
                     if cfg.train.clip_norm is not None:
@@ -271,8 +334,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     "seconds": seconds,
                     "samples_per_s": count / seconds,
                 }
-                if cfg.reg.l2 > 0:
-                    row["l2_loss"] = reg_total / count
+                for c in pen_columns:
+                    row[c] = pen_totals[c] / count
                 if data.kind != "regression":
                     row["val_accuracy"] = accuracy(data.kind, data.val, val_out)
                 t_mon = time.perf_counter()
@@ -293,8 +356,10 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
                                    val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
+                if score < stop_ref["value"] - cfg.train.early_stopping_min_delta:
+                    stop_ref = {"value": score, "epoch": epoch + 1}
                 patience = cfg.train.early_stopping_patience
-                if patience is not None and epoch + 1 - best["epoch"] >= patience:
+                if patience is not None and epoch + 1 - stop_ref["epoch"] >= patience:
                     message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"
                     break
     except Diverged as exc:
@@ -307,8 +372,17 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         write_json(run_dir / "summary.json", {**summary, "status": status, "message": message,
                                               "epochs_run": len(rows)})
 
-    # Evaluate the best (= checkpointed) weights on the test split.
-    params = best["params"]
+    # Evaluate the best (= checkpointed) weights on the test split, or with
+    # train.restore_best_weights=false the last ones (never those of a diverged run).
+    use_last = not cfg.train.restore_best_weights and status != "diverged" and bool(rows)
+    if use_last:
+        checkpoint.save(run_dir / "checkpoint_last", spec, params, {**ckpt_meta, "epoch": len(rows)})
+    else:
+        params = best["params"]
+    summary.update(
+        test_weights="last" if use_last else "best",
+        test_weights_epoch=len(rows) if use_last else best["epoch"],
+    )
     summary.update(
         status=status,
         message=message,

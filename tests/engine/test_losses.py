@@ -125,11 +125,102 @@ def test_cross_entropy_errors_and_float32():
 
 
 def test_get_loss_names_and_shape_errors():
-    for name in ("mse", "mae", "huber", "bce", "cross_entropy"):
+    for name in ("mse", "mae", "huber", "bce", "cross_entropy", "focal"):
         assert callable(losses.get_loss(name))
-    with pytest.raises(ValueError, match="valid: bce, cross_entropy, huber, mae, mse"):
+    with pytest.raises(ValueError, match="valid: bce, cross_entropy, focal, huber, mae, mse"):
         losses.get_loss("hinge")
     with pytest.raises(ValueError, match="shape"):
         losses.mse(np.zeros((2, 3)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="mask shape"):
         losses.mse(np.zeros((2, 3)), np.zeros((2, 3)), mask=np.ones(3))
+
+
+# ---------------------------------------------------------------- bce label smoothing, focal
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.2])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_bce_label_smoothing(eps, use_mask):
+    target = (RNG.random(PRED.shape) > 0.5).astype(np.float64)
+    mask = MASK if use_mask else None
+    value, _ = _check_grad(losses.bce_with_logits, PRED.copy(), target, mask=mask, label_smoothing=eps)
+    ref, _ = losses.bce_with_logits(PRED, target * (1 - eps) + eps / 2, mask=mask)
+    assert value == pytest.approx(ref, rel=1e-12)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.bce_with_logits(PRED, target, label_smoothing=-0.1)
+
+
+def _binary_focal_reference(x, y, gamma, alpha):
+    p = 1 / (1 + np.exp(-x))
+    a1, a0 = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
+    return -a1 * y * (1 - p) ** gamma * np.log(p) - a0 * (1 - y) * p**gamma * np.log(1 - p)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("alpha", [None, 0.25])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_binary_focal(gamma, alpha, use_mask):
+    target = (RNG.random(PRED.shape) > 0.5).astype(np.float64)
+    target[0, 0, 0] = 0.3  # soft targets too
+    mask = MASK if use_mask else None
+    value, _ = _check_grad(losses.focal, PRED.copy(), target, mask=mask, gamma=gamma, alpha=alpha)
+    ref = _binary_focal_reference(PRED, target, gamma, alpha)
+    assert value == pytest.approx(ref[MASK].mean() if use_mask else ref.mean(), rel=1e-10)
+    _check_grad(losses.focal, PRED.copy(), target, mask=mask, gamma=gamma, alpha=alpha, label_smoothing=0.1)
+
+
+def test_focal_gamma_0_alpha_none_is_bce_and_ce():
+    target = (RNG.random(PRED.shape) > 0.5).astype(np.float64)
+    v, g = losses.focal(PRED, target, gamma=0.0)
+    vb, gb = losses.bce_with_logits(PRED, target)
+    assert v == pytest.approx(vb, rel=1e-12)
+    np.testing.assert_allclose(g, gb, rtol=1e-12, atol=1e-15)
+    logits = RNG.standard_normal((3, 4, 5)) * 3
+    labels = RNG.integers(0, 5, (3, 4))
+    for eps in (0.0, 0.1):
+        v, g = losses.focal(logits, labels, mask=MASK, gamma=0.0, label_smoothing=eps)
+        vc, gc = losses.softmax_cross_entropy(logits, labels, mask=MASK, label_smoothing=eps)
+        assert v == pytest.approx(vc, rel=1e-12)
+        np.testing.assert_allclose(g, gc, rtol=1e-10, atol=1e-14)
+
+
+def _softmax_focal_reference(logits, labels, gamma, alpha, eps=0.0):
+    logp = logits - logits.max(-1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+    n_cls = logits.shape[-1]
+    q = (1 - eps) * np.eye(n_cls)[labels] + eps / n_cls
+    a = np.ones(n_cls) if alpha is None else np.asarray(alpha)
+    return -(q * a * (1 - np.exp(logp)) ** gamma * logp).sum(-1)
+
+
+@pytest.mark.parametrize("shape", [(6,), (3, 4)])
+@pytest.mark.parametrize("gamma", [0.0, 0.7, 2.0])
+@pytest.mark.parametrize("alpha", [None, [0.5, 1.0, 2.0, 0.25]])
+def test_multiclass_focal(shape, gamma, alpha):
+    logits = RNG.standard_normal(shape + (4,)) * 2
+    labels = RNG.integers(0, 4, shape)
+    mask = MASK if shape == (3, 4) else None
+    for eps in (0.0, 0.1):
+        value, _ = _check_grad(losses.focal, logits.copy(), labels, mask=mask, gamma=gamma, alpha=alpha,
+                               label_smoothing=eps)
+        ref = _softmax_focal_reference(logits, labels, gamma, alpha, eps)
+        assert value == pytest.approx(ref[mask].mean() if mask is not None else ref.mean(), rel=1e-10)
+
+
+def test_focal_is_finite_when_confident_and_keeps_float32():
+    logits = np.array([[60.0, -60.0, 0.0], [0.0, 0.0, 0.0]], np.float32)
+    value, grad = losses.focal(logits, np.array([0, 1]), gamma=0.5)
+    assert np.isfinite(value) and np.isfinite(grad).all() and grad.dtype == np.float32
+    value, grad = losses.focal(np.array([-80.0, 80.0], np.float32), np.array([0.0, 1.0], np.float32), gamma=0.5)
+    assert np.isfinite(value) and np.isfinite(grad).all() and grad.dtype == np.float32
+
+
+def test_focal_errors():
+    with pytest.raises(ValueError, match="gamma"):
+        losses.focal(PRED, TARGET, gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        losses.focal(PRED, TARGET, alpha=1.5)
+    with pytest.raises(ValueError, match="alpha"):
+        losses.focal(PRED, TARGET, alpha=[0.1, 0.2])
+    with pytest.raises(ValueError, match="3 non-negative class weights"):
+        losses.focal(np.zeros((2, 3)), np.array([0, 1]), alpha=[1.0, 2.0])

@@ -1,5 +1,7 @@
 """Finite-difference checks of the composed model and the bidirectional wrapper (float64)."""
 
+from dataclasses import replace as dataclasses_replace
+
 import numpy as np
 import pytest
 
@@ -60,6 +62,15 @@ SPECS = [
     dict(cell="gru", pooling="max", bidirectional=True, merge_mode="sum"),
     dict(cell="lstm", pooling="mean", bidirectional=True, merge_mode="mul", num_layers=2),
     dict(cell="gru", pooling="last", num_layers=3, dropout=0.3, input_dropout=0.2, output_dropout=0.25),
+    dict(cell="lstm", pooling="attention", bidirectional=True),
+    dict(cell="gru", pooling="attention", num_layers=2, dropout=0.3, output_dropout=0.25),
+    dict(cell="rnn", pooling="attention", bidirectional=True, merge_mode="sum"),
+    dict(cell="lstm", pooling="last", conv_channels=4, conv_kernel=3),
+    dict(cell="gru", pooling="mean", bidirectional=True, conv_channels=2, conv_kernel=2, conv_dilation=2),
+    dict(cell="lstm", pooling="mean", num_layers=2, layer_norm=True),
+    dict(cell="gru", pooling="last", bidirectional=True, num_layers=2, layer_norm=True),
+    dict(cell="ln_lstm", pooling="last"),
+    dict(cell="ln_lstm", pooling="attention", bidirectional=True, layer_norm=True, conv_channels=3),
 ]
 
 
@@ -86,12 +97,14 @@ def test_model_gradients(kw, masked):
     assert max(errs.values()) < TOL, errs
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_padding_never_changes_a_prediction(cell, pooling):
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "ln_lstm"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+@pytest.mark.parametrize("extras", [{}, {"conv_channels": 3, "conv_kernel": 3, "layer_norm": True}],
+                         ids=["plain", "conv-ln"])
+def test_padding_never_changes_a_prediction(cell, pooling, extras):
     """A post-padded sequence predicts exactly what its unpadded prefix predicts."""
     spec = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=1, bidirectional=True,
-                       pooling=pooling, num_layers=2)
+                       pooling=pooling, num_layers=2, **extras)
     rng = np.random.default_rng(0)
     params = M.init_params(spec, rng, dtype=np.float64)
     x = rng.standard_normal((1, 6, 2))
@@ -154,6 +167,55 @@ def test_embedding_front_gradients_and_padding(trainable):
     # padding never changes a prediction: the first row without its padding
     y_short, _ = M.forward(spec, params, ids[:1, :4])
     np.testing.assert_allclose(y[:1], y_short, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- pooling "attention"
+
+
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+def test_attention_pooling_with_embedding_gradients_and_weights(bidir):
+    spec = M.ModelSpec(cell="lstm", input_size=3, hidden_size=3, output_size=2, vocab_size=7,
+                       bidirectional=bidir, pooling="attention", output_dropout=0.2)
+    rng = np.random.default_rng(6)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    F = spec.feature_size
+    assert params["attn.weight"].shape == (F, F)
+    assert params["attn.bias"].shape == params["attn.v"].shape == (F,)
+    ids = np.array([[1, 2, 3, 4, 0, 0], [0, 0, 5, 6, 1, 2], [2, 2, 2, 2, 2, 2]])
+    mask = (ids != 0).astype(np.float64)
+    w = rng.standard_normal((3, 2))
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, ids, mask, train=True, rng=np.random.default_rng(3))
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, ids, mask, train=True, rng=np.random.default_rng(3))
+    grads, dx = M.backward(spec, params, w, cache)
+    assert set(grads) == set(params)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    assert max(errs.values()) < TOL, errs
+    a = cache["attention"]
+    assert a.shape == (3, 6)
+    np.testing.assert_array_equal(a[mask == 0], 0)
+    np.testing.assert_allclose(a.sum(axis=1), 1, rtol=1e-12)
+    np.testing.assert_array_equal(dx[mask == 0], 0)
+    plain = M.ModelSpec(cell="gru", input_size=2, hidden_size=2, output_size=1)
+    assert M.forward(plain, M.init_params(plain, rng), np.zeros((1, 3, 2)))[1]["attention"] is None
+
+
+def test_attention_pooling_spec_and_config():
+    from rnnlab.config.schema import POOLINGS
+
+    assert "attention" in POOLINGS and "attention" in M.POOLINGS
+    spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=4, output_size=1, bidirectional=True,
+                       pooling="attention")
+    p = M.init_params(spec, np.random.default_rng(0))
+    assert M.n_params(p) == M.n_params(M.init_params(dataclasses_replace(spec, pooling="mean"),
+                                                     np.random.default_rng(0))) + 8 * 8 + 8 + 8
+    assert all(v.dtype == np.float32 for v in p.values())
+    x = np.random.default_rng(1).standard_normal((3, 5, 2)).astype(np.float32)
+    y = M.predict(spec, p, x, mask=np.ones((3, 5)))
+    assert y.shape == (3, 1) and y.dtype == np.float32
 
 
 # ---------------------------------------------------------------- pooling "none" (per-step outputs)
