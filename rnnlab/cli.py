@@ -7,6 +7,7 @@ Heavy modules (Hydra, NumPy, pandas, matplotlib) are imported inside the command
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import Annotated
 
 import typer
 
@@ -118,6 +119,36 @@ def augment_preview(
     from rnnlab.commands.augment import run
 
     raise typer.Exit(run(list(ctx.args), aug, output, n))
+
+
+COMPARE_HELP = """Compare runs: a ranked table, comparison.csv and loss_curves.png in --output (default ./comparison/).
+
+Arguments are run folders, multirun folders (0/, 1/, ...), folders holding runs (searched 3 levels \
+down) or quoted globs. Runs that failed, diverged or were interrupted are listed but left out of the \
+ranking and the statistics. --metric (default test_mse for regression, test_accuracy for \
+classification; e.g. val_mae, r2, f1) sets the ranking. --by KEY groups the runs by a config value \
+(mean, std, n; Welch's t-test and Mann-Whitney U of the best group against each other group, into \
+comparison_groups.csv). --ensemble averages the runs' test predictions (soft vote for classification).
+
+  rnnlab compare outputs/train/multirun/2024-05-01_12-00-00
+
+  rnnlab compare 'outputs/train/2024-05-*' --metric val_mae
+
+  rnnlab compare outputs/train/multirun/2024-05-01_12-00-00 --by arch.cell --ensemble --output /tmp/cmp
+"""
+
+
+@app.command(help=COMPARE_HELP)
+def compare(
+    inputs: Annotated[list[str], typer.Argument(metavar="RUN_DIR|SWEEP_DIR|GLOB ...", help="Runs to compare.")],
+    by: str = typer.Option(None, "--by", help="Group by this config key (dotted, e.g. arch.cell, optim.lr)."),
+    metric: str = typer.Option(None, "--metric", help="Rank by this metric (test_mse, val_accuracy, r2, ...)."),
+    output: str = typer.Option(None, "--output", "-o", help="Folder for the files (default: ./comparison)."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Also score the mean of the runs' test predictions."),
+) -> None:
+    from rnnlab.commands.compare import run
+
+    raise typer.Exit(run(inputs, by=by, metric=metric, output=output, use_ensemble=ensemble))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,7 @@ NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
+ATTENTIONS = ("none", "luong", "bahdanau")  # seq2seq data only (arch.attention)
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -75,9 +76,12 @@ class ArchConf:
     conv_dilation: int = 1
     # LayerNorm on every recurrent layer's output.
     layer_norm: bool = False
+    # Encoder-decoder attention for the seq2seq data sets (reverse_digits, sine2cosine): none | luong | bahdanau.
+    attention: str = "none"
 
     def __post_init__(self) -> None:
         _choice("arch.cell", self.cell, CELLS)
+        _choice("arch.attention", self.attention, ATTENTIONS)
         _at_least("arch.conv_channels", self.conv_channels, 0)
         _at_least("arch.conv_kernel", self.conv_kernel, 1)
         _at_least("arch.conv_dilation", self.conv_dilation, 1)
@@ -102,6 +106,10 @@ class RegConf:
     grad_noise_gamma: float = 0.55
     # Mixup (Zhang et al. 2018): lambda ~ Beta(alpha, alpha) per batch; 0 = off.
     mixup_alpha: float = 0.0
+    # Recurrent (variational) dropout on h_{t-1} in the recurrent product, one mask per sequence
+    # (Gal & Ghahramani 2016), and zoneout (Krueger et al. 2017); rnn, lstm, gru cells; 0 = off.
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
 
     def __post_init__(self) -> None:
         _fraction("reg.input_dropout", self.input_dropout)
@@ -111,6 +119,8 @@ class RegConf:
         _at_least("reg.grad_noise_eta", self.grad_noise_eta, 0.0)
         _at_least("reg.grad_noise_gamma", self.grad_noise_gamma, 0.0)
         _at_least("reg.mixup_alpha", self.mixup_alpha, 0.0)
+        _fraction("reg.recurrent_dropout", self.recurrent_dropout)
+        _fraction("reg.zoneout", self.zoneout)
 
 
 @dataclass
@@ -139,9 +149,18 @@ class TrainConf:
     bucket_by_length: bool = True
     threshold: float | None = None
     blas_threads: int | None = None
+    # Seq2seq data only: teacher-forcing ratio at the first epoch, decaying linearly to teacher_forcing_end
+    # (null = no decay) by the last one (scheduled sampling), and the beam width of the test decoding (1 = greedy).
+    teacher_forcing: float = 1.0
+    teacher_forcing_end: float | None = None
+    beam_size: int = 1
 
     def __post_init__(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
+        _fraction("train.teacher_forcing", self.teacher_forcing, closed=True)
+        if self.teacher_forcing_end is not None:
+            _fraction("train.teacher_forcing_end", self.teacher_forcing_end, closed=True)
+        _at_least("train.beam_size", self.beam_size, 1)
         _at_least("train.batch_size", self.batch_size, 1)
         _at_least("train.eval_batch_size", self.eval_batch_size, 1)
         if self.loss is not None:
@@ -397,6 +416,56 @@ class SeqfileConf:
         self.augment = _augment_specs(self.augment)
 
 
+@dataclass
+class ReverseDigitsConf:
+    """Seq2seq: reverse a digit sequence (rnnlab/data/seq2seq_tasks.py); lengths uniform in [min_len, max_len]."""
+
+    name: str = "reverse_digits"
+    min_len: int = 3
+    max_len: int = 8
+    n_digits: int = 10
+    embed_dim: int = 16
+    n_train: int = 5000
+    n_val: int = 500
+    n_test: int = 500
+
+    def __post_init__(self) -> None:
+        _at_least("data.min_len", self.min_len, 1)
+        if self.max_len < self.min_len:
+            raise ValueError(f"data.max_len must be >= data.min_len (got {self.max_len} < {self.min_len})")
+        _at_least("data.n_digits", self.n_digits, 2)
+        _at_least("data.embed_dim", self.embed_dim, 1)
+        for key in ("n_train", "n_val", "n_test"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+
+
+@dataclass
+class Sine2CosineConf:
+    """Seq2seq, continuous: read t_in steps of sin(w t + phi), generate t_out steps of the cosine."""
+
+    name: str = "sine2cosine"
+    t_in: int = 20
+    t_out: int | None = None
+    offset: str = "same"
+    w_min: float = 0.2
+    w_max: float = 0.6
+    start_value: float = 0.0
+    n_train: int = 3000
+    n_val: int = 300
+    n_test: int = 300
+
+    def __post_init__(self) -> None:
+        _at_least("data.t_in", self.t_in, 1)
+        if self.t_out is not None:
+            _at_least("data.t_out", self.t_out, 1)
+        _choice("data.offset", self.offset, ("same", "next"))
+        _positive("data.w_min", self.w_min)
+        if self.w_max < self.w_min:
+            raise ValueError(f"data.w_max must be >= data.w_min (got {self.w_max} < {self.w_min})")
+        for key in ("n_train", "n_val", "n_test"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+
+
 # Data schemas by data.name; later data sets register here.
 DATA_SCHEMAS: dict[str, type] = {
     "sine": SineConf,
@@ -405,4 +474,6 @@ DATA_SCHEMAS: dict[str, type] = {
     "imdb": ImdbConf,
     "copy": CopyConf,
     "seqfile": SeqfileConf,
+    "reverse_digits": ReverseDigitsConf,
+    "sine2cosine": Sine2CosineConf,
 }

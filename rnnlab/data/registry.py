@@ -11,13 +11,24 @@ LOADERS = {
     "imdb": "rnnlab.data.imdb",
     "copy": "rnnlab.data.copy_task",
     "seqfile": "rnnlab.data.seqfile",
+    # seq2seq tasks: load returns a Seq2SeqTask (see is_seq2seq), trained by rnnlab.train.seq2seq_trainer
+    "reverse_digits": "rnnlab.data.seq2seq_tasks:load_reverse_digits",
+    "sine2cosine": "rnnlab.data.seq2seq_tasks:load_sine2cosine",
 }
 
 
 def load(cfg, rng, dtype):
-    data = importlib.import_module(LOADERS[cfg.name]).load(cfg, rng, dtype)
+    module, _, fn = LOADERS[cfg.name].partition(":")
+    data = getattr(importlib.import_module(module), fn or "load")(cfg, rng, dtype)
     if getattr(cfg, "strategy", "direct") == "recursive":
         from rnnlab.data.windows import as_recursive
 
         data = as_recursive(data)
     return data
+
+
+def is_seq2seq(data) -> bool:
+    """True for the encoder-decoder tasks (a Seq2SeqTask rather than a TaskData)."""
+    from rnnlab.data.seq2seq_tasks import Seq2SeqTask
+
+    return isinstance(data, Seq2SeqTask)

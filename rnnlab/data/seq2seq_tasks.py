@@ -150,3 +150,22 @@ def sine2cosine(n_train: int, n_val: int, n_test: int, rng: np.random.Generator,
         meta={"task": "sine2cosine", "src_dim": 1, "tgt_dim": 1, "t_in": t_in,
               "t_out": t_in if t_out is None else t_out, "offset": offset, "start_value": start_value},
     )
+
+
+# ----------------------------------------------------------------------------------------
+# loaders for the data registry (data=reverse_digits / data=sine2cosine)
+# ----------------------------------------------------------------------------------------
+
+
+def load_reverse_digits(cfg, rng: np.random.Generator, dtype=np.float32) -> Seq2SeqTask:
+    """ReverseDigitsConf -> Seq2SeqTask (meta also carries embed_dim)."""
+    task = reverse_digits(cfg.n_train, cfg.n_val, cfg.n_test, rng, min_len=cfg.min_len, max_len=cfg.max_len,
+                          n_digits=cfg.n_digits, dtype=dtype)
+    task.meta["embed_dim"] = cfg.embed_dim
+    return task
+
+
+def load_sine2cosine(cfg, rng: np.random.Generator, dtype=np.float32) -> Seq2SeqTask:
+    """Sine2CosineConf -> Seq2SeqTask."""
+    return sine2cosine(cfg.n_train, cfg.n_val, cfg.n_test, rng, t_in=cfg.t_in, t_out=cfg.t_out, offset=cfg.offset,
+                       w_min=cfg.w_min, w_max=cfg.w_max, start_value=cfg.start_value, dtype=dtype)

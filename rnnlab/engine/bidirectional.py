@@ -6,7 +6,7 @@ Shapes: x (B, T, D); each direction gives hs (B, T, H); the merged output is
 direction's outputs stay aligned with input positions, and its final state is the
 state after reading position 0 (PyTorch's h_n[1]).
 
-`cell` is a module with the recurrent-layer contract (rnn, lstm or gru):
+`cell` is a module with the recurrent-layer contract (rnn, lstm or gru; or a regcells cell):
 `cell.forward(params, x, state0, mask, reverse)` and
 `cell.backward(params, dhs, dstateT, cache, dh_trace=None)`.
 """
@@ -56,11 +56,16 @@ def forward(
     state0=(None, None),
     mask: np.ndarray | None = None,
     merge_mode: str = "concat",
+    *,
+    dir_opts: tuple[dict, dict] | None = None,
     **opts,
 ):
-    """Returns (y, (stateT_f, stateT_b)), cache. `opts` go to the cell (e.g. nonlinearity)."""
-    (hf, sf), cf = cell.forward(params_f, x, state0[0], mask, reverse=False, **opts)
-    (hb, sb), cb = cell.forward(params_b, x, state0[1], mask, reverse=True, **opts)
+    """Returns (y, (stateT_f, stateT_b)), cache. `opts` go to both directions' cell (e.g.
+    nonlinearity); dir_opts, if given, a pair of dicts of per-direction options (forward,
+    reverse) added to them (e.g. regcells' dropout and zoneout masks, one set per direction)."""
+    of, ob = ({}, {}) if dir_opts is None else dir_opts
+    (hf, sf), cf = cell.forward(params_f, x, state0[0], mask, reverse=False, **opts, **of)
+    (hb, sb), cb = cell.forward(params_b, x, state0[1], mask, reverse=True, **opts, **ob)
     y = merge(hf, hb, merge_mode)
     cache = {"f": cf, "b": cb, "hf": hf, "hb": hb, "merge_mode": merge_mode}
     return (y, (sf, sb)), cache

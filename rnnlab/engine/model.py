@@ -29,6 +29,12 @@ layer's merged output (`layer_norm`; `norm{l}.gamma`, `norm{l}.beta`; with pooli
 head reads the top layer's final state, which is not normalised); and the layer-normalised
 LSTM cell (`cell="ln_lstm"`, Ba et al. 2016; its extra parameters `rnn.ln_*` have no PyTorch
 counterpart).
+Recurrent regularizers (rnn, lstm, gru): `recurrent_dropout` p (variational dropout on h_{t-1}
+where it enters the recurrent product, one mask per sequence, layer and direction; Gal &
+Ghahramani 2016) and `zoneout` z (each unit keeps its previous h, and c for the LSTM, with
+probability z; Krueger et al. 2017). When either is > 0 the recurrent layers run the per-step
+cells of regcells.py (same parameters); training samples the masks from the forward's rng,
+evaluation uses no recurrent dropout and zoneout's expectation z h_{t-1} + (1 - z) h_new.
 
 Parameters live in one flat dict with PyTorch's names, so a checkpoint maps 1:1 onto
 `torch.nn.LSTM/GRU/RNN` (`rnn.weight_ih_l0`, `rnn.weight_hh_l0_reverse`, ...) plus
@@ -47,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.engine import attention, bidirectional, conv1d, dense, dropout, embedding, norm
+from rnnlab.engine import attention, bidirectional, conv1d, dense, dropout, embedding, norm, regcells
 
 CELLS = ("rnn", "lstm", "gru", "ln_lstm")
 POOLINGS = ("last", "mean", "max", "none", "attention")
@@ -85,10 +91,25 @@ class ModelSpec:
     conv_dilation: int = 1
     # LayerNorm on every recurrent layer's (merged) output.
     layer_norm: bool = False
+    # Recurrent regularizers (rnn, lstm, gru; regcells.py): variational dropout p on h_{t-1} in the
+    # recurrent product (one mask per sequence) and zoneout rate z (h and, for the LSTM, c).
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling '{self.pooling}' (choose from: {', '.join(POOLINGS)})")
+        for key in ("recurrent_dropout", "zoneout"):
+            v = getattr(self, key)
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"{key} must be in [0, 1) (got {v})")
+        if self.recurrent_regularized and self.cell not in regcells.GATES:
+            raise ValueError(f"recurrent_dropout and zoneout support the rnn, lstm and gru cells (got '{self.cell}')")
+
+    @property
+    def recurrent_regularized(self) -> bool:
+        """True when the recurrent layers run regcells (recurrent dropout or zoneout on)."""
+        return self.recurrent_dropout > 0 or self.zoneout > 0
 
     @property
     def per_step(self) -> bool:
@@ -217,6 +238,27 @@ def _pool_backward(spec: ModelSpec, dfeat, pool_cache, y_shape, stateT_cache):
     return dy, None
 
 
+def _layer_cell(spec: ModelSpec):
+    """The module (or regcells cell) running the recurrent layers."""
+    return regcells.get(spec.cell) if spec.recurrent_regularized else cell_module(spec.cell)
+
+
+def _reg_opts(spec: ModelSpec, B: int, T: int, dtype, train: bool, rng) -> dict:
+    """regcells options of one layer direction: sampled masks in training, zoneout's expectation in eval."""
+    H = spec.hidden_size
+    opts: dict[str, Any] = {}
+    if train:
+        if spec.recurrent_dropout > 0:
+            opts["rec_mask"] = dropout.sample_mask(rng, (B, H), spec.recurrent_dropout, dtype)
+        if spec.zoneout > 0:
+            n = 2 if spec.cell == "lstm" else 1  # the LSTM's c gets its own masks at the same rate
+            ms = tuple((rng.random((T, B, H)) < spec.zoneout).astype(dtype) for _ in range(n))
+            opts["zone_masks"] = ms if n == 2 else ms[0]
+    elif spec.zoneout > 0:
+        opts["zoneout_eval"] = spec.zoneout
+    return opts
+
+
 def _state_grad(spec: ModelSpec, dh: np.ndarray):
     """A cell-state gradient tuple with dh for h and None for the rest (LSTM's c)."""
     return (dh,) + (None,) * (cell_module(spec.cell).NUM_STATES - 1)
@@ -232,9 +274,11 @@ def forward(
 ):
     """y (B, output_size) (or (B, T, output_size) with pooling "none"), cache.
 
-    Dropout is active only with train=True (needs rng).
+    Dropout is active only with train=True (needs rng). With recurrent_dropout or zoneout the
+    recurrent layers run regcells: masks sampled from rng in training (per layer and direction),
+    no recurrent dropout and zoneout's expectation in evaluation.
     """
-    cell = cell_module(spec.cell)
+    cell = _layer_cell(spec)
     dtype = params["head.weight"].dtype
     emb_cache = None
     if spec.vocab_size is not None:
@@ -257,13 +301,18 @@ def forward(
         else:
             dcache = None
         pf = _sub(params, layer_keys(layer, False, spec.cell))
+        if spec.recurrent_regularized:
+            B, T = h.shape[:2]
+            reg = [_reg_opts(spec, B, T, dtype, drop, rng) for _ in range(spec.directions)]
+        else:
+            reg = [{}] * spec.directions
         if spec.bidirectional:
             pb = _sub(params, layer_keys(layer, True, spec.cell))
             (h, stateT), lcache = bidirectional.forward(
-                cell, pf, pb, h, mask=mask, merge_mode=spec.merge_mode, **opts
+                cell, pf, pb, h, mask=mask, merge_mode=spec.merge_mode, dir_opts=tuple(reg), **opts
             )
         else:
-            (h, stateT), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts)
+            (h, stateT), lcache = cell.forward(pf, h, None, mask, reverse=False, **opts, **reg[0])
         layers.append((lcache, dcache))
         if spec.layer_norm:
             h, ncache = norm.layer_norm_forward(_sub(params, norm_keys(layer)), h, mask)
@@ -310,7 +359,7 @@ def backward(
     recurrent layer's hidden state, time-major (T, B, H) arrays keyed "layer0",
     "layer0_reverse", "layer1", ... (the cells' dh_trace). Costs nothing when None.
     """
-    cell = cell_module(spec.cell)
+    cell = _layer_cell(spec)
     traces = None
     if trace is not None:  # filled bottom layer first, forward direction before reverse
         B, T = cache["top_shape"][:2]

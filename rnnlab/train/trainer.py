@@ -62,6 +62,10 @@ def _sigterm_as_interrupt():
 def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
     a = cfg.arch
     emb = data.embedding or {}
+    if (cfg.reg.recurrent_dropout > 0 or cfg.reg.zoneout > 0) and a.cell not in ("rnn", "lstm", "gru"):
+        from rnnlab.config.validate import ConfigError
+
+        raise ConfigError(f"reg.recurrent_dropout and reg.zoneout need arch.cell rnn, lstm or gru (got {a.cell})")
     return M.ModelSpec(
         cell=a.cell,
         input_size=data.input_size,
@@ -79,6 +83,8 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
         layer_norm=a.layer_norm,
         input_dropout=cfg.reg.input_dropout,
         output_dropout=cfg.reg.dropout,
+        recurrent_dropout=cfg.reg.recurrent_dropout,
+        zoneout=cfg.reg.zoneout,
         vocab_size=emb.get("vocab_size"),
         padding_idx=emb.get("padding_idx", 0),
         embed_trainable=emb.get("trainable", True),
@@ -222,6 +228,10 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     data_rng, init_rng, shuffle_rng, drop_rng, noise_rng, mixup_rng = (np.random.default_rng(s) for s in seeds)
 
     data = registry.load(cfg.data, data_rng, dtype)
+    if registry.is_seq2seq(data) or cfg.arch.attention != "none":  # encoder-decoder (refuses other data)
+        from rnnlab.train.seq2seq_trainer import train_seq2seq
+
+        return train_seq2seq(cfg, data, run_dir, console)
     spec = build_spec(cfg, data)
     params = M.init_params(spec, init_rng, dtype=dtype)
     if data.embedding and data.embedding.get("weights") is not None:

@@ -71,6 +71,13 @@ SPECS = [
     dict(cell="gru", pooling="last", bidirectional=True, num_layers=2, layer_norm=True),
     dict(cell="ln_lstm", pooling="last"),
     dict(cell="ln_lstm", pooling="attention", bidirectional=True, layer_norm=True, conv_channels=3),
+    # recurrent regularizers (regcells): masks drawn from the fixed rng, the same in every call
+    dict(cell="lstm", pooling="last", recurrent_dropout=0.3, zoneout=0.2),
+    dict(cell="gru", pooling="mean", bidirectional=True, num_layers=2, recurrent_dropout=0.3),
+    dict(cell="rnn", pooling="last", zoneout=0.3),
+    dict(cell="lstm", pooling="attention", bidirectional=True, num_layers=2, dropout=0.2, zoneout=0.25),
+    dict(cell="rnn", pooling="max", nonlinearity="relu", bidirectional=True, recurrent_dropout=0.2, zoneout=0.2),
+    dict(cell="gru", pooling="last", zoneout=0.3, recurrent_dropout=0.25, layer_norm=True, num_layers=2),
 ]
 
 
@@ -342,3 +349,85 @@ def test_per_step_predict_and_spec_validation():
     assert M.ModelSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="pooling"):
         M.ModelSpec(cell="rnn", input_size=2, hidden_size=3, output_size=2, pooling="sum")
+
+
+# ---------------------------------------------------------------- recurrent dropout and zoneout
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+def test_recurrent_regularizers_per_step_gradients(cell, bidir):
+    spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=3, output_size=2, bidirectional=bidir,
+                       pooling="none", num_layers=2, recurrent_dropout=0.3, zoneout=0.2)
+    _check_per_step_gradients(spec, masked=True)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_zoneout_eval_mode_gradients(cell, masked):
+    """Evaluation mode (zoneout's expectation) is differentiable too, and deterministic."""
+    spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=3, output_size=2, bidirectional=True,
+                       zoneout=0.3, recurrent_dropout=0.4)
+    rng = np.random.default_rng(8)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((3, 5, 3))
+    mask = _mask(3, 5) if masked else None
+    w = rng.standard_normal((3, 2))
+
+    def loss(_=None):
+        return float(np.sum(M.forward(spec, params, x, mask)[0] * w))
+
+    y, cache = M.forward(spec, params, x, mask, train=False, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(y, M.forward(spec, params, x, mask, train=False, rng=np.random.default_rng(2))[0])
+    grads, dx = M.backward(spec, params, w, cache)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    assert max(errs.values()) < TOL, errs
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_recurrent_regularizers_at_evaluation(cell):
+    """Recurrent dropout changes nothing at evaluation (= the plain model, fast cells); zoneout
+    evaluates its expectation, which differs from the plain model, and training samples masks."""
+    base = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=1, num_layers=2, bidirectional=True)
+    rd = dataclasses_replace(base, recurrent_dropout=0.5)
+    zo = dataclasses_replace(base, zoneout=0.3)
+    assert not base.recurrent_regularized and rd.recurrent_regularized and zo.recurrent_regularized
+    params = M.init_params(base, np.random.default_rng(0), dtype=np.float64)
+    x = np.random.default_rng(1).standard_normal((3, 6, 2))
+    mask = _mask(3, 6)
+    y0, _ = M.forward(base, params, x, mask)
+    y_rd, _ = M.forward(rd, params, x, mask, train=False, rng=np.random.default_rng(3))
+    np.testing.assert_allclose(y_rd, y0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(M.predict(rd, params, x, mask), y0, rtol=1e-12, atol=1e-12)
+    y_zo, _ = M.forward(zo, params, x, mask)
+    assert not np.allclose(y_zo, y0)
+    # training: masks sampled from rng, per layer and direction (rec: (B, H); zoneout: (T, B, H))
+    y_a, cache = M.forward(rd, params, x, mask, train=True, rng=np.random.default_rng(3))
+    y_b, _ = M.forward(rd, params, x, mask, train=True, rng=np.random.default_rng(4))
+    assert not np.allclose(y_a, y_b) and not np.allclose(y_a, y0)
+    lcache = cache["layers"][1][0]
+    for d in ("f", "b"):
+        rm = lcache[d]["rec_mask"]
+        assert rm.shape == (3, 4) and set(np.unique(rm)) <= {0.0, 2.0}
+    assert not np.array_equal(lcache["f"]["rec_mask"], lcache["b"]["rec_mask"])
+    _, zc = M.forward(zo, params, x, mask, train=True, rng=np.random.default_rng(5))
+    kh, kc = zc["layers"][0][0]["f"]["keep"]
+    assert kh.shape == (6, 3, 4) and set(np.unique(kh)) <= {0.0, 1.0}
+    assert (kc is not None) == (cell == "lstm")
+    # train mode without an rng: no masks (as the other dropouts), i.e. evaluation behaviour
+    np.testing.assert_allclose(M.forward(rd, params, x, mask, train=True)[0], y0, rtol=1e-12, atol=1e-12)
+
+
+def test_recurrent_regularizer_spec_validation():
+    kw = dict(input_size=2, hidden_size=3, output_size=1)
+    with pytest.raises(ValueError, match="recurrent_dropout must be in"):
+        M.ModelSpec(cell="lstm", recurrent_dropout=1.0, **kw)
+    with pytest.raises(ValueError, match="zoneout must be in"):
+        M.ModelSpec(cell="lstm", zoneout=-0.1, **kw)
+    with pytest.raises(ValueError, match="support the rnn, lstm and gru"):
+        M.ModelSpec(cell="ln_lstm", zoneout=0.1, **kw)
+    spec = M.ModelSpec(cell="gru", zoneout=0.1, recurrent_dropout=0.2, **kw)
+    assert M.ModelSpec.from_dict(spec.to_dict()) == spec
+    old = {k: v for k, v in spec.to_dict().items() if k not in ("zoneout", "recurrent_dropout")}
+    assert not M.ModelSpec.from_dict(old).recurrent_regularized  # older checkpoints still load
