@@ -76,8 +76,13 @@ class ArchConf:
     conv_dilation: int = 1
     # LayerNorm on every recurrent layer's output.
     layer_norm: bool = False
+    # BatchNorm over batch and time on every recurrent layer's output (running statistics for evaluation).
+    batch_norm: bool = False
     # Encoder-decoder attention for the seq2seq data sets (reverse_digits, sine2cosine): none | luong | bahdanau.
     attention: str = "none"
+    # Multi-head self-attention (residual) on the top layer's outputs before pooling: heads (0 = none), causal mask.
+    self_attention_heads: int = 0
+    self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
         _choice("arch.cell", self.cell, CELLS)
@@ -92,6 +97,17 @@ class ArchConf:
         _fraction("arch.dropout", self.dropout)
         _choice("arch.nonlinearity", self.nonlinearity, NONLINEARITIES)
         _choice("arch.pooling", self.pooling, POOLINGS)
+        if self.batch_norm and self.layer_norm:
+            raise ValueError("arch.batch_norm and arch.layer_norm are mutually exclusive (set one to false)")
+        _at_least("arch.self_attention_heads", self.self_attention_heads, 0)
+        heads = self.self_attention_heads
+        if heads and self.pooling == "last":
+            raise ValueError("arch.self_attention_heads needs arch.pooling mean, max, attention or none "
+                             "(pooling last reads the final states, which self-attention does not change)")
+        features = self.hidden_size * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
+        if heads and features % heads:
+            raise ValueError(f"arch.self_attention_heads ({heads}) must divide the feature size {features} "
+                             f"(arch.hidden_size, doubled by bidirectional concat)")
 
 
 @dataclass

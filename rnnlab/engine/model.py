@@ -26,9 +26,20 @@ Optional extras: a causal Conv1D front with relu (`conv_channels` > 0; `conv_ker
 `conv_dilation`; parameters `conv.weight` (C, D, k), `conv.bias`) between the input dropout
 and the first recurrent layer (the Conv1D + LSTM hybrid); LayerNorm on every recurrent
 layer's merged output (`layer_norm`; `norm{l}.gamma`, `norm{l}.beta`; with pooling "last" the
-head reads the top layer's final state, which is not normalised); and the layer-normalised
+head reads the top layer's final state, which is not normalised); BatchNorm over batch and time on
+every recurrent layer's merged output instead (`batch_norm`, exclusive with `layer_norm`; `bn{l}.gamma`,
+`bn{l}.beta`; masked statistics over the real steps): its running statistics are no parameters but a
+separate `state` dict (`bn{l}.running_mean`, `bn{l}.running_var`; `init_state`) that `forward` reads in
+evaluation mode and returns updated in `cache["new_state"]` in training mode; and the layer-normalised
 LSTM cell (`cell="ln_lstm"`, Ba et al. 2016; its extra parameters `rnn.ln_*` have no PyTorch
 counterpart).
+Multi-head self-attention (`self_attention_heads` > 0; `self_attention_causal`): after the top
+recurrent layer (and its LayerNorm), h <- h + MHSA(h) on the merged outputs (B, T, F) with the
+padding mask as key mask, before pooling; F must be divisible by the number of heads and pooling
+"last" is refused (it reads the final states, which the block never sees). The block's output is
+zeroed at padded steps, so padding never changes a prediction. Parameters `mhsa.W_q`, `mhsa.b_q`,
+... `mhsa.W_o`, `mhsa.b_o` (attention.multihead_*); the weights (B, heads, T, T) of the last forward
+are `cache["self_attention"]` (None without the block).
 Recurrent regularizers (rnn, lstm, gru): `recurrent_dropout` p (variational dropout on h_{t-1}
 where it enters the recurrent product, one mask per sequence, layer and direction; Gal &
 Ghahramani 2016) and `zoneout` z (each unit keeps its previous h, and c for the LSTM, with
@@ -59,6 +70,8 @@ CELLS = ("rnn", "lstm", "gru", "ln_lstm")
 POOLINGS = ("last", "mean", "max", "none", "attention")
 # attention pooling: attention.pool_* parameter name -> model parameter name
 ATTN_KEYS = {"weight": "attn.weight", "bias": "attn.bias", "v": "attn.v"}
+# multi-head self-attention block: attention.multihead_* parameter name -> model parameter name
+MHSA_KEYS = {k: f"mhsa.{k}" for k in attention.MHA_KEYS}
 
 
 def cell_module(name: str):
@@ -91,10 +104,15 @@ class ModelSpec:
     conv_dilation: int = 1
     # LayerNorm on every recurrent layer's (merged) output.
     layer_norm: bool = False
+    # BatchNorm over batch and time on every recurrent layer's output (running statistics in `state`).
+    batch_norm: bool = False
     # Recurrent regularizers (rnn, lstm, gru; regcells.py): variational dropout p on h_{t-1} in the
     # recurrent product (one mask per sequence) and zoneout rate z (h and, for the LSTM, c).
     recurrent_dropout: float = 0.0
     zoneout: float = 0.0
+    # Multi-head self-attention on the top layer's outputs, with a residual, before pooling: 0 heads = none.
+    self_attention_heads: int = 0
+    self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -103,8 +121,20 @@ class ModelSpec:
             v = getattr(self, key)
             if not 0.0 <= v < 1.0:
                 raise ValueError(f"{key} must be in [0, 1) (got {v})")
+        if self.batch_norm and self.layer_norm:
+            raise ValueError("batch_norm and layer_norm are mutually exclusive (choose one)")
         if self.recurrent_regularized and self.cell not in regcells.GATES:
             raise ValueError(f"recurrent_dropout and zoneout support the rnn, lstm and gru cells (got '{self.cell}')")
+        heads = self.self_attention_heads
+        if heads < 0:
+            raise ValueError(f"self_attention_heads must be >= 0 (got {heads})")
+        if heads and self.pooling == "last":
+            raise ValueError("self-attention needs pooling mean, max, attention or none (pooling last reads the "
+                             "final states, which the self-attention block does not change)")
+        if heads and self.feature_size % heads:
+            raise ValueError(f"self-attention: the feature size {self.feature_size} (hidden_size {self.hidden_size}"
+                             f"{', bidirectional concat' if self.feature_size != self.hidden_size else ''}) "
+                             f"must be divisible by self_attention_heads ({heads})")
 
     @property
     def recurrent_regularized(self) -> bool:
@@ -156,6 +186,26 @@ def norm_keys(layer: int) -> dict[str, str]:
     return {"gamma": f"norm{layer}.gamma", "beta": f"norm{layer}.beta"}
 
 
+def bn_keys(layer: int) -> dict[str, str]:
+    return {"gamma": f"bn{layer}.gamma", "beta": f"bn{layer}.beta"}
+
+
+def bn_state_keys(layer: int) -> dict[str, str]:
+    """norm.batch_norm_forward's running-statistics names -> the model's state names."""
+    return {"mean": f"bn{layer}.running_mean", "var": f"bn{layer}.running_var"}
+
+
+def init_state(spec: ModelSpec, dtype=np.float32) -> dict[str, np.ndarray]:
+    """BatchNorm running statistics (mean 0, var 1) of every layer; empty without batch_norm."""
+    state: dict[str, np.ndarray] = {}
+    if spec.batch_norm:
+        for layer in range(spec.num_layers):
+            run = norm.init_running(spec.feature_size, dtype=dtype)
+            for k, name in bn_state_keys(layer).items():
+                state[name] = run[k]
+    return state
+
+
 def _sub(params: dict, keys: dict[str, str]) -> dict:
     return {k: params[v] for k, v in keys.items()}
 
@@ -178,7 +228,14 @@ def init_params(spec: ModelSpec, rng: np.random.Generator, dtype=np.float32) -> 
         if spec.layer_norm:
             ln = norm.init_params(spec.feature_size, dtype=dtype)
             params[f"norm{layer}.gamma"], params[f"norm{layer}.beta"] = ln["gamma"], ln["beta"]
+        if spec.batch_norm:
+            bn = norm.init_params(spec.feature_size, dtype=dtype)
+            params[f"bn{layer}.gamma"], params[f"bn{layer}.beta"] = bn["gamma"], bn["beta"]
         in_size = spec.feature_size
+    if spec.self_attention_heads:
+        mp = attention.multihead_init(rng, spec.feature_size, spec.self_attention_heads, dtype=dtype)
+        for k, name in MHSA_KEYS.items():
+            params[name] = mp[k]
     if spec.pooling == "attention":
         for k, v in attention.pool_init(rng, spec.feature_size, dtype=dtype).items():
             params[ATTN_KEYS[k]] = v
@@ -238,6 +295,25 @@ def _pool_backward(spec: ModelSpec, dfeat, pool_cache, y_shape, stateT_cache):
     return dy, None
 
 
+def _self_attention_forward(spec: ModelSpec, params: dict, h: np.ndarray, mask):
+    """h + MHSA(h) (B, T, F), the block's output zeroed at padded steps; cache."""
+    a, mcache = attention.multihead_forward(_sub(params, MHSA_KEYS), h, mask, causal=spec.self_attention_causal,
+                                            num_heads=spec.self_attention_heads)
+    keep = None
+    if mask is not None:
+        keep = (np.asarray(mask) != 0)[:, :, None]  # (B, T, 1)
+        a = np.where(keep, a, 0).astype(a.dtype, copy=False)
+    return h + a, (mcache, keep)
+
+
+def _self_attention_backward(params: dict, dh: np.ndarray, sa_cache):
+    """d(h + MHSA(h)) -> (dh, grads keyed mhsa.*); padded query rows pass nothing to the block."""
+    mcache, keep = sa_cache
+    da = dh if keep is None else np.where(keep, dh, 0).astype(dh.dtype, copy=False)
+    dx, _, g = attention.multihead_backward(_sub(params, MHSA_KEYS), da, mcache)
+    return dh + dx, {name: g[k] for k, name in MHSA_KEYS.items()}
+
+
 def _layer_cell(spec: ModelSpec):
     """The module (or regcells cell) running the recurrent layers."""
     return regcells.get(spec.cell) if spec.recurrent_regularized else cell_module(spec.cell)
@@ -271,8 +347,14 @@ def forward(
     mask: np.ndarray | None = None,
     train: bool = False,
     rng: np.random.Generator | None = None,
+    state: dict | None = None,
 ):
     """y (B, output_size) (or (B, T, output_size) with pooling "none"), cache.
+
+    state: the BatchNorm running statistics (`init_state`; only read with batch_norm): required in
+    evaluation mode; in training mode the batch statistics are used and the updated running
+    statistics are returned in cache["new_state"] (a new dict; `state` is not modified; None starts
+    from init_state).
 
     Dropout is active only with train=True (needs rng). With recurrent_dropout or zoneout the
     recurrent layers run regcells: masks sampled from rng in training (per layer and direction),
@@ -280,6 +362,12 @@ def forward(
     """
     cell = _layer_cell(spec)
     dtype = params["head.weight"].dtype
+    new_state: dict[str, np.ndarray] = {}
+    if spec.batch_norm:
+        if state is None and not train:
+            raise ValueError("a batch_norm model in evaluation mode needs state= (its BatchNorm running statistics)")
+        state = init_state(spec, dtype) if state is None else state
+        new_state = dict(state)
     emb_cache = None
     if spec.vocab_size is not None:
         x, emb_cache = embedding.forward({"weight": params["embedding.weight"]}, x, spec.padding_idx)
@@ -317,6 +405,16 @@ def forward(
         if spec.layer_norm:
             h, ncache = norm.layer_norm_forward(_sub(params, norm_keys(layer)), h, mask)
             norms.append(ncache)
+        if spec.batch_norm:
+            skeys = bn_state_keys(layer)
+            h, run, ncache = norm.batch_norm_forward(_sub(params, bn_keys(layer)), h, mask, train=train,
+                                                     running=_sub(state, skeys))
+            norms.append(ncache)
+            for k, name in skeys.items():
+                new_state[name] = run[k]
+    sa_cache = None
+    if spec.self_attention_heads:
+        h, sa_cache = _self_attention_forward(spec, params, h, mask)
     if spec.pooling == "attention":
         feat, pool_cache = attention.pool_forward(_sub(params, ATTN_KEYS), h, mask)
     else:
@@ -340,7 +438,10 @@ def forward(
         "head": head_cache,
         "features": feat,
         "keep": keep,
+        "new_state": new_state,  # BatchNorm running statistics after this forward ({} without batch_norm)
         "attention": pool_cache["weights"] if spec.pooling == "attention" else None,  # (B, T)
+        "mhsa": sa_cache,
+        "self_attention": None if sa_cache is None else sa_cache[0]["weights"],  # (B, heads, T, T)
     }
     return y, cache
 
@@ -386,6 +487,9 @@ def backward(
             grads[name] = ag[k]
     else:
         dh, dstateT = _pool_backward(spec, dfeat, cache["pool"], cache["top_shape"], cache["stateT"])
+    if cache.get("mhsa") is not None:  # never with pooling "last", so dh is set
+        dh, sg = _self_attention_backward(params, dh, cache["mhsa"])
+        grads.update(sg)
     for layer in reversed(range(spec.num_layers)):
         lcache, dcache = cache["layers"][layer]
         if spec.layer_norm:
@@ -393,6 +497,12 @@ def backward(
                 dh = np.zeros(cache["top_shape"], dtype=params["head.weight"].dtype)
             dh, ng = norm.layer_norm_backward(_sub(params, norm_keys(layer)), dh, cache["norms"][layer])
             for k, name in norm_keys(layer).items():
+                grads[name] = ng[k]
+        if spec.batch_norm:
+            if dh is None:  # pooling "last", as with layer_norm
+                dh = np.zeros(cache["top_shape"], dtype=params["head.weight"].dtype)
+            dh, ng = norm.batch_norm_backward(_sub(params, bn_keys(layer)), dh, cache["norms"][layer])
+            for k, name in bn_keys(layer).items():
                 grads[name] = ng[k]
         pf = _sub(params, layer_keys(layer, False, spec.cell))
         tr = None if traces is None else traces[layer]
@@ -421,12 +531,13 @@ def backward(
     return grads, dx
 
 
-def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size: int = 1024):
-    """Forward in evaluation mode over batches; returns (N, output_size) (or (N, T, output_size))."""
+def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size: int = 1024, state=None):
+    """Forward in evaluation mode over batches; returns (N, output_size) (or (N, T, output_size)).
+    state: the BatchNorm running statistics (needed with batch_norm)."""
     outs = []
     for i in range(0, len(x), batch_size):
         m = None if mask is None else mask[i : i + batch_size]
-        y, _ = forward(spec, params, x[i : i + batch_size], m, train=False)
+        y, _ = forward(spec, params, x[i : i + batch_size], m, train=False, state=state)
         outs.append(y)
     if outs:
         return np.concatenate(outs, axis=0)

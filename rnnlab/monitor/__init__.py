@@ -56,19 +56,19 @@ class RunMonitor:
         if self.grad is not None:
             self.grad.on_step(step, epoch, params, grads, grad_norm)
 
-    def on_epoch_end(self, epoch: int, params: dict) -> dict[str, Any]:
-        """Per-epoch analyses; returns extra columns for metrics.csv."""
+    def on_epoch_end(self, epoch: int, params: dict, state: dict | None = None) -> dict[str, Any]:
+        """Per-epoch analyses; returns extra columns for metrics.csv. state: the model's BatchNorm running stats."""
         extra: dict[str, Any] = {}
         if not self.enabled:
             return extra
         if self.cfg.time_gradients and self.probe is not None:
             extra.update(self.grad.time_gradients(epoch, self.spec, params, self.probe, self.loss_fn,
-                                                  self.loss_targets, self.data.kind))
+                                                  self.loss_targets, self.data.kind, state=state))
         if self.cfg.weights or self.cfg.histograms:
             extra.update(self.weights.on_epoch_end(epoch, params))
         return extra
 
-    def finish(self, params: dict, rows: list[dict]) -> dict[str, Any]:
+    def finish(self, params: dict, rows: list[dict], state: dict | None = None) -> dict[str, Any]:
         """Write the monitor's files and plots; returns the summary.json entries."""
         if not self.enabled:
             return {"monitor": {"enabled": False}}
@@ -78,7 +78,8 @@ class RunMonitor:
         if self.cfg.states and self.probe is not None:
             from rnnlab.monitor.states import analyse_states
 
-            parts.append(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir, plots=self.plots))
+            parts.append(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir, plots=self.plots,
+                                        state=state))
         for part in parts:
             files += part.pop("files", [])
             out.update(part)

@@ -116,11 +116,11 @@ class GradientTracker:
 
     # ------------------------------------------------------------------ every epoch
 
-    def time_gradients(self, epoch, spec, params, probe, loss_fn, loss_targets, kind) -> dict:
+    def time_gradients(self, epoch, spec, params, probe, loss_fn, loss_targets, kind, state=None) -> dict:
         """||dL/dh_t|| per layer and direction on the probe batch; returns the metrics column."""
         from rnnlab.engine import model as M
 
-        out, cache = M.forward(spec, params, probe.x, probe.mask, train=False)
+        out, cache = M.forward(spec, params, probe.x, probe.mask, train=False, state=state)
         targets = probe.y if loss_targets is None else loss_targets(kind, probe.y, out.dtype)
         _, dout = loss_fn(out, targets, mask=probe.target_mask)
         trace: dict[str, np.ndarray] = {}

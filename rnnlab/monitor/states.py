@@ -180,7 +180,7 @@ def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100):
 # --------------------------------------------------------------------------------------
 
 
-def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True) -> dict:
+def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=None) -> dict:
     """Forward the probe, write states_summary.csv and the state / gate plots.
 
     Returns {"saturation": {layer: {name: share}}, "dead_units": {layer: {name: count}},
@@ -192,7 +192,7 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True) -> dic
     from rnnlab.train.io import write_csv
 
     run_dir = Path(run_dir)
-    _, cache = forward(spec, params, probe.x, probe.mask, train=False)
+    _, cache = forward(spec, params, probe.x, probe.mask, train=False, state=state)
     B, T = np.shape(probe.x)[:2]
     valid = _valid(probe.mask, B, T)
     layers = collect_layers(spec, cache)

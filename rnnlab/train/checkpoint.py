@@ -1,7 +1,10 @@
 """Checkpoints without pickle: `model.npz` (arrays only) + `model.json` (architecture, data state).
 
 Load with `np.load(..., allow_pickle=False)`; a missing, truncated or mismatched file
-raises `CheckpointError` with one line saying what is wrong.
+raises `CheckpointError` with one line saying what is wrong. A model's non-parameter state
+(the BatchNorm running statistics, `model.init_state`) is stored in the same npz under
+"state:<name>"; `load` returns it as `info["state"]` ({} for models without state and for
+checkpoints written before state existed).
 """
 
 from __future__ import annotations
@@ -23,9 +26,13 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read; the message is one line meant for the user."""
 
 
-def save(folder: str | Path, spec: ModelSpec, params: dict, meta: dict[str, Any]) -> Path:
+STATE_PREFIX = "state:"
+
+
+def save(folder: str | Path, spec: ModelSpec, params: dict, meta: dict[str, Any], state: dict | None = None) -> Path:
     folder = Path(folder)
-    atomic_write(folder / "model.npz", lambda fh: np.savez(fh, **params), mode="wb")
+    arrays = {**params, **{STATE_PREFIX + k: v for k, v in (state or {}).items()}}
+    atomic_write(folder / "model.npz", lambda fh: np.savez(fh, **arrays), mode="wb")
     info = {"format_version": FORMAT_VERSION, "spec": spec.to_dict(), **meta}
     write_json(folder / "model.json", info)
     return folder
@@ -46,10 +53,11 @@ def load(folder: str | Path) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str
         raise CheckpointError(f"corrupt checkpoint {js}: {exc}") from None
     try:
         with np.load(npz, allow_pickle=False) as z:
-            params = {k: z[k] for k in z.files}
+            params = {k: z[k] for k in z.files if not k.startswith(STATE_PREFIX)}
+            state = {k[len(STATE_PREFIX):]: z[k] for k in z.files if k.startswith(STATE_PREFIX)}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"corrupt checkpoint {npz}: {exc}") from None
-    from rnnlab.engine.model import init_params
+    from rnnlab.engine.model import init_params, init_state
 
     expected = init_params(spec, np.random.default_rng(0), dtype=np.float64)
     if set(expected) != set(params):
@@ -57,4 +65,11 @@ def load(folder: str | Path) -> tuple[ModelSpec, dict[str, np.ndarray], dict[str
     for k, v in expected.items():
         if v.shape != params[k].shape:
             raise CheckpointError(f"checkpoint {npz}: {k} has shape {params[k].shape}, expected {v.shape}")
+    expected = init_state(spec, dtype=np.float64)
+    if set(expected) != set(state):
+        raise CheckpointError(f"checkpoint {npz} does not match its model.json (state names differ)")
+    for k, v in expected.items():
+        if v.shape != state[k].shape:
+            raise CheckpointError(f"checkpoint {npz}: {k} has shape {state[k].shape}, expected {v.shape}")
+    info["state"] = state
     return spec, params, info

@@ -47,14 +47,14 @@ def _selected(split, probs):
     return split.y.ravel(), probs
 
 
-def classification_report(spec, params, data, loss_fn, cfg, run_dir: Path) -> tuple[dict[str, Any], dict]:
+def classification_report(spec, params, data, loss_fn, cfg, run_dir: Path, state=None) -> tuple[dict[str, Any], dict]:
     import pandas as pd
 
     from rnnlab.train.trainer import evaluate
 
     bs = cfg.train.eval_batch_size
-    val_loss, val_out = evaluate(spec, params, data.val, loss_fn, bs, data.kind)
-    test_loss, test_out = evaluate(spec, params, data.test, loss_fn, bs, data.kind)
+    val_loss, val_out = evaluate(spec, params, data.val, loss_fn, bs, data.kind, state)  # state: BatchNorm's
+    test_loss, test_out = evaluate(spec, params, data.test, loss_fn, bs, data.kind, state)
     out: dict[str, Any] = {"test_loss": test_loss, "val_loss_best": val_loss, "classes": data.classes}
     majority = int(np.bincount(_labels(data.train).astype(np.int64)).argmax())
     tables: dict[str, Any] = {}

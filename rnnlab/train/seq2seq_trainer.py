@@ -86,6 +86,10 @@ def check_config(cfg, data) -> None:
         bad.append(f"arch.conv_channels={a.conv_channels}")
     if a.layer_norm:
         bad.append("arch.layer_norm=true")
+    if a.batch_norm:
+        bad.append("arch.batch_norm=true")
+    if a.self_attention_heads:
+        bad.append(f"arch.self_attention_heads={a.self_attention_heads}")
     for key in ("dropout", "input_dropout", "mixup_alpha", "recurrent_dropout", "zoneout"):
         if (getattr(r, key, 0) or 0) > 0:
             bad.append(f"reg.{key}={getattr(r, key)}")

@@ -81,6 +81,9 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
         conv_kernel=a.conv_kernel,
         conv_dilation=a.conv_dilation,
         layer_norm=a.layer_norm,
+        batch_norm=a.batch_norm,
+        self_attention_heads=a.self_attention_heads,
+        self_attention_causal=a.self_attention_causal,
         input_dropout=cfg.reg.input_dropout,
         output_dropout=cfg.reg.dropout,
         recurrent_dropout=cfg.reg.recurrent_dropout,
@@ -166,13 +169,14 @@ def _mixed_loss(loss_fn, out, y, tmask, lam: float, perm: np.ndarray):
     return lam * la + (1.0 - lam) * lb, (lam * ga + (1.0 - lam) * gb).astype(ga.dtype, copy=False)
 
 
-def predict_split(spec, params, split, batch_size: int) -> np.ndarray:
-    """Model outputs for every row of the split, in its order (length-grouped, trimmed batches)."""
+def predict_split(spec, params, split, batch_size: int, state=None) -> np.ndarray:
+    """Model outputs for every row of the split, in its order (length-grouped, trimmed batches).
+    state: the model's BatchNorm running statistics (M.init_state; needed with batch_norm)."""
     out = None
     for idx in batches.eval_batches(split, batch_size):
         x, _, mask, _ = batches.take(split, idx, trim=False)
         cols = batches.real_columns(mask, x.shape[1])
-        y, _ = M.forward(spec, params, x[:, cols], None if mask is None else mask[:, cols], train=False)
+        y, _ = M.forward(spec, params, x[:, cols], None if mask is None else mask[:, cols], train=False, state=state)
         if out is None:
             shape = (len(split), split.x.shape[1], y.shape[-1]) if y.ndim == 3 else (len(split), y.shape[-1])
             out = np.zeros(shape, dtype=y.dtype)
@@ -185,8 +189,9 @@ def predict_split(spec, params, split, batch_size: int) -> np.ndarray:
     return out
 
 
-def evaluate(spec, params, split, loss_fn, batch_size, kind: str = "regression") -> tuple[float, np.ndarray]:
-    pred = predict_split(spec, params, split, batch_size)
+def evaluate(spec, params, split, loss_fn, batch_size, kind: str = "regression",
+             state=None) -> tuple[float, np.ndarray]:
+    pred = predict_split(spec, params, split, batch_size, state)
     tmask = getattr(split, "target_mask", None)
     value, _ = loss_fn(pred, loss_targets(kind, split.y, pred.dtype), mask=tmask)
     return float(value), pred
@@ -234,6 +239,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         return train_seq2seq(cfg, data, run_dir, console)
     spec = build_spec(cfg, data)
     params = M.init_params(spec, init_rng, dtype=dtype)
+    state = M.init_state(spec, dtype)  # BatchNorm running statistics ({} without arch.batch_norm)
     if data.embedding and data.embedding.get("weights") is not None:
         params["embedding.weight"] = np.asarray(data.embedding["weights"], dtype=dtype)
     opt = make_optimizer(**cfg.optim)
@@ -268,10 +274,10 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     lr_trace: list[float] = []
     history: list[float] = []
-    best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}}
+    best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}, "state": state}
     # Early stopping's reference: only an improvement by more than min_delta resets the patience.
     stop_ref = {"value": math.inf, "epoch": 0}
-    checkpoint.save(run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": 0})
+    checkpoint.save(run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": 0}, state)
     write_json(run_dir / "summary.json", summary)
 
     from rnnlab.report.progress import TrainingProgress
@@ -296,7 +302,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                         lam = float(mixup_rng.beta(reg.mixup_alpha, reg.mixup_alpha))
                         perm = mixup_rng.permutation(len(idx))
                         xb, mb = _mixup(xb, mb, lam, perm)
-                    out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng)
+                    out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng, state=state)
                     targets = loss_targets(data.kind, yb, out.dtype)
                     if reg.mixup_alpha > 0:
                         loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, lam, perm)
@@ -324,6 +330,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
                     opt.step(params, grads, lr=lr)
+                    state = cache["new_state"]  # a new dict each step: best["state"] stays as it was
                     lr_trace.append(lr)
                     step += 1
                     total += loss * len(idx)
@@ -331,7 +338,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     gnorm_sum += gnorm
                     progress.batch(epoch, loss, lr)
                 train_loss = total / count
-                val_loss, val_out = evaluate(spec, params, data.val, loss_fn, cfg.train.eval_batch_size, data.kind)
+                val_loss, val_out = evaluate(spec, params, data.val, loss_fn, cfg.train.eval_batch_size, data.kind,
+                                             state=state)
                 if not math.isfinite(val_loss):
                     raise Diverged(f"validation loss became {val_loss} at epoch {epoch + 1}")
                 seconds = time.perf_counter() - t0
@@ -349,7 +357,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 if data.kind != "regression":
                     row["val_accuracy"] = accuracy(data.kind, data.val, val_out)
                 t_mon = time.perf_counter()
-                row.update(monitor.on_epoch_end(epoch, params))
+                row.update(monitor.on_epoch_end(epoch, params, state))
                 row["monitor_seconds"] = time.perf_counter() - t_mon
                 rows.append(row)
                 history.append(val_loss)  # ReduceLROnPlateau follows the validation loss
@@ -358,11 +366,13 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 score = -row["val_accuracy"] if cfg.train.monitor == "val_accuracy" else val_loss
                 improved = score < best["value"]
                 if improved:
-                    best = {"value": score, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()}}
+                    best = {"value": score, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()},
+                            "state": state}
                     checkpoint.save(
                         run_dir / "checkpoint", spec, params,
                         {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss,
                          **({"val_accuracy": row["val_accuracy"]} if "val_accuracy" in row else {})},
+                        state,
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
                                    val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
@@ -386,9 +396,9 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     # train.restore_best_weights=false the last ones (never those of a diverged run).
     use_last = not cfg.train.restore_best_weights and status != "diverged" and bool(rows)
     if use_last:
-        checkpoint.save(run_dir / "checkpoint_last", spec, params, {**ckpt_meta, "epoch": len(rows)})
+        checkpoint.save(run_dir / "checkpoint_last", spec, params, {**ckpt_meta, "epoch": len(rows)}, state)
     else:
-        params = best["params"]
+        params, state = best["params"], best["state"]
     summary.update(
         test_weights="last" if use_last else "best",
         test_weights_epoch=len(rows) if use_last else best["epoch"],
@@ -404,13 +414,13 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         final_val_loss=rows[-1]["val_loss"] if rows else None,
     )
     if data.kind == "regression":
-        report, tables = _test_report(spec, params, data, loss_fn, cfg, run_dir)
+        report, tables = _test_report(spec, params, data, loss_fn, cfg, run_dir, state)
     else:
         from rnnlab.train.classify import classification_report
 
-        report, tables = classification_report(spec, params, data, loss_fn, cfg, run_dir)
+        report, tables = classification_report(spec, params, data, loss_fn, cfg, run_dir, state)
     summary.update(report)
-    summary.update(monitor.finish(params, rows))
+    summary.update(monitor.finish(params, rows, state))
     summary["runtime_s"] = time.perf_counter() - t_start
     if rows:
         summary["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in rows]))
@@ -441,18 +451,19 @@ def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
     write_csv(run_dir / "metrics.csv", pd.DataFrame(rows))
 
 
-def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir: Path):
+def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir: Path, state=None):
     """Test metrics in original units beside the baselines; writes predictions.csv (and forecast.csv).
 
     Returns (summary entries, {"predictions": frame, "forecast": frame}) so the plots need not re-read the files.
     """
     import pandas as pd
 
-    test_loss, pred = evaluate(spec, params, data.test, loss_fn, cfg.train.eval_batch_size)
-    val_pred = predict_split(spec, params, data.val, cfg.train.eval_batch_size)
+    bs = cfg.train.eval_batch_size
+    test_loss, pred = evaluate(spec, params, data.test, loss_fn, bs, state=state)
+    val_pred = predict_split(spec, params, data.val, bs, state)
     if data.recursive_horizon:
-        pred = rolled_forecast(spec, params, data.test.x, data.recursive_horizon, cfg.train.eval_batch_size)
-        val_pred = rolled_forecast(spec, params, data.val.x, data.recursive_horizon, cfg.train.eval_batch_size)
+        pred = rolled_forecast(spec, params, data.test.x, data.recursive_horizon, bs, state)
+        val_pred = rolled_forecast(spec, params, data.val.x, data.recursive_horizon, bs, state)
     out: dict[str, Any] = {"test_loss": test_loss}
     y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
     val_true = data.targets_original("val")
@@ -479,31 +490,31 @@ def _test_report(spec, params, data: TaskData, loss_fn, cfg: RunConfig, run_dir:
     write_csv(run_dir / "predictions.csv", frame)
     tables = {"predictions": frame}
     if data.future is not None:
-        tables["forecast"] = _forecast(spec, params, data, run_dir)
+        tables["forecast"] = _forecast(spec, params, data, run_dir, state)
         out["forecast"] = tables["forecast"]["forecast"].tolist()
     return out, tables
 
 
-def rolled_forecast(spec, params, x: np.ndarray, horizon: int, batch_size: int = 1024) -> np.ndarray:
+def rolled_forecast(spec, params, x: np.ndarray, horizon: int, batch_size: int = 1024, state=None) -> np.ndarray:
     """Recursive forecast (N, horizon): predict one step, append it to the window, repeat."""
     window = np.array(x, copy=True)
     out = np.empty((len(x), horizon), dtype=window.dtype)
     for h in range(horizon):
-        step = M.predict(spec, params, window, None, batch_size)[:, 0]
+        step = M.predict(spec, params, window, None, batch_size, state=state)[:, 0]
         out[:, h] = step
         window[:, :-1] = window[:, 1:]
         window[:, -1, 0] = step
     return out
 
 
-def _forecast(spec, params, data: TaskData, run_dir: Path):
+def _forecast(spec, params, data: TaskData, run_dir: Path, state=None):
     """The next n_out values past the end of the data, written to forecast.csv."""
     import pandas as pd
 
     if data.recursive_horizon:
-        y_scaled = rolled_forecast(spec, params, data.future["x"], data.recursive_horizon)
+        y_scaled = rolled_forecast(spec, params, data.future["x"], data.recursive_horizon, state=state)
     else:
-        y_scaled = M.predict(spec, params, data.future["x"])
+        y_scaled = M.predict(spec, params, data.future["x"], state=state)
     y = data.to_original(y_scaled, "future")[0]
     dates = data.future.get("dates")
     frame = pd.DataFrame({"horizon": np.arange(1, len(y) + 1), "forecast": y})

@@ -431,3 +431,293 @@ def test_recurrent_regularizer_spec_validation():
     assert M.ModelSpec.from_dict(spec.to_dict()) == spec
     old = {k: v for k, v in spec.to_dict().items() if k not in ("zoneout", "recurrent_dropout")}
     assert not M.ModelSpec.from_dict(old).recurrent_regularized  # older checkpoints still load
+
+
+# ---------------------------------------------------------------- multi-head self-attention block
+
+
+def _check_model_gradients(spec, masked, B=3, T=5, seed=7):
+    rng = np.random.default_rng(seed)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    for k in params:  # zero-initialised biases: make them matter in the check
+        if k.startswith("mhsa.b_"):
+            params[k] = 0.1 * rng.standard_normal(params[k].shape)
+    x = rng.standard_normal((B, T, spec.input_size))
+    mask = _mask(B, T) if masked else None
+    w = rng.standard_normal((B, T, spec.output_size) if spec.per_step else (B, spec.output_size))
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3))
+    grads, dx = M.backward(spec, params, w, cache)
+    assert set(grads) == set(params)
+    num = numeric_grads(loss, params)
+    # softmax is shift-invariant per query, so the key bias has a gradient of exactly 0: check it absolutely
+    for g in (grads.pop("mhsa.b_k"), num.pop("mhsa.b_k")):
+        np.testing.assert_allclose(g, 0, atol=1e-9)
+    errs = max_rel_error(grads, num)
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    assert max(errs.values()) < TOL, errs
+    return cache, mask
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention", "none"])
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_self_attention_gradients(pooling, heads, causal, bidir, masked):
+    spec = M.ModelSpec(cell="gru", input_size=3, hidden_size=4, output_size=2, bidirectional=bidir,
+                       pooling=pooling, self_attention_heads=heads, self_attention_causal=causal)
+    cache, mask = _check_model_gradients(spec, masked)
+    a = cache["self_attention"]
+    assert a.shape == (3, heads, 5, 5)
+    sums = a.sum(axis=-1)  # (B, heads, T): 1 where a real key is visible, 0 where none is (causal, pre-padded)
+    real = np.broadcast_to((np.ones((3, 5)) if mask is None else mask)[:, None, :] > 0, sums.shape)
+    np.testing.assert_allclose(sums[real], 1, rtol=1e-12)
+    assert np.all((np.abs(sums - 1) < 1e-12) | (sums == 0))
+    if masked:
+        np.testing.assert_array_equal(np.broadcast_to(mask[:, None, None, :] == 0, a.shape) * a, 0)
+    if causal:
+        np.testing.assert_array_equal(np.triu(a, k=1), 0)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(cell="lstm", num_layers=2, dropout=0.3, input_dropout=0.2, output_dropout=0.25, pooling="attention"),
+    dict(cell="lstm", bidirectional=True, merge_mode="sum", layer_norm=True, conv_channels=3, pooling="mean"),
+    dict(cell="rnn", bidirectional=True, recurrent_dropout=0.3, zoneout=0.2, pooling="none"),
+], ids=["lstm-2layers-dropouts", "lstm-bi-sum-ln-conv", "rnn-bi-regcells-none"])
+def test_self_attention_gradients_with_other_extras(kw):
+    spec = M.ModelSpec(input_size=3, hidden_size=4, output_size=2, self_attention_heads=2,
+                       self_attention_causal=True, **kw)
+    _check_model_gradients(spec, masked=True)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention", "none"])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_self_attention_padding_never_changes_a_prediction(pooling, causal, cell):
+    spec = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=1, bidirectional=True, num_layers=2,
+                       pooling=pooling, self_attention_heads=2, self_attention_causal=causal)
+    rng = np.random.default_rng(0)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    x = rng.standard_normal((1, 6, 2))
+    junk = 100 * rng.standard_normal((1, 3, 2))
+    padded = np.concatenate([x, junk], axis=1)
+    mask = np.array([[1] * 6 + [0] * 3])
+    y_ref, _ = M.forward(spec, params, x)
+    y_pad, cache = M.forward(spec, params, padded, mask)
+    if spec.per_step:
+        np.testing.assert_allclose(y_pad[:, :6], y_ref, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(y_pad[:, 6:], 0)
+    else:
+        np.testing.assert_allclose(y_pad, y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(cache["self_attention"][..., 6:], 0)
+
+
+def test_self_attention_params_spec_and_predict():
+    spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=4, output_size=1, bidirectional=True,
+                       pooling="mean", self_attention_heads=2)
+    p = M.init_params(spec, np.random.default_rng(0))
+    base = M.init_params(dataclasses_replace(spec, self_attention_heads=0), np.random.default_rng(0))
+    assert set(p) - set(base) == {f"mhsa.{k}" for k in ("W_q", "b_q", "W_k", "b_k", "W_v", "b_v", "W_o", "b_o")}
+    assert p["mhsa.W_q"].shape == (8, 8) and p["mhsa.b_o"].shape == (8,)
+    assert M.n_params(p) == M.n_params(base) + 4 * (8 * 8 + 8)
+    assert all(v.dtype == np.float32 for v in p.values())
+    x = np.random.default_rng(1).standard_normal((3, 5, 2)).astype(np.float32)
+    y = M.predict(spec, p, x, mask=np.ones((3, 5)))
+    assert y.shape == (3, 1) and y.dtype == np.float32
+    assert M.ModelSpec.from_dict(spec.to_dict()) == spec
+    plain = dataclasses_replace(spec, self_attention_heads=0)
+    assert M.forward(plain, base, x)[1]["self_attention"] is None
+    old = {k: v for k, v in plain.to_dict().items() if not k.startswith("self_attention")}
+    assert M.ModelSpec.from_dict(old) == plain  # older checkpoints still load
+
+
+def test_self_attention_spec_validation():
+    kw = dict(cell="lstm", input_size=2, hidden_size=6, output_size=1)
+    with pytest.raises(ValueError, match="pooling last") as exc:
+        M.ModelSpec(pooling="last", self_attention_heads=2, **kw)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match=r"feature size 6 .*divisible by self_attention_heads \(4\)") as exc:
+        M.ModelSpec(pooling="mean", self_attention_heads=4, **kw)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError, match="self_attention_heads must be >= 0"):
+        M.ModelSpec(pooling="mean", self_attention_heads=-1, **kw)
+    assert M.ModelSpec(pooling="mean", self_attention_heads=4, bidirectional=True, **kw).feature_size == 12
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["arch.self_attention_heads=2"], "arch.self_attention_heads needs arch.pooling mean, max, attention or none"),
+    (["arch.pooling=mean", "arch.hidden_size=6", "arch.self_attention_heads=4"],
+     "arch.self_attention_heads (4) must divide"),
+    (["arch.pooling=mean", "arch.self_attention_heads=-1"], "arch.self_attention_heads must be >= 0 (got -1)"),
+])
+def test_self_attention_config_errors_are_one_line(overrides, message):
+    from rnnlab.commands.hydra_bridge import compose_and_validate
+    from rnnlab.config.validate import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        compose_and_validate(overrides)
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_self_attention_config_reaches_the_spec():
+    from rnnlab.commands.hydra_bridge import compose_and_validate
+    from rnnlab.train.trainer import build_spec
+
+    rc = compose_and_validate(["arch=bigru", "arch.pooling=max", "arch.self_attention_heads=4",
+                               "arch.self_attention_causal=true"])
+    assert rc.arch.self_attention_heads == 4 and rc.arch.self_attention_causal is True
+
+    class _Data:
+        embedding = None
+        input_size = 3
+        output_size = 2
+
+    spec = build_spec(rc, _Data())
+    assert spec.self_attention_heads == 4 and spec.self_attention_causal and spec.pooling == "max"
+    plain = build_spec(compose_and_validate([]), _Data())
+    assert plain.self_attention_heads == 0 and not plain.self_attention_causal
+
+
+# ---------------------------------------------------------------- BatchNorm between layers (running statistics)
+
+BN_SPECS = [
+    dict(cell="lstm", pooling="mean"),
+    dict(cell="gru", pooling="last", bidirectional=True, num_layers=2),
+    dict(cell="rnn", pooling="max", bidirectional=True, merge_mode="sum", num_layers=2),
+    dict(cell="lstm", pooling="attention", num_layers=2, dropout=0.3),
+    dict(cell="gru", pooling="mean", bidirectional=True),
+    dict(cell="lstm", pooling="last"),
+]
+
+
+def _bn_state(spec, rng):
+    """Running statistics away from their initial values, so that using them shows."""
+    state = M.init_state(spec, np.float64)
+    for k in state:
+        state[k] = rng.uniform(0.5, 1.5, state[k].shape) if k.endswith("running_var") else rng.standard_normal(
+            state[k].shape)
+    return state
+
+
+@pytest.mark.parametrize("kw", BN_SPECS, ids=lambda kw: "-".join(f"{v}" for v in kw.values()))
+@pytest.mark.parametrize("masked", [False, True])
+def test_batch_norm_model_gradients_in_train_mode(kw, masked):
+    spec = M.ModelSpec(input_size=3, hidden_size=3, output_size=2, batch_norm=True, **kw)
+    rng = np.random.default_rng(7)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    for k in params:  # gamma/beta away from 1/0 so that their gradients are checked in general position
+        if k.startswith("bn"):
+            params[k] = params[k] + 0.3 * rng.standard_normal(params[k].shape)
+    state = _bn_state(spec, rng)
+    B, T = 3, 5
+    x = rng.standard_normal((B, T, 3))
+    mask = _mask(B, T) if masked else None
+    w = rng.standard_normal((B, 2))
+
+    def loss(_=None):
+        y, _ = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3), state=state)
+        return float(np.sum(y * w))
+
+    y, cache = M.forward(spec, params, x, mask, train=True, rng=np.random.default_rng(3), state=state)
+    grads, dx = M.backward(spec, params, w, cache)
+    assert set(grads) == set(params)  # the running statistics are no parameters
+    assert {f"bn{i}.gamma" for i in range(spec.num_layers)} <= set(grads)
+    errs = max_rel_error(grads, numeric_grads(loss, params))
+    errs["x"] = max_rel_error({"x": dx}, {"x": numeric_grad(loss, x)})["x"]
+    assert max(errs.values()) < TOL, errs
+
+
+def test_batch_norm_spec_state_and_errors():
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        M.ModelSpec(cell="lstm", input_size=2, hidden_size=3, output_size=1, batch_norm=True, layer_norm=True)
+    plain = M.ModelSpec(cell="lstm", input_size=2, hidden_size=3, output_size=1, num_layers=2)
+    assert M.init_state(plain) == {}
+    assert M.forward(plain, M.init_params(plain, np.random.default_rng(0)), np.zeros((1, 3, 2)))[1]["new_state"] == {}
+    spec = dataclasses_replace(plain, batch_norm=True, bidirectional=True)
+    params = M.init_params(spec, np.random.default_rng(0))
+    assert params["bn1.gamma"].shape == params["bn1.beta"].shape == (6,)
+    assert not any("running" in k for k in params)
+    state = M.init_state(spec)
+    assert set(state) == {"bn0.running_mean", "bn0.running_var", "bn1.running_mean", "bn1.running_var"}
+    assert state["bn0.running_mean"].dtype == np.float32 and state["bn1.running_var"].shape == (6,)
+    np.testing.assert_array_equal(state["bn0.running_var"], 1.0)
+    x = np.random.default_rng(1).standard_normal((2, 4, 2)).astype(np.float32)
+    with pytest.raises(ValueError, match="needs state"):
+        M.forward(spec, params, x)
+    with pytest.raises(ValueError, match="needs state"):
+        M.predict(spec, params, x)
+    y, cache = M.forward(spec, params, x, state=state)  # eval: the state comes back unchanged
+    for k in state:
+        np.testing.assert_array_equal(cache["new_state"][k], state[k])
+    np.testing.assert_allclose(M.predict(spec, params, x, batch_size=1, state=state), y, rtol=1e-6)
+    _, cache = M.forward(spec, params, x, train=True)  # train mode without state starts from init_state
+    assert set(cache["new_state"]) == set(state)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "none"])
+def test_batch_norm_eval_uses_the_running_statistics(pooling):
+    """Eval mode normalises with the state: a prediction does not depend on the rest of the batch."""
+    spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=4, output_size=2, num_layers=2, pooling=pooling,
+                       batch_norm=True)
+    rng = np.random.default_rng(0)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    state = _bn_state(spec, rng)
+    x = rng.standard_normal((4, 6, 2))
+    alone, _ = M.forward(spec, params, x[:1], state=state)
+    batch, _ = M.forward(spec, params, x, state=state)
+    np.testing.assert_allclose(batch[:1], alone, rtol=1e-12, atol=1e-12)
+    other = np.concatenate([x[:1], 5.0 + 3.0 * rng.standard_normal((3, 6, 2))])
+    np.testing.assert_allclose(M.forward(spec, params, other, state=state)[0][:1], alone, rtol=1e-12, atol=1e-12)
+    # the state is what is used: other running statistics, another prediction; train mode differs too
+    shifted = {k: v + 0.5 for k, v in state.items()}
+    assert not np.allclose(M.forward(spec, params, x[:1], state=shifted)[0], alone)
+    assert not np.allclose(M.forward(spec, params, x, train=True, state=state)[0], batch)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_batch_norm_running_statistics_follow_the_formula(masked):
+    """new = (1 - momentum) old + momentum batch (masked mean, unbiased var over the real steps), as PyTorch."""
+    from rnnlab.engine import norm
+
+    spec = M.ModelSpec(cell="lstm", input_size=3, hidden_size=4, output_size=1, pooling="mean", batch_norm=True)
+    rng = np.random.default_rng(2)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    state = _bn_state(spec, rng)
+    before = {k: v.copy() for k, v in state.items()}
+    B, T = 3, 5
+    x = rng.standard_normal((B, T, 3))
+    mask = _mask(B, T) if masked else None
+    _, cache = M.forward(spec, params, x, mask, train=True, state=state)
+    for k in state:  # the input dict is left alone
+        np.testing.assert_array_equal(state[k], before[k])
+    (h, _), _ = M.cell_module("lstm").forward(M._sub(params, M.layer_keys(0)), x, None, mask, reverse=False)
+    real = h[np.ones((B, T), bool) if mask is None else mask > 0]  # (n, H) the real steps only
+    assert len(real) == (15 if mask is None else 11)
+    mom = norm.DEFAULT_MOMENTUM
+    new = cache["new_state"]
+    np.testing.assert_allclose(new["bn0.running_mean"], (1 - mom) * before["bn0.running_mean"] + mom * real.mean(0),
+                               rtol=1e-12)
+    np.testing.assert_allclose(new["bn0.running_var"],
+                               (1 - mom) * before["bn0.running_var"] + mom * real.var(0, ddof=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "ln_lstm"])
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "attention"])
+def test_batch_norm_padding_never_changes_an_eval_prediction(cell, pooling):
+    spec = M.ModelSpec(cell=cell, input_size=2, hidden_size=4, output_size=1, bidirectional=True,
+                       pooling=pooling, num_layers=2, batch_norm=True)
+    rng = np.random.default_rng(0)
+    params = M.init_params(spec, rng, dtype=np.float64)
+    state = _bn_state(spec, rng)
+    x = rng.standard_normal((1, 6, 2))
+    padded = np.concatenate([x, rng.standard_normal((1, 3, 2))], axis=1)
+    mask = np.array([[1] * 6 + [0] * 3])
+    y_ref, _ = M.forward(spec, params, x, state=state)
+    y_pad, _ = M.forward(spec, params, padded, mask, state=state)
+    np.testing.assert_allclose(y_pad, y_ref, rtol=1e-12, atol=1e-12)

@@ -195,14 +195,14 @@ def _scripted_run(monkeypatch, tmp_path, *overrides):
     params the test evaluation used)."""
     rc = compose_and_validate([*FAST, "train.epochs=8", *overrides])
     real = trainer.evaluate
-    state = {"epoch_params": [], "test_params": None}
+    record = {"epoch_params": [], "test_params": None}
 
-    def fake(spec, params, split, loss_fn, batch_size, kind="regression"):
-        loss, pred = real(spec, params, split, loss_fn, batch_size, kind)
+    def fake(spec, params, split, loss_fn, batch_size, kind="regression", state=None):
+        loss, pred = real(spec, params, split, loss_fn, batch_size, kind, state=state)
         if split is data_holder["val"]:
-            state["epoch_params"].append({k: v.copy() for k, v in params.items()})
-            return VAL[len(state["epoch_params"]) - 1], pred
-        state["test_params"] = {k: v.copy() for k, v in params.items()}
+            record["epoch_params"].append({k: v.copy() for k, v in params.items()})
+            return VAL[len(record["epoch_params"]) - 1], pred
+        record["test_params"] = {k: v.copy() for k, v in params.items()}
         return loss, pred
 
     data_holder = {}
@@ -216,7 +216,7 @@ def _scripted_run(monkeypatch, tmp_path, *overrides):
     monkeypatch.setattr(trainer, "evaluate", fake)
     monkeypatch.setattr(trainer.registry, "load", load)
     summary = trainer.train(rc, tmp_path / "run")
-    return summary, state["epoch_params"], state["test_params"]
+    return summary, record["epoch_params"], record["test_params"]
 
 
 def _same(a, b):
