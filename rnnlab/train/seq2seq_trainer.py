@@ -40,6 +40,7 @@ from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import checkpoint
 from rnnlab.train.io import write_csv, write_json
+from rnnlab.train.selection import ModelSelection
 
 N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: sequences)
 
@@ -323,8 +324,8 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any
     rows: list[dict[str, Any]] = []
     lr_trace: list[float] = []
     history: list[float] = []
-    best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}}
-    stop_ref = {"value": math.inf, "epoch": 0}
+    best = ModelSelection(cfg.train.monitor, cfg.train.early_stopping_patience, cfg.train.early_stopping_min_delta,
+                          params)
     spec_dict = _SpecDict(spec)
     checkpoint.save(run_dir / "checkpoint", spec_dict, params, {**ckpt_meta, "epoch": 0})
     write_json(run_dir / "summary.json", summary)
@@ -388,18 +389,13 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any
                 rows.append(row)
                 history.append(val_loss)
                 _write_metrics(run_dir, rows)
-                score = -row["val_accuracy"] if cfg.train.monitor == "val_accuracy" else val_loss
-                if score < best["value"]:
-                    best = {"value": score, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()}}
+                if best.update(row, params):
                     checkpoint.save(run_dir / "checkpoint", spec_dict, params,
                                     {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss})
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"], val_accuracy=row.get("val_accuracy"),
                                    samples_per_s=row["samples_per_s"], rows=rows)
-                if score < stop_ref["value"] - cfg.train.early_stopping_min_delta:
-                    stop_ref = {"value": score, "epoch": epoch + 1}
-                patience = cfg.train.early_stopping_patience
-                if patience is not None and epoch + 1 - stop_ref["epoch"] >= patience:
-                    message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"
+                message = best.stop_message(epoch + 1)
+                if message:
                     break
     except Diverged as exc:
         status, message = "diverged", str(exc)
@@ -413,15 +409,15 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any
     if use_last:
         checkpoint.save(run_dir / "checkpoint_last", spec_dict, params, {**ckpt_meta, "epoch": len(rows)})
     else:
-        params = best["params"]
+        params = best.params
     summary.update(
         status=status,
         message=message,
         test_weights="last" if use_last else "best",
-        test_weights_epoch=len(rows) if use_last else best["epoch"],
+        test_weights_epoch=len(rows) if use_last else best.epoch,
         epochs_run=len(rows),
-        best_epoch=best["epoch"],
-        best_val_loss=None if not rows else rows[best["epoch"] - 1]["val_loss"] if best["epoch"] else None,
+        best_epoch=best.epoch,
+        best_val_loss=None if not rows else rows[best.epoch - 1]["val_loss"] if best.epoch else None,
         monitored_metric=cfg.train.monitor,
         final_train_loss=rows[-1]["train_loss"] if rows else None,
         final_val_loss=rows[-1]["val_loss"] if rows else None,

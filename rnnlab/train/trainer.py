@@ -34,6 +34,7 @@ from rnnlab.train import batches, checkpoint
 from rnnlab.train.io import write_csv, write_json
 from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
+from rnnlab.train.selection import ModelSelection
 
 TIMING_COLUMNS = ("seconds", "samples_per_s", "monitor_seconds")
 
@@ -274,9 +275,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     lr_trace: list[float] = []
     history: list[float] = []
-    best = {"value": math.inf, "epoch": 0, "params": {k: v.copy() for k, v in params.items()}, "state": state}
-    # Early stopping's reference: only an improvement by more than min_delta resets the patience.
-    stop_ref = {"value": math.inf, "epoch": 0}
+    best = ModelSelection(cfg.train.monitor, cfg.train.early_stopping_patience, cfg.train.early_stopping_min_delta,
+                          params, state)
     checkpoint.save(run_dir / "checkpoint", spec, params, {**ckpt_meta, "epoch": 0}, state)
     write_json(run_dir / "summary.json", summary)
 
@@ -330,7 +330,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
                     opt.step(params, grads, lr=lr)
-                    state = cache["new_state"]  # a new dict each step: best["state"] stays as it was
+                    state = cache["new_state"]  # a new dict each step: the best epoch's state stays as it was
                     lr_trace.append(lr)
                     step += 1
                     total += loss * len(idx)
@@ -362,12 +362,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                 rows.append(row)
                 history.append(val_loss)  # ReduceLROnPlateau follows the validation loss
                 _write_metrics(run_dir, rows)
-                # the monitored value, negated where higher is better, so lower is always better
-                score = -row["val_accuracy"] if cfg.train.monitor == "val_accuracy" else val_loss
-                improved = score < best["value"]
-                if improved:
-                    best = {"value": score, "epoch": epoch + 1, "params": {k: v.copy() for k, v in params.items()},
-                            "state": state}
+                if best.update(row, params, state):
                     checkpoint.save(
                         run_dir / "checkpoint", spec, params,
                         {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss,
@@ -376,11 +371,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
                                    val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
-                if score < stop_ref["value"] - cfg.train.early_stopping_min_delta:
-                    stop_ref = {"value": score, "epoch": epoch + 1}
-                patience = cfg.train.early_stopping_patience
-                if patience is not None and epoch + 1 - stop_ref["epoch"] >= patience:
-                    message = f"early stopping at epoch {epoch + 1} (best epoch {best['epoch']})"
+                message = best.stop_message(epoch + 1)
+                if message:
                     break
     except Diverged as exc:
         status, message = "diverged", str(exc)
@@ -398,17 +390,17 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     if use_last:
         checkpoint.save(run_dir / "checkpoint_last", spec, params, {**ckpt_meta, "epoch": len(rows)}, state)
     else:
-        params, state = best["params"], best["state"]
+        params, state = best.params, best.state
     summary.update(
         test_weights="last" if use_last else "best",
-        test_weights_epoch=len(rows) if use_last else best["epoch"],
+        test_weights_epoch=len(rows) if use_last else best.epoch,
     )
     summary.update(
         status=status,
         message=message,
         epochs_run=len(rows),
-        best_epoch=best["epoch"],
-        best_val_loss=None if not rows else rows[best["epoch"] - 1]["val_loss"],
+        best_epoch=best.epoch,
+        best_val_loss=None if not rows else rows[best.epoch - 1]["val_loss"],
         monitored_metric=cfg.train.monitor,
         final_train_loss=rows[-1]["train_loss"] if rows else None,
         final_val_loss=rows[-1]["val_loss"] if rows else None,

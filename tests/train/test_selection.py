@@ -1,0 +1,40 @@
+"""The best-epoch choice and early stopping shared by both training loops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab.train.selection import ModelSelection
+
+
+def _run(values, monitor="val_loss", patience=None, min_delta=0.0):
+    sel = ModelSelection(monitor, patience, min_delta, {"w": np.zeros(1)})
+    stopped = None
+    for epoch, v in enumerate(values, 1):
+        row = {"epoch": epoch, "val_loss": v, "val_accuracy": v}
+        sel.update(row, {"w": np.full(1, float(epoch))})
+        stopped = sel.stop_message(epoch)
+        if stopped:
+            break
+    return sel, stopped
+
+
+def test_best_epoch_and_its_weights_are_kept():
+    sel, _ = _run([0.9, 0.5, 0.7, 0.6])
+    assert sel.epoch == 2 and sel.params["w"][0] == 2.0
+
+
+def test_accuracy_is_maximised():
+    sel, _ = _run([0.6, 0.8, 0.7], monitor="val_accuracy")
+    assert sel.epoch == 2
+
+
+def test_patience_counts_from_the_last_improvement():
+    sel, msg = _run([0.9, 0.8, 0.81, 0.82, 0.7], patience=2)
+    assert msg == "early stopping at epoch 4 (best epoch 2)"
+
+
+def test_min_delta_decides_when_to_stop_not_which_epoch_is_best():
+    sel, msg = _run([0.8, 0.79, 0.78, 0.9], patience=2, min_delta=0.05)
+    assert msg == "early stopping at epoch 3 (best epoch 3)"
+    assert sel.epoch == 3
