@@ -9,6 +9,7 @@ when to stop but never which epoch is best (as in PyTorch Lightning).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -43,3 +44,17 @@ class ModelSelection:
         if self.patience is not None and epoch - self._ref_epoch >= self.patience:
             return f"early stopping at epoch {epoch} (best epoch {self.epoch})"
         return None
+
+    def tests_last(self, restore_best_weights: bool, status: str, epochs_run: int) -> bool:
+        """True when the last weights are tested (restore_best_weights=false), never after divergence."""
+        return not restore_best_weights and status != "diverged" and epochs_run > 0
+
+
+def record_stop(run_dir, summary: dict, status: str, message: str | None, epochs_run: int) -> None:
+    """Write a stopped run's status at once: the test evaluation that follows can take a while,
+    and a second signal during it must not leave summary.json saying "running"."""
+    from rnnlab.train.io import write_json
+
+    if status != "completed":
+        write_json(Path(run_dir) / "summary.json", {**summary, "status": status, "message": message,
+                                                    "epochs_run": epochs_run})

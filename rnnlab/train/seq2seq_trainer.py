@@ -40,7 +40,7 @@ from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import checkpoint
 from rnnlab.train.io import write_csv, write_json
-from rnnlab.train.selection import ModelSelection
+from rnnlab.train.selection import ModelSelection, record_stop
 
 N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: sequences)
 
@@ -401,11 +401,9 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any
         status, message = "diverged", str(exc)
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {len(rows)} completed epochs"
-    if status != "completed":
-        write_json(run_dir / "summary.json", {**summary, "status": status, "message": message,
-                                              "epochs_run": len(rows)})
+    record_stop(run_dir, summary, status, message, len(rows))
 
-    use_last = not cfg.train.restore_best_weights and status != "diverged" and bool(rows)
+    use_last = best.tests_last(cfg.train.restore_best_weights, status, len(rows))
     if use_last:
         checkpoint.save(run_dir / "checkpoint_last", spec_dict, params, {**ckpt_meta, "epoch": len(rows)})
     else:

@@ -34,7 +34,7 @@ from rnnlab.train import batches, checkpoint
 from rnnlab.train.io import write_csv, write_json
 from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
-from rnnlab.train.selection import ModelSelection
+from rnnlab.train.selection import ModelSelection, record_stop
 
 TIMING_COLUMNS = ("seconds", "samples_per_s", "monitor_seconds")
 
@@ -378,15 +378,11 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
         status, message = "diverged", str(exc)
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {len(rows)} completed epochs"
-    if status != "completed":
-        # Record the stop at once: the test evaluation below can take a while, and a second
-        # signal during it must not leave summary.json saying "running".
-        write_json(run_dir / "summary.json", {**summary, "status": status, "message": message,
-                                              "epochs_run": len(rows)})
+    record_stop(run_dir, summary, status, message, len(rows))
 
     # Evaluate the best (= checkpointed) weights on the test split, or with
     # train.restore_best_weights=false the last ones (never those of a diverged run).
-    use_last = not cfg.train.restore_best_weights and status != "diverged" and bool(rows)
+    use_last = best.tests_last(cfg.train.restore_best_weights, status, len(rows))
     if use_last:
         checkpoint.save(run_dir / "checkpoint_last", spec, params, {**ckpt_meta, "epoch": len(rows)}, state)
     else:

@@ -38,3 +38,22 @@ def test_min_delta_decides_when_to_stop_not_which_epoch_is_best():
     sel, msg = _run([0.8, 0.79, 0.78, 0.9], patience=2, min_delta=0.05)
     assert msg == "early stopping at epoch 3 (best epoch 3)"
     assert sel.epoch == 3
+
+
+def test_last_weights_only_when_asked_and_never_after_divergence():
+    sel, _ = _run([0.5, 0.6])
+    assert sel.tests_last(False, "completed", 2) and sel.tests_last(False, "interrupted", 2)
+    assert not sel.tests_last(True, "completed", 2)
+    assert not sel.tests_last(False, "diverged", 2) and not sel.tests_last(False, "completed", 0)
+
+
+def test_record_stop_writes_status_only_for_stopped_runs(tmp_path):
+    import json
+
+    from rnnlab.train.selection import record_stop
+
+    record_stop(tmp_path, {"status": "running", "seed": 0}, "completed", None, 3)
+    assert not (tmp_path / "summary.json").exists()
+    record_stop(tmp_path, {"status": "running", "seed": 0}, "interrupted", "interrupted after 3", 3)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert (s["status"], s["epochs_run"], s["seed"]) == ("interrupted", 3, 0)
