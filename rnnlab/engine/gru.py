@@ -44,8 +44,8 @@ Gate activations for monitoring, each a read-only (B, T, H) view indexed by inpu
 (values at padded steps are computed but unused): ``"r"`` reset gate, ``"z"`` update gate,
 ``"n"`` candidate state; ``"hs"`` the output and ``"states"`` (T+1, B, H) the carried
 states in ``lstm._slots``' layout (forward S[0] = h0, S[t+1] = h_t; reverse S[T] = h0,
-S[t] = h_t). Internals, feature-major: ``"gates"`` (T, 4H, B) rows [r | z | ghn | n] with
-ghn = W_hn h_{t-1} + b_hn, ``"hx"`` (T+1, H+1, B) the states with a row of ones,
+S[t] = h_t). Internals, feature-major: ``"gates"`` (T, 4H, B) rows [r | z | -2 ghn | n]
+with ghn = W_hn h_{t-1} + b_hn (scaled: see the notes below), ``"hx"`` (T+1, H+1, B) the states with a row of ones,
 ``"x"`` (D+1, T, B) the input with a row of ones, ``"mask"`` (T, 1, B) or None, ``"pad"``,
 ``"reverse"``.
 
@@ -53,13 +53,15 @@ Implementation notes (speed)
 ----------------------------
 The recurrence runs feature-major, as in lstm.py: a state is (H, B) and a step's product
 is W_hh (3H, H+1) @ [h; 1] (b_hn rides on the ones row), the operand layout in which
-OpenBLAS runs these skinny GEMMs 1.4-1.9x faster than (B, H) @ (H, 3H). The r and z
-rows are negated once per call so that sigmoid(a) = 1 / (1 + exp(-a)) is exp, +1,
-reciprocal on the product as computed. The forward pass projects a chunk's inputs with one
-GEMM over its (steps x batch) columns (biases ride on the ones row of x); BPTT computes a
-chunk's gate-derivative factors with a few vectorised calls, runs the recurrence (seven
-calls per step), then folds the chunk into the weight gradients and dx with GEMMs. Each
-call takes its buffers from one allocation (``rnn._carve``: fresh memory is expensive).
+OpenBLAS with two threads runs these skinny GEMMs 1.4-1.9x faster than (B, H) @ (H, 3H).
+The r and z rows are negated and the n rows scaled by -2 once per call, so that
+sigmoid(a) = 1 / (1 + exp(-a)) and tanh(a) = 2 / (1 + exp(-2a)) - 1 are exp and three
+cheap calls on the products as computed (float32 exp costs half of np.tanh). The forward
+pass projects a chunk's inputs with one GEMM over its (steps x batch) columns (biases
+ride on the ones row of x); BPTT computes a chunk's gate-derivative factors with a few
+vectorised calls, runs the recurrence (seven calls per step), then folds the chunk into
+the weight gradients and dx with GEMMs. Each call takes its buffers from one allocation
+(``rnn._carve``: fresh memory is expensive).
 """
 
 from __future__ import annotations
@@ -115,17 +117,19 @@ def forward(params, x, state0=None, mask=None, reverse=False):
 
     np.copyto(Xa[:D], xt.transpose(2, 0, 1), casting="unsafe")
     Xa[D] = 1
-    # Per call: r, z rows negated; the input weights carry the folded biases as a last
-    # column [b_ir + b_hr, b_iz + b_hz, b_in], the recurrent ones [0, 0, b_hn] (inside r * (...)).
-    sign = np.ones((H3, 1), dtype=dtype)
-    sign[:H2] = -1
-    np.multiply(W_ih, sign, out=WihS[:, :D])
+    # Per call: r, z rows scaled by -1 and n rows by -2 (one exp then gives the sigmoids
+    # and tanh(a) = 2 / (1 + exp(-2a)) - 1); the input weights carry the folded biases as a
+    # last column [b_ir + b_hr, b_iz + b_hz, b_in], the recurrent ones [0, 0, b_hn] (b_hn
+    # stays inside r * (...)).
+    scale = np.full((H3, 1), -1, dtype=dtype)
+    scale[H2:] = -2
+    np.multiply(W_ih, scale, out=WihS[:, :D])
     np.copyto(WihS[:, D], b_ih)
     WihS[:H2, D] += b_hh[:H2]
-    WihS[:H2, D] *= -1
-    np.multiply(W_hh, sign, out=WhhS[:, :H])
+    WihS[:, D] *= scale[:, 0]
+    np.multiply(W_hh, scale, out=WhhS[:, :H])
     WhhS[:H2, H] = 0
-    WhhS[H2:, H] = b_hh[H2:]
+    np.multiply(b_hh[H2:], scale[H2:, 0], out=WhhS[H2:, H])
 
     HX[:, H] = 1
     if h0 is None:
@@ -134,7 +138,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
         np.copyto(HX[s0, :H], h0.T, casting="unsafe")
     off_prev = 1 if reverse else 0  # step t reads HX[t + off_prev], writes HX[t + off_out]
     off_out = 0 if reverse else 1
-    one = dtype.type(1)
+    one, two = dtype.type(1), dtype.type(2)
     skip = h0 is None  # first step from a zero state: the recurrent product is its bias column
     with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
         for t0, t1, steps in _bptt_chunks(T, K, not reverse):  # chunks in processing order
@@ -157,8 +161,11 @@ def forward(params, x, state0=None, mask=None, reverse=False):
                 np.add(rz, one, out=rz)
                 np.divide(one, rz, out=rz)
                 np.multiply(gn, r, out=n)
-                np.add(n, xp[H2:], out=n)
-                np.tanh(n, out=n)
+                np.add(n, xp[H2:], out=n)  # -2 a_n
+                np.exp(n, out=n)
+                np.add(n, one, out=n)
+                np.divide(two, n, out=n)
+                np.subtract(n, one, out=n)  # tanh(a_n)
                 np.subtract(hp[:H], n, out=tmp)  # h' = n + z * (h - n)
                 np.multiply(tmp, z, out=tmp)
                 np.add(tmp, n, out=ho)
@@ -237,9 +244,10 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         r, z, gn, n = Gc[:, :H], Gc[:, H:H2], Gc[:, H2:H3], Gc[:, H3:]
         h_prev = HX[t0 + off_prev : t1 + off_prev, :H]
         f_rr, f_z, f_n, oz = Fr[:kk], F2[:kk, 0], F2[:kk, 1], omz[:kk]
-        np.subtract(one, r, out=f_rr)
+        np.subtract(r, one, out=f_rr)
         f_rr *= r
-        f_rr *= gn
+        f_rr *= gn  # gn holds -2 ghn (see forward)
+        f_rr *= dtype.type(0.5)
         np.subtract(one, z, out=oz)
         np.subtract(h_prev, n, out=f_z)
         f_z *= z
