@@ -72,6 +72,41 @@ def train(ctx: typer.Context) -> None:
     raise typer.Exit(run(list(ctx.args)))
 
 
+CV_HELP = """Cross-validate one config: every fold is a training run (a Hydra multirun over cv.fold=0..k-1).
+
+[bold]Usage:[/bold] rnnlab cv [HYDRA FLAGS] [KEY=VALUE ...]
+
+Arguments are the same overrides as for `rnnlab train`, plus the cv.* keys: cv.k (folds, default 5), \
+cv.strategy (auto | kfold | stratified | expanding | sliding; auto = expanding for forecasting series, \
+stratified for classification, else kfold), cv.shuffle, cv.gap (windows left out between train and \
+validation; default n_out - 1 for forecasting), cv.val_size, cv.max_train_size. The folds re-split \
+train + val; the test split stays the same in every fold.
+
+  rnnlab cv cv.k=5 train.epochs=10
+
+  rnnlab cv cv.strategy=sliding cv.k=4 cv.gap=5 data.n_out=5
+
+  rnnlab cv data=seqfile data.path=my_sequences.csv cv.strategy=stratified
+
+  rnnlab cv cv.k=4 hydra/launcher=joblib hydra.launcher.n_jobs=2     (folds in parallel)
+
+  rnnlab cv name=lstm_baseline arch=lstm optim.lr=0.003
+
+Writes outputs/cv/<timestamp>[_<name>]/: the fold run folders 0/, 1/, ..., cv_results.csv (one row \
+per fold, then mean and std over the completed folds), cv_summary.json and, with train.plots, \
+cv_folds.png, cv_loss.png and cv_predictions.png. A failed or diverged fold is listed and left out \
+of the mean. Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 interrupted. \
+`rnnlab compare outputs/cv/<timestamp>` compares the folds.
+"""
+
+
+@app.command(context_settings=HYDRA_ARGS, help=CV_HELP)
+def cv(ctx: typer.Context) -> None:
+    from rnnlab.commands.cv import run
+
+    raise typer.Exit(run(list(ctx.args)))
+
+
 REPORT_HELP = """Write RUN_DIR/report.html: one self-contained page (images embedded, no external resources).
 
 It shows the status (a clearly marked partial report for diverged, interrupted or failed runs), \
@@ -149,6 +184,71 @@ def compare(
     from rnnlab.commands.compare import run
 
     raise typer.Exit(run(inputs, by=by, metric=metric, output=output, use_ensemble=ensemble))
+
+
+SEARCH_HELP = """Hyper-parameter search with Optuna: each trial is a training run in outputs/search/STUDY/trial_NNNN/.
+
+[bold]Usage:[/bold] rnnlab search [SPACE] [--param KEY=SPEC ...] [OPTIONS] [KEY=VALUE ...]
+
+SPACE is a file in conf/search/ (sine_small, adding_memory) or a path to a YAML file with objective, \
+params and overrides. --param adds or replaces a parameter: float:LOW:HIGH, float:LOW:HIGH:log, \
+float:LOW:HIGH:STEP, int:LOW:HIGH, int:LOW:HIGH:log, int:LOW:HIGH:STEP, choice:A,B,C. A KEY is a config \
+key (optim.lr) or a group (arch, optim). KEY=VALUE overrides apply to every trial.
+
+  rnnlab search sine_small --n-trials 12       (the same command again adds trials to the study)
+
+  rnnlab search --param optim.lr=float:1e-4:1e-1:log --param arch=choice:rnn,lstm,gru --study-name lr_cell \
+train.epochs=5
+
+  rnnlab search --sampler grid --param arch=choice:rnn,gru --param arch.hidden_size=int:16:64:16 --study-name grid
+
+  rnnlab search sine_small --sampler cmaes --pruner hyperband --study-name sine_cma
+
+  rnnlab search sine_small --metric val_r2 --n-jobs 2 --study-name sine_r2     (maximised; 2 worker processes)
+
+  rnnlab search sine_small --storage sqlite:////tmp/sine.db --study-name sine --seed 1   (and --seed 2 \
+in a second terminal: two workers, one study)
+
+  rnnlab train -cd outputs/search/sine_small experiment=best     (train the best trial again)
+
+Objective: any number of summary.json (val_loss = best epoch's validation loss, test_mse, val_accuracy, \
+...), minimised or maximised (inferred from the name, or --direction). Poor trials are pruned from \
+their per-epoch validation metric (--pruner median|hyperband|none). The study lives in \
+sqlite:///outputs/search/STUDY/study.db: the same command again adds --n-trials more trials; \
+several processes given the same --storage and --study-name share the study. Ctrl-C stops cleanly. \
+The folder gets trials.csv, search_summary.json, best_config.yaml, experiment/best.yaml, \
+optimization_history.png and param_importances.png. For a plain grid over config values, \
+Hydra's multirun also works: rnnlab train -m arch=rnn,lstm optim.lr=0.01,0.001.
+"""
+
+
+@app.command(context_settings=HYDRA_ARGS, help=SEARCH_HELP)
+def search(
+    ctx: typer.Context,
+    space: str = typer.Argument(None, metavar="[SPACE]", help="A conf/search name or a YAML file.", show_default=False),
+    param: Annotated[list[str], typer.Option("--param", help="KEY=SPEC, repeatable (see above).")] = None,
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, grid or cmaes."),
+    n_trials: int = typer.Option(None, "--n-trials",
+                                 help="New trials (default: 20; grid: the points not run yet; 0: only the outputs)."),
+    timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
+    metric: str = typer.Option(None, "--metric", help="Objective from summary.json (default: val_loss)."),
+    direction: str = typer.Option(None, "--direction", help="minimize or maximize (default: from the metric's name)."),
+    pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
+    pruner_startup: int = typer.Option(5, "--pruner-startup", help="Median: completed trials before pruning."),
+    pruner_warmup: int = typer.Option(2, "--pruner-warmup", help="Median: epochs every trial trains."),
+    n_jobs: int = typer.Option(1, "--n-jobs", help="Worker processes on this machine."),
+    storage: str = typer.Option(None, "--storage", help="Optuna RDB URL (default: sqlite in the study folder)."),
+    study_name: str = typer.Option(None, "--study-name", help="Study name (default: the SPACE name, or 'search')."),
+    output: str = typer.Option(None, "--output", help="Study folder (default: outputs/search/STUDY)."),
+    seed: int = typer.Option(None, "--seed", help="Seeds the sampler (default: the trials' seed=...)."),
+) -> None:
+    from rnnlab.commands.search import SearchOptions, run
+
+    raise typer.Exit(run(SearchOptions(
+        space=space, params=list(param or []), args=list(ctx.args), sampler=sampler, n_trials=n_trials,
+        timeout=timeout, metric=metric, direction=direction, pruner=pruner, pruner_startup=pruner_startup,
+        pruner_warmup=pruner_warmup, n_jobs=n_jobs, storage=storage, study_name=study_name, output=output,
+        seed=seed)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -255,6 +255,43 @@ class MonitorConf:
         return bool(self.every_n_steps or self.time_gradients or self.weights or self.states or self.histograms)
 
 
+CV_STRATEGIES = ("auto", "kfold", "stratified", "expanding", "sliding")
+
+
+@dataclass
+class CvConf:
+    """Cross-validation (rnnlab cv; rnnlab/data/folds.py). fold null = the ordinary train/val/test split."""
+
+    fold: int | None = None
+    k: int = 5
+    # auto: expanding for forecasting series, stratified for one class label per sequence, else kfold.
+    strategy: str = "auto"
+    shuffle: bool = True
+    # Samples left out between train and val (time-series strategies); null = n_out - 1 for forecasting windows.
+    gap: int | None = None
+    # Time-series strategies: samples in each validation block (null = n // (k + 1)) and the most in a
+    # training block (null: all before the block for expanding, the first fold's size for sliding).
+    val_size: int | None = None
+    max_train_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("cv.strategy", self.strategy, CV_STRATEGIES)
+        _at_least("cv.k", self.k, 2)
+        if self.fold is not None and not 0 <= self.fold < self.k:
+            raise ValueError(f"cv.fold must be in 0..{self.k - 1} for cv.k={self.k} (got {self.fold})")
+        if self.gap is not None:
+            _at_least("cv.gap", self.gap, 0)
+        for key in ("val_size", "max_train_size"):
+            if getattr(self, key) is not None:
+                _at_least(f"cv.{key}", getattr(self, key), 1)
+        if self.strategy in ("kfold", "stratified"):
+            given = [f"cv.{key}" for key in ("gap", "val_size", "max_train_size") if getattr(self, key)]
+            if given:
+                verb = "applies" if len(given) == 1 else "apply"
+                raise ValueError(f"{' and '.join(given)} {verb} to cv.strategy expanding or sliding "
+                                 f"(got {self.strategy})")
+
+
 @dataclass
 class WindowConf:
     """Forecasting windows shared by the series data sets: n_in steps in, n_out out, time-ordered splits."""

@@ -17,10 +17,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, MonitorConf, RegConf, TrainConf
+from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, MonitorConf, RegConf, TrainConf
 
 GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment")
-TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "hydra"}
+TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "hydra"}
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,7 @@ class RunConfig:
     optim: dict[str, Any]
     sched: dict[str, Any]
     monitor: MonitorConf = dataclasses.field(default_factory=MonitorConf)
+    cv: CvConf = dataclasses.field(default_factory=CvConf)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +51,7 @@ class RunConfig:
             "optim": self.optim,
             "sched": self.sched,
             "monitor": dataclasses.asdict(self.monitor),
+            "cv": dataclasses.asdict(self.cv),
         }
 
 
@@ -161,6 +163,7 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"unknown data '{data_name}' (choose from: {', '.join(DATA_SCHEMAS)})")
     data = _typed(DATA_SCHEMAS[data_name], cfg.data, "data")
     monitor = _typed(MonitorConf, cfg.monitor, "monitor") if cfg.get("monitor") is not None else MonitorConf()
+    cv = _typed(CvConf, cfg.cv, "cv") if cfg.get("cv") is not None else CvConf()
 
     optim = _group_dict(cfg, "optim")
     sched = _group_dict(cfg, "sched")
@@ -182,4 +185,5 @@ def validate(cfg: DictConfig) -> RunConfig:
         optim=optim,
         sched=sched,
         monitor=monitor,
+        cv=cv,
     )

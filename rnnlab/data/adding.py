@@ -34,7 +34,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     train = make(cfg.n_train, cfg.length, rng, dtype)
     val = make(cfg.n_val, cfg.length, rng, dtype)
     test = make(cfg.n_test, cfg.length, rng, dtype)
-    mean = {k: np.ones((len(s), 1)) for k, s in (("val", val), ("test", test))}
+    mean = {k: np.ones((len(s), 1)) for k, s in (("train", train), ("val", val), ("test", test))}
     return TaskData(
         kind="regression", train=train, val=val, test=test, input_size=2, output_size=1,
         default_loss="mse", baselines={"predict_mean": mean},

@@ -17,9 +17,14 @@ LOADERS = {
 }
 
 
-def load(cfg, rng, dtype):
+def load(cfg, rng, dtype, cv=None, seed: int = 0):
+    """The data set of `cfg`; with `cv.fold` set, its train/val re-split into that fold (folds.py, seeded)."""
     module, _, fn = LOADERS[cfg.name].partition(":")
     data = getattr(importlib.import_module(module), fn or "load")(cfg, rng, dtype)
+    if cv is not None and cv.fold is not None:  # before as_recursive, which keeps one-step train targets
+        from rnnlab.data.folds import resplit
+
+        data = resplit(data, cv, seed, cfg.name)
     if getattr(cfg, "strategy", "direct") == "recursive":
         from rnnlab.data.windows import as_recursive
 

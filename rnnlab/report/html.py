@@ -51,8 +51,10 @@ DASHBOARD_LABELS = {
     "oscillation": "oscillation (≥ 3 direction changes in the last 6 epochs)",
     "epochs_to_best": "epochs to best",
 }
-STATUS_CLASS = {"completed": "ok", "diverged": "bad", "failed": "bad", "interrupted": "warn", "running": "warn"}
+STATUS_CLASS = {"completed": "ok", "diverged": "bad", "failed": "bad", "interrupted": "warn", "running": "warn",
+                "pruned": "warn"}
 STATUS_NOTE = {
+    "pruned": "the run was stopped early by rnnlab search's pruner (its validation metric trailed the other trials)",
     "diverged": "the run diverged (its loss turned NaN/inf) and stopped early",
     "interrupted": "the run was interrupted (Ctrl-C or SIGTERM) before it finished",
     "failed": "the run failed",
@@ -270,7 +272,7 @@ def _banner(status: str, summary: dict | None) -> str:
         what = STATUS_NOTE.get(status, f"the run's status is '{status}'")
     msg = summary.get("message") if summary else None
     detail = f"<br>{_e(msg)}" if msg else ""
-    cls = "banner warn" if status in ("interrupted", "running") else "banner"
+    cls = "banner warn" if status in ("interrupted", "running", "pruned") else "banner"
     return (f'<div class="{cls}" id="partial"><strong>Partial report:</strong> {_e(what)}. '
             f"It shows what the run folder holds.{detail}</div>")
 

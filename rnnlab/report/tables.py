@@ -18,7 +18,8 @@ def _fmt(v: Any) -> str:
 def summary_table(summary: dict[str, Any]) -> Table:
     """Model against baselines on val and test, plus the run's vital signs."""
     status = summary.get("status", "?")
-    colour = {"completed": "green", "diverged": "red", "interrupted": "yellow", "failed": "red"}.get(status, "white")
+    colour = {"completed": "green", "diverged": "red", "interrupted": "yellow", "pruned": "yellow",
+              "failed": "red"}.get(status, "white")
     table = Table(title=f"Run summary: [{colour}]{status}[/]", title_justify="left")
     table.add_column("model / baseline")
     table.add_column("split")

@@ -278,8 +278,9 @@ def _attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded, run_dir: Path, plots
     return out
 
 
-def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any]:
-    """Train the encoder-decoder on a Seq2SeqTask; writes the run folder's files and returns the summary."""
+def train_seq2seq(cfg, data, run_dir: str | Path, console=None, epoch_hook=None) -> dict[str, Any]:
+    """Train the encoder-decoder on a Seq2SeqTask; writes the run folder's files and returns the summary.
+    epoch_hook: as in trainer.train (a returned message stops the run as "pruned")."""
     from rnnlab.train.trainer import Diverged, _blas_threads, _sigterm_as_interrupt, _versions
 
     check_config(cfg, data)
@@ -394,6 +395,10 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None) -> dict[str, Any
                                     {**ckpt_meta, "epoch": epoch + 1, "val_loss": val_loss})
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"], val_accuracy=row.get("val_accuracy"),
                                    samples_per_s=row["samples_per_s"], rows=rows)
+                stop = epoch_hook(epoch + 1, row) if epoch_hook is not None else None
+                if stop:
+                    status, message = "pruned", str(stop)
+                    break
                 message = best.stop_message(epoch + 1)
                 if message:
                     break

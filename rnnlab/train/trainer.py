@@ -4,8 +4,9 @@ One epoch: shuffle, mini-batches of [mixup] -> forward -> loss (+ L1/L2 penaltie
 backward -> [gradient noise] -> clip -> step, then evaluation on the validation split.
 After every epoch the metrics so far are written (atomically), and the checkpoint when
 the monitored metric improved. A loss or gradient that turns NaN/inf stops the run as
-`diverged`; Ctrl-C or SIGTERM stops it as `interrupted`; either way the last good
-checkpoint, the metrics so far and `summary.json` stay on disk.
+`diverged`; Ctrl-C or SIGTERM stops it as `interrupted`; an `epoch_hook` (rnnlab search's
+pruner) as `pruned`; either way the last good checkpoint, the metrics so far and
+`summary.json` stay on disk.
 """
 
 from __future__ import annotations
@@ -211,19 +212,23 @@ def accuracy(kind: str, split, out: np.ndarray) -> float:
     return float(np.mean(pred == y))
 
 
-def train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
-    """Train one model; writes the run folder's files and returns the summary dict."""
+def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -> dict[str, Any]:
+    """Train one model; writes the run folder's files and returns the summary dict.
+
+    epoch_hook(epoch, row), if given, is called after each epoch's row is recorded (1-based epoch);
+    a returned message stops the run cleanly with status "pruned" (rnnlab search's pruner uses it).
+    """
     if cfg.train.blas_threads is None:
-        return _train(cfg, run_dir, console)
+        return _train(cfg, run_dir, console, epoch_hook)
     from threadpoolctl import threadpool_limits
 
     # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
     # another process holds a core (every GEMM then waits for the descheduled thread).
     with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
-        return _train(cfg, run_dir, console)
+        return _train(cfg, run_dir, console, epoch_hook)
 
 
-def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
+def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -> dict[str, Any]:
     run_dir = Path(run_dir)
     t_start = time.perf_counter()
     keep_freed_memory()
@@ -233,11 +238,11 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
     seeds = np.random.SeedSequence(cfg.seed).spawn(6)
     data_rng, init_rng, shuffle_rng, drop_rng, noise_rng, mixup_rng = (np.random.default_rng(s) for s in seeds)
 
-    data = registry.load(cfg.data, data_rng, dtype)
+    data = registry.load(cfg.data, data_rng, dtype, cv=cfg.cv, seed=cfg.seed)  # cv.fold: one CV fold
     if registry.is_seq2seq(data) or cfg.arch.attention != "none":  # encoder-decoder (refuses other data)
         from rnnlab.train.seq2seq_trainer import train_seq2seq
 
-        return train_seq2seq(cfg, data, run_dir, console)
+        return train_seq2seq(cfg, data, run_dir, console, epoch_hook)
     spec = build_spec(cfg, data)
     params = M.init_params(spec, init_rng, dtype=dtype)
     state = M.init_state(spec, dtype)  # BatchNorm running statistics ({} without arch.batch_norm)
@@ -371,6 +376,10 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None) -> dict[str, Any]:
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
                                    val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
+                stop = epoch_hook(epoch + 1, row) if epoch_hook is not None else None
+                if stop:
+                    status, message = "pruned", str(stop)
+                    break
                 message = best.stop_message(epoch + 1)
                 if message:
                     break

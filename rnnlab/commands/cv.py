@@ -1,0 +1,251 @@
+"""`rnnlab cv`: cross-validate one config: a real Hydra multirun over cv.fold=0..k-1, then the fold table.
+
+Before anything runs the overrides are validated as for `rnnlab train`, and the data set is
+loaded once here to cut the folds (rnnlab/data/folds.py), so a fold count the data cannot hold
+or a strategy that does not fit it is one line and exit code 2. Each fold is then an ordinary
+training run (the train command's Hydra task) in <sweep>/<fold>/, whose data loader re-splits
+train + val into that fold. Afterwards the folds' summary.json files give the table
+(Rich and cv_results.csv, with mean and std over the completed folds), cv_summary.json and,
+with train.plots, cv_folds.png, cv_loss.png and cv_predictions.png in the sweep folder.
+
+Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from rnnlab.commands import hydra_bridge as hb
+from rnnlab.config.validate import ConfigError
+
+SWEEP_ROOT = Path("outputs/cv")
+# One fold stopped by Ctrl-C stops the rest of an in-process (basic launcher) sweep.
+_stopped = False
+
+
+# ----------------------------------------------------------------------------- the Hydra task (one fold)
+
+
+def task(cfg) -> None:
+    """Train one fold (the train command's task), then add the fold's `cv` entry to its summary.json."""
+    global _stopped
+    from hydra.core.hydra_config import HydraConfig
+
+    from rnnlab.commands import train as train_cmd
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if _stopped:
+        _skip(run_dir, list(HydraConfig.get().overrides.task))
+        return
+    try:
+        train_cmd.task(cfg)
+    finally:
+        status = _add_cv_entry(run_dir, cfg)
+        _stopped = _stopped or status == "interrupted"
+
+
+def _skip(run_dir: Path, overrides: list[str]) -> None:
+    from rnnlab.train.io import write_json
+
+    message = "not run: an earlier fold was interrupted"
+    write_json(run_dir / "summary.json", {"status": "interrupted", "message": message, "run_dir": str(run_dir)})
+    hb.report_result({"run_dir": str(run_dir), "status": "interrupted", "overrides": overrides, "message": message})
+
+
+def _add_cv_entry(run_dir: Path, cfg) -> str | None:
+    """summary.json gets `cv` (from the data's meta in checkpoint/model.json); returns the fold's status."""
+    from rnnlab.train.io import write_json
+
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    entry = {"fold": cfg.cv.fold, "k": cfg.cv.k, "strategy": cfg.cv.strategy}
+    try:
+        entry = json.loads((run_dir / "checkpoint" / "model.json").read_text())["data"]["cv"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # the run stopped before its data was loaded: the config's fold only
+    summary["cv"] = entry
+    write_json(run_dir / "summary.json", summary)
+    return summary.get("status")
+
+
+def _hydra_main():
+    import hydra
+
+    hb.register_resolvers()
+    return hydra.main(config_path="pkg://rnnlab.conf", config_name="config", version_base="1.3")(task)
+
+
+# ----------------------------------------------------------------------------- before launching
+
+
+def _check_overrides(overrides: list[str]) -> None:
+    """cv.fold is ours to sweep; other sweeps are refused (one config per cross-validation)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException:
+        return  # compose_and_validate explains parse errors
+    for o in parsed:
+        key = o.get_key_element()
+        if key == "cv.fold":
+            raise ConfigError("rnnlab cv runs every fold itself: drop cv.fold (train one fold with "
+                              "rnnlab train cv.fold=N)")
+        if o.is_sweep_override() and not key.startswith(("hydra.", "hydra/")):
+            raise ConfigError(f"rnnlab cv cross-validates one config, but {o.input_line} is a sweep: run "
+                              "rnnlab cv once per value")
+
+
+def plan_folds(rc):
+    """(data, resolved strategy, folds) of a validated RunConfig; the data is loaded as a fold's trainer does."""
+    import numpy as np
+
+    from rnnlab.data import folds as F
+    from rnnlab.data import registry
+
+    # The trainer's data stream is child 0 of SeedSequence(seed): the same series and splits as every fold.
+    data_rng = np.random.default_rng(np.random.SeedSequence(rc.seed).spawn(1)[0])
+    data = registry.load(rc.data, data_rng, np.dtype(rc.train.dtype))
+    strategy, folds = F.plan(data, rc.cv, rc.seed, rc.data.name)
+    return data, strategy, folds
+
+
+def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]:
+    """The sweep folder, and the override that sets it unless the user gave hydra.sweep.dir."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
+    if given:
+        return Path(given[-1]), []
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S") + (f"_{name}" if name else "")
+    sweep = SWEEP_ROOT / stamp
+    return sweep, [f"hydra.sweep.dir={sweep}"]
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def run(args: list[str], console: Console | None = None) -> int:
+    """Entry point behind the Typer command; returns the process exit code."""
+    from rnnlab.data.base import DataError
+
+    console = console or Console(stderr=True)
+    try:
+        flags, overrides = hb.split_args(args)
+        if set(flags) & hb.INFO_FLAGS:  # --cfg, --info: print, run nothing
+            from rnnlab.commands.train import run as train_run
+
+            return train_run(args, console)
+        _check_overrides(overrides)
+        rc = hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
+        data, strategy, folds = plan_folds(rc)
+    except (ConfigError, DataError) as exc:
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+        return 2
+    sweep, extra = _sweep_dir(overrides, rc.name)
+    flags = ["-m", *(f for f in flags if f not in ("-m", "--multirun"))]
+    fold_sweep = "cv.fold=" + ",".join(str(f.index) for f in folds)
+    console.print(f"[bold]rnnlab cv[/]: {len(folds)} folds ({strategy}) of data '{escape(rc.data.name)}' "
+                  f"into {escape(str(sweep))}/")
+    hydra_code = 0
+    with hb.results_file() as results:
+        try:
+            hb.launch(_hydra_main(), "rnnlab cv", flags, [*overrides, fold_sweep, *extra])
+        except SystemExit as exc:  # Hydra's own error (printed), or a job's bug re-raised after every fold ran
+            hydra_code = exc.code if isinstance(exc.code, int) else 1
+        records = hb.read_results(results)
+    if not records and hydra_code:
+        return hydra_code
+    run_dirs = _fold_dirs(records, sweep, len(folds))
+    if run_dirs:
+        sweep = Path(next(iter(run_dirs.values()))).parent
+    return _report(rc, data, strategy, folds, run_dirs, records, sweep, overrides, console)
+
+
+def _fold_dirs(records: list[dict], sweep: Path, k: int) -> dict[int, str]:
+    """Fold index -> run folder, from the jobs' records (their cv.fold override); else <sweep>/<fold>."""
+    out: dict[int, str] = {}
+    for r in records:
+        for o in r.get("overrides", []):
+            if o.startswith("cv.fold="):
+                out[int(o.split("=", 1)[1])] = r["run_dir"]
+    for i in range(k):
+        out.setdefault(i, str(sweep / str(i)))
+    return dict(sorted(out.items()))
+
+
+def _read_summary(run_dir: str) -> dict:
+    try:
+        s = json.loads((Path(run_dir) / "summary.json").read_text())
+        return s if isinstance(s, dict) else {"status": "unreadable summary"}
+    except FileNotFoundError:
+        return {"status": "missing"}
+    except (OSError, ValueError):
+        return {"status": "unreadable summary"}
+
+
+def _report(rc, data, strategy, folds, run_dirs, records, sweep: Path, overrides, console) -> int:
+    from rnnlab.data import folds as F
+    from rnnlab.report import cv_results as R
+    from rnnlab.train.io import write_csv, write_json
+
+    k = len(folds)
+    summaries = {i: _read_summary(d) for i, d in run_dirs.items()}
+    plan = {f.index: F.describe(f, k, strategy) for f in folds}
+    rows = [R.fold_row(i, summaries[i], plan[i]) for i in range(k)]
+    mean, std = R.aggregate(rows)
+    write_csv(sweep / "cv_results.csv", R.results_frame(rows, mean, std))
+    failed = [r["fold"] for r in rows if r["status"] != "completed"]
+    out: dict[str, Any] = {
+        "k": k, "strategy": strategy, "gap": F.resolve_gap(rc.cv, data, strategy), "seed": rc.seed,
+        "data": rc.data.name, "overrides": overrides, "sweep_dir": str(sweep),
+        "n_completed": k - len(failed), "failed_folds": failed,
+        "n_dev": len(data.train) + len(data.val), "n_test": len(data.test),
+        "mean": mean, "std": std,
+        "folds": [{**r, "run_dir": run_dirs[r["fold"]], "cv": summaries[r["fold"]].get("cv") or plan[r["fold"]],
+                   "message": summaries[r["fold"]].get("message")} for r in rows],
+    }
+    plots = _plots(rc, data, strategy, folds, out["folds"], sweep) if rc.train.plots else []
+    out["plots"] = [p.name for p in plots]
+    write_json(sweep / "cv_summary.json", out)
+    title = f"Cross-validation: {k} folds ({strategy}) of data '{rc.data.name}'"
+    console.print(R.results_table(rows, mean, std, escape(title)))
+    for r in out["folds"]:
+        if r["status"] != "completed" and r.get("message"):
+            console.print(f"fold {r['fold']} {r['status']}: {escape(str(r['message']))}", soft_wrap=True)
+    console.print(f"written: {escape(str(sweep))}/cv_results.csv, cv_summary.json"
+                  + "".join(f", {p.name}" for p in plots))
+    return _exit_code(records, rows)
+
+
+def _plots(rc, data, strategy, folds, fold_rows, sweep: Path) -> list[Path]:
+    from rnnlab.report import cv_plots
+
+    made = [cv_plots.folds_plot(folds, len(data.train) + len(data.val), len(data.test), strategy,
+                                sweep / "cv_folds.png")]
+    for fn, name in ((cv_plots.loss_grid, "cv_loss.png"), (cv_plots.predictions_grid, "cv_predictions.png")):
+        path = fn(fold_rows, sweep / name)
+        if path is not None:
+            made.append(path)
+    return made
+
+
+def _exit_code(records: list[dict], rows: list[dict]) -> int:
+    if any(r.get("bad_input") for r in records):
+        return 2
+    statuses = {r["status"] for r in rows}
+    if "interrupted" in statuses:
+        return 130
+    return 0 if statuses == {"completed"} else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(sys.argv[1:]))
