@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import signal
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 SQLITE_TIMEOUT_S = 60  # workers wait this long for sqlite's write lock instead of failing at once
 HEARTBEAT_S, GRACE_S = 30, 120  # a trial whose worker died (SIGKILL, power) is failed after GRACE_S
+STORAGE_ATTEMPTS = 5  # opening the storage (see open_storage)
 
 
 @dataclass
@@ -50,13 +52,20 @@ def open_storage(url: str):
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    try:
-        with warnings.catch_warnings():  # the heartbeat is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
-    except Exception as exc:  # SQLAlchemy's errors for bad URLs, missing drivers, unreachable servers
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SearchError(f"cannot open storage {url}: {first}") from None
+    # Two workers opening a new database at the same moment race to create its schema; the
+    # loser gets an IntegrityError (or "database is locked") and succeeds when it tries again.
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # the heartbeat is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
+        except Exception as exc:  # SQLAlchemy's errors for bad URLs, missing drivers, unreachable servers
+            racing = type(exc).__name__ in ("IntegrityError", "OperationalError")
+            if racing and attempt + 1 < STORAGE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SearchError(f"cannot open storage {url}: {first}") from None
 
 
 def sampler_seed(seed: int, n_existing: int, worker: int) -> int:
