@@ -140,6 +140,15 @@ def test_by_numeric_key(sweep, tmp_path):
     assert list(g["mean"]) == sorted(g["mean"])
 
 
+def test_by_config_group_uses_the_chosen_option(sweep, tmp_path):
+    """--by arch groups by Hydra's choice (gru, lstm), not by the whole arch dict; same groups as arch.cell here."""
+    by_group = compare([str(sweep)], by="arch", output=tmp_path / "g")["groups"]
+    by_cell = compare([str(sweep)], by="arch.cell", output=tmp_path / "c")["groups"]
+    assert sorted(by_group["value"]) == ["gru", "lstm"] and list(by_group["n"]) == [3, 3]
+    assert list(by_group["value"]) == list(by_cell["value"])
+    np.testing.assert_array_equal(by_group["mean"], by_cell["mean"])
+
+
 def test_ensemble_regression_matches_hand_computation(sweep, tmp_path, capsys):
     runs = [sweep / "0", sweep / "1"]  # the same seed: the same test set
     assert run([str(p) for p in runs], use_ensemble=True, output=tmp_path / "c") == 0

@@ -153,7 +153,7 @@ def test_mean_and_std_skip_failed_folds():
                                      "regression (use kfold, expanding or sliding)"),
         (["cv.fold=1"], "rnnlab cv runs every fold itself: drop cv.fold (train one fold with rnnlab train cv.fold=N)"),
         (["arch=rnn,lstm"], "rnnlab cv cross-validates one config, but arch=rnn,lstm is a sweep: run rnnlab cv once "
-                            "per value"),
+                            "per value, then rnnlab compare outputs/cv --by arch"),
         (["cv.strategy=kfold", "cv.gap=2"], "cv.gap applies to cv.strategy expanding or sliding (got kfold)"),
         (["optim.lr=abc"], "optim.lr: Value 'abc' could not be converted to Float"),
     ],

@@ -53,6 +53,8 @@ class Run:
     summary: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    # Hydra's group choices (arch: bilstm, optim: adam, ...) from .hydra/hydra.yaml, when present
+    choices: dict = field(default_factory=dict)
     status: str = "no summary"
     label: str = ""
 
@@ -145,6 +147,9 @@ def load_run(path: Path) -> Run:
     run.config = cfg if isinstance(cfg, dict) else {}
     ovr = _load_yaml(path / ".hydra" / "overrides.yaml")
     run.overrides = [str(o) for o in ovr] if isinstance(ovr, list) else []
+    hyd = _load_yaml(path / ".hydra" / "hydra.yaml")
+    choices = config_value(hyd, "hydra.runtime.choices") if isinstance(hyd, dict) else _MISSING
+    run.choices = {str(k): v for k, v in choices.items()} if isinstance(choices, dict) else {}
     if "task" not in run.summary and "task" in run.config:
         run.summary["task"] = run.config["task"]
     return run
@@ -157,6 +162,13 @@ def config_value(cfg: dict, key: str) -> Any:
             return _MISSING
         node = node[part]
     return node
+
+
+def group_value(run: Run, key: str) -> Any:
+    """The run's value of a --by key; a config group (--by arch) is the option it chose (bilstm)."""
+    if key in run.choices and run.choices[key] is not None:
+        return run.choices[key]
+    return config_value(run.config, key)
 
 
 def _label_runs(runs: list[Run]) -> None:
@@ -219,7 +231,7 @@ def group_stats(runs: list[Run], key: str, metric: str, higher: bool) -> list[di
 
     groups: dict[str, list[float]] = {}
     for r in runs:
-        v = config_value(r.config, key)
+        v = group_value(r, key)
         label = "(missing)" if v is _MISSING else (json.dumps(v) if isinstance(v, list | dict) else str(v))
         value = r.metric(metric)
         if math.isfinite(value):
@@ -334,7 +346,7 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
             raise CompareError(f"metric {metric} is not in every completed run (common: {', '.join(sorted(common))})")
     if by and not done:
         raise CompareError(f"--by {by}: no completed runs to group")
-    if by and all(config_value(r.config, by) is _MISSING for r in done):
+    if by and all(group_value(r, by) is _MISSING for r in done):
         raise CompareError(f"--by {by}: no run has the config key {by}")
 
     done.sort(key=lambda r: _sort_key(r.metric(metric), higher))

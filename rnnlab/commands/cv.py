@@ -103,7 +103,7 @@ def _check_overrides(overrides: list[str]) -> None:
                               "rnnlab train cv.fold=N)")
         if o.is_sweep_override() and not key.startswith(("hydra.", "hydra/")):
             raise ConfigError(f"rnnlab cv cross-validates one config, but {o.input_line} is a sweep: run "
-                              "rnnlab cv once per value")
+                              f"rnnlab cv once per value, then rnnlab compare outputs/cv --by {key}")
 
 
 def plan_folds(rc):
