@@ -45,6 +45,15 @@ class ModelSelection:
             return f"early stopping at epoch {epoch} (best epoch {self.epoch})"
         return None
 
+    def after_epoch(self, epoch: int, row: dict, epoch_hook=None) -> tuple[str, str] | None:
+        """(status, message) when the run stops after 1-based `epoch`, else None: "pruned" when
+        the epoch hook (rnnlab search's pruner) returns a message, "completed" on early stopping."""
+        stop = epoch_hook(epoch, row) if epoch_hook is not None else None
+        if stop:
+            return "pruned", str(stop)
+        message = self.stop_message(epoch)
+        return ("completed", message) if message else None
+
     def tests_last(self, restore_best_weights: bool, status: str, epochs_run: int) -> bool:
         """True when the last weights are tested (restore_best_weights=false), never after divergence."""
         return not restore_best_weights and status != "diverged" and epochs_run > 0

@@ -376,12 +376,9 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
                     )
                 progress.epoch_end(epoch, train_loss, val_loss, row["lr"],  # report: + val accuracy, samples/s
                                    val_accuracy=row.get("val_accuracy"), samples_per_s=row["samples_per_s"], rows=rows)
-                stop = epoch_hook(epoch + 1, row) if epoch_hook is not None else None
+                stop = best.after_epoch(epoch + 1, row, epoch_hook)
                 if stop:
-                    status, message = "pruned", str(stop)
-                    break
-                message = best.stop_message(epoch + 1)
-                if message:
+                    status, message = stop
                     break
     except Diverged as exc:
         status, message = "diverged", str(exc)

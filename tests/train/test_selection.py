@@ -57,3 +57,20 @@ def test_record_stop_writes_status_only_for_stopped_runs(tmp_path):
     record_stop(tmp_path, {"status": "running", "seed": 0}, "interrupted", "interrupted after 3", 3)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert (s["status"], s["epochs_run"], s["seed"]) == ("interrupted", 3, 0)
+
+
+def test_after_epoch_pruning_wins_over_early_stopping():
+    sel = ModelSelection("val_loss", 1, 0.0, {"w": np.zeros(1)})
+    calls = []
+
+    def hook(epoch, row):
+        calls.append((epoch, row["val_loss"]))
+        return "pruned after epoch 2" if epoch == 2 else None
+
+    row1, row2 = {"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.9}
+    sel.update(row1, {"w": np.zeros(1)})
+    assert sel.after_epoch(1, row1, hook) is None
+    sel.update(row2, {"w": np.zeros(1)})  # no improvement: patience 1 would stop here too
+    assert sel.after_epoch(2, row2, hook) == ("pruned", "pruned after epoch 2")
+    assert sel.after_epoch(2, row2) == ("completed", "early stopping at epoch 2 (best epoch 1)")
+    assert calls == [(1, 0.5), (2, 0.9)]  # once per call with a hook
