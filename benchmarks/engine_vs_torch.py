@@ -96,6 +96,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block", type=int, default=2, help="steps per block; default 2")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per side; default 3")
     p.add_argument(
+        "--settle",
+        type=int,
+        default=1,
+        help="untimed steps at the start of every block, so that no timed step runs while the "
+        "other side's idle threads still spin (see README); default 1",
+    )
+    p.add_argument(
         "--cases",
         default="",
         help="comma-separated filter: a kind (rnn, lstm, gru, bilstm2) or a glob on the case "
@@ -125,6 +132,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-top", type=int, default=10, help="lines of profile to print")
     p.add_argument("--no-torch", action="store_true", help="time rnnlab only")
     p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="rnnlab side: split each batch over N processes with one BLAS thread each "
+        "(rnnlab.engine.parallel, what `rnnlab train train.workers=N` runs); default 1 "
+        "(one process with --threads BLAS threads)",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -149,8 +164,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "imports ('auto', default)",
     )
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.block < 1 or args.warmup < 0 or args.threads < 1:
-        p.error("--repeats, --block and --threads must be >= 1, --warmup >= 0")
+    if args.repeats < 1 or args.block < 1 or args.warmup < 0 or args.settle < 0 or args.threads < 1:
+        p.error("--repeats, --block and --threads must be >= 1, --warmup and --settle >= 0")
+    if args.workers < 1:
+        p.error("--workers must be >= 1")
     return args
 
 
@@ -256,7 +273,7 @@ class RnnlabStep:
     importable and ``bilstm_impl`` allows it, else composes lstm.forward/backward by hand.
     """
 
-    def __init__(self, case: Case, eng: dict, x, target, bilstm_impl: str = "auto"):
+    def __init__(self, case: Case, eng: dict, x, target, bilstm_impl: str = "auto", workers: int = 1):
         import numpy as np
 
         self.case, self.eng, self.x, self.target = case, eng, x, target
@@ -266,18 +283,28 @@ class RnnlabStep:
         self.cell = eng["lstm"] if c.kind == "bilstm2" else eng[c.kind]
         self.fkw = {"nonlinearity": "tanh"} if c.kind == "rnn" else {}
         self.mode = "cell"
-        if c.kind == "bilstm2":
+        self.dp = None
+        if workers > 1:
+            if eng.get("model") is None:
+                raise RnnlabUnavailable(f"--workers needs rnnlab.engine.model: {eng.get('model_error')}")
+            self.mode = "parallel"
+        elif c.kind == "bilstm2":
             model = eng.get("model")
             if bilstm_impl == "model" and model is None:
                 raise RnnlabUnavailable(f"rnnlab.engine.model: {eng.get('model_error')}")
             self.mode = "model" if (model is not None and bilstm_impl != "compose") else "compose"
         self.params: dict = {}
-        if self.mode == "model":
+        if self.mode in ("model", "parallel"):
             model = eng["model"]
-            self.spec = model.ModelSpec(cell="lstm", input_size=c.I, hidden_size=c.H,
-                                        output_size=1, num_layers=2, bidirectional=True,
-                                        merge_mode="concat", pooling="last")
+            bi = c.kind == "bilstm2"
+            self.spec = model.ModelSpec(cell="lstm" if bi else c.kind, input_size=c.I, hidden_size=c.H,
+                                        output_size=1, num_layers=2 if bi else 1, bidirectional=bi,
+                                        merge_mode="concat", pooling="last", nonlinearity="tanh")
             self.params = model.init_params(self.spec, rng, dtype=np.float32)
+            if self.mode == "parallel":
+                from rnnlab.engine.parallel import DataParallel
+
+                self.dp = DataParallel(self.spec, "mse", workers).__enter__()
         else:
             if c.kind == "bilstm2":
                 slots = [(0, False, c.I), (0, True, c.I), (1, False, 2 * c.H),
@@ -298,7 +325,12 @@ class RnnlabStep:
     @property
     def label(self) -> str:
         return {"cell": "cell modules", "model": "rnnlab.engine.model builder",
-                "compose": "lstm.forward/backward composed in the benchmark"}[self.mode]
+                "compose": "lstm.forward/backward composed in the benchmark",
+                "parallel": "rnnlab.engine.parallel"}[self.mode]
+
+    def close(self) -> None:
+        if self.dp is not None:
+            self.dp.close()
 
     def sub(self, layer: int, reverse: bool = False) -> dict:
         return {k: self.params[n] for k, n in layer_names(layer, reverse).items()}
@@ -314,6 +346,8 @@ class RnnlabStep:
             grads[name] = g[k]
 
     def loss_and_grads(self):
+        if self.mode == "parallel":
+            return self.dp.loss_and_grads(self.params, self.x, None, self.target)
         if self.mode == "model":
             return self._model_loss_and_grads()
         if self.mode == "compose":
@@ -485,10 +519,26 @@ class ForeignCpu:
     """CPU used by other processes (in cores) between start() and stop(), from /proc/stat.
 
     On a shared machine another process's load slows both sides unevenly; the table notes
-    it. None where /proc/stat is unreadable (not Linux).
+    it. None where /proc/stat is unreadable (not Linux). `own_pids`: processes of this run
+    (rnnlab's data-parallel workers) whose CPU is not foreign.
     """
 
     HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def __init__(self, own_pids=()):
+        self.own_pids = list(own_pids)
+
+    def _own(self) -> float:
+        t = os.times()
+        total = t.user + t.system
+        for pid in self.own_pids:
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+                total += (int(f[11]) + int(f[12])) / self.HZ  # utime, stime
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
 
     @staticmethod
     def _busy() -> float | None:
@@ -501,16 +551,14 @@ class ForeignCpu:
         return (sum(f[:8]) - idle) / ForeignCpu.HZ
 
     def start(self) -> None:
-        t = os.times()
-        self.t0, self.own0, self.busy0 = time.perf_counter(), t.user + t.system, self._busy()
+        self.t0, self.own0, self.busy0 = time.perf_counter(), self._own(), self._busy()
 
     def stop(self) -> float | None:
         busy = self._busy()
         if busy is None or self.busy0 is None:
             return None
-        t = os.times()
         wall = time.perf_counter() - self.t0
-        own = t.user + t.system - self.own0
+        own = self._own() - self.own0
         return max(0.0, (busy - self.busy0 - own) / max(wall, 1e-9))
 
 
@@ -532,10 +580,13 @@ def wait_for_quiet(max_wait: float, threshold: float, console) -> float | None:
         waited = True
 
 
-def time_block(fn, n: int, out: list[float]) -> None:
+def time_block(fn, n: int, out: list[float], settle: int = 0) -> None:
+    """Runs fn settle times untimed, then n times timed (appending seconds to out)."""
     gc.collect()
     gc.disable()
     try:
+        for _ in range(settle):
+            fn()
         for _ in range(n):
             t0 = time.perf_counter()
             fn()
@@ -553,7 +604,7 @@ def run_case(case: Case, args, eng, torch, np) -> dict:
     rl = ts = None
     cell = "lstm" if case.kind == "bilstm2" else case.kind
     if eng is not None and eng[cell] is not None:
-        rl = RnnlabStep(case, eng, x, target, args.bilstm_impl)
+        rl = RnnlabStep(case, eng, x, target, args.bilstm_impl, args.workers)
     elif eng is not None:
         row["note"] = f"rnnlab.engine.{cell} not importable ({eng['missing'][cell]})"
     if torch is not None:
@@ -570,11 +621,11 @@ def run_case(case: Case, args, eng, torch, np) -> dict:
         if probe.dtype != np.float32:
             row["note"] = f"rnnlab params became {probe.dtype}"
     order = sides if len(sides) == 1 else [sides[0], sides[1], sides[1], sides[0]]
-    fc = ForeignCpu()
+    fc = ForeignCpu([p.pid for p in rl.dp._procs] if rl is not None and rl.dp is not None else ())
     fc.start()
     for _ in range(args.repeats):
         for name, s in order:
-            time_block(s.step, args.block, row[name])
+            time_block(s.step, args.block, row[name], args.settle)
     row["foreign"] = fc.stop()
     row["torch_ms"] = statistics.median(row["torch"]) * 1e3 if row["torch"] else None
     row["rnnlab_ms"] = statistics.median(row["rnnlab"]) * 1e3 if row["rnnlab"] else None
@@ -584,6 +635,8 @@ def run_case(case: Case, args, eng, torch, np) -> dict:
     else:
         row["ratio"] = row["pass"] = None
     row["_rl"] = rl
+    if rl is not None:
+        rl.close()  # --profile re-opens it
     return row
 
 
@@ -682,11 +735,14 @@ def profile_rnnlab(row, args, console) -> None:
 
     rl = row["_rl"]
     n = max(5, args.repeats * args.block)
+    if rl.dp is not None:
+        rl.dp.__enter__()
     prof = cProfile.Profile()
     prof.enable()
     for _ in range(n):
         rl.step()
     prof.disable()
+    rl.close()
     buf = io.StringIO()
     st = pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("tottime")
     st.print_stats(args.profile_top)
@@ -784,9 +840,12 @@ def main(argv: list[str] | None = None) -> int:
     if load > 0.5:
         console.print(f"[yellow]NOTE: 1-minute load average is {load:.2f} before the run; other "
                       "processes share the cores and add noise to both sides.[/yellow]")
+    if args.workers > 1:
+        console.print(f"rnnlab side: data-parallel, each batch split over {args.workers} processes with one "
+                      "BLAS thread each (rnnlab.engine.parallel, `train.workers`)", highlight=False)
     console.print(f"timing: {args.warmup} warm-up steps per side, then {args.repeats} x "
-                  f"A B B A blocks of {args.block} steps (A = torch, B = rnnlab); medians of "
-                  "per-step times")
+                  f"A B B A blocks of {args.settle} untimed + {args.block} timed steps (A = torch, "
+                  "B = rnnlab); medians of per-step times")
 
     rows = []
     for case in cases:

@@ -165,6 +165,7 @@ class TrainConf:
     bucket_by_length: bool = True
     threshold: float | None = None
     blas_threads: int | None = None
+    workers: int = 1
     # Seq2seq data only: teacher-forcing ratio at the first epoch, decaying linearly to teacher_forcing_end
     # (null = no decay) by the last one (scheduled sampling), and the beam width of the test decoding (1 = greedy).
     teacher_forcing: float = 1.0
@@ -196,6 +197,7 @@ class TrainConf:
         self._check_focal_alpha()
         if self.blas_threads is not None:
             _at_least("train.blas_threads", self.blas_threads, 1)
+        _at_least("train.workers", self.workers, 1)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
 

@@ -17,19 +17,20 @@ import platform
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnlab.config.validate import RunConfig
+from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import augment, registry
 from rnnlab.data.base import TaskData
 from rnnlab.engine import clip, losses, penalties
 from rnnlab.engine import model as M
 from rnnlab.engine.grad_noise import GradientNoise
 from rnnlab.engine.optim import make_optimizer
+from rnnlab.engine.parallel import WorkerError
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import batches, checkpoint
 from rnnlab.train.io import write_csv, write_json
@@ -138,8 +139,16 @@ SMOOTHABLE = ("bce", "cross_entropy", "focal")
 
 def _loss_fn(cfg: RunConfig, data: TaskData, smoothing: bool = False):
     """(name, fn(pred, target, mask=None)); smoothing=True adds train.label_smoothing (the training loss)."""
-    name = cfg.train.loss or data.default_loss
+    name, opts = _loss_setup(cfg, data, smoothing)
     fn = losses.get_loss(name)
+    if not opts:
+        return name, fn
+    return name, lambda p, t, mask=None: fn(p, t, mask=mask, **opts)
+
+
+def _loss_setup(cfg: RunConfig, data: TaskData, smoothing: bool = False) -> tuple[str, dict[str, Any]]:
+    """The loss's name and keyword options (what a data-parallel worker rebuilds it from)."""
+    name = cfg.train.loss or data.default_loss
     opts: dict[str, Any] = {}
     if name == "huber":
         opts["delta"] = cfg.train.huber_delta
@@ -147,9 +156,20 @@ def _loss_fn(cfg: RunConfig, data: TaskData, smoothing: bool = False):
         opts.update(gamma=cfg.train.focal_gamma, alpha=cfg.train.focal_alpha)
     if smoothing and name in SMOOTHABLE and cfg.train.label_smoothing > 0:
         opts["label_smoothing"] = cfg.train.label_smoothing
-    if not opts:
-        return name, fn
-    return name, lambda p, t, mask=None: fn(p, t, mask=mask, **opts)
+    return name, opts
+
+
+def _data_parallel(cfg: RunConfig, spec: M.ModelSpec, data: TaskData):
+    """A started-on-entry DataParallel for train.workers > 1, else a context yielding None."""
+    if cfg.train.workers == 1:
+        return nullcontext(None)
+    if spec.batch_norm:
+        raise ConfigError("train.workers > 1 does not support arch.batch_norm (each process would normalise "
+                          "with its own batch statistics); use train.workers=1")
+    from rnnlab.engine.parallel import DataParallel
+
+    name, opts = _loss_setup(cfg, data, smoothing=True)
+    return DataParallel(spec, name, cfg.train.workers, opts, blas_threads=cfg.train.blas_threads or 1)
 
 
 def _mixup(x, mask, lam: float, perm: np.ndarray):
@@ -240,6 +260,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
 
     data = registry.load(cfg.data, data_rng, dtype, cv=cfg.cv, seed=cfg.seed)  # cv.fold: one CV fold
     if registry.is_seq2seq(data) or cfg.arch.attention != "none":  # encoder-decoder (refuses other data)
+        if cfg.train.workers > 1:
+            raise ConfigError("train.workers > 1 is not supported for seq2seq models; use train.workers=1")
         from rnnlab.train.seq2seq_trainer import train_seq2seq
 
         return train_seq2seq(cfg, data, run_dir, console, epoch_hook)
@@ -251,6 +273,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
     opt = make_optimizer(**cfg.optim)
     steps_per_epoch = max(1, math.ceil(len(data.train) / cfg.train.batch_size))
     _check_task(cfg, data, spec)
+    dp_context = _data_parallel(cfg, spec, data)  # refuses batch_norm now; starts the workers below
     augmenter = augment.for_training(cfg, data)  # data.augment: train batches only, own random stream
     sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
     loss_name, loss_fn = _loss_fn(cfg, data)  # validation, test and monitor: no label smoothing
@@ -276,6 +299,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
         "versions": _versions(),
         "pid": os.getpid(),
         "blas_threads": _blas_threads(),
+        "workers": cfg.train.workers,
     }
     rows: list[dict[str, Any]] = []
     lr_trace: list[float] = []
@@ -293,7 +317,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
     step = 0
     try:
         # Overflow on the way to divergence is expected; the finite checks below catch it.
-        with _sigterm_as_interrupt(), progress, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with (_sigterm_as_interrupt(), progress, np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+              dp_context as dp):
             for epoch in range(cfg.train.epochs):
                 t0 = time.perf_counter()
                 epoch_batches = batches.train_batches(data.train, cfg.train.batch_size, shuffle_rng,
@@ -307,15 +332,20 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
                         lam = float(mixup_rng.beta(reg.mixup_alpha, reg.mixup_alpha))
                         perm = mixup_rng.permutation(len(idx))
                         xb, mb = _mixup(xb, mb, lam, perm)
-                    out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng, state=state)
-                    targets = loss_targets(data.kind, yb, out.dtype)
-                    if reg.mixup_alpha > 0:
-                        loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, lam, perm)
-                    elif aug_mix is not None:  # data.augment's mixup
-                        loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, aug_mix.lam, aug_mix.perm)
-                    else:
-                        loss, dout = train_loss_fn(out, targets, mask=tmb)
-                    grads, _ = M.backward(spec, params, dout, cache)
+                    targets = loss_targets(data.kind, yb, dtype)
+                    if dp is not None and reg.mixup_alpha == 0 and aug_mix is None:  # train.workers > 1
+                        loss, grads = dp.loss_and_grads(params, xb, mb, targets, tmb, rng=drop_rng)
+                        new_state = state  # no batch_norm here: nothing to update
+                    else:  # one process (also for a mixed batch, whose loss pairs rows across parts)
+                        out, cache = M.forward(spec, params, xb, mb, train=True, rng=drop_rng, state=state)
+                        if reg.mixup_alpha > 0:
+                            loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, lam, perm)
+                        elif aug_mix is not None:  # data.augment's mixup
+                            loss, dout = _mixed_loss(train_loss_fn, out, targets, tmb, aug_mix.lam, aug_mix.perm)
+                        else:
+                            loss, dout = train_loss_fn(out, targets, mask=tmb)
+                        grads, _ = M.backward(spec, params, dout, cache)
+                        new_state = cache["new_state"]
                     raw_grads = grads
                     if pen_columns:
                         pen_values, pgrads = penalties.penalties(params, l1=reg.l1, l2=reg.l2)
@@ -335,7 +365,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
                     opt.step(params, grads, lr=lr)
-                    state = cache["new_state"]  # a new dict each step: the best epoch's state stays as it was
+                    state = new_state  # a new dict each step: the best epoch's state stays as it was
                     lr_trace.append(lr)
                     step += 1
                     total += loss * len(idx)
@@ -384,6 +414,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
         status, message = "diverged", str(exc)
     except KeyboardInterrupt:
         status, message = "interrupted", f"interrupted after {len(rows)} completed epochs"
+    except WorkerError as exc:  # a data-parallel worker failed or died: keep what was done
+        status, message = "failed", str(exc)
     record_stop(run_dir, summary, status, message, len(rows))
 
     # Evaluate the best (= checkpointed) weights on the test split, or with
