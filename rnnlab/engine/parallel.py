@@ -24,9 +24,12 @@ models are refused: each part would normalise with its own batch statistics.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import traceback
 from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -93,14 +96,28 @@ def _views(buf, layout) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _worker_main(conn, spec_dict: dict, loss_name: str, loss_opts: dict) -> None:
-    """A worker: one BLAS thread; runs steps until "close" or until the pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from threadpoolctl import threadpool_limits
+def _attach(name: str) -> shared_memory.SharedMemory:
+    """The parent's block, not tracked here: this interpreter's resource tracker would
+    otherwise unlink it when the worker exits (python/cpython#82300), under the parent."""
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    from multiprocessing import resource_tracker
 
-    threadpool_limits(1)
+    shm = shared_memory.SharedMemory(name=name)
+    resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001 - the documented workaround
+    return shm
+
+
+def _worker_main(conn) -> None:
+    """A worker (one BLAS thread, set by its environment): steps until "close" or until the
+    connection closes (the parent is gone)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from rnnlab.engine import model as M
 
+    try:
+        _, spec_dict, loss_name, loss_opts = conn.recv()
+    except EOFError:
+        return
     spec = M.ModelSpec.from_dict(spec_dict)
     loss_fn = make_loss(loss_name, loss_opts)
     shm = None
@@ -117,7 +134,7 @@ def _worker_main(conn, spec_dict: dict, loss_name: str, loss_opts: dict) -> None
                 if shm is None or shm.name != name:
                     if shm is not None:
                         shm.close()
-                    shm = shared_memory.SharedMemory(name=name)
+                    shm = _attach(name)
                 v = _views(shm.buf, in_layout)
                 params = {k[2:]: a for k, a in v.items() if k.startswith("p:")}
                 rng = None if seed is None else np.random.default_rng([seed, part])
@@ -146,9 +163,12 @@ class WorkerError(RuntimeError):
 class DataParallel:
     """``loss_and_grads`` of a ``ModelSpec`` model with each batch split over ``workers`` processes.
 
-    A context manager: entering starts ``workers - 1`` processes (spawned: a fork would copy
-    OpenBLAS' thread pool) and limits this process's BLAS to ``blas_threads`` (1: each
-    process gets its own core); leaving stops them. ``loss_opts`` are the loss's keyword
+    A context manager: entering starts ``workers - 1`` processes and limits this process's
+    BLAS to ``blas_threads`` (1: each process gets its own core); leaving stops them. The
+    workers are fresh interpreters (``python -m rnnlab.engine.parallel``) on a socket, not
+    ``multiprocessing`` children: a fork would copy OpenBLAS' thread pool, and a spawn
+    re-imports the parent's ``__main__`` and start method, which fails inside joblib's
+    workers (Hydra's joblib launcher). ``loss_opts`` are the loss's keyword
     options (``label_smoothing``, ``delta``...).
     """
 
@@ -169,19 +189,13 @@ class DataParallel:
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self) -> DataParallel:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
         try:
             for _ in range(self.workers - 1):
-                parent, child = ctx.Pipe()
-                p = ctx.Process(target=_worker_main, daemon=True, name="rnnlab-data-parallel",
-                                args=(child, self.spec.to_dict(), self.loss_name, self.loss_opts))
-                p.start()
-                child.close()
-                self._procs.append(p)
-                self._conns.append(parent)
+                proc, conn = _start_worker()
+                self._procs.append(proc)
+                self._conns.append(conn)
                 self._shms.append(None)
+                conn.send(("init", self.spec.to_dict(), self.loss_name, self.loss_opts))
             if self._blas_threads is not None:
                 from threadpoolctl import threadpool_limits
 
@@ -202,10 +216,11 @@ class DataParallel:
             except OSError:
                 pass
         for p in self._procs:
-            p.join(timeout=5)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5)
+            try:
+                p.wait(timeout=5)
+            except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: stuck mid-step
+                p.kill()
+                p.wait(timeout=5)
         for c in self._conns:
             c.close()
         for s in self._shms:
@@ -260,7 +275,7 @@ class DataParallel:
                 self._conns[j].send(("step", shm.name, in_layout, grad_layout, weights[j + 1], seed, j + 1))
             except OSError as exc:
                 self._drain(sent)
-                code = self._procs[j].exitcode
+                code = self._procs[j].poll()
                 raise WorkerError(f"data-parallel worker {j + 1} is gone (exit code {code})") from exc
             sent.append((j, shm, grad_layout))
 
@@ -296,10 +311,33 @@ class DataParallel:
 
     def _recv(self, j: int):
         conn, proc = self._conns[j], self._procs[j]
-        while not conn.poll(1.0):
-            if not proc.is_alive():
-                raise WorkerError(f"data-parallel worker {j + 1} died (exit code {proc.exitcode})")
         try:
+            while not conn.poll(1.0):
+                if proc.poll() is not None:
+                    raise WorkerError(f"data-parallel worker {j + 1} died (exit code {proc.returncode})")
             return conn.recv()
         except (EOFError, OSError) as exc:
-            raise WorkerError(f"data-parallel worker {j + 1} closed its pipe (exit code {proc.exitcode})") from exc
+            code = proc.wait(timeout=5) if proc.poll() is None else proc.returncode
+            raise WorkerError(f"data-parallel worker {j + 1} closed its pipe (exit code {code})") from exc
+
+
+def _start_worker():
+    """(Popen, Connection) of a new worker interpreter with one BLAS thread."""
+    import socket
+    import subprocess
+    from pathlib import Path
+
+    ours, theirs = socket.socketpair()
+    root = str(Path(__file__).resolve().parents[2])  # the directory holding the rnnlab package
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "rnnlab.engine.parallel", str(theirs.fileno())],
+                                pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL)
+    finally:
+        theirs.close()
+    return proc, Connection(ours.detach())
+
+
+if __name__ == "__main__":
+    _worker_main(Connection(int(sys.argv[1])))

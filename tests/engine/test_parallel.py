@@ -179,11 +179,11 @@ def test_a_dead_worker_is_reported_and_close_cleans_up():
         name = dp._shms[0].name
         proc = dp._procs[0]
         os.kill(proc.pid, signal.SIGKILL)
-        proc.join(5)
+        proc.wait(5)
         gone = r"data-parallel worker 1 (died|closed its pipe|is gone) \(exit code -9\)"
         with pytest.raises(WorkerError, match=gone):
             dp.loss_and_grads(params, x, None, y)
-    assert not proc.is_alive()
+    assert proc.poll() == -signal.SIGKILL
     with pytest.raises(FileNotFoundError):
         shared_memory.SharedMemory(name=name)  # unlinked by close()
     dp.close()  # twice is fine
@@ -195,13 +195,13 @@ def test_workers_stop_on_exit_and_ignore_ctrl_c():
     x, y = np.ones((4, 3, 2)), np.ones((4, 1))
     with DataParallel(spec, "mse", workers=3) as dp:
         procs = list(dp._procs)
-        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        assert len(procs) == 2 and all(p.poll() is None for p in procs)
         dp.loss_and_grads(params, x, None, y)
         os.kill(procs[0].pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         time.sleep(0.2)
-        assert procs[0].is_alive()
+        assert procs[0].poll() is None
         dp.loss_and_grads(params, x, None, y)
-    assert not any(p.is_alive() for p in procs)
+    assert [p.poll() for p in procs] == [0, 0]
 
 
 def test_refusals():

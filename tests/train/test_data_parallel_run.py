@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,3 +64,34 @@ def test_refusals_are_one_line_errors(tmp_path):
     res = run_cli(["train", *FAST, "train.workers=0"], cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["Error: train.workers must be >= 1 (got 0)"]
+
+
+def test_ctrl_c_to_the_process_group_stops_cleanly_and_leaves_no_worker(tmp_path):
+    """A terminal's Ctrl-C reaches the trainer and its worker: the worker ignores it, the run
+    stops as interrupted (exit 130) with its files, and the worker is gone afterwards."""
+    d = tmp_path / "int"
+    args = ["train", "train.workers=2", "train.epochs=500", "train.progress=false", "data.length=3000",
+            "arch.hidden_size=32", f"hydra.run.dir={d}"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnlab.cli", *args], cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (d / "metrics.csv").exists():
+        time.sleep(0.2)
+    assert (d / "metrics.csv").exists(), proc.communicate(timeout=5)
+    workers = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == proc.pid and "rnnlab.engine.parallel" in
+               (p / "cmdline").read_bytes().decode(errors="replace")]
+    assert len(workers) == 1
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = read_summary(d)
+    assert (s["status"], s["workers"]) == ("interrupted", 2)
+    assert len(pd.read_csv(d / "metrics.csv")) >= s["epochs_run"] >= 1
+    assert not workers[0].exists()
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
