@@ -12,9 +12,10 @@ Exactness: every loss in ``losses`` is a mean over its counted entries, so part 
 gradient is weighted by ``count_k / sum(count)`` before its backward pass; the summed
 gradients are the whole batch's up to float rounding (another summation order).
 
-Transport: each worker has one ``multiprocessing.shared_memory`` block for the
-parameters, its rows of x / mask / targets / target mask and its gradients, reused while
-it is large enough; the pipe carries only the layout and a few numbers.
+Transport: each worker is a fresh interpreter on a socket pair and has one
+``multiprocessing.shared_memory`` block for the parameters, its rows of x / mask /
+targets / target mask and its gradients, reused while it is large enough; the socket
+carries only the layout and a few numbers.
 
 Dropout: a step draws one seed from the caller's generator; part k samples its masks
 from ``default_rng([seed, k])``. A run is therefore reproducible for a given number of
@@ -27,6 +28,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
@@ -34,6 +36,11 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 _ALIGN = 64
+# Seconds to busy-poll the socket before sleeping on it. Waking a sleeping process costs
+# up to milliseconds on a VM, paid twice per step; a worker spins a little past each
+# step (the parent's optimizer update and next batch), the parent while its workers finish.
+SPIN_WORKER = 0.005
+SPIN_PARENT = 0.05
 
 
 def split_rows(n: int, parts: int) -> list[slice]:
@@ -96,6 +103,13 @@ def _views(buf, layout) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 
 
+def _spin(conn, seconds: float) -> None:
+    """Busy-poll conn for up to `seconds` (returns early when something can be read)."""
+    end = time.perf_counter() + seconds
+    while not conn.poll(0) and time.perf_counter() < end:
+        pass
+
+
 def _attach(name: str) -> shared_memory.SharedMemory:
     """The parent's block, not tracked here: this interpreter's resource tracker would
     otherwise unlink it when the worker exits (python/cpython#82300), under the parent."""
@@ -113,6 +127,9 @@ def _worker_main(conn) -> None:
     connection closes (the parent is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from rnnlab.engine import model as M
+    from rnnlab.train.memory import keep_freed_memory
+
+    keep_freed_memory()  # as in the trainer: no page faults on every step's caches
 
     try:
         _, spec_dict, loss_name, loss_opts = conn.recv()
@@ -124,12 +141,14 @@ def _worker_main(conn) -> None:
     try:
         while True:
             try:
+                _spin(conn, SPIN_WORKER)
                 msg = conn.recv()
             except EOFError:
                 return
             if msg[0] == "close":
                 return
             _, name, in_layout, grad_layout, weight, seed, part = msg
+            t0 = time.perf_counter()
             try:
                 if shm is None or shm.name != name:
                     if shm is not None:
@@ -143,7 +162,7 @@ def _worker_main(conn) -> None:
                 for k, g in _views(shm.buf, grad_layout).items():
                     np.copyto(g, grads[k[2:]])
                 del v, params, grads  # no views into the block may outlive a resize
-                conn.send(("ok", float(loss)))
+                conn.send(("ok", float(loss), time.perf_counter() - t0))
             except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
                 conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     finally:
@@ -186,6 +205,7 @@ class DataParallel:
         self._conns: list = []
         self._shms: list = []
         self._limiter = None
+        self.timing: dict[str, float] = {}  # seconds of the last step: "own" part, "workers" (slowest), "total"
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self) -> DataParallel:
@@ -251,6 +271,7 @@ class DataParallel:
         """
         if not self._procs:
             raise RuntimeError("DataParallel is not started (use it as a context manager)")
+        t_start = time.perf_counter()
         parts = split_rows(len(x), self.workers)
         counts = [loss_count(target[s], None if tmask is None else tmask[s]) for s in parts]
         total = sum(counts)
@@ -280,6 +301,7 @@ class DataParallel:
             sent.append((j, shm, grad_layout))
 
         s0 = parts[0]
+        t_own = time.perf_counter()
         try:
             loss, grads = part_loss_and_grads(
                 self.spec, params, self._loss_fn, x[s0], None if mask is None else mask[s0], target[s0],
@@ -288,6 +310,8 @@ class DataParallel:
         except BaseException:
             self._drain(sent)
             raise
+        t_own = time.perf_counter() - t_own
+        t_workers = 0.0
         errors = []
         for j, shm, grad_layout in sent:  # collect every reply, so no worker is left mid-step
             reply = self._recv(j)
@@ -295,10 +319,12 @@ class DataParallel:
                 errors.append(f"data-parallel worker {j + 1}: {reply[1]}")
                 continue
             loss += reply[1]
+            t_workers = max(t_workers, reply[2])
             for n, g in _views(shm.buf, grad_layout).items():
                 grads[n[2:]] = grads[n[2:]] + g  # a new array: a part's grads may share memory
         if errors:
             raise WorkerError("; ".join(errors))
+        self.timing = {"own": t_own, "workers": t_workers, "total": time.perf_counter() - t_start}
         return float(loss), grads
 
     def _drain(self, sent) -> None:
@@ -312,6 +338,7 @@ class DataParallel:
     def _recv(self, j: int):
         conn, proc = self._conns[j], self._procs[j]
         try:
+            _spin(conn, SPIN_PARENT)
             while not conn.poll(1.0):
                 if proc.poll() is not None:
                     raise WorkerError(f"data-parallel worker {j + 1} died (exit code {proc.returncode})")
