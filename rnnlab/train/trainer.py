@@ -26,11 +26,11 @@ import numpy as np
 from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import augment, registry
 from rnnlab.data.base import TaskData
-from rnnlab.engine import clip, losses, penalties
+from rnnlab.engine import clip, penalties
 from rnnlab.engine import model as M
 from rnnlab.engine.grad_noise import GradientNoise
 from rnnlab.engine.optim import make_optimizer
-from rnnlab.engine.parallel import WorkerError
+from rnnlab.engine.parallel import WorkerError, make_loss
 from rnnlab.engine.schedules import make_schedule
 from rnnlab.train import batches, checkpoint
 from rnnlab.train.io import write_csv, write_json
@@ -140,10 +140,7 @@ SMOOTHABLE = ("bce", "cross_entropy", "focal")
 def _loss_fn(cfg: RunConfig, data: TaskData, smoothing: bool = False):
     """(name, fn(pred, target, mask=None)); smoothing=True adds train.label_smoothing (the training loss)."""
     name, opts = _loss_setup(cfg, data, smoothing)
-    fn = losses.get_loss(name)
-    if not opts:
-        return name, fn
-    return name, lambda p, t, mask=None: fn(p, t, mask=mask, **opts)
+    return name, make_loss(name, opts)
 
 
 def _loss_setup(cfg: RunConfig, data: TaskData, smoothing: bool = False) -> tuple[str, dict[str, Any]]:
