@@ -34,6 +34,7 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/engine_vs_torch.py $(ARGS)
+	$(PY) benchmarks/engine_vs_torch.py --workers 2 $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
