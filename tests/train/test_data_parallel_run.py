@@ -61,6 +61,11 @@ def test_refusals_are_one_line_errors(tmp_path):
     assert res.stderr.strip().splitlines() == [
         "Error: train.workers > 1 does not support arch.batch_norm (each process would normalise with its own "
         "batch statistics); use train.workers=1"]
+    res = run_cli(["train", "data=reverse_digits", "data.n_train=40", "data.n_val=8", "data.n_test=8",
+                   "train.epochs=1", "train.progress=false", "train.workers=2"], cwd=tmp_path)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "Error: train.workers > 1 is not supported for seq2seq models; use train.workers=1"]
     res = run_cli(["train", *FAST, "train.workers=0"], cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["Error: train.workers must be >= 1 (got 0)"]
