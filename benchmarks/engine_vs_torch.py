@@ -621,7 +621,7 @@ def run_case(case: Case, args, eng, torch, np) -> dict:
         if probe.dtype != np.float32:
             row["note"] = f"rnnlab params became {probe.dtype}"
     order = sides if len(sides) == 1 else [sides[0], sides[1], sides[1], sides[0]]
-    fc = ForeignCpu([p.pid for p in rl.dp._procs] if rl is not None and rl.dp is not None else ())
+    fc = ForeignCpu(rl.dp.pids if rl is not None and rl.dp is not None else ())
     fc.start()
     for _ in range(args.repeats):
         for name, s in order:

@@ -148,7 +148,6 @@ def _worker_main(conn) -> None:
             if msg[0] == "close":
                 return
             _, name, in_layout, grad_layout, weight, seed, part = msg
-            t0 = time.perf_counter()
             try:
                 if shm is None or shm.name != name:
                     if shm is not None:
@@ -162,7 +161,7 @@ def _worker_main(conn) -> None:
                 for k, g in _views(shm.buf, grad_layout).items():
                     np.copyto(g, grads[k[2:]])
                 del v, params, grads  # no views into the block may outlive a resize
-                conn.send(("ok", float(loss), time.perf_counter() - t0))
+                conn.send(("ok", float(loss)))
             except Exception as exc:  # noqa: BLE001 - sent to the parent, which raises it
                 conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
     finally:
@@ -196,7 +195,8 @@ class DataParallel:
         if workers < 2:
             raise ValueError(f"DataParallel needs workers >= 2 (got {workers})")
         if getattr(spec, "batch_norm", False):
-            raise ValueError("data-parallel steps do not support batch_norm models (per-part batch statistics)")
+            raise ValueError("data-parallel steps do not support batch_norm models (each process would normalise "
+                             "with its own batch statistics)")
         self.spec, self.workers = spec, int(workers)
         self.loss_name, self.loss_opts = loss, dict(loss_opts or {})
         self._loss_fn = make_loss(loss, self.loss_opts)
@@ -205,7 +205,6 @@ class DataParallel:
         self._conns: list = []
         self._shms: list = []
         self._limiter = None
-        self.timing: dict[str, float] = {}  # seconds of the last step: "own" part, "workers" (slowest), "total"
 
     # -- lifetime ---------------------------------------------------------------------------
     def __enter__(self) -> DataParallel:
@@ -227,6 +226,11 @@ class DataParallel:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (empty when not started)."""
+        return [p.pid for p in self._procs]
 
     def close(self) -> None:
         """Stop the workers and free the shared blocks (safe to call twice)."""
@@ -271,7 +275,6 @@ class DataParallel:
         """
         if not self._procs:
             raise RuntimeError("DataParallel is not started (use it as a context manager)")
-        t_start = time.perf_counter()
         parts = split_rows(len(x), self.workers)
         counts = [loss_count(target[s], None if tmask is None else tmask[s]) for s in parts]
         total = sum(counts)
@@ -301,7 +304,6 @@ class DataParallel:
             sent.append((j, shm, grad_layout))
 
         s0 = parts[0]
-        t_own = time.perf_counter()
         try:
             loss, grads = part_loss_and_grads(
                 self.spec, params, self._loss_fn, x[s0], None if mask is None else mask[s0], target[s0],
@@ -310,8 +312,6 @@ class DataParallel:
         except BaseException:
             self._drain(sent)
             raise
-        t_own = time.perf_counter() - t_own
-        t_workers = 0.0
         errors = []
         for j, shm, grad_layout in sent:  # collect every reply, so no worker is left mid-step
             reply = self._recv(j)
@@ -319,12 +319,10 @@ class DataParallel:
                 errors.append(f"data-parallel worker {j + 1}: {reply[1]}")
                 continue
             loss += reply[1]
-            t_workers = max(t_workers, reply[2])
             for n, g in _views(shm.buf, grad_layout).items():
                 grads[n[2:]] = grads[n[2:]] + g  # a new array: a part's grads may share memory
         if errors:
             raise WorkerError("; ".join(errors))
-        self.timing = {"own": t_own, "workers": t_workers, "total": time.perf_counter() - t_start}
         return float(loss), grads
 
     def _drain(self, sent) -> None:

@@ -7,12 +7,13 @@ from typing import Any
 from rich.table import Table
 
 
-def _fmt(v: Any) -> str:
+def fmt_cell(v: Any, other=str) -> str:
+    """A table cell: "-" for None, 4 significant digits for floats, `other(v)` for the rest."""
     if v is None:
         return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v)
+    return other(v)
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
@@ -38,13 +39,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for name, val, test in rows:
         for split, m in (("val", val), ("test", test)):
             if m:
-                table.add_row(name, split, *(_fmt(m.get(k)) for k in cols))
+                table.add_row(name, split, *(fmt_cell(m.get(k)) for k in cols))
     extra = ""
     if summary.get("threshold") is not None:
         extra = f"threshold {summary['threshold']:.3f} ({summary.get('threshold_source')})  ·  "
     table.caption = extra + (
         f"best epoch {summary.get('best_epoch')} of {summary.get('epochs_run')}  ·  "
-        f"{summary.get('n_params')} parameters  ·  {_fmt(summary.get('runtime_s'))} s  ·  "
+        f"{summary.get('n_params')} parameters  ·  {fmt_cell(summary.get('runtime_s'))} s  ·  "
         f"seed {summary.get('seed')}  ·  {summary.get('run_dir')}"
     )
     return table

@@ -22,6 +22,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from rnnlab.report.tables import fmt_cell
 from rnnlab.search.space import format_value
 from rnnlab.train.io import atomic_write, write_csv, write_text
 
@@ -73,11 +74,7 @@ def trial_rows(study, metric: str) -> list[dict[str, Any]]:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return format_value(v)
+    return fmt_cell(v, format_value)
 
 
 def ranked_table(rows: list[dict[str, Any]], metric: str, study_name: str) -> Table:

@@ -160,13 +160,13 @@ def _data_parallel(cfg: RunConfig, spec: M.ModelSpec, data: TaskData):
     """A started-on-entry DataParallel for train.workers > 1, else a context yielding None."""
     if cfg.train.workers == 1:
         return nullcontext(None)
-    if spec.batch_norm:
-        raise ConfigError("train.workers > 1 does not support arch.batch_norm (each process would normalise "
-                          "with its own batch statistics); use train.workers=1")
     from rnnlab.engine.parallel import DataParallel
 
     name, opts = _loss_setup(cfg, data, smoothing=True)
-    return DataParallel(spec, name, cfg.train.workers, opts, blas_threads=cfg.train.blas_threads or 1)
+    try:
+        return DataParallel(spec, name, cfg.train.workers, opts, blas_threads=cfg.train.blas_threads or 1)
+    except ValueError as exc:  # a model it cannot split (batch_norm)
+        raise ConfigError(f"train.workers > 1: {exc}; use train.workers=1") from exc
 
 
 def _mixup(x, mask, lam: float, perm: np.ndarray):

@@ -196,6 +196,7 @@ def test_workers_stop_on_exit_and_ignore_ctrl_c():
     with DataParallel(spec, "mse", workers=3) as dp:
         procs = list(dp._procs)
         assert len(procs) == 2 and all(p.poll() is None for p in procs)
+        assert dp.pids == [p.pid for p in procs]
         dp.loss_and_grads(params, x, None, y)
         os.kill(procs[0].pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
         time.sleep(0.2)

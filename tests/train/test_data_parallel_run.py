@@ -59,8 +59,8 @@ def test_refusals_are_one_line_errors(tmp_path):
     res = run_cli(["train", *FAST, "arch.batch_norm=true", "train.workers=2"], cwd=tmp_path)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
-        "Error: train.workers > 1 does not support arch.batch_norm (each process would normalise with its own "
-        "batch statistics); use train.workers=1"]
+        "Error: train.workers > 1: data-parallel steps do not support batch_norm models (each process would "
+        "normalise with its own batch statistics); use train.workers=1"]
     res = run_cli(["train", "data=reverse_digits", "data.n_train=40", "data.n_val=8", "data.n_test=8",
                    "train.epochs=1", "train.progress=false", "train.workers=2"], cwd=tmp_path)
     assert res.returncode == 2
