@@ -86,7 +86,7 @@ def test_sine2cosine(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["data=reverse_digits", "arch.attention=foo"], "arch.attention must be one of none, luong, bahdanau"),
     (["data=sine", "arch.attention=luong"], "arch.attention=luong is for the seq2seq data sets"),
-    (["data=reverse_digits", "arch=rnn"], "does not support: arch.cell=rnn"),
+    (["data=reverse_digits", "arch=stacked_lstm"], "does not support: arch.num_layers=2"),
     (["data=sine2cosine", "train.beam_size=2"], "needs token targets"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):

@@ -15,10 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CELLS = ("rnn", "lstm", "gru", "ln_lstm")
-MERGE_MODES = ("concat", "sum", "mean", "mul")
-POOLINGS = ("last", "mean", "max", "none", "attention")
-NONLINEARITIES = ("tanh", "relu")
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
@@ -68,7 +64,10 @@ class ArchConf:
     bidirectional: bool = False
     merge_mode: str = "concat"
     dropout: float = 0.0
-    nonlinearity: str = "tanh"
+    # The cell's nonlinearity where it has that option (rnn: tanh | relu; indrnn: relu | tanh); null = its default.
+    nonlinearity: str | None = None
+    # The cell's other options (see its module in rnnlab/engine/cells/), e.g. {per_gate: false} for ln_lstm.
+    cell_options: dict[str, Any] = field(default_factory=dict)
     pooling: str = "last"
     # Causal Conv1D front (relu) before the recurrent layers; 0 channels = none.
     conv_channels: int = 0
@@ -85,7 +84,21 @@ class ArchConf:
     self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
-        _choice("arch.cell", self.cell, CELLS)
+        from rnnlab.engine import cells
+        from rnnlab.engine.model import MERGE_MODES, POOLINGS
+
+        try:
+            cell = cells.get(self.cell)
+        except ValueError:
+            raise ValueError(f"arch.cell must be one of {', '.join(cells.names())} or a module path "
+                             f"(got '{self.cell}')") from None
+        given = dict(self.cell_options)
+        if self.nonlinearity is not None:
+            if "nonlinearity" not in cell.options:
+                raise ValueError(f"arch.nonlinearity: cell {self.cell} has no nonlinearity option "
+                                 "(set arch.nonlinearity=null)")
+            given["nonlinearity"] = self.nonlinearity
+        cell.resolve(given, prefix="arch.cell_options.")
         _choice("arch.attention", self.attention, ATTENTIONS)
         _at_least("arch.conv_channels", self.conv_channels, 0)
         _at_least("arch.conv_kernel", self.conv_kernel, 1)
@@ -95,7 +108,6 @@ class ArchConf:
             raise ValueError(f"arch.num_layers must be in 1..5 (got {self.num_layers})")
         _choice("arch.merge_mode", self.merge_mode, MERGE_MODES)
         _fraction("arch.dropout", self.dropout)
-        _choice("arch.nonlinearity", self.nonlinearity, NONLINEARITIES)
         _choice("arch.pooling", self.pooling, POOLINGS)
         if self.batch_norm and self.layer_norm:
             raise ValueError("arch.batch_norm and arch.layer_norm are mutually exclusive (set one to false)")

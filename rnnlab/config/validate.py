@@ -56,9 +56,10 @@ class RunConfig:
 
 
 def group_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML files in conf/<group>/)."""
+    """The option names of a config group (the YAML files in conf/<group>/; a name starting with
+    "_" is a shared base the options build on, not an option)."""
     folder = files("rnnlab.conf") / group
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("_"))
 
 
 def _one_line(exc: Exception, prefix: str) -> str:

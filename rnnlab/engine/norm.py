@@ -24,7 +24,7 @@ itself. Backward differentiates through the batch statistics in train mode and t
 running statistics as constants in eval mode. Padded steps neither enter the statistics
 nor receive a gradient (dx = 0 there).
 
-The private helpers ``_ln_forward`` / ``_ln_backward`` (LayerNorm over the last axis
+The helpers ``ln_forward`` / ``ln_backward`` (LayerNorm over the last axis
 without mask handling) are shared with ln_lstm.py.
 """
 
@@ -71,7 +71,7 @@ def _check_x(params, x):
 # ----------------------------------------------------------------------------------------
 
 
-def _ln_forward(x, gamma, beta, eps):
+def ln_forward(x, gamma, beta, eps):
     """LayerNorm over the last axis (gamma/beta broadcast against x). Returns y, (xhat, rstd)."""
     mu = x.mean(axis=-1, keepdims=True)
     xc = x - mu
@@ -81,8 +81,8 @@ def _ln_forward(x, gamma, beta, eps):
     return xhat * gamma + beta, (xhat, rstd)
 
 
-def _ln_backward(dy, gamma, ln_cache):
-    """dx, dgamma, dbeta of _ln_forward; dgamma/dbeta summed over the leading axes of dy
+def ln_backward(dy, gamma, ln_cache):
+    """dx, dgamma, dbeta of ln_forward; dgamma/dbeta summed over the leading axes of dy
     that gamma does not have."""
     xhat, rstd = ln_cache
     dxhat = dy * gamma
@@ -99,7 +99,7 @@ def layer_norm_forward(params, x, mask=None, eps: float = DEFAULT_EPS):
     """Returns (y, cache); y has x's shape. mask, if given, has x.shape[:-1]."""
     x = _check_x(params, x)
     m = _mask3(mask, x.shape[:-1], x.dtype)
-    y, ln_cache = _ln_forward(x, params["gamma"], params["beta"], eps)
+    y, ln_cache = ln_forward(x, params["gamma"], params["beta"], eps)
     if m is not None:
         y *= m
     return y, {"ln": ln_cache, "mask": m}
@@ -112,7 +112,7 @@ def layer_norm_backward(params, dy, cache):
     dy = np.asarray(dy).astype(gamma.dtype, copy=False)
     if m is not None:
         dy = dy * m  # a new array: the upstream gradient is left untouched
-    dx, dgamma, dbeta = _ln_backward(dy, gamma, cache["ln"])
+    dx, dgamma, dbeta = ln_backward(dy, gamma, cache["ln"])
     return dx, {"gamma": dgamma, "beta": dbeta}
 
 

@@ -1,4 +1,4 @@
-"""Encoder-decoder (seq2seq) with LSTM or GRU cells, optional attention, scheduled sampling,
+"""Encoder-decoder (seq2seq) with any registered cell (``rnnlab.engine.cells``), optional attention, scheduled sampling,
 greedy / beam-search decoding for tokens and free-running generation for continuous outputs.
 
 Architecture (one layer each side, one direction)
@@ -7,8 +7,8 @@ Architecture (one layer each side, one direction)
   ``src`` (B, Ts, src_dim); ``src_mask`` (B, Ts) of 0/1 (1 = real step) or None. Padding
   should be post-padding: the encoder carries its state over padded steps, so its final state
   is the state after the last real step.
-* encoder: ``lstm`` / ``gru`` over the source -> outputs ``enc_hs`` (B, Ts, H) and the final
-  state, which is the decoder's initial state.
+* encoder: the cell (``spec.cell``, options ``spec.cell_options``) over the source -> outputs
+  ``enc_hs`` (B, Ts, H) and the final state, which is the decoder's initial state.
 * decoder, one explicit step at a time (its input may be its own previous output):
   ``x_t`` = embedding of the previous token (token targets) or the previous value (continuous
   targets, ``tgt_dim`` wide); ``h_t`` = cell(x_t, h_{t-1}).
@@ -58,15 +58,14 @@ is exactly greedy decoding). It stops when K hypotheses are closed or after ``ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 from rnnlab.engine import attention as A
-from rnnlab.engine import dense, embedding, gru, lstm
+from rnnlab.engine import cells, dense, embedding
 
-CELLS = {"lstm": lstm, "gru": gru}
 ATTENTIONS = (None, "luong", "bahdanau")
 
 
@@ -85,10 +84,10 @@ class Seq2SeqSpec:
     attention: str | None = None
     attn_size: int | None = None  # Bahdanau only; default hidden_size
     pad_id: int | None = None
+    cell_options: dict = field(default_factory=dict)  # the cell's options, e.g. {"nonlinearity": "relu"}
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"seq2seq cell must be one of {', '.join(CELLS)} (got {self.cell!r})")
+        cells.get(self.cell).resolve(self.cell_options)  # ValueError for an unknown cell or option
         if self.attention not in ATTENTIONS:
             raise ValueError(f"seq2seq attention must be None, 'luong' or 'bahdanau' (got {self.attention!r})")
         for name in ("hidden_size", "src_dim", "tgt_dim", "embed_dim"):
@@ -117,7 +116,11 @@ class Decoded(NamedTuple):
 
 
 def _cell(spec):
-    return CELLS[spec.cell]
+    return cells.get(spec.cell)
+
+
+def _opts(spec) -> dict:
+    return cells.get(spec.cell).resolve(spec.cell_options)
 
 
 def _sub(params, prefix: str) -> dict[str, np.ndarray]:
@@ -145,8 +148,8 @@ def init_params(spec: Seq2SeqSpec, rng: np.random.Generator, dtype=np.float32) -
                   embedding.init_params(rng, spec.tgt_vocab, E, spec.pad_id, dtype).items()})
     d_enc = E if spec.tokens_in else spec.src_dim
     d_dec = E if spec.tokens_out else spec.tgt_dim
-    p.update({f"enc.{k}": v for k, v in cell.init_params(rng, d_enc, H, dtype).items()})
-    p.update({f"dec.{k}": v for k, v in cell.init_params(rng, d_dec, H, dtype).items()})
+    p.update({f"enc.{k}": v for k, v in cell.init_params(rng, d_enc, H, dtype, **_opts(spec)).items()})
+    p.update({f"dec.{k}": v for k, v in cell.init_params(rng, d_dec, H, dtype, **_opts(spec)).items()})
     if spec.attention == "luong":
         p.update({f"attn.{k}": v for k, v in A.luong_init(rng, H, H, "general", dtype).items()})
     elif spec.attention == "bahdanau":
@@ -171,7 +174,7 @@ def _encode(spec, params, src, src_mask):
         if x.ndim != 3 or x.shape[2] != spec.src_dim:
             raise ValueError(f"continuous src must be (B, Ts, {spec.src_dim}), got {x.shape}")
     mask = None if src_mask is None else np.asarray(src_mask)
-    (hs, state), cache = _cell(spec).forward(_sub(params, "enc"), x, None, mask)
+    (hs, state), cache = _cell(spec).forward(_sub(params, "enc"), x, None, mask, **_opts(spec))
     return {"hs": hs, "state": tuple(state), "mask": mask, "cache": cache, "emb_cache": emb_cache}
 
 
@@ -194,7 +197,7 @@ def _dec_input(spec, params, prev):
 
 def _step(spec, params, enc, state, x_in):
     """One decoder step. Returns out (B, O), new state, feat, attention weights or None, caches."""
-    (_, st), c_cell = _cell(spec).forward(_sub(params, "dec"), x_in[:, None, :], state0=state)
+    (_, st), c_cell = _cell(spec).forward(_sub(params, "dec"), x_in[:, None, :], state, **_opts(spec))
     h = st[0]
     c_att, w = None, None
     if spec.attention:
@@ -267,7 +270,7 @@ def backward(spec: Seq2SeqSpec, params, dout, cache):
     P_dec, P_head, P_attn = _sub(params, "dec"), _sub(params, "head"), _sub(params, "attn")
     grads: dict[str, np.ndarray] = {}
     d_enc_hs = np.zeros(enc["hs"].shape, dtype=dtype)
-    dstate = [np.zeros((B, H), dtype=dtype) for _ in range(cell.NUM_STATES)]
+    dstate = [np.zeros((B, H), dtype=dtype) for _ in range(cell.num_states)]
     dx_in = np.zeros((B, T, params["dec.weight_ih"].shape[1]), dtype=dtype)
     dfeed = None  # continuous: gradient reaching the output of step t through step t+1's input
     if spec.attention:
@@ -301,6 +304,12 @@ def backward(spec: Seq2SeqSpec, params, dout, cache):
     if spec.tokens_in:
         _put(grads, "src_emb", embedding.backward(_sub(params, "src_emb"), dx_src, enc["emb_cache"]))
     return {k: grads[k] for k in params}
+
+
+def after_step(spec: Seq2SeqSpec, params) -> None:
+    """The cell's projection (if any) on the encoder's and decoder's weights, in place."""
+    for part in ("enc", "dec"):
+        _cell(spec).after_step(_sub(params, part), **_opts(spec))
 
 
 def _pad(spec):

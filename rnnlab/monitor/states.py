@@ -3,9 +3,9 @@
 One forward pass (evaluation mode) of the fixed probe batch; from its cache, for every layer
 and direction, the hidden states (B, T, H) and the cell's activations:
 
-* LSTM: gates i, f, o (sigmoid), the cell candidate g (tanh) and tanh(c) ("tanh_c");
-* GRU: gates r, z (sigmoid) and the candidate n (tanh);
-* vanilla RNN: the hidden state h itself (tanh or relu).
+each cell names its own (``activations`` of its module; LSTM: gates i, f, o, candidate g and
+tanh(c) "tanh_c"; GRU: r, z, n; vanilla RNN and IndRNN: the state h itself), with its kind
+(sigmoid, tanh or relu) for the saturation bounds.
 
 Only real steps count: padded steps (mask 0) are left out of every statistic and picture.
 
@@ -18,7 +18,7 @@ Pictures in <run>/plots/: ``states_heatmap.png`` (units x time of the first prob
 bottom and top layer), ``states_pca.png`` (PCA of the top layer's states: 2-D trajectories of
 a few sequences coloured by time, and a 3-D projection), ``states_kmeans.png`` (k-means with
 ``clusters`` clusters on the same states), ``gates.png`` (LSTM / GRU: mean gate activations
-over time of the first sequence). Numbers in ``states_summary.csv`` (layer, direction,
+over time of the first sequence, for cells with gates). Numbers in ``states_summary.csv`` (layer, direction,
 quantity, value). The top layer's state vector of a bidirectional model is both directions'
 states side by side (whatever the merge mode).
 """
@@ -49,41 +49,21 @@ class LayerStates:
 
 
 # --------------------------------------------------------------------------------------
-# activations from a cell cache
+# what the model's recurrent blocks show
 # --------------------------------------------------------------------------------------
 
 
-def cell_activations(cell: str, cache: dict, nonlinearity: str = "tanh") -> dict[str, tuple[str, np.ndarray]]:
-    """The cell's bounded activations as (kind, (B, T, H) view), keyed by name."""
-    if cell == "lstm":
-        from rnnlab.engine.lstm import gate_activations
-
-        g = gate_activations(cache)  # (T, B, H) views
-        acts = {name: (TANH if name == "g" else SIGMOID, g[name].transpose(1, 0, 2)) for name in ("i", "f", "g", "o")}
-        acts["tanh_c"] = (TANH, cache["tanh_cells"].transpose(1, 0, 2))
-        return acts
-    if cell == "ln_lstm":
-        from rnnlab.engine.ln_lstm import gate_activations as ln_gates
-
-        g = ln_gates(cache)  # (T, B, H) views
-        acts = {name: (TANH if name == "g" else SIGMOID, g[name].transpose(1, 0, 2)) for name in ("i", "f", "g", "o")}
-        acts["tanh_c"] = (TANH, cache["tanh_cn"].transpose(1, 0, 2))
-        return acts
-    if cell == "gru":
-        return {"r": (SIGMOID, cache["r"]), "z": (SIGMOID, cache["z"]), "n": (TANH, cache["n"])}
-    if cell == "rnn":
-        return {"h": (nonlinearity, cache["hs"])}
-    raise ValueError(f"unknown cell '{cell}'")
-
-
 def collect_layers(spec, cache) -> list[LayerStates]:
-    """Hidden states and activations of every layer and direction of a model forward cache."""
-    out = []
-    for layer, (lcache, _) in enumerate(cache["layers"]):
-        parts = [("forward", lcache["f"]), ("reverse", lcache["b"])] if spec.bidirectional else [("forward", lcache)]
-        for direction, c in parts:
-            out.append(LayerStates(layer, direction, c["hs"], cell_activations(spec.cell, c, spec.nonlinearity)))
-    return out
+    """Hidden states and the cell's named activations of every layer and direction of a model
+    forward cache (the recurrent blocks' "states", whichever runner produced them)."""
+    from rnnlab.engine.model import shows
+
+    return layer_states(shows(spec, cache))
+
+
+def layer_states(shown: dict) -> list[LayerStates]:
+    """`LayerStates` from what the model's blocks show (``model.shows``)."""
+    return [LayerStates(v["layer"], v["direction"], v["hs"], dict(v["activations"])) for v in shown.get("states", [])]
 
 
 def _valid(mask, B: int, T: int) -> np.ndarray:
@@ -188,14 +168,15 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=
     """
     import pandas as pd
 
-    from rnnlab.engine.model import forward
+    from rnnlab.engine.model import forward, shows
     from rnnlab.train.io import write_csv
 
     run_dir = Path(run_dir)
     _, cache = forward(spec, params, probe.x, probe.mask, train=False, state=state)
     B, T = np.shape(probe.x)[:2]
     valid = _valid(probe.mask, B, T)
-    layers = collect_layers(spec, cache)
+    shown = shows(spec, cache)
+    layers = layer_states(shown)
 
     rows: list[dict[str, Any]] = []
     sat_all: dict[str, dict[str, float]] = {}
@@ -233,16 +214,18 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=
         out["kmeans_inertia"] = inertia
         if plots:
             files.append(_kmeans_plot(scores, labels, bb, tt, valid, plots_dir / "states_kmeans.png"))
-    if spec.cell in ("lstm", "ln_lstm", "gru") and valid.any() and plots:
-        files.append(_gates_plot(spec, layers, valid, plots_dir / "gates.png"))
+    gates = _gate_names(spec)
+    if gates and valid.any() and plots:
+        files.append(_gates_plot(spec, gates, layers, valid, plots_dir / "gates.png"))
     frame = pd.DataFrame(rows, columns=["layer", "direction", "quantity", "value"])
     files.insert(0, write_csv(run_dir / "states_summary.csv", frame))
     out["files"] = [str(p.relative_to(run_dir)) for p in files]
     # ---- attention pooling: the weights of the first probe sequences (plots/attention.png) ----
-    if plots and spec.pooling == "attention" and cache.get("attention") is not None:
+    weights = shown.get("attention")
+    if plots and weights is not None:
         from rnnlab.report.attention_plots import probe_attention_plot
 
-        path = probe_attention_plot(cache["attention"], valid, plots_dir / "attention.png")
+        path = probe_attention_plot(weights, valid, plots_dir / "attention.png")
         out["files"].append(str(path.relative_to(run_dir)))
     return out
 
@@ -330,13 +313,18 @@ def _kmeans_plot(scores, labels, bb, tt, valid, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _gates_plot(spec, layers, valid, path: Path) -> Path:
+def _gate_names(spec) -> tuple[str, ...]:
+    from rnnlab.engine import cells
+
+    return cells.get(spec.cell).gates
+
+
+def _gates_plot(spec, names, layers, valid, path: Path) -> Path:
+    from rnnlab.engine import cells
     from rnnlab.monitor.weights import space_subplots
     from rnnlab.report.plots import plt, save_figure
 
-    names = {"lstm": ("i", "f", "o", "g"), "ln_lstm": ("i", "f", "o", "g"), "gru": ("r", "z")}[spec.cell]
-    labels = {"i": "input gate i", "f": "forget gate f", "o": "output gate o", "g": "cell candidate g",
-              "r": "reset gate r", "z": "update gate z"}
+    labels = cells.get(spec.cell).labels
     b, sp = _first(valid)
     steps = np.arange(sp.start, sp.stop)
     fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2.6 * len(layers)), squeeze=False, sharex=True)
@@ -344,7 +332,7 @@ def _gates_plot(spec, layers, valid, path: Path) -> Path:
         for name in names:
             m = np.asarray(ls.acts[name][1][b, sp], dtype=np.float64).mean(axis=1)
             m[~valid[b, sp]] = np.nan
-            ax.plot(steps, m, label=labels[name])
+            ax.plot(steps, m, label=labels.get(name, name))
         ax.set(ylabel="mean over units", title=f"Layer {ls.layer} ({ls.direction}): probe sequence {b}")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))

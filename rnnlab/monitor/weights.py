@@ -2,20 +2,20 @@
 radius of the recurrent matrices, and weight histograms.
 
 `WeightTracker.on_epoch_end` records, for every parameter, mean, std, min, max and L2 norm
-(block "all"); for every recurrent matrix ``rnn.weight_hh_l{k}[_reverse]`` also one row per
-gate block (LSTM i, f, g, o; GRU r, z, n; H x H each) with the block's statistics, its
-singular values (largest and smallest) and its spectral radius (max |eigenvalue|). The whole
-matrix ("all") gets its singular values too; its spectral radius is an eigenvalue only when it
-is square (the vanilla RNN's H x H matrix); for the stacked G*H x H matrices of LSTM and GRU
-the column is empty and ``sv_max`` (an upper bound of every block's spectral radius) stands
-for it. Rows go to ``weights.csv`` (long format, one row per epoch, parameter and block).
+(block "all"). The recurrent weights are those the cells declare (``cells.Recurrent``, listed by
+``model.recurrent_weights``): for a stacked matrix also one row per gate block (LSTM i, f, g, o;
+GRU r, z, n; H x H each) with the block's statistics, its singular values (largest and
+smallest) and its spectral radius (max |eigenvalue|). The whole matrix ("all") gets its singular
+values too; its spectral radius is an eigenvalue only when it is square (the vanilla RNN's H x H
+matrix); for the stacked G*H x H matrices the column is empty and ``sv_max`` (an upper bound of
+every block's spectral radius) stands for it. A diagonal recurrence (IndRNN's vector u) is the
+matrix diag(u): its singular values are the sorted |u| and its spectral radius max |u|. Rows go
+to ``weights.csv`` (long format, one row per epoch, parameter and block).
 
 The value returned for metrics.csv, ``spectral_radius_l0``, and the per-layer values in the
-summary are the spectral radius of the recurrence that carries the state:
-
-* vanilla RNN: the whole H x H ``weight_hh``;
-* LSTM: the H x H block of the cell candidate g; GRU: the block of the candidate n
-  (``W_hn``, the one that acts on r * h).
+summary are the spectral radius of the recurrence that carries the state: the whole square or
+diagonal recurrence, or the block the cell names as its carrier (LSTM: the cell candidate g;
+GRU: the candidate n, ``W_hn``, the one that acts on r * h).
 
 Histograms use one fixed-width bin grid per parameter, laid out from the first epoch's range
 (``HIST_BINS`` bins) and extended bin by bin when later weights leave it; when a grid grows
@@ -32,24 +32,18 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-GATES = {"lstm": ("i", "f", "g", "o"), "ln_lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ()}
-CANDIDATE = {"lstm": "g", "ln_lstm": "g", "gru": "n"}  # the gate block whose spectral radius is reported
 COLUMNS = ("epoch", "param", "block", "mean", "std", "min", "max", "norm", "spectral_radius", "sv_max", "sv_min")
 HIST_BINS = 40
 MAX_BINS = 4 * HIST_BINS
 MAX_FRAMES = 60  # GIF frames (epochs evenly spaced beyond that)
 GIF_FPS = 4
 GIF_DPI = 72
-
-_HH = re.compile(r"^rnn\.weight_hh_(l\d+(?:_reverse)?)$")
-
 
 def spectral_radius(m: np.ndarray) -> float:
     """max |eigenvalue| of a square matrix."""
@@ -179,9 +173,13 @@ class WeightTracker:
     """Per-epoch weight statistics and histograms (see the module docstring)."""
 
     def __init__(self, cfg, spec):
+        from rnnlab.engine.model import recurrent_weights
+
         self.cfg = cfg
         self.spec = spec
-        self.gates = GATES.get(spec.cell, ())
+        # model parameter name -> (layer key, cells.Recurrent)
+        self.recurrent = {name: (key, rec) for key, name, rec in recurrent_weights(spec)}
+        self.gates = next((rec.blocks for _, rec in self.recurrent.values()), ())
         self.rows: list[dict[str, Any]] = []
         self.hists: dict[str, Histogram] = {}
         self.final: dict[str, np.ndarray] = {}  # bottom layer's weight_ih / weight_hh, last epoch
@@ -201,11 +199,10 @@ class WeightTracker:
             return {}
         for name, value in params.items():
             v = np.asarray(value)
-            m = _HH.match(name)
-            if m is None:
-                self.rows.append(self._row(ep, name, "all", _stats(v)))
+            if name in self.recurrent:
+                self._recurrent(ep, name, *self.recurrent[name], v)
             else:
-                self._recurrent(ep, name, m.group(1), v)
+                self.rows.append(self._row(ep, name, "all", _stats(v)))
         for name in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l0_reverse"):
             if name in params:
                 self.final[name] = np.array(params[name], copy=True)
@@ -220,20 +217,27 @@ class WeightTracker:
             "sv_min": float(svs[-1]) if has_sv else math.nan,
         }
 
-    def _recurrent(self, ep: int, name: str, layer: str, W: np.ndarray) -> None:
-        """Rows for a recurrent matrix (whole, then one per gate block) and its layer's radius."""
+    def _recurrent(self, ep: int, name: str, layer: str, rec, W: np.ndarray) -> None:
+        """Rows for a recurrent weight (whole, then one per gate block) and its layer's radius."""
         finite = _finite(W)
+        if rec.kind == "diagonal":  # diag(u): singular values |u| sorted, spectral radius max |u|
+            svs = np.sort(np.abs(W.reshape(-1)))[::-1] if finite else None
+            radius = float(svs[0]) if svs is not None and len(svs) else math.nan
+            self.rows.append(self._row(ep, name, "all", _stats(W), radius, svs))
+            self.radius[layer] = radius
+            self.sv_max[layer] = radius
+            return
         H = W.shape[1]
         svs = singular_values(W) if finite else None
         sr_all = spectral_radius(W) if finite and W.shape[0] == H else math.nan
         self.rows.append(self._row(ep, name, "all", _stats(W), sr_all, svs))
         radius = sr_all
-        for k, gate in enumerate(self.gates):
+        for k, gate in enumerate(rec.blocks):
             block = W[k * H : (k + 1) * H]
             sr = spectral_radius(block) if finite else math.nan
             bsv = singular_values(block) if finite else None
             self.rows.append(self._row(ep, name, gate, _stats(block), sr, bsv))
-            if gate == CANDIDATE.get(self.spec.cell):
+            if gate == rec.carrier:
                 radius = sr
         self.radius[layer] = radius
         self.sv_max[layer] = float(svs[0]) if svs is not None and len(svs) else math.nan
@@ -373,7 +377,7 @@ class WeightTracker:
         from rnnlab.report.plots import plt, save_figure
 
         df = self.table()
-        df = df[df["param"].str.match(_HH.pattern)]
+        df = df[df["param"].isin(list(self.recurrent))]
         mats = list(dict.fromkeys(df["param"]))
         colours = {b: f"C{j}" for j, b in enumerate(("all", *self.gates))}
         fig, axes = plt.subplots(len(mats), 2, figsize=(10, 2.8 * len(mats)), squeeze=False)
@@ -404,9 +408,10 @@ class WeightTracker:
         H = self.spec.hidden_size
         for ax, name in zip(axes[0], names, strict=True):
             W = self.final[name]
+            W = W.reshape(-1, 1) if W.ndim == 1 else W  # a diagonal recurrence: one column
             vmax = float(np.max(np.abs(W))) if W.size and _finite(W) else 1.0
             im = ax.imshow(W, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-            if self.gates:
+            if self.gates and W.shape[0] == len(self.gates) * H:
                 for k in range(1, len(self.gates)):
                     ax.axhline(k * H - 0.5, color="black", lw=0.8)
                 ax.set_yticks([k * H + (H - 1) / 2 for k in range(len(self.gates))], list(self.gates))

@@ -77,8 +77,6 @@ def check_config(cfg, data) -> None:
         raise DataError(f"arch.attention={a.attention} is for the seq2seq data sets (reverse_digits, sine2cosine); "
                         f"data '{cfg.data.name}' needs arch.attention=none (or arch.pooling=attention)")
     bad = []
-    if a.cell not in Q.CELLS:
-        bad.append(f"arch.cell={a.cell} (use lstm or gru)")
     if a.num_layers != 1:
         bad.append(f"arch.num_layers={a.num_layers} (one layer each side)")
     if a.bidirectional:
@@ -104,14 +102,14 @@ def check_config(cfg, data) -> None:
 
 
 def build_spec(cfg, data: S.Seq2SeqTask) -> Q.Seq2SeqSpec:
-    m = data.meta
-    attention = None if cfg.arch.attention == "none" else cfg.arch.attention
+    m, a = data.meta, cfg.arch
+    attention = None if a.attention == "none" else a.attention
+    options = dict(a.cell_options, **({} if a.nonlinearity is None else {"nonlinearity": a.nonlinearity}))
+    common = {"cell": a.cell, "hidden_size": a.hidden_size, "attention": attention, "cell_options": options}
     if data.kind == "tokens":
-        return Q.Seq2SeqSpec(cell=cfg.arch.cell, hidden_size=cfg.arch.hidden_size, src_vocab=m["vocab_size"],
-                             tgt_vocab=m["vocab_size"], embed_dim=m.get("embed_dim", 16), attention=attention,
-                             pad_id=m["pad_id"])
-    return Q.Seq2SeqSpec(cell=cfg.arch.cell, hidden_size=cfg.arch.hidden_size, src_dim=m["src_dim"],
-                         tgt_dim=m["tgt_dim"], attention=attention)
+        return Q.Seq2SeqSpec(**common, src_vocab=m["vocab_size"], tgt_vocab=m["vocab_size"],
+                             embed_dim=m.get("embed_dim", 16), pad_id=m["pad_id"])
+    return Q.Seq2SeqSpec(**common, src_dim=m["src_dim"], tgt_dim=m["tgt_dim"])
 
 
 def teacher_forcing_at(cfg, epoch: int) -> float:
@@ -367,6 +365,7 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None, epoch_hook=None)
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
                     opt.step(params, grads, lr=lr)
+                    Q.after_step(spec, params)  # the cells' projections (IndRNN's recurrent bound)
                     lr_trace.append(lr)
                     step += 1
                     total += loss * len(b)

@@ -65,10 +65,6 @@ def _sigterm_as_interrupt():
 def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
     a = cfg.arch
     emb = data.embedding or {}
-    if (cfg.reg.recurrent_dropout > 0 or cfg.reg.zoneout > 0) and a.cell not in ("rnn", "lstm", "gru"):
-        from rnnlab.config.validate import ConfigError
-
-        raise ConfigError(f"reg.recurrent_dropout and reg.zoneout need arch.cell rnn, lstm or gru (got {a.cell})")
     return M.ModelSpec(
         cell=a.cell,
         input_size=data.input_size,
@@ -79,6 +75,7 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
         merge_mode=a.merge_mode,
         dropout=a.dropout,
         nonlinearity=a.nonlinearity,
+        cell_options=dict(a.cell_options),
         pooling=a.pooling,
         conv_channels=a.conv_channels,
         conv_kernel=a.conv_kernel,
@@ -362,6 +359,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
                         raise Diverged(f"loss became {loss} (gradient norm {gnorm}) at epoch {epoch + 1}, step {step}")
                     lr = sched.lr_at(step, epoch, history)
                     opt.step(params, grads, lr=lr)
+                    M.after_step(spec, params)  # the cells' projections (IndRNN's recurrent bound)
                     state = new_state  # a new dict each step: the best epoch's state stays as it was
                     lr_trace.append(lr)
                     step += 1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnlab.data import seq2seq_tasks as S
-from rnnlab.engine import losses
+from rnnlab.engine import cells, losses
 from rnnlab.engine import seq2seq as Q
 from rnnlab.engine.gradcheck import max_rel_error, numeric_grads
 
@@ -98,6 +98,17 @@ def test_continuous_gradients(cell, attention, p):
     _, cache = _check(spec, src, mask, tgt_in, loss_fn, p=p)
     if p == 0:
         assert not cache["gold"][:, 1:].any()
+
+
+@pytest.mark.parametrize("cell", [c for c in cells.names() if c not in CELLS])
+def test_every_other_cell_as_encoder_and_decoder(cell):
+    """Any registered cell runs both sides (its options too); gradients stay exact."""
+    rng = np.random.default_rng(4)
+    src, mask = rng.standard_normal((B, TS, 2)), _src_mask()
+    tgt_in, tgt_out = rng.standard_normal((B, TO, 2)), rng.standard_normal((B, TO, 2))
+    opts = {"nonlinearity": "tanh"} if "nonlinearity" in cells.get(cell).options else {}
+    spec = Q.Seq2SeqSpec(cell=cell, hidden_size=4, src_dim=2, tgt_dim=2, attention="luong", cell_options=opts)
+    _check(spec, src, mask, tgt_in, lambda out: losses.mse(out, tgt_out), p=0.5)
 
 
 def test_scheduled_sampling_feeds_argmax_tokens():
@@ -244,8 +255,10 @@ def test_float32_and_spec_validation():
     assert out.dtype == np.float32 and out.shape == (B, TO, V)
     grads = Q.backward(spec, params, losses.softmax_cross_entropy(out, tgt_out, tgt_mask)[1], cache)
     assert all(grads[k].dtype == np.float32 for k in params)
-    with pytest.raises(ValueError):
-        Q.Seq2SeqSpec(cell="rnn")
+    with pytest.raises(ValueError, match="unknown cell 'nope'"):
+        Q.Seq2SeqSpec(cell="nope")
+    with pytest.raises(ValueError, match="no option 'per_gate'"):
+        Q.Seq2SeqSpec(cell="gru", cell_options={"per_gate": True})
     with pytest.raises(ValueError):
         Q.Seq2SeqSpec(attention="dot")
     with pytest.raises(ValueError):

@@ -1,16 +1,15 @@
-"""Gradient monitoring: the cells' dh_trace (exact, float64), GradientTracker, and its files in a run."""
+"""Gradient monitoring: the model's dL/dh_t traces, GradientTracker, and its files in a run (the cells'
+dh_trace itself is checked in tests/engine/test_cells_contract.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rnnlab.engine import bidirectional
 from rnnlab.engine import model as M
 from rnnlab.monitor.gradients import GRAD_COLUMNS, GradientTracker, _first_over_last
 from tests.conftest import TINY, read_summary, run_cli
@@ -26,87 +25,8 @@ def _mask(B, T):
     return m
 
 
-def _state_after(cell, cache, t, reverse):
-    """The carried state (h_t,) or (h_t, c_t) after the step at input position t."""
-    slot = t if reverse else t + 1
-    if cell == "lstm":
-        return cache["h_states"][slot].T.copy(), cache["c_states"][slot].T.copy()
-    return (cache["states"][slot].copy(),)
-
-
 def _rel(a, b):
     return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(b))))
-
-
-@pytest.mark.parametrize("with_dhs", [True, False])
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_dh_trace_is_the_total_gradient_of_every_state(cell, reverse, with_dhs):
-    mod = M.cell_module(cell)
-    rng = np.random.default_rng(5)
-    B, T, D, H = 3, 7, 2, 4
-    p = mod.init_params(rng, D, H, dtype=np.float64)
-    p = {k: 2.0 * v for k, v in p.items()}  # larger weights: a non-trivial recurrence
-    x = rng.standard_normal((B, T, D))
-    mask = _mask(B, T)
-    s0 = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
-    dhs = rng.standard_normal((B, T, H)) if with_dhs else None
-    dsT = tuple(rng.standard_normal((B, H)) for _ in range(mod.NUM_STATES))
-
-    (_, _), cache = mod.forward(p, x, s0, mask, reverse=reverse)
-    dx0, ds00, g0 = mod.backward(p, dhs, dsT, cache)
-    trace = np.full((T, B, H), np.nan)
-    dx, ds0, g = mod.backward(p, dhs, dsT, cache, dh_trace=trace)
-    # the trace changes nothing else
-    assert np.array_equal(dx, dx0)
-    assert all(np.array_equal(a, b) for a, b in zip(ds0, ds00, strict=True))
-    assert all(np.array_equal(g[k], g0[k]) for k in g)
-    assert np.isfinite(trace).all()
-
-    direct = np.zeros((B, T, H)) if dhs is None else dhs * mask[:, :, None]
-    # the step read last has only the final-state gradient and its own output's
-    t_last = 0 if reverse else T - 1
-    assert _rel(trace[t_last], dsT[0] + direct[:, t_last]) < 1e-12
-    # every step: run the layer on from the carried state after step t over the remaining
-    # inputs; its dh0 is dL/dh_t through the recurrence, exactly
-    for t in range(T):
-        rest = slice(0, t) if reverse else slice(t + 1, T)
-        if (rest.stop - rest.start) == 0:
-            through = dsT[0]
-        else:
-            state = _state_after(cell, cache, t, reverse)
-            (_, _), c2 = mod.forward(p, x[:, rest], state, mask[:, rest], reverse=reverse)
-            _, dstate0, _ = mod.backward(p, None if dhs is None else dhs[:, rest], dsT, c2)
-            through = dstate0[0]
-        expected = through + direct[:, t]
-        assert _rel(trace[t], expected) < TOL, (t, _rel(trace[t], expected))
-
-
-def test_dh_trace_finite_difference_rnn():
-    """Independent of the backward code: perturb h_t by rerunning the rest from h_t + eps."""
-    mod = M.cell_module("rnn")
-    rng = np.random.default_rng(2)
-    B, T, D, H = 2, 5, 2, 3
-    p = mod.init_params(rng, D, H, dtype=np.float64)
-    x = rng.standard_normal((B, T, D))
-    wy = rng.standard_normal((B, T, H))
-    wT = rng.standard_normal((B, H))
-    (hs, (hT,)), cache = mod.forward(p, x)
-    trace = np.zeros((T, B, H))
-    mod.backward(p, wy, (wT,), cache, dh_trace=trace)
-    t, eps = 1, 1e-6
-    ht = cache["states"][t + 1].copy()
-
-    def loss(h):  # L as a function of h_t (outputs before t fixed)
-        (hs2, (hT2,)), _ = mod.forward(p, x[:, t + 1:], (h,))
-        return float(np.sum(h * wy[:, t]) + np.sum(hs2 * wy[:, t + 1:]) + np.sum(hT2 * wT))
-
-    num = np.zeros_like(ht)
-    for idx in np.ndindex(ht.shape):
-        e = np.zeros_like(ht)
-        e[idx] = eps
-        num[idx] = (loss(ht + e) - loss(ht - e)) / (2 * eps)
-    assert _rel(trace[t], num) < TOL
 
 
 def test_bidirectional_and_model_traces():
@@ -134,19 +54,6 @@ def test_bidirectional_and_model_traces():
     M.backward(spec1, p1, dy, cache, trace=trace)
     assert list(trace) == ["layer0"]
     assert _rel(trace["layer0"][-1], dy @ p1["head.weight"]) < 1e-12
-
-
-def test_bidirectional_wrapper_passes_traces():
-    mod = M.cell_module("rnn")
-    rng = np.random.default_rng(4)
-    pf, pb = mod.init_params(rng, 2, 3, np.float64), mod.init_params(rng, 2, 3, np.float64)
-    x = rng.standard_normal((2, 4, 2))
-    (y, _), cache = bidirectional.forward(mod, pf, pb, x)
-    tf, tb = np.zeros((4, 2, 3)), np.zeros((4, 2, 3))
-    dy = rng.standard_normal(y.shape)
-    bidirectional.backward(mod, pf, pb, dy, (None, None), cache, dh_trace=(tf, None))
-    bidirectional.backward(mod, pf, pb, dy, (None, None), cache, dh_trace=(None, tb))
-    assert np.allclose(tf[-1], dy[:, -1, :3]) and np.allclose(tb[0], dy[:, 0, 3:])
 
 
 def test_first_over_last_uses_each_sequences_real_steps():
@@ -300,17 +207,3 @@ def test_monitor_none_writes_no_gradient_files(tmp_path):
     assert not {"gradient_flow.png", "grad_norms.png", "grad_hist.png"} & {p.name for p in (d / "plots").iterdir()}
     assert "grad_t_first_over_last" not in pd.read_csv(d / "metrics.csv").columns
     assert json.loads((d / "summary.json").read_text())["monitor"] == {"enabled": False}
-
-
-def test_vanishing_gradient_experiment_settings():
-    from rnnlab.commands.hydra_bridge import compose_and_validate
-
-    rc = compose_and_validate(["experiment=vanishing_gradient", "arch=deep_rnn"])
-    assert (rc.arch.cell, rc.arch.num_layers, rc.arch.nonlinearity) == ("rnn", 5, "tanh")
-    assert rc.data.name == "adding" and rc.data.length == 100 and rc.monitor.time_gradients
-    plain = compose_and_validate(["experiment=vanishing_gradient"])
-    assert (plain.arch.cell, plain.arch.num_layers) == ("lstm", 1)
-    from omegaconf import OmegaConf
-
-    exp = OmegaConf.load(Path(__file__).parents[2] / "conf" / "experiment" / "vanishing_gradient.yaml")
-    assert exp.hydra.sweeper.params.arch == "deep_rnn,lstm"

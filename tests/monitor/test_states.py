@@ -12,10 +12,11 @@ from omegaconf import OmegaConf
 
 from rnnlab.config.schema import MonitorConf
 from rnnlab.data.base import Split, TaskData
+from rnnlab.engine import cells
 from rnnlab.engine import model as M
 from rnnlab.monitor import RunMonitor
 from rnnlab.monitor.probe import Probe
-from rnnlab.monitor.states import analyse_states, cell_activations, kmeans, pca, saturation
+from rnnlab.monitor.states import analyse_states, kmeans, pca, saturation
 from rnnlab.monitor.weights import COLUMNS
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "monitor"
@@ -70,7 +71,12 @@ def test_pca_explained_variance():
 
 
 def _lstm_cache(value: float, B=2, T=5, H=3):
+    """The parts of the LSTM kernel's cache its activations read."""
     return {"gates": np.full((T, 4 * H, B), value), "tanh_cells": np.full((T, B, H), value)}
+
+
+def cell_activations(name, cache):
+    return cells.get(name).activations(cache)
 
 
 def test_saturation_of_a_constructed_lstm_cache():

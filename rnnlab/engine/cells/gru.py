@@ -1,97 +1,113 @@
-"""GRU layer (PyTorch's `torch.nn.GRU`, one layer, one direction) with hand-written BPTT.
+"""GRU (PyTorch's `torch.nn.GRU`, one layer, one direction) with hand-written BPTT.
 
-Shapes, names and gate order
-----------------------------
-x (B, T, D) batch-first, hidden size H, one state: h (B, H).
-Parameters use PyTorch's names (suffix `_l0` in `torch.nn.GRU`), gates stacked in the
-order r, z, n along the first axis:
-``weight_ih`` (3H, D), ``weight_hh`` (3H, H), ``bias_ih`` (3H,), ``bias_hh`` (3H,).
+x (B, T, D), hidden size H, one state (h,). Parameters (PyTorch's names, suffix ``_l0`` in
+``torch.nn.GRU``), gates stacked in the order **r, z, n**: ``weight_ih`` (3H, D), ``weight_hh``
+(3H, H), ``bias_ih`` (3H,), ``bias_hh`` (3H,).
 
     r  = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
     z  = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
     n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))      # b_hn inside the reset product
     h' = (1 - z) * n + z * h
 
-Contract shared by the recurrent modules (rnn, gru, lstm)
----------------------------------------------------------
-``forward(params, x, state0=None, mask=None, reverse=False)`` -> ``(hs, (hT,)), cache``
+Masks, directions, states and upstream gradients follow ``_sequence``'s conventions; the
+protocol is ``_protocol``'s. Padded inputs must be finite (they are multiplied by zero, not
+skipped). The tuned kernel's extras:
 
-* x is cast to the parameters' dtype; everything stays in that dtype.
-* state0: None (zeros) or ``(h0,)`` with h0 (B, H).
-* mask: None or (B, T) of 0/1 (1 = real step). At a padded step the state is carried
-  unchanged (h_t = h_{t-1}) and hs[:, t] = 0, so with post-padding hT is the state at the
-  last real step and with pre-padding the state stays h0 until the real steps start.
-  Padded inputs must be finite (they are multiplied by zero, not skipped).
-* reverse=True runs t = T-1 ... 0 (the backward half of a bidirectional layer); hs stays
-  aligned with the input positions and hT is the state after reading position 0.
-* hs (B, T, H) is a read-only, non-contiguous view (time-major storage, transposed); it
-  aliases the cache, so copy it before modifying. hT is a fresh (B, H) array.
+* hs (B, T, H) is a read-only, non-contiguous view that aliases the cache; hT is fresh.
+  dh_trace, if given, is filled with the total dL/dh_t by input position.
+* Cache: ``"r"``, ``"z"``, ``"n"`` read-only (B, T, H) views of the activations; ``"hs"``;
+  ``"states"`` (T+1, B, H) in ``_sequence.slots`` layout. Internals, feature-major: ``"gates"``
+  (T, 4H, B) rows [r | z | -2 ghn | n] with ghn = W_hn h_{t-1} + b_hn (scaled: see below),
+  ``"hx"`` (T+1, H+1, B) the states with a row of ones, ``"x"`` (D+1, T, B) the input with a
+  row of ones, ``"mask"`` (T, 1, B), ``"pad"``, ``"reverse"``.
 
-``backward(params, dhs, dstateT, cache, dh_trace=None)`` -> ``dx, (dh0,), grads``
-
-* dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT,)`` with dhT an
-  array or None. Gradients in dhs at padded positions are ignored (hs is constant 0 there).
-* dx (B, T, D) (a transposed view of a time-major array), dh0 (B, H), grads: dict with the
-  same keys as params. Inputs, upstream gradients and the cache are never modified.
-* dh_trace: None, or a (T, B, H) array that backward fills with the total gradient
-  dL/dh_t of the state after step t (from dhs and through the later steps), indexed by
-  input position t (also with reverse=True). At a padded step h_t is the carried state.
-  It changes nothing else; without it the loop pays one ``if`` per step.
-
-Cache (a plain dict; nothing is kept between calls)
---------------------------------------------------
-Gate activations for monitoring, each a read-only (B, T, H) view indexed by input position
-(values at padded steps are computed but unused): ``"r"`` reset gate, ``"z"`` update gate,
-``"n"`` candidate state; ``"hs"`` the output and ``"states"`` (T+1, B, H) the carried
-states in ``lstm._slots``' layout (forward S[0] = h0, S[t+1] = h_t; reverse S[T] = h0,
-S[t] = h_t). Internals, feature-major: ``"gates"`` (T, 4H, B) rows [r | z | -2 ghn | n]
-with ghn = W_hn h_{t-1} + b_hn (scaled: see the notes below), ``"hx"`` (T+1, H+1, B) the states with a row of ones,
-``"x"`` (D+1, T, B) the input with a row of ones, ``"mask"`` (T, 1, B) or None, ``"pad"``,
-``"reverse"``.
-
-Implementation notes (speed)
-----------------------------
-The recurrence runs feature-major, as in lstm.py: a state is (H, B) and a step's product
-is W_hh (3H, H+1) @ [h; 1] (b_hn rides on the ones row), the operand layout in which
-OpenBLAS with two threads runs these skinny GEMMs 1.4-1.9x faster than (B, H) @ (H, 3H).
-The r and z rows are negated and the n rows scaled by -2 once per call, so that
-sigmoid(a) = 1 / (1 + exp(-a)) and tanh(a) = 2 / (1 + exp(-2a)) - 1 are exp and three
-cheap calls on the products as computed (float32 exp costs half of np.tanh). The forward
-pass projects a chunk's inputs with one GEMM over its (steps x batch) columns (biases
-ride on the ones row of x); BPTT computes a chunk's gate-derivative factors with a few
-vectorised calls, runs the recurrence (seven calls per step), then folds the chunk into
-the weight gradients and dx with GEMMs. Each call takes its buffers from one allocation
-(``rnn._carve``: fresh memory is expensive).
+Speed: the recurrence runs feature-major, as in lstm.py: a state is (H, B) and a step's product
+is W_hh (3H, H+1) @ [h; 1] (b_hn rides on the ones row), the operand layout in which OpenBLAS
+with two threads runs these skinny GEMMs 1.4-1.9x faster than (B, H) @ (H, 3H). The r and z rows
+are negated and the n rows scaled by -2 once per call, so that sigmoid(a) = 1 / (1 + exp(-a))
+and tanh(a) = 2 / (1 + exp(-2a)) - 1 are exp and three cheap calls on the products as computed.
+The forward pass projects a chunk's inputs with one GEMM over its (steps x batch) columns
+(biases ride on the ones row of x); BPTT computes a chunk's gate-derivative factors with a few
+vectorised calls, runs the recurrence (seven calls per step), then folds the chunk into the
+weight gradients and dx with GEMMs. Each call takes its buffers from one allocation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.engine.lstm import _prepare_mask, _slots
-from rnnlab.engine.rnn import (
-    PARAM_NAMES,
-    _bptt_chunks,
-    _carve,
-    _check_trace,
-    _chunk_steps,
-    _initial_state,
-    _readonly,
-    _time_major_view,
-    _upstream,
-)
-from rnnlab.engine.rnn import init_params as _init_params
+from rnnlab.engine.cells import _sequence as seq
+from rnnlab.engine.cells._protocol import Recurrent
 
-__all__ = ["NUM_STATES", "PARAM_NAMES", "init_params", "forward", "backward"]
-
+NAME = "gru"
 NUM_STATES = 1  # (h,)
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+GATES = ("r", "z", "n")
+RECURRENT = Recurrent("weight_hh", "matrix", GATES, carrier="n")
+TORCH = "GRU"  # the torch.nn module with the same parameters (parity tests)
+LABELS = {"r": "reset gate r", "z": "update gate z", "n": "candidate n"}
 
 
-def init_params(
-    rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32
-) -> dict[str, np.ndarray]:
+def sizes(params) -> tuple[int, int]:
+    return params["weight_ih"].shape[1], params["weight_hh"].shape[1]
+
+
+def init_params(rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32):
     """PyTorch init: every tensor uniform(-1/sqrt(H), 1/sqrt(H)); rows stacked r, z, n."""
-    return _init_params(rng, input_size, hidden_size, dtype, gates=3)
+    return seq.uniform_init(rng, seq.pytorch_shapes(3, input_size, hidden_size), hidden_size, dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# the step pair (readable reference)
+# ----------------------------------------------------------------------------------------
+
+
+def step_forward(params, x_t, state, rec_mask=None):
+    """One step: ``(h,), cache`` from x_t (B, D) and state (h_prev,)."""
+    (h_prev,) = state
+    hr = h_prev if rec_mask is None else h_prev * rec_mask
+    gi = x_t @ params["weight_ih"].T + params["bias_ih"]
+    gh = hr @ params["weight_hh"].T + params["bias_hh"]
+    H = h_prev.shape[1]
+    r = seq.sigmoid(gi[:, :H] + gh[:, :H])
+    z = seq.sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+    ghn = gh[:, 2 * H :]
+    n = np.tanh(gi[:, 2 * H :] + r * ghn)
+    h = (1.0 - z) * n + z * h_prev
+    cache = {"params": params, "x": x_t, "h_prev": h_prev, "hr": hr, "r": r, "z": z, "n": n, "ghn": ghn,
+             "rec_mask": rec_mask}
+    return (h,), cache
+
+
+def step_backward(dstate, cache):
+    """``dx_t, (dh_prev,), grads`` from dstate (dh,)."""
+    (dh,) = dstate
+    p = cache["params"]
+    r, z, n = cache["r"], cache["z"], cache["n"]
+    dn = dh * (1.0 - z) * (1.0 - n * n)  # dL/d(pre-activation of n)
+    dz = dh * (cache["h_prev"] - n) * z * (1.0 - z)
+    dr = dn * cache["ghn"] * r * (1.0 - r)
+    dgi = np.concatenate([dr, dz, dn], axis=1)  # input side, rows r, z, n
+    dgh = np.concatenate([dr, dz, dn * r], axis=1)  # hidden side: b_hn and W_hn sit inside r * (...)
+    dh_prev = dgh @ p["weight_hh"]
+    if cache["rec_mask"] is not None:
+        dh_prev = dh_prev * cache["rec_mask"]
+    grads = {"weight_ih": dgi.T @ cache["x"], "weight_hh": dgh.T @ cache["hr"], "bias_ih": dgi.sum(axis=0),
+             "bias_hh": dgh.sum(axis=0)}
+    return dgi @ p["weight_ih"], (dh_prev + dh * z,), grads
+
+
+def step_activations(cache):
+    return {"r": ("sigmoid", cache["r"]), "z": ("sigmoid", cache["z"]), "n": ("tanh", cache["n"])}
+
+
+def activations(cache):
+    return {"r": ("sigmoid", cache["r"]), "z": ("sigmoid", cache["z"]), "n": ("tanh", cache["n"])}
+
+
+# ----------------------------------------------------------------------------------------
+# the tuned sequence kernels
+# ----------------------------------------------------------------------------------------
 
 
 def forward(params, x, state0=None, mask=None, reverse=False):
@@ -102,16 +118,16 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     H = W_hh.shape[1]
     D = W_ih.shape[1]
     H2, H3 = 2 * H, 3 * H
-    xt = _time_major_view(x, D)
+    xt = seq.time_major_view(x, D)
     T, B, _ = xt.shape
-    h0 = _initial_state(state0, B, H, dtype)
-    m, pad = _prepare_mask(mask, B, T, dtype)
-    out, prev, s0, sT = _slots(T, reverse)
-    K = _chunk_steps(T, B, H)
+    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    m, pad = seq.mask_feature_major(mask, B, T, dtype)
+    out, prev, s0, sT = seq.slots(T, reverse)
+    K = seq.chunk_steps(T, B, H)
     shapes = [(T, 4 * H, B), (T + 1, H + 1, B), (D + 1, T, B), (H3 * K * B,), (H3, D + 1), (H3, H + 1), (H, B)]
     if m is not None:
         shapes.append((T, H, B))
-    bufs = _carve(dtype, *shapes)
+    bufs = seq.carve(dtype, *shapes)
     G, HX, Xa, xp_flat, WihS, WhhS, tmp = bufs[:7]
     hs_buf = bufs[7] if m is not None else None
 
@@ -136,12 +152,11 @@ def forward(params, x, state0=None, mask=None, reverse=False):
         HX[s0, :H] = 0
     else:
         np.copyto(HX[s0, :H], h0.T, casting="unsafe")
-    off_prev = 1 if reverse else 0  # step t reads HX[t + off_prev], writes HX[t + off_out]
-    off_out = 0 if reverse else 1
+    off_prev, off_out = seq.step_offsets(reverse)  # step t reads HX[t + off_prev], writes HX[t + off_out]
     one, two = dtype.type(1), dtype.type(2)
     skip = h0 is None  # first step from a zero state: the recurrent product is its bias column
     with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
-        for t0, t1, steps in _bptt_chunks(T, K, not reverse):  # chunks in processing order
+        for t0, t1, steps in seq.bptt_chunks(T, K, not reverse):  # chunks in processing order
             kk = t1 - t0
             xpc = xp_flat[: H3 * kk * B].reshape(H3, kk, B)
             np.dot(WihS, Xa[:, t0:t1].reshape(D + 1, kk * B), out=xpc.reshape(H3, kk * B))
@@ -175,16 +190,16 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     Hs = HX[:, :H]
     hT = Hs[sT].T.copy()
     hs_fm = Hs[out] if m is None else np.multiply(Hs[out], m, out=hs_buf)  # (T, H, B)
-    hs = _readonly(hs_fm.transpose(2, 0, 1))
+    hs = seq.readonly(hs_fm.transpose(2, 0, 1))
     cache = {
         "x": Xa,
         "hx": HX,
-        "states": _readonly(Hs.transpose(0, 2, 1)),
+        "states": seq.readonly(Hs.transpose(0, 2, 1)),
         "hs": hs,
         "gates": G,
-        "r": _readonly(G[:, :H].transpose(2, 0, 1)),
-        "z": _readonly(G[:, H:H2].transpose(2, 0, 1)),
-        "n": _readonly(G[:, H3:].transpose(2, 0, 1)),
+        "r": seq.readonly(G[:, :H].transpose(2, 0, 1)),
+        "z": seq.readonly(G[:, H:H2].transpose(2, 0, 1)),
+        "n": seq.readonly(G[:, H3:].transpose(2, 0, 1)),
         "mask": m,
         "pad": pad,
         "reverse": bool(reverse),
@@ -202,9 +217,11 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     Xa, HX, G = cache["x"], cache["hx"], cache["gates"]
     T, _, B = G.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
-    dhs, dhT = _upstream(dhs, dstateT, B, T, H, dtype)  # dhs: a (T, B, H) view
-    trace = _check_trace(dh_trace, T, B, H)
-    off_prev = 1 if reverse else 0
+    dhs, (dhT,) = seq.upstream(dhs, dstateT, 1, B, T, H, dtype)
+    if dhs is not None:
+        dhs = dhs.transpose(1, 0, 2)  # (T, B, H) view
+    trace = seq.check_trace(dh_trace, T, B, H)
+    off_prev, _ = seq.step_offsets(reverse)
     one = dtype.type(1)
 
     # With g = dL/dh_t (total) and c = dL/dh_{t-1} (the carry to the earlier step):
@@ -214,14 +231,14 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     # Per chunk: Fr = r(1-r) ghn, F2 = [z(1-z)(h-n), (1-z)(1-n^2)], and DG (4H, k, B) rows
     # [dghn | da_r | da_z | da_n]: rows 0:3H are the hidden side (W_hh rows n, r, z), rows
     # H:4H the input side in PyTorch's r, z, n order.
-    K = _chunk_steps(T, B, H)
+    K = seq.chunk_steps(T, B, H)
     shapes = [(K, H, B), (K, 2, H, B), (K, H, B), (H4 * K * B,), (H, H3), (H, B), (H, B), (H, B)]
     shapes += [(H3, D + 1), (H3, H), (H,), (H3, D + 1), (H3, H), (H,), (H * K * B,), (K * B,)]
     if m is not None:
         shapes.append((K, H, B))
     if dhs is not None:
         shapes.append((K, H, B))
-    bufs = _carve(dtype, *shapes)
+    bufs = seq.carve(dtype, *shapes)
     Fr, F2, omz, dg_flat, W_hidT, gh, g_buf, c = bufs[:8]
     acc_ih, acc_hh, acc_bhn, tmp_ih, tmp_hh, tmp_bhn, hc_flat, ones = bufs[8:16]
     zc_buf = bufs[16] if m is not None else None  # z with 1 at padded steps
@@ -237,7 +254,7 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     ones[...] = 1
     dX = np.empty((T, B, D), dtype=dtype)
 
-    for t0, t1, steps in _bptt_chunks(T, K, reverse):
+    for t0, t1, steps in seq.bptt_chunks(T, K, reverse):
         kk = t1 - t0
         nn = kk * B
         Gc = G[t0:t1]

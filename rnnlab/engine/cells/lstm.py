@@ -1,188 +1,120 @@
-"""LSTM layer (PyTorch's `torch.nn.LSTM`, one layer, one direction) with hand-written BPTT.
+"""LSTM (PyTorch's `torch.nn.LSTM`, one layer, one direction) with hand-written BPTT.
 
-Shapes and names
-----------------
-x (B, T, D) batch-first, hidden size H, two states: h (B, H) and c (B, H).
-Parameters use PyTorch's names (suffix `_l0` in `torch.nn.LSTM`) and gate order
-**i, f, g, o** (input, forget, cell candidate, output) along the 4H rows:
-``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias_ih`` (4H,), ``bias_hh`` (4H,).
+x (B, T, D), hidden size H, two states (h, c). Parameters (PyTorch's names, suffix ``_l0`` in
+``torch.nn.LSTM``), gate order **i, f, g, o** (input, forget, cell candidate, output) along the
+4H rows: ``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias_ih`` (4H,), ``bias_hh`` (4H,).
 
     [i, f, g, o] = [sigmoid, sigmoid, tanh, sigmoid](W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
-Contract (shared with rnn.py and gru.py)
-----------------------------------------
-``forward(params, x, state0=None, mask=None, reverse=False)`` -> ``(hs, (hT, cT)), cache``
+Masks, directions, states and upstream gradients follow ``_sequence``'s conventions; the
+protocol is ``_protocol``'s. The tuned kernel's extras:
 
-* x is cast to the parameters' dtype; everything stays in that dtype.
-* state0: None (zeros) or ``(h0, c0)``, each (B, H) (an entry may be None for zeros).
-* mask: None or (B, T) of 0/1 (1 = real step). At a padded step the state is carried
-  unchanged (h_t = h_{t-1}, c_t = c_{t-1}) and hs[:, t] = 0, so with post-padding the
-  final state is the state at the last real step and with pre-padding it stays at
-  (h0, c0) until the real steps start.
-* reverse=True runs t = T-1 ... 0 (the backward half of a bidirectional layer); hs stays
-  aligned with the input positions and (hT, cT) is the state after reading position 0.
-* hs (B, T, H) is a read-only, non-contiguous view of the internal (T, H, B) storage; it
-  aliases the cache, so copy it before modifying. hT and cT are fresh (B, H) arrays.
+* hs (B, T, H) is a read-only, non-contiguous view of the internal (T, H, B) storage that
+  aliases the cache; hT and cT are fresh arrays. dstateT is ``(dhT, dcT)`` (entries may be
+  None); dh_trace, if given, is filled with the total dL/dh_t with c_t held fixed. The cache is
+  not consumed (backward may run twice).
+* Cache, by input position t: ``"gates"`` (T, 4H, B) activations, rows [i | f | g | o];
+  ``"cells"`` (T, B, H) c_t; ``"tanh_cells"`` (T, B, H) tanh(c_t); ``"hs"``; ``"hx"``
+  (T+1, H+D+1, B), slot s holding [h_s; x_t; 1], the operand of the step that reads state slot
+  s; ``"h_states"`` (its first H rows) and ``"c_states"`` (T+1, H, B) in ``_sequence.slots``
+  layout; ``"mask"`` (T, 1, B), ``"pad"``, ``"reverse"``. At padded steps the cached gates are
+  those of an update that was computed and discarded.
 
-``backward(params, dhs, dstateT, cache, dh_trace=None)`` -> ``dx, (dh0, dc0), grads``
-
-* dhs: (B, T, H) or None (only the final state is used); dstateT: ``(dhT, dcT)``, each an
-  array or None (or dstateT None). Gradients in dhs at padded positions are ignored.
-* dx (B, T, D) (a transposed view of a time-major array), dh0 and dc0 (B, H), grads: a
-  dict with the same keys as params. Inputs and upstream gradients are never modified,
-  and the cache is not consumed (backward may run twice).
-* dh_trace: None, or a (T, B, H) array that backward fills with the total gradient
-  dL/dh_t of the hidden state after step t (from dhs and through the later steps, with
-  c_t held fixed), indexed by input position t (also with reverse=True). At a padded step
-  h_t is the carried state. It changes nothing else; without it the loop pays one ``if``
-  per step.
-
-Cache (a plain dict; nothing is kept between calls)
---------------------------------------------------
-Indexed by *input* time position t (also when reverse=True):
-
-* ``"gates"`` (T, 4H, B): gate activations (after sigmoid / tanh) of step t, rows
-  [i | f | g | o] (H each), one column per sequence. ``gate_activations(cache)`` returns
-  them as four (T, B, H) views keyed "i", "f", "g", "o".
-* ``"cells"`` (T, B, H): the cell state c_t after step t; ``"tanh_cells"`` (T, B, H):
-  tanh(c_t) (views of internal (T, H, B) arrays).
-* ``"hs"``: the output view (B, T, H).
-* ``"hx"`` (T+1, H+D+1, B): slot s holds [h_s; x_t; 1], the operand of the step t that
-  reads state slot s; ``"h_states"`` (a view of its first H rows) and ``"c_states"``
-  (T+1, H, B) are the carried states including the initial one, in rnn.py's slot layout
-  (forward S[0] = s0, S[t+1] = s_t; reverse S[T] = s0, S[t] = s_t).
-* ``"mask"`` (T, 1, B) or None, ``"pad"`` (its complement, bool), ``"reverse"``.
-
-At padded steps the cached gates and tanh_cells are those of an update that was computed
-and discarded (the carried cell state is in ``"cells"``).
-
-Implementation notes (speed)
-----------------------------
-Internally the recurrence runs feature-major: states are (H, B), a step's gates (4H, B), so
-every gate is one contiguous block and a step is one GEMM [W_hh | W_ih | b] @ [h; x_t; 1]
-(4H output rows, which OpenBLAS splits well over threads; the input projection and both
-biases ride along in it). The weight rows are pre-scaled by -1 (sigmoid gates) or -2 (g) so
-that one exp over the (4H, B) block gives all four gates: sigmoid(z) = 1 / (1 + exp(-z)),
-tanh(z) = 2 sigmoid(2z) - 1; tanh(c) uses the same identity. The backward pass prepares the
-local derivatives of a chunk of steps vectorised, then runs four NumPy calls (five with
-dhs) and one GEMM per step, and folds each chunk into the weight gradients and dx with
-GEMMs over the chunk's k*B columns. Each call allocates its storage as one block, which
-malloc reuses from call to call (several smaller blocks tend to be page-faulted in every
-time).
+Speed: the recurrence runs feature-major: states are (H, B), a step's gates (4H, B), so every
+gate is one contiguous block and a step is one GEMM [W_hh | W_ih | b] @ [h; x_t; 1] (4H output
+rows, which OpenBLAS splits well over threads; the input projection and both biases ride along).
+The weight rows are pre-scaled by -1 (sigmoid gates) or -2 (g) so that one exp over the (4H, B)
+block gives all four gates: sigmoid(z) = 1 / (1 + exp(-z)), tanh(z) = 2 sigmoid(2z) - 1; tanh(c)
+uses the same identity. BPTT prepares a chunk of steps' local derivatives vectorised, then runs
+four NumPy calls (five with dhs) and one GEMM per step, and folds each chunk into the weight
+gradients and dx with GEMMs over the chunk's k*B columns. Each call allocates its storage as one
+block, which malloc reuses from call to call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.engine import rnn
+from rnnlab.engine.cells import _sequence as seq
+from rnnlab.engine.cells._protocol import Recurrent
 
+NAME = "lstm"
 NUM_STATES = 2  # (h, c)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 GATES = ("i", "f", "g", "o")
-
-# The backward pass works in chunks of about this many (step, sequence) columns: it prepares
-# a chunk's local derivatives together and folds the chunk into the weight gradients with
-# GEMMs of this width, so a chunk's working set stays in cache.
-_BWD_ROWS = 512
-
-
-def _chunks(T: int, B: int, rows: int, backwards: bool):
-    """[(a, b), ...] covering 0..T-1 in chunks of about rows / B steps, in visiting order."""
-    k = max(1, min(T, rows // max(1, B)))
-    spans = [(a, min(a + k, T)) for a in range(0, T, k)]
-    return spans[::-1] if backwards else spans
+RECURRENT = Recurrent("weight_hh", "matrix", GATES, carrier="g")
+TORCH = "LSTM"  # the torch.nn module with the same parameters (parity tests)
+LABELS = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g", "o": "output gate o",
+          "tanh_c": "tanh(cell state)"}
 
 
-def init_params(
-    rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32
-) -> dict[str, np.ndarray]:
-    """PyTorch init: every tensor uniform(-1/sqrt(H), 1/sqrt(H)); rows in gate order i, f, g, o.
-
-    (The forget-gate bias is not special-cased.)
-    """
-    return rnn.init_params(rng, input_size, hidden_size, dtype, gates=4)
+def sizes(params) -> tuple[int, int]:
+    H4, D = params["weight_ih"].shape
+    return D, H4 // 4
 
 
-def gate_activations(cache) -> dict[str, np.ndarray]:
-    """The cached gate activations as four (T, B, H) views keyed "i", "f", "g", "o"."""
+def init_params(rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32):
+    """PyTorch init: every tensor uniform(-1/sqrt(H), 1/sqrt(H)); rows in gate order i, f, g, o
+    (the forget-gate bias is not special-cased)."""
+    return seq.uniform_init(rng, seq.pytorch_shapes(4, input_size, hidden_size), hidden_size, dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# the step pair (readable reference)
+# ----------------------------------------------------------------------------------------
+
+
+def step_forward(params, x_t, state, rec_mask=None):
+    """One step: ``(h, c), cache`` from x_t (B, D) and state (h_prev, c_prev)."""
+    h_prev, c_prev = state
+    hr = h_prev if rec_mask is None else h_prev * rec_mask
+    z = x_t @ params["weight_ih"].T + params["bias_ih"] + hr @ params["weight_hh"].T + params["bias_hh"]
+    zi, zf, zg, zo = np.split(z, 4, axis=1)
+    i, f, g, o = seq.sigmoid(zi), seq.sigmoid(zf), np.tanh(zg), seq.sigmoid(zo)
+    c = f * c_prev + i * g
+    tc = np.tanh(c)
+    h = o * tc
+    cache = {"params": params, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "tc": tc,
+             "rec_mask": rec_mask}
+    return (h, c), cache
+
+
+def step_backward(dstate, cache):
+    """``dx_t, (dh_prev, dc_prev), grads`` from dstate (dh, dc)."""
+    dh, dc = dstate
+    p = cache["params"]
+    i, f, g, o, tc = cache["i"], cache["f"], cache["g"], cache["o"], cache["tc"]
+    dc = dc + dh * o * (1.0 - tc * tc)
+    dz = np.concatenate([dc * g * i * (1.0 - i), dc * cache["c_prev"] * f * (1.0 - f),
+                         dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=1)
+    dh_prev = dz @ p["weight_hh"]
+    if cache["rec_mask"] is not None:
+        dh_prev = dh_prev * cache["rec_mask"]
+    db = dz.sum(axis=0)
+    grads = {"weight_ih": dz.T @ cache["x"], "weight_hh": dz.T @ cache["hr"], "bias_ih": db, "bias_hh": db.copy()}
+    return dz @ p["weight_ih"], (dh_prev, dc * f), grads
+
+
+def step_activations(cache):
+    acts = {k: ("tanh" if k == "g" else "sigmoid", cache[k]) for k in GATES}
+    acts["tanh_c"] = ("tanh", cache["tc"])
+    return acts
+
+
+def activations(cache):
     G = cache["gates"]
     T, H4, B = G.shape
     G4 = G.reshape(T, 4, H4 // 4, B)
-    return {name: G4[:, k].transpose(0, 2, 1) for k, name in enumerate(GATES)}
+    acts = {k: ("tanh" if k == "g" else "sigmoid", G4[:, j].transpose(2, 0, 1)) for j, k in enumerate(GATES)}
+    acts["tanh_c"] = ("tanh", cache["tanh_cells"].transpose(1, 0, 2))
+    return acts
 
 
 # ----------------------------------------------------------------------------------------
-# helpers (validation, states, mask)
+# the tuned sequence kernels
 # ----------------------------------------------------------------------------------------
-
-
-def _state_pair(state0, B: int, H: int):
-    """(h0 or None, c0 or None); None means zeros."""
-    if state0 is None:
-        return None, None
-    if not isinstance(state0, (tuple, list)) or len(state0) != 2:
-        raise ValueError("state0 must be None or a tuple (h0, c0)")
-    out = []
-    for name, s in zip(("h0", "c0"), state0, strict=True):
-        if s is not None:
-            s = np.asarray(s)
-            if s.shape != (B, H):
-                raise ValueError(f"{name} must have shape ({B}, {H}), got {s.shape}")
-        out.append(s)
-    return out[0], out[1]
-
-
-def _prepare_mask(mask, B: int, T: int, dtype):
-    """Returns (m (T, 1, B) in dtype, pad (T, 1, B) bool), or (None, None)."""
-    if mask is None:
-        return None, None
-    mask = np.asarray(mask)
-    if mask.shape != (B, T):
-        raise ValueError(f"mask must have shape ({B}, {T}), got {mask.shape}")
-    pad = (mask.T == 0)[:, None, :]
-    m = np.logical_not(pad).astype(dtype)
-    return m, pad
-
-
-def _slots(T: int, reverse: bool):
-    """Slot layout of a (T+1, ...) state buffer S (same as rnn.py).
-
-    Forward: S[0] = s0, S[t+1] = s_t.  Reverse: S[T] = s0, S[t] = s_t.  Returns
-    (out slice, prev slice, initial slot, final slot); S[out] and S[prev] are (T, ...)
-    blocks in input-time order.
-    """
-    if reverse:
-        return slice(0, T), slice(1, T + 1), T, 0
-    return slice(1, T + 1), slice(0, T), 0, T
-
-
-def _upstream(dhs, dstateT, B: int, T: int, H: int, dtype):
-    """(dhs or None, dhT or None, dcT or None), validated and cast."""
-    if dhs is not None:
-        dhs = np.asarray(dhs)
-        if dhs.shape != (B, T, H):
-            raise ValueError(f"dhs must have shape ({B}, {T}, {H}), got {dhs.shape}")
-    if dstateT is None:
-        return dhs, None, None
-    if not isinstance(dstateT, (tuple, list)) or len(dstateT) != 2:
-        raise ValueError("dstateT must be a tuple (dhT, dcT)")
-    out = []
-    for name, d in zip(("dhT", "dcT"), dstateT, strict=True):
-        if d is not None:
-            d = np.asarray(d)
-            if d.shape != (B, H):
-                raise ValueError(f"{name} must have shape ({B}, {H}), got {d.shape}")
-            d = d.astype(dtype, copy=False)
-        out.append(d)
-    return dhs, out[0], out[1]
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 def _stacked_weights(params, dtype):
@@ -212,17 +144,13 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     H4, D = W_ih.shape
     H = H4 // 4
     E = H + D + 1  # rows of a step's GEMM operand [h_prev; x_t; 1]
-    x = np.asarray(x)
-    if x.ndim != 3 or x.shape[2] != D:
-        raise ValueError(f"x must have shape (B, T, {D}), got {x.shape}")
+    x = seq.batch_first(x, D)
     B, T, _ = x.shape
-    h0, c0 = _state_pair(state0, B, H)
-    if h0 is not None and not h0.any():
-        h0 = None  # a zero h0 lets the first step skip the recurrent part of its GEMM
-    m, pad = _prepare_mask(mask, B, T, dtype)
-    out, prev, s0, sT = _slots(T, reverse)
-    off_prev = 1 if reverse else 0
-    off_out = 0 if reverse else 1
+    h0, c0 = seq.state_tuple(state0, 2, B, H)
+    h0 = seq.nonzero_or_none(h0)  # a zero h0 lets the first step skip the recurrent part of its GEMM
+    m, pad = seq.mask_feature_major(mask, B, T, dtype)
+    out, prev, s0, sT = seq.slots(T, reverse)
+    off_prev, off_out = seq.step_offsets(reverse)
 
     # One allocation for everything the cache keeps: one large block is reused by malloc
     # from call to call, several smaller ones tend to be page-faulted in every time.
@@ -230,7 +158,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     arena = np.empty(nG + nX + 2 * nS, dtype=dtype)
     G = arena[:nG].reshape(T, H4, B)  # pre-activations, then gates, in place
     # HX (T+1, E, B): slot s holds [h_s; x_t; 1] where h_s is the state in slot s (slot
-    # layout of _slots) and x_t the input of the step that reads that state.
+    # layout of seq.slots) and x_t the input of the step that reads that state.
     HX = arena[nG : nG + nX].reshape(T + 1, E, B)
     Cs = arena[nG + nX : nG + nX + nS].reshape(T + 1, H, B)
     TC = arena[nG + nX + nS :].reshape(T + 1, H, B)[:T]
@@ -256,7 +184,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
 
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
-        for t in range(T - 1, -1, -1) if reverse else range(T):
+        for t in seq.steps(T, reverse):
             g = G[t]
             op = HX[t + off_prev]
             if skip:
@@ -291,7 +219,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     hT = Hs[sT].T.copy()
     cT = Cs[sT].T.copy()
     hs_fm = Hs[out] if m is None else Hs[out] * m  # (T, H, B)
-    hs = _readonly(hs_fm.transpose(2, 0, 1))
+    hs = seq.readonly(hs_fm.transpose(2, 0, 1))
     cache = {
         "gates": G,
         "cells": Cs[out].transpose(0, 2, 1),
@@ -318,9 +246,9 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     TC = cache["tanh_cells"].transpose(0, 2, 1)  # (T, H, B)
     T, _, B = G.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
-    dhs, dhT, dcT = _upstream(dhs, dstateT, B, T, H, dtype)
-    trace = rnn._check_trace(dh_trace, T, B, H)
-    out, prev, s0, sT = _slots(T, reverse)
+    dhs, (dhT, dcT) = seq.upstream(dhs, dstateT, 2, B, T, H, dtype)
+    trace = seq.check_trace(dh_trace, T, B, H)
+    out, prev, s0, sT = seq.slots(T, reverse)
     if dhs is not None:  # feature-major copy (T, H, B), zero at padded positions
         dhs_fm = np.empty((T, H, B), dtype=dtype)
         if m is None:
@@ -338,7 +266,9 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     gW = np.zeros((H4, E), dtype=dtype)  # [dW_hh | dW_ih | db]
     gW_part = np.empty_like(gW)
 
-    chunks = _chunks(T, B, _BWD_ROWS, not reverse)  # backward visits positions from the end
+    # BPTT prepares a chunk's local derivatives together and folds the chunk into the weight
+    # gradients with GEMMs over its k*B columns, so a chunk's working set stays in cache
+    chunks = seq.column_chunks(T, B, not reverse)  # backward visits positions from the end
     K = max((b - a for a, b in chunks), default=0)
     nQ, nZ, nH, nX = 5 * K * H * B, 4 * H * K * B, E * K * B, T * B * D
     arena = np.empty(nQ + nZ + nH + nX, dtype=dtype)  # one block (see forward)

@@ -1,0 +1,125 @@
+"""Layer-normalised LSTM (Ba, Kiros & Hinton 2016, "Layer Normalization", sec. 3.1).
+
+x (B, T, D), hidden size H, two states (h, c); gate order **i, f, g, o** along the 4H rows, as
+in lstm.py / torch.nn.LSTM. Parameters (no PyTorch counterpart):
+
+* ``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias`` (4H,)
+* ``ln_ih_gamma``, ``ln_ih_beta`` (4H,): LayerNorm of W_ih x_t
+* ``ln_hh_gamma``, ``ln_hh_beta`` (4H,): LayerNorm of W_hh h_{t-1}
+* ``ln_c_gamma``, ``ln_c_beta`` (H,): LayerNorm of c_t (before tanh)
+
+::
+
+    z   = LN_ih(W_ih x_t) + LN_hh(W_hh h_{t-1}) + bias
+    [i, f, g, o] = [sigmoid, sigmoid, tanh, sigmoid](z)
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(LN_c(c_t))
+
+The carried cell state c_t is not normalised (only its read-out is). Option ``per_gate``:
+LN_ih and LN_hh take their statistics over each H-wide gate block separately (True, the
+default, as TensorFlow's LayerNormBasicLSTMCell) or over the whole 4H vector (False, the paper's
+equations); the gains and biases are per unit (4H) either way. eps = 1e-5. Initialisation:
+weights and ``bias`` U(-1/sqrt(H), 1/sqrt(H)) like torch.nn.LSTM, gains 1, LN biases 0.
+
+Only the step pair is written here: the per-step runner (``_stepwise``) runs it over
+sequences (the recurrence is sequential anyway, and the three LayerNorms per step dominate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rnnlab.engine.cells import _sequence as seq
+from rnnlab.engine.cells._protocol import Option, Recurrent
+from rnnlab.engine.norm import ln_backward, ln_forward
+
+NAME = "ln_lstm"
+NUM_STATES = 2  # (h, c)
+PARAM_NAMES = (
+    "weight_ih", "weight_hh", "bias",
+    "ln_ih_gamma", "ln_ih_beta", "ln_hh_gamma", "ln_hh_beta", "ln_c_gamma", "ln_c_beta",
+)
+GATES = ("i", "f", "g", "o")
+OPTIONS = {"per_gate": Option(True, choices=(True, False), doc="LayerNorm statistics per gate block")}
+RECURRENT = Recurrent("weight_hh", "matrix", GATES, carrier="g")
+LABELS = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g", "o": "output gate o",
+          "tanh_c": "tanh(LN(cell state))"}
+EPS = 1e-5
+
+
+def sizes(params) -> tuple[int, int]:
+    H4, D = params["weight_ih"].shape
+    return D, H4 // 4
+
+
+def init_params(rng: np.random.Generator, input_size: int, hidden_size: int, dtype=np.float32):
+    """Weights and bias U(-1/sqrt(H), 1/sqrt(H)) (torch.nn.LSTM); LN gains 1, LN biases 0."""
+    if input_size < 1 or hidden_size < 1:
+        raise ValueError(f"ln_lstm sizes must be >= 1 (got D={input_size}, H={hidden_size})")
+    H4 = 4 * hidden_size
+    p = seq.uniform_init(rng, {"weight_ih": (H4, input_size), "weight_hh": (H4, hidden_size), "bias": (H4,)},
+                         hidden_size, dtype)
+    ones, zeros = np.ones(H4, dtype=dtype), np.zeros(H4, dtype=dtype)
+    p.update(ln_ih_gamma=ones, ln_ih_beta=zeros, ln_hh_gamma=ones.copy(), ln_hh_beta=zeros.copy(),
+             ln_c_gamma=np.ones(hidden_size, dtype=dtype), ln_c_beta=np.zeros(hidden_size, dtype=dtype))
+    return p
+
+
+def _groups(a, per_gate: bool):
+    """(..., 4H) -> (..., 4, H) view when normalising per gate block, else a (..., 1, 4H) view."""
+    return a.reshape(a.shape[:-1] + ((4, -1) if per_gate else (1, -1)))
+
+
+def _ln_gates(a, gamma, beta, per_gate):
+    y, c = ln_forward(_groups(a, per_gate), _groups(gamma, per_gate), _groups(beta, per_gate), EPS)
+    return y.reshape(a.shape), c
+
+
+def _ln_gates_backward(dy, gamma, ln_cache, per_gate):
+    dx, dg, db = ln_backward(_groups(dy, per_gate), _groups(gamma, per_gate), ln_cache)
+    return dx.reshape(dy.shape), dg.reshape(gamma.shape), db.reshape(gamma.shape)
+
+
+def step_forward(params, x_t, state, rec_mask=None, *, per_gate: bool = True):
+    """One step: ``(h, c), cache`` from x_t (B, D) and state (h_prev, c_prev)."""
+    h_prev, c_prev = state
+    hr = h_prev if rec_mask is None else h_prev * rec_mask
+    p = params
+    zx, lnx = _ln_gates(x_t @ p["weight_ih"].T, p["ln_ih_gamma"], p["ln_ih_beta"], per_gate)
+    zh, lnh = _ln_gates(hr @ p["weight_hh"].T, p["ln_hh_gamma"], p["ln_hh_beta"], per_gate)
+    zi, zf, zg, zo = np.split(zx + zh + p["bias"], 4, axis=1)
+    i, f, g, o = seq.sigmoid(zi), seq.sigmoid(zf), np.tanh(zg), seq.sigmoid(zo)
+    c = f * c_prev + i * g
+    cn, lnc = ln_forward(c, p["ln_c_gamma"], p["ln_c_beta"], EPS)
+    tc = np.tanh(cn)
+    cache = {"params": p, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "tc": tc,
+             "lnx": lnx, "lnh": lnh, "lnc": lnc, "rec_mask": rec_mask, "per_gate": per_gate}
+    return (o * tc, c), cache
+
+
+def step_backward(dstate, cache):
+    """``dx_t, (dh_prev, dc_prev), grads`` from dstate (dh, dc)."""
+    dh, dc = dstate
+    p, per_gate = cache["params"], cache["per_gate"]
+    i, f, g, o, tc = cache["i"], cache["f"], cache["g"], cache["o"], cache["tc"]
+    dcn, dgc, dbc = ln_backward(dh * o * (1.0 - tc * tc), p["ln_c_gamma"], cache["lnc"])
+    dc = dc + dcn
+    dz = np.concatenate([dc * g * i * (1.0 - i), dc * cache["c_prev"] * f * (1.0 - f),
+                         dc * i * (1.0 - g * g), dh * tc * o * (1.0 - o)], axis=1)
+    dah, dgh, dbh = _ln_gates_backward(dz, p["ln_hh_gamma"], cache["lnh"], per_gate)
+    dax, dgx, dbx = _ln_gates_backward(dz, p["ln_ih_gamma"], cache["lnx"], per_gate)
+    dh_prev = dah @ p["weight_hh"]
+    if cache["rec_mask"] is not None:
+        dh_prev = dh_prev * cache["rec_mask"]
+    grads = {
+        "weight_ih": dax.T @ cache["x"], "weight_hh": dah.T @ cache["hr"], "bias": dz.sum(axis=0),
+        "ln_ih_gamma": dgx, "ln_ih_beta": dbx, "ln_hh_gamma": dgh, "ln_hh_beta": dbh,
+        "ln_c_gamma": dgc, "ln_c_beta": dbc,
+    }
+    return dax @ p["weight_ih"], (dh_prev, dc * f), grads
+
+
+def step_activations(cache):
+    acts = {k: ("tanh" if k == "g" else "sigmoid", cache[k]) for k in GATES}
+    acts["tanh_c"] = ("tanh", cache["tc"])
+    return acts
