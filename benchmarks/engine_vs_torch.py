@@ -223,8 +223,13 @@ def import_engine():
         raise RnnlabUnavailable(f"{type(exc).__name__}: {exc}") from exc
     eng = {"dense": dense, "losses": losses, "optim": optim, "model": None, "missing": {}}
     for cell in ("rnn", "lstm", "gru"):  # a missing cell only drops the cases that need it
-        try:
-            eng[cell] = importlib.import_module(f"rnnlab.engine.{cell}")
+        try:  # the cell registry (rnnlab.engine.cells); checkouts before it had rnnlab.engine.<cell>
+            try:
+                from rnnlab.engine import cells
+            except ImportError:
+                eng[cell] = importlib.import_module(f"rnnlab.engine.{cell}")
+            else:
+                eng[cell] = cells.get(cell).module
         except Exception as exc:  # noqa: BLE001
             eng[cell] = None
             eng["missing"][cell] = f"{type(exc).__name__}: {exc}"

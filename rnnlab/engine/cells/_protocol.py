@@ -19,6 +19,7 @@ and optionally:
 ``STATE_NAMES``     names of the states (default ``("h", "c", ...)``)
 ``GATES``           names of the gate blocks stacked along the recurrent weight's rows
 ``OPTIONS``         ``{name: Option(default, ...)}``: the cell's own settings (e.g. nonlinearity)
+``check_options``   ``check_options(options)``: raises ValueError when options conflict with each other
 ``RECURRENT``       a `Recurrent`: the parameter carrying the state and its kind, for the weight monitor
 ``LABELS``          ``{activation name: description}`` for plots
 ``forward`` /       the tuned sequence kernels (``forward(params, x, state0=None, mask=None,
@@ -70,6 +71,8 @@ class Option:
         if self.low is not None or self.high is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{key} must be a number (got {value!r})")
+            if self.high is None and value < self.low:
+                raise ValueError(f"{key} must be >= {self.low} (got {value})")
             if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
                 raise ValueError(f"{key} must be in [{self.low}, {self.high}] (got {value})")
         return value
@@ -124,6 +127,12 @@ class Cell:
         out = {k: o.default for k, o in self.options.items()}
         for k, v in given.items():
             out[k] = self.options[k].check(f"{prefix}{k}", v)
+        check = getattr(self.module, "check_options", None)
+        if check is not None:
+            try:
+                check(out)
+            except ValueError as exc:
+                raise ValueError(f"{prefix.rstrip('.') or 'cell options'}: {exc}") from None
         return out
 
     def _opts(self, fn: str, options: Mapping[str, Any]) -> dict[str, Any]:
