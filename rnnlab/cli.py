@@ -20,14 +20,14 @@ app = typer.Typer(
 )
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-GROUPS = ("arch", "optim", "sched", "reg", "data", "experiment")
+GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment", "debug")
 
 
 def _group_listing() -> str:
     root = files("rnnlab.conf")
     lines = []
     for g in GROUPS:
-        opts = sorted(p.name[:-5] for p in (root / g).iterdir() if p.name.endswith(".yaml"))
+        opts = sorted(p.name[:-5] for p in (root / g).iterdir() if p.name.endswith(".yaml") and p.name[0] != "_")
         lines.append(f"  [bold]{g}[/bold]: {', '.join(opts)}")
     return "\n\n".join(lines)
 

@@ -178,6 +178,8 @@ class TrainConf:
     threshold: float | None = None
     blas_threads: int | None = None
     workers: int = 1
+    # At most this many training batches per epoch (null = all), as Lightning's limit_train_batches: smoke tests.
+    limit_batches: int | None = None
     # Seq2seq data only: teacher-forcing ratio at the first epoch, decaying linearly to teacher_forcing_end
     # (null = no decay) by the last one (scheduled sampling), and the beam width of the test decoding (1 = greedy).
     teacher_forcing: float = 1.0
@@ -210,6 +212,8 @@ class TrainConf:
         if self.blas_threads is not None:
             _at_least("train.blas_threads", self.blas_threads, 1)
         _at_least("train.workers", self.workers, 1)
+        if self.limit_batches is not None:
+            _at_least("train.limit_batches", self.limit_batches, 1)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
 

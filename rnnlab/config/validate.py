@@ -19,7 +19,6 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, MonitorConf, RegConf, TrainConf
 
-GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment")
 TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "hydra"}
 
 
@@ -39,6 +38,7 @@ class RunConfig:
     sched: dict[str, Any]
     monitor: MonitorConf = dataclasses.field(default_factory=MonitorConf)
     cv: CvConf = dataclasses.field(default_factory=CvConf)
+    overrides: tuple[str, ...] = ()  # what it was composed from (rnnlab.api.compose), not part of the config
 
     def to_dict(self) -> dict[str, Any]:
         return {

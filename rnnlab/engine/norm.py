@@ -71,11 +71,16 @@ def _check_x(params, x):
 # ----------------------------------------------------------------------------------------
 
 
+def _mean_last(a):
+    """a.mean(axis=-1, keepdims=True), the same numbers without np.mean's Python-level overhead
+    (about 8 us a call, which the per-step LayerNorms of ln_lstm pay three times a step)."""
+    return np.divide(np.add.reduce(a, axis=-1, keepdims=True), a.shape[-1])
+
+
 def ln_forward(x, gamma, beta, eps):
     """LayerNorm over the last axis (gamma/beta broadcast against x). Returns y, (xhat, rstd)."""
-    mu = x.mean(axis=-1, keepdims=True)
-    xc = x - mu
-    var = np.mean(xc * xc, axis=-1, keepdims=True)
+    xc = x - _mean_last(x)
+    var = _mean_last(xc * xc)
     rstd = 1.0 / np.sqrt(var + eps)
     xhat = xc * rstd
     return xhat * gamma + beta, (xhat, rstd)
@@ -86,11 +91,7 @@ def ln_backward(dy, gamma, ln_cache):
     that gamma does not have."""
     xhat, rstd = ln_cache
     dxhat = dy * gamma
-    dx = rstd * (
-        dxhat
-        - dxhat.mean(axis=-1, keepdims=True)
-        - xhat * np.mean(dxhat * xhat, axis=-1, keepdims=True)
-    )
+    dx = rstd * (dxhat - _mean_last(dxhat) - xhat * _mean_last(dxhat * xhat))
     lead = tuple(range(dy.ndim - np.ndim(gamma)))
     return dx, (dy * xhat).sum(axis=lead), dy.sum(axis=lead)
 

@@ -294,6 +294,8 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None, epoch_hook=None)
     tr = data.train
     bs = cfg.train.batch_size
     steps_per_epoch = max(1, math.ceil(len(tr) / bs))
+    if cfg.train.limit_batches is not None:
+        steps_per_epoch = min(steps_per_epoch, cfg.train.limit_batches)
     opt = make_optimizer(**cfg.optim)
     sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, steps_per_epoch)
     reg = cfg.reg
@@ -343,7 +345,7 @@ def train_seq2seq(cfg, data, run_dir: str | Path, console=None, epoch_hook=None)
                 order = shuffle_rng.permutation(len(tr))
                 total = count = 0.0
                 gnorm_sum = 0.0
-                for i in range(0, len(tr), bs):
+                for i in range(0, min(len(tr), steps_per_epoch * bs), bs):
                     b = tr.batch(order[i:i + bs])
                     out, cache = Q.forward(spec, params, b.src, b.src_mask, b.tgt_in, teacher_forcing=p_tf,
                                            rng=tf_rng)

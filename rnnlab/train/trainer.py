@@ -266,6 +266,8 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
         params["embedding.weight"] = np.asarray(data.embedding["weights"], dtype=dtype)
     opt = make_optimizer(**cfg.optim)
     steps_per_epoch = max(1, math.ceil(len(data.train) / cfg.train.batch_size))
+    if cfg.train.limit_batches is not None:
+        steps_per_epoch = min(steps_per_epoch, cfg.train.limit_batches)
     _check_task(cfg, data, spec)
     dp_context = _data_parallel(cfg, spec, data)  # refuses batch_norm now; starts the workers below
     augmenter = augment.for_training(cfg, data)  # data.augment: train batches only, own random stream
@@ -316,7 +318,7 @@ def _train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None) -
             for epoch in range(cfg.train.epochs):
                 t0 = time.perf_counter()
                 epoch_batches = batches.train_batches(data.train, cfg.train.batch_size, shuffle_rng,
-                                                      bucket=cfg.train.bucket_by_length)
+                                                      bucket=cfg.train.bucket_by_length)[: cfg.train.limit_batches]
                 total, count, gnorm_sum = 0.0, 0, 0.0
                 pen_totals = dict.fromkeys(pen_columns, 0.0)
                 for idx in epoch_batches:

@@ -190,6 +190,12 @@ def pytorch_shapes(gates: int, input_size: int, hidden_size: int) -> dict[str, t
     return {"weight_ih": (G, input_size), "weight_hh": (G, hidden_size), "bias_ih": (G,), "bias_hh": (G,)}
 
 
+def gate_blocks(z, n: int) -> tuple:
+    """The n gate blocks of a (B, n*H) pre-activation as (B, H) views (np.split, without its overhead)."""
+    H = z.shape[-1] // n
+    return tuple(z[..., k * H : (k + 1) * H] for k in range(n))
+
+
 def sigmoid(z):
     """1 / (1 + exp(-z)) without overflow warnings for large |z|."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))

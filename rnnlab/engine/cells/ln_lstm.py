@@ -87,7 +87,7 @@ def step_forward(params, x_t, state, rec_mask=None, *, per_gate: bool = True):
     p = params
     zx, lnx = _ln_gates(x_t @ p["weight_ih"].T, p["ln_ih_gamma"], p["ln_ih_beta"], per_gate)
     zh, lnh = _ln_gates(hr @ p["weight_hh"].T, p["ln_hh_gamma"], p["ln_hh_beta"], per_gate)
-    zi, zf, zg, zo = np.split(zx + zh + p["bias"], 4, axis=1)
+    zi, zf, zg, zo = seq.gate_blocks(zx + zh + p["bias"], 4)
     i, f, g, o = seq.sigmoid(zi), seq.sigmoid(zf), np.tanh(zg), seq.sigmoid(zo)
     c = f * c_prev + i * g
     cn, lnc = ln_forward(c, p["ln_c_gamma"], p["ln_c_beta"], EPS)

@@ -71,7 +71,7 @@ def step_forward(params, x_t, state, rec_mask=None):
     h_prev, c_prev = state
     hr = h_prev if rec_mask is None else h_prev * rec_mask
     z = x_t @ params["weight_ih"].T + params["bias_ih"] + hr @ params["weight_hh"].T + params["bias_hh"]
-    zi, zf, zg, zo = np.split(z, 4, axis=1)
+    zi, zf, zg, zo = seq.gate_blocks(z, 4)
     i, f, g, o = seq.sigmoid(zi), seq.sigmoid(zf), np.tanh(zg), seq.sigmoid(zo)
     c = f * c_prev + i * g
     tc = np.tanh(c)

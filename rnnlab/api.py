@@ -1,0 +1,95 @@
+"""rnnlab in Python: compose a config exactly as the command line does, train it, read the summary.
+
+    from rnnlab import api
+
+    rc = api.compose(["arch=gru", "train.epochs=5"])    # Hydra's composition, our validation
+    rc.train.batch_size = 32                             # adjust in Python if you like
+    summary = api.train(rc, "outputs/my_gru")            # the same run folder `rnnlab train` writes
+    print(summary.status, summary["test_metrics"]["rmse"])
+
+    api.train(["debug=tiny", "arch=indrnn"], "outputs/smoke")   # overrides straight in
+
+`compose` refuses a sweep (``a=1,2``): one call, one config; sweeps are `rnnlab train -m`. Bad
+input raises `ConfigError` or `DataError` (ValueErrors whose message is the CLI's one line).
+`rnnlab train` runs every job through `train` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config.validate import ConfigError, RunConfig
+
+__all__ = ["ConfigError", "RunConfig", "Summary", "compose", "train"]
+
+
+class Summary(dict):
+    """The run's summary.json as a dict, with its most used keys as attributes."""
+
+    @property
+    def status(self) -> str:
+        return self["status"]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self["run_dir"])
+
+    @property
+    def message(self) -> str | None:
+        return self.get("message")
+
+
+def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> RunConfig:
+    """The validated config of ``rnnlab train OVERRIDES`` (``-cd CONFIG_DIR`` adds a config folder)."""
+    from rnnlab.search.compose import compose_trial
+
+    overrides = [str(o) for o in overrides]
+    _refuse_sweeps(overrides)
+    _, rc = compose_trial(overrides, None if config_dir is None else str(config_dir))
+    rc.overrides = tuple(overrides)
+    return rc
+
+
+def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None) -> Summary:
+    """Train one model into `run_dir` (created if needed) and return its summary.
+
+    config: a `RunConfig` (from `compose`) or a list of overrides. The folder gets what a
+    ``rnnlab train`` run folder holds; `.hydra/config.yaml` (and `overrides.yaml`) are written
+    here unless Hydra wrote them already. epoch_hook(epoch, row) may stop the run (status
+    "pruned") by returning a message.
+    """
+    from rnnlab.train.trainer import train as fit
+
+    rc = config if isinstance(config, RunConfig) else compose(config)
+    run_dir = Path(run_dir)
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        _write_config(run_dir, rc)
+    return Summary(fit(rc, run_dir, console=console, epoch_hook=epoch_hook))
+
+
+def _refuse_sweeps(overrides: list[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"cannot parse overrides {overrides}: {str(exc).strip().splitlines()[0]}") from None
+    for o in parsed:
+        if o.is_sweep_override():
+            raise ConfigError(f"{o.input_line} is a sweep: compose builds one config (sweep with rnnlab train -m)")
+
+
+def _write_config(run_dir: Path, rc: RunConfig) -> None:
+    """What Hydra writes into .hydra/ for a run: the config (as validated and possibly adjusted in
+    Python) and the overrides it was composed from."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from rnnlab.train.io import write_text
+
+    config: dict[str, Any] = rc.to_dict()
+    write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
+    write_text(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(list(rc.overrides), default_flow_style=False))
