@@ -19,13 +19,13 @@ install: $(STAMP)
 train: $(STAMP)
 	$(VENV)/bin/rnnlab train $(ARGS)
 
-## Fast test suite (slow tests excluded)
+## Fast test suite (slow tests excluded), on two worker processes; the 15 slowest tests are listed so drift shows
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --durations=15
 
-## Slow tests only (real data, long trainings, parallel launchers)
+## Slow tests only (real data, long trainings, parallel launchers, signals, timings)
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -m "slow or not slow"

@@ -40,9 +40,9 @@ def task(cfg) -> None:
         threadpool_limits(1)
     try:
         rc = validate(cfg)
-        from rnnlab.train.trainer import train
+        from rnnlab import api
 
-        summary = train(rc, run_dir, console=console)
+        summary = api.train(rc, run_dir, console=console)
     except (ConfigError, DataError) as exc:
         summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir), "bad_input": True}
         write_json(run_dir / "summary.json", summary)
