@@ -168,3 +168,16 @@ default = "lstm"  # a default value is not a branch
     hits = [what for _, what in sorted(_first_per_line(_cell_literal_uses(ast.parse(code), names)).items())]
     assert hits == ["compares with a cell name", "compares with a cell name", "a dict keyed by cell names",
                     "a list of cell names", "looks a cell name up"]
+
+
+def test_cell_options_from_the_command_line():
+    """arch.cell_options.K=V adds a key Hydra's YAML does not have (the cell owns its options); a
+    misspelt one is one line naming the cell's options."""
+    rc = api.compose(["arch=ln_lstm", "arch.cell_options.per_gate=false"])
+    assert rc.arch.cell_options == {"per_gate": False}
+    with pytest.raises(ConfigError) as exc:
+        api.compose(["arch=ln_lstm", "arch.cell_options.per_gat=false"])
+    assert str(exc.value) == ("arch.cell_options.per_gat: cell ln_lstm has no option 'per_gat' "
+                              "(its options: per_gate; did you mean per_gate?)")
+    with pytest.raises(ConfigError, match="arch.nonlinearity: cell gru has no nonlinearity option"):
+        api.compose(["arch=gru", "arch.nonlinearity=relu"])

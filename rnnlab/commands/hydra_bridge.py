@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnnlab.config.validate import ConfigError, group_options
+from rnnlab.config.validate import ConfigError, group_options, open_keys
 
 # Hydra flags that take a value, and those that don't.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -50,6 +50,7 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
             raise ConfigError(f"unknown option '{a}' (Hydra flags: {', '.join(sorted(BARE_FLAGS | VALUE_FLAGS))})")
         else:
             overrides.append(a)
+    overrides = open_keys(overrides)
     modes = [f for f in flags if f in MODE_FLAGS or f.split("=", 1)[0] in MODE_FLAGS]
     if len({MODE_FLAGS[f.split("=", 1)[0]] for f in modes}) > 1:
         named = " and ".join(dict.fromkeys(modes))

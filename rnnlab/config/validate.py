@@ -55,6 +55,17 @@ class RunConfig:
         }
 
 
+# Free-form nodes: their keys come from the chosen cell, not from a schema, so an override may add one.
+OPEN_NODES = ("arch.cell_options",)
+
+
+def open_keys(overrides: list[str]) -> list[str]:
+    """Overrides with ``arch.cell_options.K=V`` written as ``++arch.cell_options.K=V``: Hydra refuses a
+    key its YAML lacks (struct mode) unless told to add it, and a cell's options are not in the YAML.
+    The cell then checks the key (one line naming its options when unknown)."""
+    return [f"++{o}" if o.startswith(OPEN_NODES) else o for o in overrides]
+
+
 def group_options(group: str) -> list[str]:
     """The option names of a config group (the YAML files in conf/<group>/; a name starting with
     "_" is a shared base the options build on, not an option)."""

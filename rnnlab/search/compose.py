@@ -72,8 +72,10 @@ def _compose(overrides: list[str], extra: list[str]):
 
     from rnnlab.commands.hydra_bridge import _explain_compose_error
 
+    from rnnlab.config.validate import open_keys
+
     try:
-        cfg = compose(config_name="config", overrides=overrides + extra, return_hydra_config=True)
+        cfg = compose(config_name="config", overrides=open_keys(overrides) + extra, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_explain_compose_error(exc, overrides)) from None
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)

@@ -40,6 +40,7 @@ saturation analysis bounds). Options reach every function that names them as key
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -122,8 +123,10 @@ class Cell:
         unknown = sorted(set(given) - set(self.options))
         if unknown:
             known = ", ".join(self.options) or "none"
+            close = difflib.get_close_matches(unknown[0], list(self.options), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
             raise ValueError(f"{prefix}{unknown[0]}: cell {self.name} has no option {unknown[0]!r} "
-                             f"(its options: {known})")
+                             f"(its options: {known}{hint})")
         out = {k: o.default for k, o in self.options.items()}
         for k, v in given.items():
             out[k] = self.options[k].check(f"{prefix}{k}", v)
