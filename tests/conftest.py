@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-# A model and data set small enough that a run takes about a second.
+# A model and data set small enough that a run takes a fraction of a second: no plots and no monitor
+# unless a test is about them (then it adds TINY_VIEWS or the single key back).
 TINY = [
     "data.length=400",
     "data.n_in=12",
@@ -18,7 +19,10 @@ TINY = [
     "train.epochs=3",
     "train.batch_size=32",
     "train.progress=false",
+    "train.plots=false",
+    "monitor=none",
 ]
+TINY_VIEWS = ["train.plots=true", "monitor=default"]
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 120, env: dict | None = None):

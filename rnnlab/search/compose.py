@@ -71,7 +71,6 @@ def _compose(overrides: list[str], extra: list[str]):
     from omegaconf.errors import OmegaConfBaseException
 
     from rnnlab.commands.hydra_bridge import _explain_compose_error
-
     from rnnlab.config.validate import open_keys
 
     try:
