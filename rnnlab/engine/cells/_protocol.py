@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.engine.cells import _stepwise
+
 REQUIRED = ("NAME", "NUM_STATES", "PARAM_NAMES", "sizes", "init_params", "step_forward", "step_backward",
             "step_activations")
 KINDS = ("sigmoid", "tanh", "relu")
@@ -173,22 +175,16 @@ class Cell:
     def activations(self, cache) -> dict[str, tuple[str, np.ndarray]]:
         """Named intermediates of a forward cache, each (kind, (B, T, H) array), from either runner."""
         if cache.get("stepwise"):
-            from rnnlab.engine.cells import _stepwise
-
             return _stepwise.activations(self, cache)
         return self.module.activations(cache)
 
     def stepwise_forward(self, params, x, state0=None, mask=None, reverse=False, *, rec_mask=None,
                          zone_masks=None, zoneout_eval=None, **options):
         """The per-step runner over the step pair, with recurrent dropout and zoneout (``_stepwise``)."""
-        from rnnlab.engine.cells import _stepwise
-
         return _stepwise.forward(self, params, x, state0, mask, reverse, rec_mask=rec_mask, zone_masks=zone_masks,
                                  zoneout_eval=zoneout_eval, **options)
 
     def stepwise_backward(self, params, dhs, dstateT, cache, dh_trace=None):
-        from rnnlab.engine.cells import _stepwise
-
         return _stepwise.backward(self, params, dhs, dstateT, cache, dh_trace)
 
     def after_step(self, params, **options) -> None:
