@@ -182,12 +182,12 @@ class Recurrent(Block):
     recurrent-dropout mask, then one zoneout mask per state), else its tuned kernel.
     """
 
-    def __init__(self, layer: int, cell: str, options: dict, input_size: int, hidden_size: int, bidirectional_: bool,
+    def __init__(self, layer: int, cell: str, options: dict, input_size: int, hidden_size: int, both_ways: bool,
                  merge_mode: str, recurrent_dropout: float = 0.0, zoneout: float = 0.0):
         self.layer, self.name = layer, f"rnn{layer}"
         self.cell = cells.get(cell)
         self.options, self.input_size, self.hidden_size = options, input_size, hidden_size
-        self.reverses = (False, True) if bidirectional_ else (False,)
+        self.reverses = (False, True) if both_ways else (False,)
         self.merge_mode, self.recurrent_dropout, self.zoneout = merge_mode, recurrent_dropout, zoneout
 
     def direction_keys(self, reverse: bool) -> dict[str, str]:
