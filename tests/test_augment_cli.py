@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
 from rnnlab.commands import augment as preview_cmd
 from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run as train_run
 from rnnlab.config.validate import ConfigError
-from tests.conftest import TINY, read_summary, run_cli
-
-RUN = [*TINY, "train.plots=false"]
+from tests.conftest import TINY, read_summary
 
 
 def _one_line_error(err: str, *needles: str) -> str:
@@ -25,11 +24,6 @@ def _one_line_error(err: str, *needles: str) -> str:
 
 
 # ---------------------------------------------------------------------------- config
-
-
-def test_augment_defaults_to_empty_on_every_forecasting_set_and_seqfile():
-    for overrides in ([], ["data=sp500"], ["data=csv", "data.path=x.csv"], ["data=seqfile"]):
-        assert compose_and_validate(overrides).data.augment == []
 
 
 def test_names_and_mappings_become_full_specs():
@@ -56,10 +50,9 @@ def test_bad_augment_config_is_one_line(overrides, message):
     assert message in str(exc.value) and "\n" not in str(exc.value)
 
 
-def test_bad_augment_exits_2_with_one_line_through_the_real_cli(tmp_path):
-    res = run_cli(["train", *RUN, "data.augment=[jitter,wiggle]", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path)
-    assert res.returncode == 2
-    _one_line_error(res.stderr, "data.augment[1]: unknown augmentation 'wiggle'")
+def test_bad_augment_exits_2_with_one_line(tmp_path, capsys):
+    assert train_run([*TINY, "data.augment=[jitter,wiggle]", f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+    _one_line_error(capsys.readouterr().err, "data.augment[1]: unknown augmentation 'wiggle'")
     assert not (tmp_path / "r").exists()
 
 
@@ -68,7 +61,7 @@ def test_bad_augment_exits_2_with_one_line_through_the_real_cli(tmp_path):
 
 def _metrics(tmp_path, name, extra):
     d = tmp_path / name
-    assert train_run([*RUN, *extra, f"hydra.run.dir={d}"]) == 0
+    assert api.train([*TINY, *extra], d).status == "completed"
     assert read_summary(d)["status"] == "completed"
     return pd.read_csv(d / "metrics.csv").drop(columns=["seconds", "samples_per_s", "monitor_seconds"])
 
@@ -88,7 +81,7 @@ def test_training_with_mixup_augmentation(tmp_path):
 
 def test_mixup_twice_is_refused(tmp_path, capsys):
     d = tmp_path / "r"
-    assert train_run([*RUN, "data.augment=[mixup]", "reg.mixup_alpha=0.2", f"hydra.run.dir={d}"]) == 2
+    assert train_run([*TINY, "data.augment=[mixup]", "reg.mixup_alpha=0.2", f"hydra.run.dir={d}"]) == 2
     _one_line_error(capsys.readouterr().err, "reg.mixup_alpha")
 
 
@@ -104,7 +97,8 @@ def test_multiclass_mixup_and_time_warp_on_padded_sequences(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     d = tmp_path / "cls"
     args = ["data=seqfile", f"data.path={path}", "data.augment=[mixup,time_warp]", "arch.hidden_size=8",
-            "train.epochs=2", "train.batch_size=8", "train.progress=false", "train.plots=false", f"hydra.run.dir={d}"]
+            "train.epochs=2", "train.batch_size=8", "train.progress=false", "train.plots=false", "monitor=none",
+            f"hydra.run.dir={d}"]
     assert train_run(args) == 0
     s = read_summary(d)
     assert s["status"] == "completed" and s["task"] == "multiclass"
@@ -120,9 +114,14 @@ def test_preview_writes_a_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_preview_default_path_and_aug_option_through_the_real_cli(tmp_path):
-    res = run_cli(["augment-preview", "--aug", "window_slice,mixup", "--n", "2", *TINY[:2]], cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+def test_preview_default_path_and_aug_option_through_typer(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rnnlab.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["augment-preview", "--aug", "window_slice,mixup", "--n", "2", *TINY[:2]])
+    assert res.exit_code == 0, res.stderr
     assert res.stdout.strip() == "augment_preview.png"
     assert (tmp_path / "augment_preview.png").read_bytes()[:4] == b"\x89PNG"
 

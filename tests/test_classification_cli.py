@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
 from rnnlab.commands.train import run
 from tests.conftest import read_summary, run_cli
 from tests.data import imdb_tree as tree
@@ -19,11 +20,12 @@ from tests.data import imdb_tree as tree
 N_PER = 12
 IMDB_TINY = [
     "data=imdb", "data.vocab_size=50", "data.maxlen=20", "data.embed_dim=8", "arch=bigru", "arch.hidden_size=8",
-    "arch.pooling=max", "train.epochs=2", "train.batch_size=8", "train.progress=false",
+    "arch.pooling=max", "train.epochs=2", "train.batch_size=8", "train.progress=false", "monitor=none",
 ]
 COPY_TINY = ["data=copy", "data.n_train=64", "data.n_val=16", "data.n_test=16", "data.delay=3", "data.copy_len=2",
-             "arch.hidden_size=8", "train.epochs=2", "train.batch_size=32", "train.progress=false"]
-SINE_TINY = ["data.length=400", "data.n_in=12", "arch.hidden_size=8", "train.epochs=1", "train.progress=false"]
+             "arch.hidden_size=8", "train.epochs=2", "train.batch_size=32", "train.progress=false", "monitor=none"]
+SINE_TINY = ["data.length=400", "data.n_in=12", "arch.hidden_size=8", "train.epochs=1", "train.progress=false",
+             "monitor=none"]
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +166,8 @@ def test_monitor_val_accuracy_and_fixed_threshold(acl, tmp_path):
     # with this seed the validation accuracy tops out at epoch 2 while the validation loss keeps
     # falling to epoch 5, so monitoring the accuracy picks another checkpoint than the loss would
     args = [*IMDB_TINY, f"data.path={acl}", "data.val_frac=0.25", "train.epochs=5", "optim.lr=0.01",
-            "train.monitor=val_accuracy", "train.threshold=0.5", "train.plots=false", f"hydra.run.dir={d}"]
-    assert run(args) == 0
+            "train.monitor=val_accuracy", "train.threshold=0.5", "train.plots=false"]
+    assert api.train(args, d).status == "completed"
     s = read_summary(d)
     assert s["monitored_metric"] == "val_accuracy"
     m = pd.read_csv(d / "metrics.csv")
@@ -183,13 +185,14 @@ def test_monitor_val_accuracy_and_fixed_threshold(acl, tmp_path):
     np.testing.assert_array_equal(p["prediction"], (p["prob"] >= 0.5).astype(int))
 
 
-def test_missing_imdb_path_is_one_line_exit_2(tmp_path):
+def test_missing_imdb_path_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "500")  # the path must not be wrapped
     missing = tmp_path / "no_such_aclImdb"
-    res = run_cli(["train", *IMDB_TINY, f"data.path={missing}", f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path)
-    assert res.returncode == 2
-    assert "IMDB data not found" in res.stderr and str(missing) in res.stderr
-    assert "Traceback" not in res.stderr
-    lines = [ln for ln in res.stderr.splitlines() if "IMDB data not found" in ln]
+    assert run([*IMDB_TINY, f"data.path={missing}", f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert "IMDB data not found" in err and str(missing) in err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if "IMDB data not found" in ln]
     assert len(lines) == 1 and lines[0].startswith("Error:")
     assert read_summary(tmp_path / "r")["status"] == "failed"
 
@@ -199,7 +202,7 @@ def test_missing_imdb_path_is_one_line_exit_2(tmp_path):
 
 def test_copy_task_with_pooling_none(tmp_path):
     d = tmp_path / "copy"
-    assert run([*COPY_TINY, "arch.pooling=none", "train.plots=false", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*COPY_TINY, "arch.pooling=none", "train.plots=false"], d).status == "completed"
     s = read_summary(d)
     assert s["status"] == "completed" and s["task"] == "multiclass"
     tm = s["test_metrics"]
@@ -252,8 +255,8 @@ def test_seqfile_multiclass_run(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     d = tmp_path / "run"
     args = ["data=seqfile", f"data.path={path}", "arch.hidden_size=8", "train.epochs=2", "train.batch_size=8",
-            "train.progress=false", "train.plots=false", f"hydra.run.dir={d}"]
-    assert run(args) == 0
+            "train.progress=false", "train.plots=false", "monitor=none"]
+    assert api.train(args, d).status == "completed"
     s = read_summary(d)
     assert s["status"] == "completed" and s["task"] == "multiclass" and s["classes"] == classes
     assert set(s["test_metrics"]) >= {"accuracy", "precision", "recall", "f1", "confusion"}

@@ -70,6 +70,19 @@ def test_cv_table_numbers_are_the_fold_means(sine_cv):
     assert out["n_dev"] == 328 and out["n_test"] == summaries[0]["n_test"]
 
 
+def test_training_one_fold_cuts_the_same_fold(sine_cv, tmp_path):
+    """`rnnlab train cv.fold=N` (what rnnlab cv runs per fold) trains on the same fold as the cv sweep did."""
+    from rnnlab import api
+
+    _, sweep = sine_cv
+    s = api.train([*TINY, "cv.k=3", "cv.fold=1", "train.epochs=1"], tmp_path / "fold1")
+    assert s.status == "completed"
+    fold = json.loads((tmp_path / "fold1" / "checkpoint" / "model.json").read_text())["data"]["cv"]
+    assert fold == read_summary(sweep / "1")["cv"]
+    assert (s["n_train"], s["n_val"]) == (fold["n_train"], fold["n_val"])
+
+
+@pytest.mark.slow
 def test_cv_same_command_same_folds(sine_cv, tmp_path):
     """The seed fixes the fold assignment: the same command (here with fewer epochs) cuts the same folds."""
     _, sweep = sine_cv
@@ -166,13 +179,19 @@ def test_bad_input_gives_one_line_and_exit_2(tmp_path, capsys, overrides, messag
     assert not (tmp_path / "sw").exists()  # nothing launched
 
 
-def test_cli_bad_input_through_typer(tmp_path):
-    res = run_cli(["cv", "cv.k=1"], cwd=tmp_path)
-    assert res.returncode == 2
+def test_cli_bad_input_through_typer(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rnnlab.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["cv", "cv.k=1"])
+    assert res.exit_code == 2
     assert res.stderr.strip().splitlines() == ["Error: cv.k must be >= 2 (got 1)"]
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_joblib_runs_folds_in_parallel_processes(tmp_path):
     sweep = tmp_path / "sweep"
     args = [*TINY, "train.epochs=1", "cv.k=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

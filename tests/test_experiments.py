@@ -16,32 +16,10 @@ from tests.conftest import read_summary, run_cli
 EXPERIMENTS = group_options("experiment")
 
 
-def test_the_experiments_are_there():
-    assert {"sine_gru_cosine", "sp500_30day", "adding_rnn_vs_lstm"} <= set(EXPERIMENTS)
-
-
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment):
     rc = compose_and_validate([f"experiment={experiment}"])
     assert rc.name == experiment  # run folders are labelled with the experiment
-
-
-def test_sp500_30day_settings():
-    rc = compose_and_validate(["experiment=sp500_30day"])
-    assert rc.data.default_file == "sp500_daily_1990-2023.csv"
-    assert rc.data.n_out == 30 and rc.data.transform == "log_returns"
-    assert rc.train.early_stopping_patience is not None
-
-
-def test_adding_rnn_vs_lstm_settings():
-    rc = compose_and_validate(["experiment=adding_rnn_vs_lstm"])
-    assert rc.arch.cell == "lstm"  # a plain (non -m) run trains the LSTM alone
-    assert rc.data.name == "adding" and rc.data.length == 100
-    assert compose_and_validate(["experiment=adding_rnn_vs_lstm", "arch=rnn"]).arch.cell == "rnn"
-    from importlib.resources import files
-
-    delta = yaml.safe_load((files("rnnlab.conf") / "experiment" / "adding_rnn_vs_lstm.yaml").read_text())
-    assert delta["hydra"]["sweeper"]["params"] == {"arch": "rnn,lstm"}
 
 
 def _fake_prices(path, n=400):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab.commands.report import run as report
+from rnnlab.commands.train import run as train
 from rnnlab.report.html import PLOT_SECTIONS, render_report, write_report
 from tests.conftest import TINY, read_summary, run_cli
 
@@ -106,10 +108,10 @@ def banner(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """One tiny run (no monitor: fast), shared by the module; tests copy it before changing anything."""
+    """One tiny run with its plots (no monitor: fast), shared by the module; tests copy it before changing
+    anything."""
     run_dir = tmp_path_factory.mktemp("report") / "run"
-    r = run_cli(["train", *TINY, "monitor=none", f"hydra.run.dir={run_dir}"], cwd=run_dir.parent)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert train([*TINY, "train.plots=true", f"hydra.run.dir={run_dir}"]) == 0
     return run_dir
 
 
@@ -140,7 +142,7 @@ def test_train_writes_the_report(trained):
     assert "Dashboard" in text and "samples per second" in text
 
 
-def test_report_cli_groups_every_plot(run_copy):
+def test_report_cli_groups_every_plot(run_copy, capsys):
     plots = run_copy / "plots"
     loss_png = (plots / "loss.png").read_bytes()
     for name in ("gradient_flow.png", "grad_norms.png", "spectral.png", "states_pca.png", "gates.png", "mystery.png"):
@@ -151,9 +153,8 @@ def test_report_cli_groups_every_plot(run_copy):
     summary["monitor"] = {"enabled": True, "spectral_radius": {"l0": 0.9}}
     (run_copy / "summary.json").write_text(json.dumps(summary))
 
-    r = run_cli(["report", str(run_copy)], cwd=run_copy.parent)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(run_copy / "report.html")
+    assert report(run_copy) == 0
+    assert capsys.readouterr().out.strip() == str(run_copy / "report.html")
     text = (run_copy / "report.html").read_text()
     page = check_page(text)
     assert page.headings[: len(HEADINGS) + 1] == [*HEADINGS, "Other"]
@@ -169,27 +170,27 @@ def test_report_cli_groups_every_plot(run_copy):
     assert "gradients.csv" in text and "spectral_radius.l0" in text
 
 
-def test_report_output_option(run_copy, tmp_path):
+def test_report_output_option(run_copy, tmp_path, capsys):
     out = tmp_path / "elsewhere" / "page.html"
-    r = run_cli(["report", str(run_copy), "--output", str(out)], cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    assert report(run_copy, out) == 0
+    assert capsys.readouterr().out.strip() == str(out)
     check_page(out.read_text())
     assert not (run_copy / "report.html").exists()
 
 
 @pytest.mark.parametrize("case", ["missing", "empty_dir", "a_file"])
-def test_bad_input_one_line_exit_2(tmp_path, case):
+def test_bad_input_one_line_exit_2(tmp_path, case, capsys):
     target = tmp_path / case
     if case == "empty_dir":
         target.mkdir()
         (target / "notes.txt").write_text("not a run")
     elif case == "a_file":
         target.write_text("x")
-    r = run_cli(["report", str(target)], cwd=tmp_path)
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), r.stderr
-    assert "Traceback" not in r.stderr + r.stdout
+    assert report(target) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), err
+    assert out == "" and "Traceback" not in err
     assert not list(tmp_path.rglob("report.html"))
 
 
@@ -203,11 +204,10 @@ def test_unwritable_output_one_line_exit_2(run_copy, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and err.startswith(f"Error: cannot write {blocker / 'report.html'}")
 
 
-def test_corrupt_summary_still_renders(run_copy):
+def test_corrupt_summary_still_renders(run_copy, capsys):
     (run_copy / "summary.json").write_text('{"status": "completed", "val_')
-    r = run_cli(["report", str(run_copy)], cwd=run_copy.parent)
-    assert r.returncode == 0, r.stderr
-    assert "Warning: summary.json could not be read" in r.stderr
+    assert report(run_copy) == 0
+    assert "Warning: summary.json could not be read" in capsys.readouterr().err
     text = (run_copy / "report.html").read_text()
     page = check_page(text)
     top = banner(text)
@@ -282,7 +282,8 @@ def test_report_renders_in_a_real_browser(tmp_path):
     if browser is None:
         pytest.skip("no Chromium/Chrome executable on the PATH (apt-get install chromium)")
     run_dir = tmp_path / "run"
-    r = run_cli(["train", *TINY, "monitor=full", f"hydra.run.dir={run_dir}"], cwd=tmp_path, timeout=300)
+    r = run_cli(["train", *TINY, "train.plots=true", "monitor=full", f"hydra.run.dir={run_dir}"], cwd=tmp_path,
+                timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     text = (run_dir / "report.html").read_text()
     page = check_page(text)

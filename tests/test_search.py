@@ -19,7 +19,7 @@ from rnnlab.config.validate import group_options
 from rnnlab.search.space import space_names
 from tests.conftest import TINY, read_summary, run_cli
 
-FAST = [*TINY, "monitor=none"]  # 3 epochs of an 8-unit model on 400 steps of sine
+FAST = TINY  # 3 epochs of an 8-unit model on 400 steps of sine, no plots, no monitor
 LR = "optim.lr=float:1e-3:1e-1:log"
 HS = "arch.hidden_size=int:4:16"
 
@@ -117,22 +117,22 @@ def test_shipped_spaces_compose(name):
 # ----------------------------------------------------------------------------- studies
 
 
-def test_tiny_study_is_reproducible_and_its_best_config_trains_again(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for out in (a, b):
-        code, text = search(LR, HS, sampler="random", n_trials=3, seed=0, output=str(out))
-        assert code == 0, text
-    sa, sb = summary_of(a), summary_of(b)
+def test_tiny_study_outputs_best_config_and_refusals(tmp_path):
+    """One study of 3 trials: its folder, table and plots; `rnnlab compare` reads it; the best config trains
+    again to the same loss; the kept study refuses another space or metric (the two-study reproducibility
+    and the resume are slow tests)."""
+    a = tmp_path / "a"
+    code, text = search(LR, HS, sampler="random", n_trials=3, seed=0, output=str(a))
+    assert code == 0, text
+    sa = summary_of(a)
     assert (sa["n_trials"], sa["complete"], sa["pruned"], sa["failed"]) == (3, 3, 0, 0)
-    assert sa["best"]["value"] == sb["best"]["value"] and sa["best"]["params"] == sb["best"]["params"]
     assert (sa["metric"], sa["direction"], sa["sampler"], sa["seed"]) == ("val_loss", "minimize", "random", 0)
     assert sa["storage"] == f"sqlite:///{(a / 'study.db').resolve()}"
 
     table = trials_of(a)
     assert list(table["rank"]) == [1, 2, 3] and list(table["state"]) == ["complete"] * 3
     assert list(table["val_loss"]) == sorted(table["val_loss"])
-    same = ["rank", "trial", "state", "val_loss", "params.optim.lr", "params.arch.hidden_size", "epochs_run"]
-    assert table[same].equals(trials_of(b)[same])
+    assert sa["best"]["value"] == table["val_loss"].iloc[0]
     for _, row in table.iterrows():
         run_dir = a / f"trial_{row['trial']:04d}"
         assert read_summary(run_dir)["best_val_loss"] == row["val_loss"]
@@ -157,10 +157,31 @@ def test_tiny_study_is_reproducible_and_its_best_config_trains_again(tmp_path):
     best = (a / "experiment" / "best.yaml").read_text()
     assert best.startswith("# @package _global_\n") and f"rnnlab train -cd {a} experiment=best" in best
     assert sa["reproduce_best"] == f"rnnlab train -cd {a} experiment=best"
-    assert train(["-cd", str(a), "experiment=best", f"hydra.run.dir={tmp_path / 'again'}"]) == 0
+    assert train(["-cd", str(a), "experiment=best", "train.plots=false", f"hydra.run.dir={tmp_path / 'again'}"]) == 0
     again = read_summary(tmp_path / "again")
     assert again["best_val_loss"] == pytest.approx(sa["best"]["value"], rel=1e-9)
     assert again["n_params"] == read_summary(Path(sa["best"]["run_dir"]))["n_params"]
+
+    # The study is kept: another space or metric is refused (going on with it: the slow resume test).
+    code, text = search("optim.lr=choice:0.01,0.1", HS, n_trials=1, output=str(a))
+    assert (code, text.strip()) == (2, "Error: study 'search' searched optim.lr as float 0.001..0.1 log; this space "
+                                       "says choice 0.01, 0.1: use another --study-name")
+    code, text = search(LR, HS, n_trials=1, metric="val_r2", output=str(a))
+    assert (code, text.strip()) == (2, "Error: study 'search' optimizes val_loss, not val_r2: use --metric val_loss "
+                                       "or another --study-name")
+    assert summary_of(a)["n_trials"] == 3
+
+
+@pytest.mark.slow
+def test_tiny_study_is_reproducible(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        code, text = search(LR, HS, sampler="random", n_trials=3, seed=0, output=str(out))
+        assert code == 0, text
+    sa, sb = summary_of(a), summary_of(b)
+    assert sa["best"]["value"] == sb["best"]["value"] and sa["best"]["params"] == sb["best"]["params"]
+    same = ["rank", "trial", "state", "val_loss", "params.optim.lr", "params.arch.hidden_size", "epochs_run"]
+    assert trials_of(a)[same].equals(trials_of(b)[same])
 
 
 def test_pruning_stops_poor_trials_early(tmp_path):
@@ -186,6 +207,7 @@ def test_pruning_stops_poor_trials_early(tmp_path):
     assert f"pruning: {s['pruned']} of 8 trials pruned, {s['epochs_saved_by_pruning']} epochs not run" in text
 
 
+@pytest.mark.slow
 def test_resume_grows_the_study_and_refuses_another_space(tmp_path):
     out = tmp_path / "s"
     for _ in range(2):
@@ -252,9 +274,18 @@ def test_grid_covers_the_grid_exactly_once(tmp_path):
         [("gru", 4), ("gru", 8), ("rnn", 4), ("rnn", 8)]
     for _, row in table.iterrows():  # a group choice picks the group's file
         assert f"cell: {row['params.arch']}\n" in (Path(row["run_dir"]) / ".hydra" / "config.yaml").read_text()
-    code, text = search("arch=choice:rnn,gru", "arch.hidden_size=int:4:8:4", sampler="grid", seed=0, output=str(out))
-    assert code == 0 and "the grid is covered already: no new trials" in text
     assert summary_of(out)["n_trials"] == 4
+
+
+@pytest.mark.slow
+def test_a_covered_grid_adds_no_trials(tmp_path):
+    out = tmp_path / "s"
+    for _ in range(2):
+        code, text = search("arch=choice:rnn,gru", "arch.hidden_size=int:4:8:4", sampler="grid", seed=0,
+                            output=str(out))
+        assert code == 0, text
+    assert "the grid is covered already: no new trials" in text
+    assert summary_of(out)["n_trials"] == 4 and len(trials_of(out)) == 4
 
 
 def test_cmaes_sampler_and_hyperband_pruner(tmp_path):

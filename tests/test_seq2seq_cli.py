@@ -1,16 +1,16 @@
-"""`rnnlab train data=reverse_digits|sine2cosine`: the encoder-decoder through the real CLI (tiny runs)."""
+"""`rnnlab train data=reverse_digits|sine2cosine`: the encoder-decoder end to end (tiny runs in this process;
+plots on: the attention plot and the report are part of a seq2seq run folder), and its one-line refusals."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rnnlab.commands.hydra_bridge import compose_and_validate
+from rnnlab import api
+from rnnlab.commands.train import run
 from rnnlab.train.seq2seq_trainer import load_checkpoint
-from tests.conftest import read_summary, run_cli
+from tests.conftest import read_summary
 
 TINY_DIGITS = ["data=reverse_digits", "data.n_train=200", "data.n_val=40", "data.n_test=40", "data.max_len=5",
                "arch=gru", "arch.hidden_size=12", "train.epochs=2", "train.progress=false"]
@@ -18,10 +18,12 @@ TINY_SINE = ["data=sine2cosine", "data.n_train=120", "data.n_val=20", "data.n_te
              "arch.hidden_size=8", "train.epochs=2", "train.progress=false"]
 
 
-def _run(args, tmp_path):
+def _train(args, tmp_path):
+    """Train ARGS into tmp_path/run (what `rnnlab train ARGS` does); the run must complete."""
     d = tmp_path / "run"
-    res = run_cli(["train", *args, f"hydra.run.dir={d}"], cwd=tmp_path)
-    return res, d
+    s = api.train(args, d)
+    assert s.status == "completed", s.message
+    return d
 
 
 def _checkpoint_loads(d):
@@ -33,8 +35,7 @@ def _checkpoint_loads(d):
 
 
 def test_reverse_digits_with_attention_and_scheduled_sampling(tmp_path):
-    res, d = _run([*TINY_DIGITS, "arch.attention=luong", "train.teacher_forcing_end=0.5"], tmp_path)
-    assert res.returncode == 0, res.stderr
+    d = _train([*TINY_DIGITS, "arch.attention=luong", "train.teacher_forcing_end=0.5"], tmp_path)
     s = read_summary(d)
     assert s["status"] == "completed" and s["epochs_run"] == 2 and s["model"] == "seq2seq"
     for key in ("test_token_accuracy", "test_sequence_accuracy", "test_loss", "attention_alignment"):
@@ -58,8 +59,7 @@ def test_reverse_digits_with_attention_and_scheduled_sampling(tmp_path):
 
 
 def test_reverse_digits_without_attention_and_beam(tmp_path):
-    res, d = _run([*TINY_DIGITS, "arch=lstm", "train.beam_size=3"], tmp_path)
-    assert res.returncode == 0, res.stderr
+    d = _train([*TINY_DIGITS, "arch=lstm", "train.beam_size=3"], tmp_path)
     s = read_summary(d)
     assert s["status"] == "completed" and s["decoding"] == "beam search (beam_size 3)"
     assert "attention_alignment" not in s
@@ -69,9 +69,8 @@ def test_reverse_digits_without_attention_and_beam(tmp_path):
 
 
 def test_sine2cosine(tmp_path):
-    res, d = _run([*TINY_SINE, "arch.attention=bahdanau", "train.teacher_forcing=0.8",
-                   "train.teacher_forcing_end=0.2"], tmp_path)
-    assert res.returncode == 0, res.stderr
+    d = _train([*TINY_SINE, "arch.attention=bahdanau", "train.teacher_forcing=0.8", "train.teacher_forcing_end=0.2"],
+               tmp_path)
     s = read_summary(d)
     assert s["status"] == "completed" and s["test_mse"] >= 0
     assert set(s["baselines"]) == {"zero", "train_mean"}
@@ -89,22 +88,10 @@ def test_sine2cosine(tmp_path):
     (["data=reverse_digits", "arch=stacked_lstm"], "does not support: arch.num_layers=2"),
     (["data=sine2cosine", "train.beam_size=2"], "needs token targets"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
-    res, _ = _run([*args, "train.epochs=1", "train.progress=false", "data.n_train=20"
-                   if args[0] != "data=sine" else "data.length=400"], tmp_path)
-    assert res.returncode == 2, res.stderr
-    lines = [line for line in res.stderr.splitlines() if "Error" in line]
-    assert len(lines) == 1 and needle in lines[0], res.stderr
-
-
-def test_experiment_composes_and_sweeps_attention():
-    rc = compose_and_validate(["experiment=attention_alignment"])
-    assert rc.name == "attention_alignment" and rc.data.name == "reverse_digits"
-    assert rc.arch.cell == "gru" and rc.arch.attention == "luong" and rc.data.min_len == 5
-    from importlib.resources import files
-
-    import yaml
-
-    delta = yaml.safe_load((files("rnnlab.conf") / "experiment" / "attention_alignment.yaml").read_text())
-    assert delta["hydra"]["sweeper"]["params"] == {"arch.attention": "none,luong"}
-    assert json.dumps(delta)  # plain YAML
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, needle):
+    size = "data.n_train=20" if args[0] != "data=sine" else "data.length=400"
+    code = run([*args, "train.epochs=1", "train.progress=false", size, f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if "Error" in line]
+    assert len(lines) == 1 and needle in lines[0], err

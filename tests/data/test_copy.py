@@ -78,7 +78,6 @@ def test_load_and_memoryless_baseline(loss_on):
 def test_default_config_matches_the_schema():
     rc = compose_and_validate(["data=copy"])
     assert rc.data == CopyConf()
-    assert (rc.data.n_symbols, rc.data.copy_len, rc.data.delay, rc.data.loss_on) == (8, 10, 50, "answer")
     rc = compose_and_validate(["data=copy", "data.delay=200", "data.loss_on=all", "arch.pooling=none"])
     assert rc.data.delay == 200 and rc.data.loss_on == "all" and rc.arch.pooling == "none"
 
@@ -101,6 +100,7 @@ def test_bad_config_values_name_the_key(override, message):
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.slow  # a 500-step training demonstration
 def test_tiny_lstm_with_per_step_outputs_learns_to_copy():
     """Fresh batches each step, Adam, loss on the answer window only: well under log(4)."""
     K, L, D = 4, 3, 5

@@ -345,13 +345,6 @@ def test_corrupt_archive_is_one_line(tmp_path, corruption):
 # ---------------------------------------------------------------- config errors via the schema
 
 
-def test_imdb_config_composes():
-    rc = compose_and_validate(["data=imdb"])
-    assert isinstance(rc.data, ImdbConf)
-    assert (rc.data.vocab_size, rc.data.maxlen, rc.data.truncating, rc.data.padding) == (20000, 400, "pre", "post")
-    assert rc.data.path is None and rc.data.val_frac == 0.1
-
-
 @pytest.mark.parametrize(
     "overrides, message",
     [

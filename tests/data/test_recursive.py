@@ -6,12 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
+from rnnlab.commands.train import run
 from rnnlab.config.schema import CsvConf, SineConf
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
 from rnnlab.engine import model as M
 from rnnlab.train.trainer import rolled_forecast
-from tests.conftest import TINY, read_summary, run_cli
+from tests.conftest import TINY, read_summary
 
 
 def _prices(tmp_path, n=300):
@@ -65,10 +67,9 @@ def test_rolled_forecast_feeds_each_prediction_back():
     np.testing.assert_array_equal(x, np.random.default_rng(1).standard_normal((4, 7, 1)))  # input untouched
 
 
-def test_cli_recursive_run_writes_every_horizon(tmp_path):
+def test_recursive_run_writes_every_horizon(tmp_path):
     run_dir = tmp_path / "run"
-    res = run_cli(["train", *TINY, "data.n_out=4", "data.strategy=recursive", f"hydra.run.dir={run_dir}"], tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert api.train([*TINY, "data.n_out=4", "data.strategy=recursive"], run_dir).status == "completed"
     summary = read_summary(run_dir)
     assert summary["status"] == "completed"
     pred = pd.read_csv(run_dir / "predictions.csv")
@@ -76,8 +77,8 @@ def test_cli_recursive_run_writes_every_horizon(tmp_path):
     assert pred["prediction"].notna().all()
 
 
-def test_cli_strategy_typo_is_one_line(tmp_path):
-    res = run_cli(["train", *TINY, "data.strategy=rolling", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    assert res.returncode == 2
-    assert "data.strategy must be one of direct, recursive" in res.stderr
-    assert "Traceback" not in res.stderr
+def test_strategy_typo_is_one_line_exit_2(tmp_path, capsys):
+    assert run([*TINY, "data.strategy=rolling", f"hydra.run.dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert "data.strategy must be one of direct, recursive" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -63,9 +63,19 @@ CELLS = ["lstm", "gru"]
 ATTN = [None, "luong", "bahdanau"]
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("attention", ATTN)
-@pytest.mark.parametrize("p", [1.0, 0.5])
+def _pairwise(ps):
+    """Every (cell, attention, p) combination; those outside a pairwise-covering subset (every cell with every
+    attention, every attention with every p, every cell with every p) are marked slow, so the fast suite checks
+    each pair once and the slow suite the whole product."""
+    out = []
+    for (ci, cell), (ai, attention), (pi, p) in itertools.product(enumerate(CELLS), enumerate(ATTN), enumerate(ps)):
+        covering = ci == (ai + pi) % len(CELLS)
+        out.append(pytest.param(p, attention, cell, id=f"{p}-{attention}-{cell}",
+                                marks=() if covering else pytest.mark.slow))
+    return out
+
+
+@pytest.mark.parametrize("p, attention, cell", _pairwise([1.0, 0.5]))
 def test_token_gradients(cell, attention, p):
     rng = np.random.default_rng(1)
     src, mask, tgt_in, tgt_out, tgt_mask = _token_batch(rng)
@@ -80,9 +90,7 @@ def test_token_gradients(cell, attention, p):
         assert not cache["gold"].all() and cache["gold"][:, 0].all()
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("attention", ATTN)
-@pytest.mark.parametrize("p", [1.0, 0.4, 0.0])
+@pytest.mark.parametrize("p, attention, cell", _pairwise([1.0, 0.4, 0.0]))
 def test_continuous_gradients(cell, attention, p):
     """The fed-back value of a sampled step is differentiated through, so any p checks."""
     rng = np.random.default_rng(2)

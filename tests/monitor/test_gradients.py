@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab.commands.train import run
 from rnnlab.engine import model as M
 from rnnlab.monitor.gradients import GRAD_COLUMNS, GradientTracker, _first_over_last
-from tests.conftest import TINY, read_summary, run_cli
+from tests.conftest import TINY, TINY_VIEWS, read_summary
 
 TOL = 1e-6
 
@@ -152,23 +153,26 @@ def test_tracker_without_plots_writes_the_csv_files_only(tmp_path):
     assert not (tmp_path / "plots").exists()
 
 
-# -------------------------------------------------------------------- through the CLI
+# -------------------------------------------------------------------- through `rnnlab train` (in-process)
 
 
 # the other analyses (weights, states) have their own tests; off here to keep these fast
 ONLY_GRADIENTS = ["monitor.weights=false", "monitor.histograms=false", "monitor.states=false"]
 
 
-def _train(tmp_path, *extra, name="run"):
+def _train(tmp_path, capsys, monkeypatch, *extra, name="run"):
+    """A tiny run with plots and the monitor (TINY_VIEWS), then `extra`; returns (run folder, console text)."""
+    monkeypatch.setenv("COLUMNS", "200")  # Rich wraps the console at this width
     d = tmp_path / name
-    res = run_cli(["train", *TINY, "train.epochs=2", f"hydra.run.dir={d}", *ONLY_GRADIENTS, *extra], cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return d, res
+    code = run([*TINY, *TINY_VIEWS, "train.epochs=2", f"hydra.run.dir={d}", *ONLY_GRADIENTS, *extra])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    return d, out + err
 
 
-def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path):
+def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path, capsys, monkeypatch):
     # thresholds that make every step "explode"
-    d, res = _train(tmp_path, "monitor.every_n_steps=1", "arch=bilstm", "arch.num_layers=2",
+    d, text = _train(tmp_path, capsys, monkeypatch, "monitor.every_n_steps=1", "arch=bilstm", "arch.num_layers=2",
                     "monitor.explode_above=1e-9", "monitor.vanish_below=1e-12")
     g = pd.read_csv(d / "gradients.csv")
     assert list(g.columns) == list(GRAD_COLUMNS)
@@ -196,12 +200,11 @@ def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path):
 
     # every step exploded, but the console says so once per epoch
     assert mon["gradient_warnings"] == {"vanishing": 0, "exploding": steps}
-    text = res.stderr + res.stdout
     assert text.count("exploding gradients") == 2, text[-3000:]
 
 
-def test_monitor_none_writes_no_gradient_files(tmp_path):
-    d, _ = _train(tmp_path, "monitor=none")
+def test_monitor_none_writes_no_gradient_files(tmp_path, capsys, monkeypatch):
+    d, _ = _train(tmp_path, capsys, monkeypatch, "monitor=none")
     assert not (d / "gradients.csv").exists() and not (d / "time_gradients.csv").exists()
     assert (d / "plots").is_dir()  # the run's own plots, none of the monitor's
     assert not {"gradient_flow.png", "grad_norms.png", "grad_hist.png"} & {p.name for p in (d / "plots").iterdir()}

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
 from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run
 from rnnlab.data import registry
@@ -18,7 +19,7 @@ from tests.conftest import TINY, read_summary
 def test_batch_norm_run_saves_and_reloads_the_running_statistics(tmp_path):
     overrides = [*TINY, "arch.batch_norm=true", "arch.num_layers=2"]
     run_dir = tmp_path / "run"
-    assert run([*overrides, f"hydra.run.dir={run_dir}"]) == 0
+    assert api.train(overrides, run_dir).status == "completed"
     assert read_summary(run_dir)["status"] == "completed"
     with np.load(run_dir / "checkpoint/model.npz", allow_pickle=False) as z:
         assert {"state:bn0.running_mean", "state:bn1.running_var", "bn0.gamma", "bn1.beta"} <= set(z.files)
@@ -80,8 +81,8 @@ def test_batch_norm_classification_per_step_run_with_last_weights(tmp_path):
     run_dir = tmp_path / "r"
     copy_tiny = ["data=copy", "data.n_train=64", "data.n_val=16", "data.n_test=16", "data.delay=3", "data.copy_len=2",
                  "arch.hidden_size=8", "train.epochs=2", "train.batch_size=32", "train.progress=false"]
-    assert run([*copy_tiny, "arch.pooling=none", "arch.batch_norm=true", "train.plots=false",
-                "train.restore_best_weights=false", f"hydra.run.dir={run_dir}"]) == 0
+    assert api.train([*copy_tiny, "arch.pooling=none", "arch.batch_norm=true", "train.plots=false",
+                      "monitor=none", "train.restore_best_weights=false"], run_dir).status == "completed"
     s = read_summary(run_dir)
     assert s["status"] == "completed" and s["test_weights"] == "last"
     assert 0.0 <= s["test_metrics"]["accuracy"] <= 1.0

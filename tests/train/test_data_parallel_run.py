@@ -1,4 +1,5 @@
-"""`rnnlab train train.workers=N`: the data-parallel step through the real trainer and CLI."""
+"""`rnnlab train train.workers=N`: the data-parallel step through the real trainer and CLI (the engine's own
+tests are in tests/engine/test_parallel.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
 from rnnlab.commands.train import run
-from tests.conftest import TINY, read_summary, run_cli
+from tests.conftest import TINY, read_summary
 
-FAST = [*TINY, "train.epochs=2", "train.plots=false", "monitor=none"]
+FAST = [*TINY, "train.epochs=2"]
 TIMING = ["seconds", "samples_per_s", "monitor_seconds"]
 
 
@@ -27,8 +29,8 @@ def _metrics(d) -> pd.DataFrame:
 def test_two_workers_follow_the_one_process_run_in_float64(tmp_path):
     """No dropout: the same steps up to rounding, so the same losses epoch by epoch."""
     common = [*FAST, "train.dtype=float64", "train.epochs=3"]
-    assert run([*common, "train.workers=1", f"hydra.run.dir={tmp_path / 'one'}"]) == 0
-    assert run([*common, "train.workers=2", f"hydra.run.dir={tmp_path / 'two'}"]) == 0
+    assert api.train([*common, "train.workers=1"], tmp_path / "one").status == "completed"
+    assert api.train([*common, "train.workers=2"], tmp_path / "two").status == "completed"
     one, two = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
     for col in ("train_loss", "val_loss", "grad_norm"):
         np.testing.assert_allclose(two[col], one[col], rtol=1e-9, err_msg=col)
@@ -38,10 +40,11 @@ def test_two_workers_follow_the_one_process_run_in_float64(tmp_path):
     assert s2["test_loss"] == pytest.approx(s1["test_loss"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_with_dropout(tmp_path):
     args = [*FAST, "reg=dropout", "train.workers=2"]
-    assert run([*args, f"hydra.run.dir={tmp_path / 'a'}"]) == 0
-    assert run([*args, f"hydra.run.dir={tmp_path / 'b'}"]) == 0
+    assert api.train(args, tmp_path / "a").status == "completed"
+    assert api.train(args, tmp_path / "b").status == "completed"
     pd.testing.assert_frame_equal(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"))
     assert read_summary(tmp_path / "a")["status"] == "completed"
 
@@ -49,28 +52,29 @@ def test_same_seed_same_metrics_with_dropout(tmp_path):
 def test_mixed_batches_run_in_one_process(tmp_path):
     """reg=mixup pairs rows across the parts: those steps fall back to one process and still train."""
     d = tmp_path / "mix"
-    assert run([*FAST, "reg=mixup", "train.workers=2", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*FAST, "reg=mixup", "train.workers=2"], d).status == "completed"
     m = _metrics(d)
     assert read_summary(d)["status"] == "completed"
     assert np.isfinite(m["train_loss"]).all() and len(m) == 2
 
 
-def test_refusals_are_one_line_errors(tmp_path):
-    res = run_cli(["train", *FAST, "arch.batch_norm=true", "train.workers=2"], cwd=tmp_path)
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [
+def test_refusals_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # Rich wraps the console at this width
+
+    def refusal(args):
+        assert run([*args, f"hydra.run.dir={tmp_path / 'r'}"]) == 2
+        return capsys.readouterr().err.strip().splitlines()
+
+    assert refusal([*FAST, "arch.batch_norm=true", "train.workers=2"]) == [
         "Error: train.workers > 1: data-parallel steps do not support batch_norm models (each process would "
         "normalise with its own batch statistics); use train.workers=1"]
-    res = run_cli(["train", "data=reverse_digits", "data.n_train=40", "data.n_val=8", "data.n_test=8",
-                   "train.epochs=1", "train.progress=false", "train.workers=2"], cwd=tmp_path)
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == [
+    assert refusal(["data=reverse_digits", "data.n_train=40", "data.n_val=8", "data.n_test=8", "train.epochs=1",
+                    "train.progress=false", "train.workers=2"]) == [
         "Error: train.workers > 1 is not supported for seq2seq models; use train.workers=1"]
-    res = run_cli(["train", *FAST, "train.workers=0"], cwd=tmp_path)
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines() == ["Error: train.workers must be >= 1 (got 0)"]
+    assert refusal([*FAST, "train.workers=0"]) == ["Error: train.workers must be >= 1 (got 0)"]
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_process_group_stops_cleanly_and_leaves_no_worker(tmp_path):
     """A terminal's Ctrl-C reaches the trainer and its worker: the worker ignores it, the run
     stops as interrupted (exit 130) with its files, and the worker is gone afterwards."""

@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rnnlab import api
 from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run
 from rnnlab.train import trainer
 from tests.conftest import TINY, read_summary
 from tests.data import imdb_tree as tree
 
-FAST = [*TINY, "train.epochs=2", "train.plots=false", "monitor=none"]
+FAST = [*TINY, "train.epochs=2"]
 COPY_TINY = ["data=copy", "data.n_train=64", "data.n_val=16", "data.n_test=16", "data.delay=3", "data.copy_len=2",
              "arch.hidden_size=8", "arch.pooling=none", "train.epochs=2", "train.batch_size=32",
              "train.progress=false", "train.plots=false", "monitor=none"]
@@ -42,7 +43,7 @@ def _metrics(d) -> pd.DataFrame:
 )
 def test_each_reg_option_runs_and_writes_its_loss_columns(tmp_path, reg, columns, absent):
     d = tmp_path / reg
-    assert run([*FAST, f"reg={reg}", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*FAST, f"reg={reg}"], d).status == "completed"
     m = pd.read_csv(d / "metrics.csv")
     assert read_summary(d)["status"] == "completed"
     for c in columns:
@@ -53,7 +54,8 @@ def test_each_reg_option_runs_and_writes_its_loss_columns(tmp_path, reg, columns
 
 def test_l1_column_matches_the_formula(tmp_path):
     d = tmp_path / "l1"
-    assert run([*FAST, "reg=elastic_net", "reg.l1=0.001", "reg.l2=0.01", "train.epochs=1", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*FAST, "reg=elastic_net", "reg.l1=0.001", "reg.l2=0.01", "train.epochs=1"], d).status == \
+        "completed"
     m = pd.read_csv(d / "metrics.csv")
     params = dict(np.load(d / "checkpoint/model.npz", allow_pickle=False))
     l1 = 0.001 * sum(float(np.abs(v.astype(np.float64)).sum()) for k, v in params.items() if ".weight" in k)
@@ -62,26 +64,20 @@ def test_l1_column_matches_the_formula(tmp_path):
 
 def test_regularizers_combine(tmp_path):
     d = tmp_path / "combo"
-    assert run([*FAST, "reg=dropout", "reg.l2=1e-4", "reg.grad_noise_eta=0.01", "reg.l1=1e-5",
-                "reg.mixup_alpha=0.2", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*FAST, "reg=dropout", "reg.l2=1e-4", "reg.grad_noise_eta=0.01", "reg.l1=1e-5",
+                      "reg.mixup_alpha=0.2"], d).status == "completed"
     assert {"l1_loss", "l2_loss"} <= set(pd.read_csv(d / "metrics.csv").columns)
     rc = compose_and_validate(["reg=dropout", "reg.l2=1e-4", "reg.grad_noise_eta=0.01"])
     assert (rc.reg.dropout, rc.reg.l2, rc.reg.grad_noise_eta, rc.reg.grad_noise_gamma) == (0.2, 1e-4, 0.01, 0.55)
 
 
-def test_reg_defaults_leave_the_old_options_unchanged():
-    for reg, (dropout, l2) in {"none": (0.0, 0.0), "dropout": (0.2, 0.0), "l2": (0.0, 1e-4)}.items():
-        r = compose_and_validate([f"reg={reg}"]).reg
-        assert (r.dropout, r.l2, r.l1, r.grad_noise_eta, r.mixup_alpha) == (dropout, l2, 0.0, 0.0, 0.0)
-
-
 def test_same_seed_same_metrics_with_noise_and_mixup(tmp_path):
     a, b, c = (tmp_path / n for n in "abc")
     both = ["reg=noise", "reg.mixup_alpha=0.2"]
-    assert run([*FAST, *both, f"hydra.run.dir={a}"]) == 0
-    assert run([*FAST, *both, f"hydra.run.dir={b}"]) == 0
+    assert api.train([*FAST, *both], a).status == "completed"
+    assert api.train([*FAST, *both], b).status == "completed"
     pd.testing.assert_frame_equal(_metrics(a), _metrics(b))
-    assert run([*FAST, *both, "seed=1", f"hydra.run.dir={c}"]) == 0
+    assert api.train([*FAST, *both, "seed=1"], c).status == "completed"
     assert not _metrics(a)["train_loss"].equals(_metrics(c)["train_loss"])
 
 
@@ -91,7 +87,7 @@ def test_noise_and_mixup_leave_the_other_random_streams_alone(monkeypatch, tmp_p
     real = trainer.batches.train_batches
     monkeypatch.setattr(trainer.batches, "train_batches", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
     for i, extra in enumerate([[], ["reg.grad_noise_eta=0.1", "reg.mixup_alpha=0.4"]]):
-        assert run([*FAST, "reg=dropout", *extra, f"hydra.run.dir={tmp_path / str(i)}"]) == 0
+        assert api.train([*FAST, "reg=dropout", *extra], tmp_path / str(i)).status == "completed"
     n = len(seen) // 2
     assert n == 2
     for x, y in zip(seen[:n], seen[n:], strict=True):
@@ -104,14 +100,14 @@ def test_noise_and_mixup_leave_the_other_random_streams_alone(monkeypatch, tmp_p
 
 def test_label_smoothing_and_focal_on_the_copy_task(tmp_path):
     d = tmp_path / "focal"
-    assert run([*COPY_TINY, "train.loss=focal", "train.focal_gamma=1.5", "train.label_smoothing=0.1",
-                "reg.mixup_alpha=0.3", f"hydra.run.dir={d}"]) == 0
+    assert api.train([*COPY_TINY, "train.loss=focal", "train.focal_gamma=1.5", "train.label_smoothing=0.1",
+                      "reg.mixup_alpha=0.3"], d).status == "completed"
     s = read_summary(d)
     assert s["status"] == "completed" and s["loss"] == "focal"
     d2 = tmp_path / "alpha"
     alpha = "[" + ",".join(["1.0"] * 9) + "]"  # 8 symbols + the blank
-    assert run([*COPY_TINY, "train.loss=focal", f"train.focal_alpha={alpha}", "train.epochs=1",
-                f"hydra.run.dir={d2}"]) == 0
+    s = api.train([*COPY_TINY, "train.loss=focal", f"train.focal_alpha={alpha}", "train.epochs=1"], d2)
+    assert s.status == "completed" and s["loss"] == "focal"
 
 
 def test_label_smoothing_is_in_the_training_loss_only():
