@@ -52,19 +52,20 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
     return rc
 
 
-def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None) -> Summary:
+def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None,
+          write_config: bool = True) -> Summary:
     """Train one model into `run_dir` (created if needed) and return its summary.
 
     config: a `RunConfig` (from `compose`) or a list of overrides. The folder gets what a
-    ``rnnlab train`` run folder holds; `.hydra/config.yaml` (and `overrides.yaml`) are written
-    here unless Hydra wrote them already. epoch_hook(epoch, row) may stop the run (status
-    "pruned") by returning a message.
+    ``rnnlab train`` run folder holds, `.hydra/config.yaml` and `overrides.yaml` included
+    (write_config=False: the caller wrote them, as Hydra does for `rnnlab train`'s jobs).
+    epoch_hook(epoch, row) may stop the run (status "pruned") by returning a message.
     """
     from rnnlab.train.trainer import train as fit
 
     rc = config if isinstance(config, RunConfig) else compose(config)
     run_dir = Path(run_dir)
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
+    if write_config:
         _write_config(run_dir, rc)
     return Summary(fit(rc, run_dir, console=console, epoch_hook=epoch_hook))
 

@@ -6,10 +6,11 @@ Heavy modules (Hydra, NumPy, pandas, matplotlib) are imported inside the command
 
 from __future__ import annotations
 
-from importlib.resources import files
 from typing import Annotated
 
 import typer
+
+from rnnlab.config.groups import GROUPS, group_options
 
 app = typer.Typer(
     name="rnnlab",
@@ -20,16 +21,8 @@ app = typer.Typer(
 )
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment", "debug")
-
-
 def _group_listing() -> str:
-    root = files("rnnlab.conf")
-    lines = []
-    for g in GROUPS:
-        opts = sorted(p.name[:-5] for p in (root / g).iterdir() if p.name.endswith(".yaml") and p.name[0] != "_")
-        lines.append(f"  [bold]{g}[/bold]: {', '.join(opts)}")
-    return "\n\n".join(lines)
+    return "\n\n".join(f"  [bold]{g}[/bold]: {', '.join(group_options(g))}" for g in GROUPS)
 
 
 TRAIN_HELP = f"""Train a model. Arguments are Hydra overrides and flags.

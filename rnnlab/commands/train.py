@@ -42,7 +42,7 @@ def task(cfg) -> None:
         rc = validate(cfg)
         from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console)
+        summary = api.train(rc, run_dir, console=console, write_config=False)  # Hydra wrote .hydra/
     except (ConfigError, DataError) as exc:
         summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir), "bad_input": True}
         write_json(run_dir / "summary.json", summary)

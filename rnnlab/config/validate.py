@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from rnnlab.config.groups import group_options
 from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, MonitorConf, RegConf, TrainConf
 
 TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "hydra"}
@@ -64,13 +65,6 @@ def open_keys(overrides: list[str]) -> list[str]:
     key its YAML lacks (struct mode) unless told to add it, and a cell's options are not in the YAML.
     The cell then checks the key (one line naming its options when unknown)."""
     return [f"++{o}" if o.startswith(OPEN_NODES) else o for o in overrides]
-
-
-def group_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML files in conf/<group>/; a name starting with
-    "_" is a shared base the options build on, not an option)."""
-    folder = files("rnnlab.conf") / group
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml") and not p.name.startswith("_"))
 
 
 def _one_line(exc: Exception, prefix: str) -> str:
