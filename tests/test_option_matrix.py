@@ -103,7 +103,8 @@ def test_every_regularizer_with_every_cell(reg, cell, layout, tmp_path, monkeypa
     def adjust(rc):  # dataclasses.replace re-runs the schema's checks
         rc.arch = dataclasses.replace(rc.arch, cell=cell, **LAYOUTS[layout])
 
-    out = _train(["debug=tiny", "monitor=default", f"reg={reg}"], tmp_path, monkeypatch, data_dir, adjust)
+    tiny_data = ["data.length=400", "data.n_in=12"]  # the default sine task, short windows
+    out = _train(["debug=tiny", "monitor=default", f"reg={reg}", *tiny_data], tmp_path, monkeypatch, data_dir, adjust)
     assert not isinstance(out, str), out
     states = out["monitor"]["saturation"]
     assert set(states) == {f"l{k}{d}" for k in range(1 + (layout == "stacked"))
