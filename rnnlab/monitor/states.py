@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 DEAD_SHARE = 0.99  # saturated at this share of the real steps (or more): a dead unit
-SIGMOID, TANH, RELU = "sigmoid", "tanh", "relu"
+SIGMOID, TANH, RELU, LINEAR = "sigmoid", "tanh", "relu", "linear"
 N_TRAJECTORIES = 4  # probe sequences drawn in the PCA picture
 
 
@@ -73,13 +73,14 @@ def _valid(mask, B: int, T: int) -> np.ndarray:
 def saturation(acts: dict[str, tuple[str, np.ndarray]], valid: np.ndarray, margin: float):
     """({name: saturated share of real entries}, {name: dead units}) over the real steps.
 
-    relu activations have no saturation entry; their dead units are those never > 0.
+    relu activations have no saturation entry; their dead units are those never > 0. Linear ones
+    (unbounded, e.g. the LSTM's cell state) have neither.
     """
     sat: dict[str, float] = {}
     dead: dict[str, int] = {}
     for name, (kind, a) in acts.items():
         x = np.asarray(a)[valid]  # (N, H) real entries
-        if x.shape[0] == 0:
+        if x.shape[0] == 0 or kind == LINEAR:
             continue
         if kind == RELU:
             dead[name] = int(np.count_nonzero(~(x > 0).any(axis=0)))

@@ -72,7 +72,8 @@ def test_pca_explained_variance():
 
 def _lstm_cache(value: float, B=2, T=5, H=3):
     """The parts of the LSTM kernel's cache its activations read."""
-    return {"gates": np.full((T, 4 * H, B), value), "tanh_cells": np.full((T, B, H), value)}
+    return {"gates": np.full((T, 4 * H, B), value), "cells": np.full((T, B, H), 50.0 * value),
+            "tanh_cells": np.full((T, B, H), value)}
 
 
 def cell_activations(name, cache):
@@ -82,12 +83,13 @@ def cell_activations(name, cache):
 def test_saturation_of_a_constructed_lstm_cache():
     valid = np.ones((2, 5), dtype=bool)
     acts = cell_activations("lstm", _lstm_cache(0.999))
-    assert set(acts) == {"i", "f", "g", "o", "tanh_c"}
+    assert set(acts) == {"i", "f", "g", "o", "c", "tanh_c"} and acts["c"][0] == "linear"
+    bounded = {k for k in acts if k != "c"}  # the cell state is unbounded: no saturation, no dead units
     sat, dead = saturation(acts, valid, 0.05)
-    assert sat == dict.fromkeys(acts, 1.0)
-    assert dead == dict.fromkeys(acts, 3)  # every unit saturated at every step
+    assert sat == dict.fromkeys(bounded, 1.0)
+    assert dead == dict.fromkeys(bounded, 3)  # every unit saturated at every step
     sat, dead = saturation(cell_activations("lstm", _lstm_cache(0.5)), valid, 0.05)
-    assert sat == dict.fromkeys(acts, 0.0) and dead == dict.fromkeys(acts, 0)
+    assert sat == dict.fromkeys(bounded, 0.0) and dead == dict.fromkeys(bounded, 0)
     # sigmoid near 0 saturates, tanh near 0 does not
     sat, _ = saturation(cell_activations("lstm", _lstm_cache(0.01)), valid, 0.05)
     assert sat["i"] == 1.0 and sat["g"] == 0.0 and sat["tanh_c"] == 0.0

@@ -35,7 +35,8 @@ Step pairs follow cs231n's ``rnn_layers.py``: ``state`` is a tuple of (B, H) arr
 (B, D); the step's cache holds what its backward needs (parameters included). ``rec_mask``
 (B, H) is recurrent (variational) dropout: the cell multiplies h_{t-1} by it where h_{t-1}
 enters its recurrent product. Activation kinds are "sigmoid", "tanh" and "relu" (what the
-saturation analysis bounds). Options reach every function that names them as keywords.
+saturation analysis bounds) and "linear" (unbounded, e.g. a cell state). Options reach every
+function that names them as keywords.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from rnnlab.engine.cells import _stepwise
 
 REQUIRED = ("NAME", "NUM_STATES", "PARAM_NAMES", "sizes", "init_params", "step_forward", "step_backward",
             "step_activations")
-KINDS = ("sigmoid", "tanh", "relu")
+KINDS = ("sigmoid", "tanh", "relu", "linear")  # linear: unbounded (the LSTM's cell state), never saturates
 
 
 @dataclass(frozen=True)

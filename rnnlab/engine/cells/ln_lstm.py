@@ -43,7 +43,7 @@ GATES = ("i", "f", "g", "o")
 OPTIONS = {"per_gate": Option(True, choices=(True, False), doc="LayerNorm statistics per gate block")}
 RECURRENT = Recurrent("weight_hh", "matrix", GATES, carrier="g")
 LABELS = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g", "o": "output gate o",
-          "tanh_c": "tanh(LN(cell state))"}
+          "c": "cell state c", "tanh_c": "tanh(LN(cell state))"}
 EPS = 1e-5
 
 
@@ -92,7 +92,7 @@ def step_forward(params, x_t, state, rec_mask=None, *, per_gate: bool = True):
     c = f * c_prev + i * g
     cn, lnc = ln_forward(c, p["ln_c_gamma"], p["ln_c_beta"], EPS)
     tc = np.tanh(cn)
-    cache = {"params": p, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "tc": tc,
+    cache = {"params": p, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "c": c, "tc": tc,
              "lnx": lnx, "lnh": lnh, "lnc": lnc, "rec_mask": rec_mask, "per_gate": per_gate}
     return (o * tc, c), cache
 
@@ -121,5 +121,6 @@ def step_backward(dstate, cache):
 
 def step_activations(cache):
     acts = {k: ("tanh" if k == "g" else "sigmoid", cache[k]) for k in GATES}
+    acts["c"] = ("linear", cache["c"])
     acts["tanh_c"] = ("tanh", cache["tc"])
     return acts

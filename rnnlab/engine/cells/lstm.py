@@ -47,7 +47,7 @@ GATES = ("i", "f", "g", "o")
 RECURRENT = Recurrent("weight_hh", "matrix", GATES, carrier="g")
 TORCH = "LSTM"  # the torch.nn module with the same parameters (parity tests)
 LABELS = {"i": "input gate i", "f": "forget gate f", "g": "cell candidate g", "o": "output gate o",
-          "tanh_c": "tanh(cell state)"}
+          "c": "cell state c", "tanh_c": "tanh(cell state)"}
 
 
 def sizes(params) -> tuple[int, int]:
@@ -76,8 +76,8 @@ def step_forward(params, x_t, state, rec_mask=None):
     c = f * c_prev + i * g
     tc = np.tanh(c)
     h = o * tc
-    cache = {"params": params, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "tc": tc,
-             "rec_mask": rec_mask}
+    cache = {"params": params, "x": x_t, "hr": hr, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o, "c": c,
+             "tc": tc, "rec_mask": rec_mask}
     return (h, c), cache
 
 
@@ -99,6 +99,7 @@ def step_backward(dstate, cache):
 
 def step_activations(cache):
     acts = {k: ("tanh" if k == "g" else "sigmoid", cache[k]) for k in GATES}
+    acts["c"] = ("linear", cache["c"])
     acts["tanh_c"] = ("tanh", cache["tc"])
     return acts
 
@@ -108,6 +109,7 @@ def activations(cache):
     T, H4, B = G.shape
     G4 = G.reshape(T, 4, H4 // 4, B)
     acts = {k: ("tanh" if k == "g" else "sigmoid", G4[:, j].transpose(2, 0, 1)) for j, k in enumerate(GATES)}
+    acts["c"] = ("linear", cache["cells"].transpose(1, 0, 2))
     acts["tanh_c"] = ("tanh", cache["tanh_cells"].transpose(1, 0, 2))
     return acts
 
