@@ -295,38 +295,46 @@ class Recurrent(Block):
 # ----------------------------------------------------------------------------------------
 
 
-class LayerNorm(Block):
-    """LayerNorm of a recurrent layer's merged output (padded steps stay 0); final states pass."""
+class _Norm(Block):
+    """A normalisation of a recurrent layer's merged output: final states pass through, and under
+    pooling "last" (nothing above reads the sequence) its backward starts from zeros."""
 
-    def __init__(self, layer: int, features: int):
-        self.name, self.features = f"norm{layer}", features
-        self.keys = {"gamma": f"norm{layer}.gamma", "beta": f"norm{layer}.beta"}
+    def __init__(self, name: str, features: int):
+        self.name, self.features = name, features
+        self.keys = {"gamma": f"{name}.gamma", "beta": f"{name}.beta"}
 
     def init_params(self, rng, dtype):
         return self._named(norm.init_params(self.features, dtype=dtype))
+
+    def backward(self, params, dflow, cache, ctx):
+        cache, shape = cache
+        dh = dflow.h if dflow.h is not None else np.zeros(shape, dtype=ctx.dtype)
+        dx, g = self.layer_backward(_sub(params, self.keys), dh, cache)
+        return Flow(dx, dflow.final), self._named(g)
+
+
+class LayerNorm(_Norm):
+    """LayerNorm over the features (padded steps stay 0)."""
+
+    layer_backward = staticmethod(norm.layer_norm_backward)
+
+    def __init__(self, layer: int, features: int):
+        super().__init__(f"norm{layer}", features)
 
     def forward(self, params, flow, ctx):
         y, cache = norm.layer_norm_forward(_sub(params, self.keys), flow.h, ctx.mask)
         return Flow(y, flow.final), (cache, flow.h.shape)
 
-    def backward(self, params, dflow, cache, ctx):
-        cache, shape = cache
-        dh = dflow.h if dflow.h is not None else np.zeros(shape, dtype=ctx.dtype)  # pooling "last"
-        dx, g = norm.layer_norm_backward(_sub(params, self.keys), dh, cache)
-        return Flow(dx, dflow.final), self._named(g)
 
-
-class BatchNorm(Block):
+class BatchNorm(_Norm):
     """BatchNorm over batch and time (masked statistics over the real steps); its running
     statistics ``bn{l}.running_mean`` / ``running_var`` are state, not parameters."""
 
-    def __init__(self, layer: int, features: int):
-        self.name, self.features = f"bn{layer}", features
-        self.keys = {"gamma": f"bn{layer}.gamma", "beta": f"bn{layer}.beta"}
-        self.state_keys = {"mean": f"bn{layer}.running_mean", "var": f"bn{layer}.running_var"}
+    layer_backward = staticmethod(norm.batch_norm_backward)
 
-    def init_params(self, rng, dtype):
-        return self._named(norm.init_params(self.features, dtype=dtype))
+    def __init__(self, layer: int, features: int):
+        super().__init__(f"bn{layer}", features)
+        self.state_keys = {"mean": f"bn{layer}.running_mean", "var": f"bn{layer}.running_var"}
 
     def init_state(self, dtype):
         run = norm.init_running(self.features, dtype=dtype)
@@ -337,12 +345,6 @@ class BatchNorm(Block):
                                                 running=_sub(ctx.state, self.state_keys))
         ctx.new_state.update({name: run[k] for k, name in self.state_keys.items()})
         return Flow(y, flow.final), (cache, flow.h.shape)
-
-    def backward(self, params, dflow, cache, ctx):
-        cache, shape = cache
-        dh = dflow.h if dflow.h is not None else np.zeros(shape, dtype=ctx.dtype)  # pooling "last"
-        dx, g = norm.batch_norm_backward(_sub(params, self.keys), dh, cache)
-        return Flow(dx, dflow.final), self._named(g)
 
 
 class SelfAttention(Block):
