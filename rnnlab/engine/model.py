@@ -220,7 +220,7 @@ def forward(
     """
     walk = blocks_of(spec)
     dtype = params["head.weight"].dtype
-    fresh = init_state(spec, dtype)
+    fresh = {k: v for block in walk for k, v in block.init_state(dtype).items()}
     if fresh and state is None and not train:
         raise ValueError("a batch_norm model in evaluation mode needs state= (its BatchNorm running statistics)")
     state = fresh if state is None else state

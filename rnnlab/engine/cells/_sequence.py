@@ -129,13 +129,16 @@ def steps(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)
 
 
-def upstream(dhs, dstateT, n: int, B: int, T: int, H: int, dtype, names=("dhT", "dcT")):
-    """(dhs (B, T, H) array or None, tuple of n final-state gradients, each None or cast (B, H))."""
+def upstream(dhs, dstateT, n: int, B: int, T: int, H: int, dtype, names=("dhT", "dcT"), time_major=False):
+    """(dhs (B, T, H) array, or its (T, B, H) view with time_major, or None; tuple of n final-state
+    gradients, each None or cast (B, H))."""
     if dhs is not None:
         dhs = np.asarray(dhs)
         if dhs.shape != (B, T, H):
             raise ValueError(f"dhs must have shape ({B}, {T}, {H}), got {dhs.shape}")
         dhs = dhs.astype(dtype, copy=False)
+        if time_major:
+            dhs = dhs.transpose(1, 0, 2)
     ds = state_tuple(dstateT, n, B, H, "dstateT", names)
     return dhs, tuple(None if d is None else d.astype(dtype, copy=False) for d in ds)
 

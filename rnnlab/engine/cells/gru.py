@@ -217,9 +217,7 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     Xa, HX, G = cache["x"], cache["hx"], cache["gates"]
     T, _, B = G.shape
     m, pad, reverse = cache["mask"], cache["pad"], cache["reverse"]
-    dhs, (dhT,) = seq.upstream(dhs, dstateT, 1, B, T, H, dtype)
-    if dhs is not None:
-        dhs = dhs.transpose(1, 0, 2)  # (T, B, H) view
+    dhs, (dhT,) = seq.upstream(dhs, dstateT, 1, B, T, H, dtype, time_major=True)  # dhs (T, B, H)
     trace = seq.check_trace(dh_trace, T, B, H)
     off_prev, _ = seq.step_offsets(reverse)
     one = dtype.type(1)
