@@ -36,8 +36,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/engine_vs_torch.py $(ARGS)
 	$(PY) benchmarks/engine_vs_torch.py --workers 2 $(ARGS)
 
+## Style (ruff) and the package layers (import-linter, contracts in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

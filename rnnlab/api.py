@@ -89,7 +89,7 @@ def _write_config(run_dir: Path, rc: RunConfig) -> None:
     import yaml
     from omegaconf import OmegaConf
 
-    from rnnlab.train.io import write_text
+    from rnnlab.runtime.io import write_text
 
     config: dict[str, Any] = rc.to_dict()
     write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))

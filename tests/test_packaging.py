@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the 3.10 run relies on CI's 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -387,7 +387,7 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
     if use_ensemble:
         result["ensemble"] = ensemble(done)
 
-    from rnnlab.train.io import write_csv, write_json
+    from rnnlab.runtime.io import write_csv, write_json
 
     files = [write_csv(out_dir / "comparison.csv", table)]
     if by:

@@ -52,7 +52,7 @@ def task(cfg) -> None:
 
 
 def _skip(run_dir: Path, overrides: list[str]) -> None:
-    from rnnlab.train.io import write_json
+    from rnnlab.runtime.io import write_json
 
     message = "not run: an earlier fold was interrupted"
     write_json(run_dir / "summary.json", {"status": "interrupted", "message": message, "run_dir": str(run_dir)})
@@ -61,7 +61,7 @@ def _skip(run_dir: Path, overrides: list[str]) -> None:
 
 def _add_cv_entry(run_dir: Path, cfg) -> str | None:
     """summary.json gets `cv` (from the data's meta in checkpoint/model.json); returns the fold's status."""
-    from rnnlab.train.io import write_json
+    from rnnlab.runtime.io import write_json
 
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -195,7 +195,7 @@ def _read_summary(run_dir: str) -> dict:
 def _report(rc, data, strategy, folds, run_dirs, records, sweep: Path, overrides, console) -> int:
     from rnnlab.data import folds as F
     from rnnlab.report import cv_results as R
-    from rnnlab.train.io import write_csv, write_json
+    from rnnlab.runtime.io import write_csv, write_json
 
     k = len(folds)
     summaries = {i: _read_summary(d) for i, d in run_dirs.items()}

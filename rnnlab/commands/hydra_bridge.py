@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnnlab.config.validate import ConfigError, group_options, open_keys
+from rnnlab.config.composition import explain_compose_error, register_resolvers
+from rnnlab.config.validate import ConfigError, open_keys
 
 # Hydra flags that take a value, and those that don't.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -91,30 +91,6 @@ def _variants(overrides: list[str]) -> Iterator[list[str]]:
             yield variant
 
 
-def _explain_compose_error(exc: Exception, override_list: list[str]) -> str:
-    msg = str(exc)
-    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-    if "Could not find '" in msg or "Could not load '" in msg:
-        # "In 'config': Could not find 'arch/foo'" -> unknown arch 'foo' (choose from: ...)
-        m = re.search(r"Could not (?:find|load) '([\w/]+)/(\w[\w.-]*)'", msg)
-        if m:
-            group, option = m.group(1), m.group(2)
-            group = group.rsplit("/", 1)[-1]
-            try:
-                choices = ", ".join(group_options(group))
-            except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
-                choices = "?"
-            return f"unknown {group} '{option}' (choose from: {choices})"
-    if "Could not override" in msg:
-        m = re.search(r"Could not override '([^']+)'", msg)
-        if m and ("append to your config" in msg or "not in struct" in msg):
-            return f"unknown key '{m.group(1)}'"
-        return " ".join(msg.split())
-    if "mismatched input" in msg or "no viable alternative" in msg or "extraneous input" in msg:
-        return f"cannot parse overrides {override_list}: {first}"
-    return first
-
-
 def compose_and_validate(overrides: list[str], config_dir: str | None = None):
     """Compose each variant of the overrides and validate it; returns the first RunConfig."""
     from hydra import compose, initialize_config_module
@@ -129,24 +105,17 @@ def compose_and_validate(overrides: list[str], config_dir: str | None = None):
     try:
         variants = list(_variants(plain))
     except HydraException as exc:
-        raise ConfigError(_explain_compose_error(exc, plain)) from None
+        raise ConfigError(explain_compose_error(exc, plain)) from None
     first = None
     with initialize_config_module(config_module="rnnlab.conf", version_base="1.3"):
         for variant in variants:
             try:
                 cfg = compose(config_name="config", overrides=variant + extra)
             except (HydraException, OmegaConfBaseException) as exc:
-                raise ConfigError(_explain_compose_error(exc, variant)) from None
+                raise ConfigError(explain_compose_error(exc, variant)) from None
             rc = validate(cfg)
             first = first or rc
     return first
-
-
-def register_resolvers() -> None:
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver("rnnlab_suffix"):
-        OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
 
 
 @contextlib.contextmanager

@@ -217,7 +217,7 @@ def write_outputs(p: Plan, o: SearchOptions, console: Console, wall: float, new_
         "plots": plots,
     }
     result = out.summary(study, rows, info)
-    from rnnlab.train.io import write_json
+    from rnnlab.runtime.io import write_json
 
     write_json(folder / "search_summary.json", result)
     return result

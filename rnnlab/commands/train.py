@@ -25,7 +25,7 @@ def task(cfg) -> None:
 
     from rnnlab.config.validate import validate
     from rnnlab.data.base import DataError
-    from rnnlab.train.io import write_json
+    from rnnlab.runtime.io import write_json
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)

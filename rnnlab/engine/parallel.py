@@ -127,7 +127,7 @@ def _worker_main(conn) -> None:
     connection closes (the parent is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     from rnnlab.engine import model as M
-    from rnnlab.train.memory import keep_freed_memory
+    from rnnlab.runtime.memory import keep_freed_memory
 
     keep_freed_memory()  # as in the trainer: no page faults on every step's caches
 

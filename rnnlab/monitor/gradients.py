@@ -145,7 +145,7 @@ class GradientTracker:
         """Write the CSV files (and with plots=True the plots); returns the summary entries."""
         import pandas as pd
 
-        from rnnlab.train.io import write_csv
+        from rnnlab.runtime.io import write_csv
 
         run_dir = Path(run_dir)
         files: list[str] = []

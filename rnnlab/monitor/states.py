@@ -170,7 +170,7 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=
     import pandas as pd
 
     from rnnlab.engine.model import forward, shows
-    from rnnlab.train.io import write_csv
+    from rnnlab.runtime.io import write_csv
 
     run_dir = Path(run_dir)
     _, cache = forward(spec, params, probe.x, probe.mask, train=False, state=state)

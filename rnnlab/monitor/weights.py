@@ -257,7 +257,7 @@ class WeightTracker:
         if not self.rows and not self.hists:
             return {}
         if self.rows:
-            from rnnlab.train.io import write_csv
+            from rnnlab.runtime.io import write_csv
 
             files.append(write_csv(run_dir / "weights.csv", self.table()))
         plots_dir = run_dir / "plots"
@@ -324,7 +324,7 @@ class WeightTracker:
         from PIL import Image
 
         from rnnlab.report.plots import plt
-        from rnnlab.train.io import FILE_MODE
+        from rnnlab.runtime.io import FILE_MODE
 
         names = list(self.hists)
         grids = [self.hists[n].grid() for n in names]

@@ -484,7 +484,7 @@ def write_report(run_dir: str | Path, output: str | Path | None = None) -> tuple
 
     `output` may be a file or an existing folder (the page is then written into it as report.html).
     """
-    from rnnlab.train.io import write_text
+    from rnnlab.runtime.io import write_text
 
     page, warnings = render_report(run_dir)
     out = Path(output) if output is not None else Path(run_dir) / REPORT_NAME

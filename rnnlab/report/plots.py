@@ -17,7 +17,7 @@ logging.getLogger("matplotlib").setLevel(logging.WARNING)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rnnlab.train.io import atomic_write  # noqa: E402
+from rnnlab.runtime.io import atomic_write  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> Path:

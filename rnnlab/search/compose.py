@@ -31,12 +31,12 @@ def check_overrides(overrides: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    from rnnlab.commands.hydra_bridge import _explain_compose_error
+    from rnnlab.config.composition import explain_compose_error
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as exc:
-        raise SearchError(_explain_compose_error(exc, overrides)) from None
+        raise SearchError(explain_compose_error(exc, overrides)) from None
     for o in parsed:
         key = o.get_key_element()
         if key.split("/")[0].split(".")[0] == "hydra":
@@ -55,7 +55,7 @@ def trial_overrides(base: list[str], values: dict[str, Any]) -> list[str]:
 def _hydra(config_dir: str | None = None) -> Iterator[list[str]]:
     from hydra import initialize_config_module
 
-    from rnnlab.commands.hydra_bridge import register_resolvers
+    from rnnlab.config.composition import register_resolvers
 
     register_resolvers()
     extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir else []
@@ -70,13 +70,13 @@ def _compose(overrides: list[str], extra: list[str]):
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from rnnlab.commands.hydra_bridge import _explain_compose_error
+    from rnnlab.config.composition import explain_compose_error
     from rnnlab.config.validate import open_keys
 
     try:
         cfg = compose(config_name="config", overrides=open_keys(overrides) + extra, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(_explain_compose_error(exc, overrides)) from None
+        raise ConfigError(explain_compose_error(exc, overrides)) from None
     choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
     return cfg, {g: choices.get(g) for g in GROUPS}
 

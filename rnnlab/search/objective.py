@@ -64,8 +64,8 @@ def _write_hydra_files(run_dir: Path, cfg, overrides: list[str]) -> None:
     import yaml
     from omegaconf import OmegaConf
 
+    from rnnlab.runtime.io import write_text
     from rnnlab.search.compose import plain
-    from rnnlab.train.io import write_text
 
     write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(plain(cfg)))
     write_text(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))
@@ -87,10 +87,10 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
 
     from rnnlab.config.validate import ConfigError
     from rnnlab.data.base import DataError
+    from rnnlab.runtime.io import write_json
     from rnnlab.search.compose import compose_trial, trial_overrides
     from rnnlab.search.metric import available_metrics, read_metric
     from rnnlab.search.space import suggest
-    from rnnlab.train.io import write_json
 
     values = {key: suggest(trial, p) for key, p in setup.params.items()}
     overrides = trial_overrides(setup.base, values)

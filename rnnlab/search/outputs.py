@@ -23,8 +23,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rnnlab.report.tables import fmt_cell
+from rnnlab.runtime.io import atomic_write, write_csv, write_text
 from rnnlab.search.space import format_value
-from rnnlab.train.io import atomic_write, write_csv, write_text
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                "WAITING": "waiting"}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.engine.model import ModelSpec
-from rnnlab.train.io import atomic_write, write_json
+from rnnlab.runtime.io import atomic_write, write_json
 
 FORMAT_VERSION = 1
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.runtime.io import write_csv
 from rnnlab.train import metrics as mt
-from rnnlab.train.io import write_csv
 
 MOST_WRONG = 25
 

@@ -62,7 +62,7 @@ class ModelSelection:
 def record_stop(run_dir, summary: dict, status: str, message: str | None, epochs_run: int) -> None:
     """Write a stopped run's status at once: the test evaluation that follows can take a while,
     and a second signal during it must not leave summary.json saying "running"."""
-    from rnnlab.train.io import write_json
+    from rnnlab.runtime.io import write_json
 
     if status != "completed":
         write_json(Path(run_dir) / "summary.json", {**summary, "status": status, "message": message,

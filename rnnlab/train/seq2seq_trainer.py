@@ -38,8 +38,8 @@ from rnnlab.engine import seq2seq as Q
 from rnnlab.engine.grad_noise import GradientNoise
 from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.schedules import make_schedule
+from rnnlab.runtime.io import write_csv, write_json
 from rnnlab.train import checkpoint
-from rnnlab.train.io import write_csv, write_json
 from rnnlab.train.selection import ModelSelection, record_stop
 
 N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: sequences)

@@ -32,9 +32,9 @@ from rnnlab.engine.grad_noise import GradientNoise
 from rnnlab.engine.optim import make_optimizer
 from rnnlab.engine.parallel import WorkerError, make_loss
 from rnnlab.engine.schedules import make_schedule
+from rnnlab.runtime.io import write_csv, write_json
+from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import batches, checkpoint
-from rnnlab.train.io import write_csv, write_json
-from rnnlab.train.memory import keep_freed_memory
 from rnnlab.train.metrics import regression_metrics
 from rnnlab.train.selection import ModelSelection, record_stop
 

@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from rnnlab.train.memory import keep_freed_memory
+from rnnlab.runtime.memory import keep_freed_memory
 
 # Allocation pattern of a training step: several caches of 8-20 MB, freed in between.
 PROBE = """
 import resource, sys
 import numpy as np
-from rnnlab.train.memory import keep_freed_memory
+from rnnlab.runtime.memory import keep_freed_memory
 if sys.argv[1] == "tuned":
     assert keep_freed_memory()
 def step():
