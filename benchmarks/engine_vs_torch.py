@@ -796,9 +796,12 @@ def main(argv: list[str] | None = None) -> int:
     if eng is not None:
         # As `rnnlab train` does: keep freed step caches instead of page-faulting them in
         # again. Process-wide, so torch's CPU allocations (glibc malloc) get it too.
-        from rnnlab.train.memory import keep_freed_memory
+        try:
+            from rnnlab.runtime.memory import keep_freed_memory
+        except ImportError:  # checkouts before rnnlab.runtime
+            from rnnlab.train.memory import keep_freed_memory
 
-        malloc_note = "tuned (rnnlab.train.memory)" if keep_freed_memory() else "default"
+        malloc_note = "tuned (rnnlab memory tuning)" if keep_freed_memory() else "default"
 
     # --- header
     console.print("[bold]rnnlab engine vs PyTorch: one training step[/bold]")
