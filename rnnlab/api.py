@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rnnlab.config.validate import ConfigError, RunConfig
 
@@ -65,8 +64,10 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
 
     rc = config if isinstance(config, RunConfig) else compose(config)
     run_dir = Path(run_dir)
-    if write_config:
-        _write_config(run_dir, rc)
+    if write_config:  # the validated config, as adjusted in Python, and what it was composed from
+        from rnnlab.config.composition import write_run_config
+
+        write_run_config(run_dir, rc.to_dict(), rc.overrides)
     return Summary(fit(rc, run_dir, console=console, epoch_hook=epoch_hook))
 
 
@@ -81,16 +82,3 @@ def _refuse_sweeps(overrides: list[str]) -> None:
     for o in parsed:
         if o.is_sweep_override():
             raise ConfigError(f"{o.input_line} is a sweep: compose builds one config (sweep with rnnlab train -m)")
-
-
-def _write_config(run_dir: Path, rc: RunConfig) -> None:
-    """What Hydra writes into .hydra/ for a run: the config (as validated and possibly adjusted in
-    Python) and the overrides it was composed from."""
-    import yaml
-    from omegaconf import OmegaConf
-
-    from rnnlab.runtime.io import write_text
-
-    config: dict[str, Any] = rc.to_dict()
-    write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(config))
-    write_text(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(list(rc.overrides), default_flow_style=False))

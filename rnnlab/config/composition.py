@@ -38,3 +38,18 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver("rnnlab_suffix"):
         OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
+
+
+def write_run_config(run_dir, config: dict, overrides) -> None:
+    """What Hydra writes into a run's .hydra/ folder: the config and the overrides it came from (for
+    runs trained without hydra.main: rnnlab.api, search trials)."""
+    from pathlib import Path
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    from rnnlab.runtime.io import write_text
+
+    hydra_dir = Path(run_dir) / ".hydra"
+    write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))
+    write_text(hydra_dir / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))

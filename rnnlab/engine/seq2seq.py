@@ -58,6 +58,7 @@ is exactly greedy decoding). It stops when K hypotheses are closed or after ``ma
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -87,12 +88,17 @@ class Seq2SeqSpec:
     cell_options: dict = field(default_factory=dict)  # the cell's options, e.g. {"nonlinearity": "relu"}
 
     def __post_init__(self):
-        cells.get(self.cell).resolve(self.cell_options)  # ValueError for an unknown cell or option
+        self.cell_kwargs  # noqa: B018 - ValueError for an unknown cell or option
         if self.attention not in ATTENTIONS:
             raise ValueError(f"seq2seq attention must be None, 'luong' or 'bahdanau' (got {self.attention!r})")
         for name in ("hidden_size", "src_dim", "tgt_dim", "embed_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"seq2seq {name} must be >= 1 (got {getattr(self, name)})")
+
+    @functools.cached_property
+    def cell_kwargs(self) -> dict:
+        """The cell's resolved options, once (every decoder step passes them)."""
+        return cells.get(self.cell).resolve(self.cell_options)
 
     @property
     def tokens_in(self) -> bool:
@@ -120,7 +126,7 @@ def _cell(spec):
 
 
 def _opts(spec) -> dict:
-    return cells.get(spec.cell).resolve(spec.cell_options)
+    return spec.cell_kwargs
 
 
 def _sub(params, prefix: str) -> dict[str, np.ndarray]:

@@ -53,16 +53,9 @@ class LayerStates:
 # --------------------------------------------------------------------------------------
 
 
-def collect_layers(spec, cache) -> list[LayerStates]:
-    """Hidden states and the cell's named activations of every layer and direction of a model
-    forward cache (the recurrent blocks' "states", whichever runner produced them)."""
-    from rnnlab.engine.model import shows
-
-    return layer_states(shows(spec, cache))
-
-
 def layer_states(shown: dict) -> list[LayerStates]:
-    """`LayerStates` from what the model's blocks show (``model.shows``)."""
+    """Hidden states and the cell's named activations of every layer and direction, from what the
+    model's recurrent blocks show (``model.shows``), whichever runner produced them."""
     return [LayerStates(v["layer"], v["direction"], v["hs"], dict(v["activations"])) for v in shown.get("states", [])]
 
 

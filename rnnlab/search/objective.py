@@ -60,17 +60,6 @@ class PruneHook:
         return None
 
 
-def _write_hydra_files(run_dir: Path, cfg, overrides: list[str]) -> None:
-    import yaml
-    from omegaconf import OmegaConf
-
-    from rnnlab.runtime.io import write_text
-    from rnnlab.search.compose import plain
-
-    write_text(run_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(plain(cfg)))
-    write_text(run_dir / ".hydra" / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))
-
-
 def _fail(trial, reason: str, console) -> TrialFailed:
     trial.set_user_attr("reason", reason)
     console.print(f"trial {trial.number}: [red]failed[/] {escape(reason)}", soft_wrap=True)
@@ -103,7 +92,10 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
     except ConfigError as exc:
         raise _fail(trial, f"bad config: {exc}", console) from None
     trial.set_user_attr("epochs_planned", rc.train.epochs)
-    _write_hydra_files(run_dir, cfg, overrides)
+    from rnnlab.config.composition import write_run_config
+    from rnnlab.search.compose import plain
+
+    write_run_config(run_dir, plain(cfg), overrides)
 
     from rnnlab.train.trainer import train
 

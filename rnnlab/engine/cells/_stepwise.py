@@ -90,7 +90,7 @@ def forward(cell, params, x, state0=None, mask=None, reverse=False, *, rec_mask=
     caches: list = [None] * T
     for t in seq.steps(T, reverse):
         new, caches[t] = cell.step_forward(params, x[:, t], tuple(s), rec_mask, **options)
-        zoned = [nw if _at(k, t) is None else _at(k, t) * old + (1.0 - _at(k, t)) * nw
+        zoned = [nw if (kt := _at(k, t)) is None else kt * old + (1.0 - kt) * nw
                  for nw, old, k in zip(new, s, keep, strict=True)]
         if m is None:
             s = zoned
@@ -124,11 +124,11 @@ def backward(cell, params, dhs, dstateT, cache, dh_trace=None):
             trace[t] = ds[0]  # total dL/dh_t
         mt = None if m is None else m[:, t]
         d_out = ds if mt is None else [d * mt for d in ds]  # the step's update counts at real steps only
-        d_new = [d if _at(k, t) is None else (1.0 - _at(k, t)) * d for d, k in zip(d_out, keep, strict=True)]
+        d_new = [d if (kt := _at(k, t)) is None else (1.0 - kt) * d for d, k in zip(d_out, keep, strict=True)]
         dx[:, t], d_prev, g = cell.step_backward(tuple(d_new), cache["steps"][t])
         for k, v in g.items():
             grads[k] += v
-        d_prev = [dp if _at(k, t) is None else dp + _at(k, t) * d
+        d_prev = [dp if (kt := _at(k, t)) is None else dp + kt * d
                   for dp, d, k in zip(d_prev, d_out, keep, strict=True)]
         if mt is None:
             ds = d_prev
