@@ -5,7 +5,7 @@
     rc = api.compose(["arch=gru", "train.epochs=5"])    # Hydra's composition, our validation
     rc.train.batch_size = 32                             # adjust in Python if you like
     summary = api.train(rc, "outputs/my_gru")            # the same run folder `rnnlab train` writes
-    print(summary.status, summary["test_metrics"]["rmse"])
+    print(summary.status, summary.test_metrics["rmse"])
 
     api.train(["debug=tiny", "arch=indrnn"], "outputs/smoke")   # overrides straight in
 
@@ -20,24 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rnnlab.config.validate import ConfigError, RunConfig
+from rnnlab.record.summary import Summary
 
 __all__ = ["ConfigError", "RunConfig", "Summary", "compose", "train"]
-
-
-class Summary(dict):
-    """The run's summary.json as a dict, with its most used keys as attributes."""
-
-    @property
-    def status(self) -> str:
-        return self["status"]
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self["run_dir"])
-
-    @property
-    def message(self) -> str | None:
-        return self.get("message")
 
 
 def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> RunConfig:
@@ -52,15 +37,16 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
 
 
 def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None,
-          write_config: bool = True) -> Summary:
+          callbacks=(), hooks=(), write_config: bool = True) -> Summary:
     """Train one model into `run_dir` (created if needed) and return its summary.
 
     config: a `RunConfig` (from `compose`) or a list of overrides. The folder gets what a
     ``rnnlab train`` run folder holds, `.hydra/config.yaml` and `overrides.yaml` included
     (write_config=False: the caller wrote them, as Hydra does for `rnnlab train`'s jobs).
-    epoch_hook(epoch, row) may stop the run (status "pruned") by returning a message.
+    epoch_hook(epoch, row) may stop the run (status "pruned") by returning a message. callbacks:
+    `rnnlab.train.callbacks.Callback`s (epoch and step hooks); hooks: fn(fit) -> summary entries.
     """
-    from rnnlab.train.trainer import train as fit
+    from rnnlab.train.run import train as fit
 
     rc = config if isinstance(config, RunConfig) else compose(config)
     run_dir = Path(run_dir)
@@ -68,7 +54,7 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
         from rnnlab.config.composition import write_run_config
 
         write_run_config(run_dir, rc.to_dict(), rc.overrides)
-    return Summary(fit(rc, run_dir, console=console, epoch_hook=epoch_hook))
+    return fit(rc, run_dir, console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks)
 
 
 def _refuse_sweeps(overrides: list[str]) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from rnnlab import api
 from rnnlab.commands.train import run
-from rnnlab.train.seq2seq_trainer import load_checkpoint
+from rnnlab.record import checkpoint
 from tests.conftest import read_summary
 
 TINY_DIGITS = ["data=reverse_digits", "data.n_train=200", "data.n_val=40", "data.n_test=40", "data.max_len=5",
@@ -29,8 +29,8 @@ def _train(args, tmp_path):
 def _checkpoint_loads(d):
     with np.load(d / "checkpoint" / "model.npz", allow_pickle=False) as z:
         assert len(z.files) > 0
-    spec, params, info = load_checkpoint(d)
-    assert info["spec"]["model"] == "seq2seq" and set(params) and spec.hidden_size == info["spec"]["hidden_size"]
+    spec, params, info = checkpoint.load(d)
+    assert info["model"] == "seq2seq" and set(params) and spec.hidden_size == info["spec"]["hidden_size"]
     return spec
 
 

@@ -265,8 +265,19 @@ def forward(spec: Seq2SeqSpec, params, src, src_mask, tgt_in, teacher_forcing: f
     return out, cache
 
 
-def backward(spec: Seq2SeqSpec, params, dout, cache):
-    """Gradients of every parameter (same keys as params) from dL/d(outputs) (B, T_out, O)."""
+def loss(spec: Seq2SeqSpec, out, tgt_out, tgt_mask):
+    """(value, dL/dout): masked cross entropy over the real target steps (tokens) or MSE (continuous)."""
+    from rnnlab.engine import losses
+
+    if spec.tokens_out:
+        return losses.softmax_cross_entropy(out, tgt_out, tgt_mask)
+    return losses.mse(out, tgt_out)
+
+
+def backward(spec: Seq2SeqSpec, params, dout, cache, trace: dict | None = None):
+    """Gradients of every parameter (same keys as params) from dL/d(outputs) (B, T_out, O).
+    trace: None, or a dict that backward fills with the total gradient dL/dh_t of the encoder's
+    states ("encoder", (Ts, B, H)) and of the decoder's ("decoder", (T_out, B, H)), as model.backward."""
     cell = _cell(spec)
     enc = cache["enc"]
     B, T = cache["B"], cache["T"]
@@ -296,6 +307,8 @@ def backward(spec: Seq2SeqSpec, params, dout, cache):
         else:
             dh = dfeat
         dstate[0] = dstate[0] + dh
+        if trace is not None:
+            trace.setdefault("decoder", np.zeros((T, B, H), dtype=dtype))[t] = dstate[0]
         dx, ds0, gc = cell.backward(P_dec, None, tuple(dstate), c_cell)
         _put(grads, "dec", gc)
         dstate = list(ds0)
@@ -305,11 +318,47 @@ def backward(spec: Seq2SeqSpec, params, dout, cache):
     if spec.tokens_out:
         _put(grads, "tgt_emb", embedding.backward(_sub(params, "tgt_emb"), dx_in,
                                                   (cache["fed"], spec.tgt_vocab, _pad(spec))))
-    dx_src, _, ge = cell.backward(_sub(params, "enc"), d_enc_hs, tuple(dstate), enc["cache"])
+    tr = None if trace is None else np.empty((enc["hs"].shape[1], B, H), dtype=dtype)
+    dx_src, _, ge = cell.backward(_sub(params, "enc"), d_enc_hs, tuple(dstate), enc["cache"], dh_trace=tr)
+    if trace is not None:  # encoder first, as the sequence model lists its bottom layer first
+        decoder = trace.pop("decoder", None)
+        trace["encoder"] = tr
+        if decoder is not None:
+            trace["decoder"] = decoder
     _put(grads, "enc", ge)
     if spec.tokens_in:
         _put(grads, "src_emb", embedding.backward(_sub(params, "src_emb"), dx_src, enc["emb_cache"]))
     return {k: grads[k] for k in params}
+
+
+def shows(spec: Seq2SeqSpec, cache) -> dict:
+    """What the monitors see, as model.shows: "states" of the encoder (layer 0, key "encoder") and the
+    decoder (layer 1, key "decoder"), each with hs (B, T, H), the cell's named activations and its
+    real steps "valid" (B, T); "cross_attention" (B, T_out, Ts) with attention."""
+    cell = _cell(spec)
+    enc = cache["enc"]
+    B, Ts = enc["hs"].shape[:2]
+    src_valid = np.ones((B, Ts), dtype=bool) if enc["mask"] is None else enc["mask"] > 0
+    steps = [c_cell for c_cell, _ in cache["steps"]]
+    dec_hs = np.concatenate([c["hs"] for c in steps], axis=1)  # each step's (B, 1, H) outputs
+    acts = [cell.activations(c) for c in steps]
+    dec_acts = {k: (kind, np.concatenate([a[k][1] for a in acts], axis=1)) for k, (kind, _) in acts[0].items()}
+    views = [{"layer": 0, "direction": "forward", "key": "encoder", "hs": enc["hs"], "valid": src_valid,
+              "activations": cell.activations(enc["cache"])}]
+    views.append({"layer": 1, "direction": "forward", "key": "decoder", "hs": dec_hs,
+                  "valid": np.ones(dec_hs.shape[:2], dtype=bool), "activations": dec_acts})
+    out = {"states": views}
+    if cache["attention"] is not None:
+        out["cross_attention"] = cache["attention"]
+    return out
+
+
+def recurrent_weights(spec: Seq2SeqSpec) -> list[tuple[str, str, cells.Recurrent]]:
+    """("encoder" / "decoder", parameter name, the cell's `cells.Recurrent`), as model.recurrent_weights."""
+    rec = _cell(spec).recurrent
+    if rec is None:
+        return []
+    return [(part, f"{prefix}.{rec.param}", rec) for part, prefix in (("encoder", "enc"), ("decoder", "dec"))]
 
 
 def after_step(spec: Seq2SeqSpec, params) -> None:

@@ -12,7 +12,7 @@
 
 Hooks (all cheap unless their analysis is due):
 
-    mon = RunMonitor(cfg.monitor, spec, data, run_dir, console, loss_fn)
+    mon = RunMonitor(cfg.monitor, task.inspector(), run_dir, console)
     mon.on_step(step, epoch, params, grads, grad_norm)   # after backward, before the update
     extra = mon.on_epoch_end(epoch, params)              # dict merged into the metrics row
     entries = mon.finish(params, rows)                   # dict merged into summary.json
@@ -29,19 +29,14 @@ import numpy as np
 
 
 class RunMonitor:
-    def __init__(self, cfg, spec, data, run_dir: Path, console=None, loss_fn=None, loss_targets=None,
-                 plots: bool = True):
-        from rnnlab.monitor.probe import make_probe
-
+    def __init__(self, cfg, model, run_dir: Path, console=None, plots: bool = True):
+        """model: what the monitor reads of the model (`rnnlab.monitor.inspect`: the task's inspector)."""
         self.cfg = cfg
-        self.spec = spec
-        self.data = data
+        self.model = model
         self.run_dir = Path(run_dir)
         self.console = console
         self.enabled = cfg.enabled
-        self.probe = make_probe(data, cfg.probe_size) if self.enabled else None
-        self.loss_fn = loss_fn
-        self.loss_targets = loss_targets
+        self.probe = model.probe(cfg.probe_size) if self.enabled else None
         self.plots = plots  # train.plots=false: the monitor's CSV files only
         self.grad = None
         self.weights = None
@@ -50,7 +45,7 @@ class RunMonitor:
             from rnnlab.monitor.weights import WeightTracker
 
             self.grad = GradientTracker(cfg, console)
-            self.weights = WeightTracker(cfg, spec)
+            self.weights = WeightTracker(cfg, model)
 
     def on_step(self, step: int, epoch: int, params: dict, grads: dict, grad_norm: float) -> None:
         if self.grad is not None:
@@ -62,8 +57,7 @@ class RunMonitor:
         if not self.enabled:
             return extra
         if self.cfg.time_gradients and self.probe is not None:
-            extra.update(self.grad.time_gradients(epoch, self.spec, params, self.probe, self.loss_fn,
-                                                  self.loss_targets, self.data.kind, state=state))
+            extra.update(self.grad.time_gradients(epoch, self.model, params, self.probe, state=state))
         if self.cfg.weights or self.cfg.histograms:
             extra.update(self.weights.on_epoch_end(epoch, params))
         return extra
@@ -78,7 +72,7 @@ class RunMonitor:
         if self.cfg.states and self.probe is not None:
             from rnnlab.monitor.states import analyse_states
 
-            parts.append(analyse_states(self.cfg, self.spec, params, self.probe, self.run_dir, plots=self.plots,
+            parts.append(analyse_states(self.cfg, self.model, params, self.probe, self.run_dir, plots=self.plots,
                                         state=state))
         for part in parts:
             files += part.pop("files", [])

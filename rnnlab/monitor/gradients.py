@@ -116,23 +116,13 @@ class GradientTracker:
 
     # ------------------------------------------------------------------ every epoch
 
-    def time_gradients(self, epoch, spec, params, probe, loss_fn, loss_targets, kind, state=None) -> dict:
+    def time_gradients(self, epoch, inspector, params, probe, state=None) -> dict:
         """||dL/dh_t|| per layer and direction on the probe batch; returns the metrics column."""
-        from rnnlab.engine import model as M
-
-        out, cache = M.forward(spec, params, probe.x, probe.mask, train=False, state=state)
-        targets = probe.y if loss_targets is None else loss_targets(kind, probe.y, out.dtype)
-        _, dout = loss_fn(out, targets, mask=probe.target_mask)
-        trace: dict[str, np.ndarray] = {}
-        M.backward(spec, params, dout, cache, trace=trace)
-        T, B = next(iter(trace.values())).shape[:2]
-        real = np.ones((T, B), dtype=bool) if probe.mask is None else (np.asarray(probe.mask).T != 0)
-        count = real.sum(axis=1)
         first = None
-        for layer, tr in trace.items():
+        for layer, tr, real in inspector.time_traces(params, state, probe):
             norms = np.sqrt(np.einsum("tbh,tbh->tb", tr, tr, dtype=np.float64))  # (T, B)
             with np.errstate(invalid="ignore", divide="ignore"):
-                curve = np.where(real, norms, 0.0).sum(axis=1) / count  # NaN where no real step
+                curve = np.where(real, norms, 0.0).sum(axis=1) / real.sum(axis=1)  # NaN where no real step
             self.curves.append((epoch + 1, layer, curve))
             if first is None:
                 first = (norms, real)
@@ -236,7 +226,8 @@ def gradient_flow_plot(curves: list[tuple[int, str, np.ndarray]], path: Path) ->
     from rnnlab.report.plots import plt, save_figure
 
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"wspace": 0.35})
-    bottom = [(ep, c) for ep, layer, c in curves if layer == "layer0"]
+    first = curves[0][1] if curves else None  # the bottom layer ("layer0"; seq2seq: "encoder")
+    bottom = [(ep, c) for ep, layer, c in curves if layer == first]
     if bottom:
         epochs = [ep for ep, _ in bottom]
         T = max(len(c) for _, c in bottom)
@@ -247,7 +238,7 @@ def gradient_flow_plot(curves: list[tuple[int, str, np.ndarray]], path: Path) ->
                         extent=(-0.5, T - 0.5, epochs[0] - 0.5, epochs[-1] + 0.5))
         fig.colorbar(im, ax=ax0, label="log10 ||dL/dh_t||")
         ax0.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax0.set(xlabel="t", ylabel="epoch", title="Gradient flow, bottom layer")
+        ax0.set(xlabel="t", ylabel="epoch", title=f"Gradient flow, bottom layer ({first})")
     else:
         _empty(ax0)
         ax0.set_title("Gradient flow, bottom layer")

@@ -42,10 +42,12 @@ class LayerStates:
     direction: str  # "forward" | "reverse"
     hs: np.ndarray  # (B, T, H)
     acts: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # name -> (kind, (B, T, H))
+    valid: np.ndarray | None = None  # (B, T) real steps of this layer (None: the probe's)
+    name: str | None = None  # the layer's key when the model names it ("encoder", "decoder")
 
     @property
     def key(self) -> str:
-        return f"l{self.layer}" + ("_reverse" if self.direction == "reverse" else "")
+        return self.name or f"l{self.layer}" + ("_reverse" if self.direction == "reverse" else "")
 
 
 # --------------------------------------------------------------------------------------
@@ -56,11 +58,8 @@ class LayerStates:
 def layer_states(shown: dict) -> list[LayerStates]:
     """Hidden states and the cell's named activations of every layer and direction, from what the
     model's recurrent blocks show (``model.shows``), whichever runner produced them."""
-    return [LayerStates(v["layer"], v["direction"], v["hs"], dict(v["activations"])) for v in shown.get("states", [])]
-
-
-def _valid(mask, B: int, T: int) -> np.ndarray:
-    return np.ones((B, T), dtype=bool) if mask is None else (np.asarray(mask) != 0)
+    return [LayerStates(v["layer"], v["direction"], v["hs"], dict(v["activations"]), v.get("valid"), v.get("key"))
+            for v in shown.get("states", [])]
 
 
 def saturation(acts: dict[str, tuple[str, np.ndarray]], valid: np.ndarray, margin: float):
@@ -154,63 +153,65 @@ def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100):
 # --------------------------------------------------------------------------------------
 
 
-def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=None) -> dict:
+def analyse_states(cfg, model, params, probe, run_dir, plots: bool = True, state=None) -> dict:
     """Forward the probe, write states_summary.csv and the state / gate plots.
 
+    model: the monitor's inspector (`rnnlab.monitor.inspect`) or a sequence ModelSpec.
     Returns {"saturation": {layer: {name: share}}, "dead_units": {layer: {name: count}},
-    "pca_explained": [...], "files": [...]} (layer keys like "l0", "l0_reverse").
+    "pca_explained": [...], "files": [...]} (layer keys like "l0", "l0_reverse", "encoder").
     """
     import pandas as pd
 
-    from rnnlab.engine.model import forward, shows
+    from rnnlab.monitor.inspect import of
     from rnnlab.runtime.io import write_csv
 
+    model = of(model)
     run_dir = Path(run_dir)
-    _, cache = forward(spec, params, probe.x, probe.mask, train=False, state=state)
-    B, T = np.shape(probe.x)[:2]
-    valid = _valid(probe.mask, B, T)
-    shown = shows(spec, cache)
+    shown, probe_valid = model.shown(params, state, probe)
     layers = layer_states(shown)
+    for ls in layers:
+        ls.valid = probe_valid if ls.valid is None else ls.valid
 
     rows: list[dict[str, Any]] = []
     sat_all: dict[str, dict[str, float]] = {}
     dead_all: dict[str, dict[str, int]] = {}
     for ls in layers:
-        sat, dead = saturation(ls.acts, valid, cfg.saturation_margin)
+        sat, dead = saturation(ls.acts, ls.valid, cfg.saturation_margin)
         sat_all[ls.key], dead_all[ls.key] = sat, dead
-        real = np.asarray(ls.hs)[valid]
-        rows.append(_row(ls.layer, ls.direction, "units", ls.hs.shape[2]))
+        real = np.asarray(ls.hs)[ls.valid]
+        rows.append(_row(_label(ls), ls.direction, "units", ls.hs.shape[2]))
         if len(real):
-            rows.append(_row(ls.layer, ls.direction, "mean_abs_state", float(np.abs(real).mean())))
-        rows += [_row(ls.layer, ls.direction, f"saturation_{k}", v) for k, v in sat.items()]
-        rows += [_row(ls.layer, ls.direction, f"dead_{k}", v) for k, v in dead.items()]
+            rows.append(_row(_label(ls), ls.direction, "mean_abs_state", float(np.abs(real).mean())))
+        rows += [_row(_label(ls), ls.direction, f"saturation_{k}", v) for k, v in sat.items()]
+        rows += [_row(_label(ls), ls.direction, f"dead_{k}", v) for k, v in dead.items()]
 
-    top = [ls for ls in layers if ls.layer == spec.num_layers - 1]
+    top = [ls for ls in layers if ls.layer == model.num_layers - 1]
     top_dir = "both" if len(top) > 1 else "forward"
-    top_layer = spec.num_layers - 1
+    top_key = _label(top[0])
+    valid = top[0].valid
     X = np.concatenate([np.asarray(ls.hs)[valid] for ls in top], axis=1)  # (N, F) real states
     bb, tt = np.nonzero(valid)  # sequence and step of each row of X
     out: dict[str, Any] = {"saturation": sat_all, "dead_units": dead_all}
     files: list[Path] = []
     plots_dir = run_dir / "plots"
     if valid.any() and plots:
-        files.append(_heatmap_plot(spec, layers, valid, plots_dir / "states_heatmap.png"))
-    rows.append(_row(top_layer, top_dir, "real_states", len(X)))
+        files.append(_heatmap_plot(model.num_layers, layers, plots_dir / "states_heatmap.png"))
+    rows.append(_row(top_key, top_dir, "real_states", len(X)))
     if len(X) >= 2 and np.isfinite(X).all():
         scores, ratio, _ = pca(X, 3)
         out["pca_explained"] = [float(r) for r in ratio[:3]]
-        rows += [_row(top_layer, top_dir, f"pca_explained_{j + 1}", float(r)) for j, r in enumerate(ratio[:3])]
+        rows += [_row(top_key, top_dir, f"pca_explained_{j + 1}", float(r)) for j, r in enumerate(ratio[:3])]
         if plots:
             files.append(_pca_plot(scores, ratio, bb, tt, plots_dir / "states_pca.png"))
         _, labels, inertia = kmeans(X, cfg.clusters, seed=0)
-        rows.append(_row(top_layer, top_dir, "kmeans_clusters", int(labels.max()) + 1))
-        rows.append(_row(top_layer, top_dir, "kmeans_inertia", inertia))
+        rows.append(_row(top_key, top_dir, "kmeans_clusters", int(labels.max()) + 1))
+        rows.append(_row(top_key, top_dir, "kmeans_inertia", inertia))
         out["kmeans_inertia"] = inertia
         if plots:
             files.append(_kmeans_plot(scores, labels, bb, tt, valid, plots_dir / "states_kmeans.png"))
-    gates = _gate_names(spec)
+    gates = _gate_names(model.cell)
     if gates and valid.any() and plots:
-        files.append(_gates_plot(spec, gates, layers, valid, plots_dir / "gates.png"))
+        files.append(_gates_plot(model.cell, gates, layers, plots_dir / "gates.png"))
     frame = pd.DataFrame(rows, columns=["layer", "direction", "quantity", "value"])
     files.insert(0, write_csv(run_dir / "states_summary.csv", frame))
     out["files"] = [str(p.relative_to(run_dir)) for p in files]
@@ -219,7 +220,7 @@ def analyse_states(cfg, spec, params, probe, run_dir, plots: bool = True, state=
     if plots and weights is not None:
         from rnnlab.report.attention_plots import probe_attention_plot
 
-        path = probe_attention_plot(weights, valid, plots_dir / "attention.png")
+        path = probe_attention_plot(weights, probe_valid, plots_dir / "attention.png")
         out["files"].append(str(path.relative_to(run_dir)))
     return out
 
@@ -236,22 +237,23 @@ def _first(valid: np.ndarray) -> tuple[int, slice]:
     return b, (slice(int(idx[0]), int(idx[-1]) + 1) if len(idx) else slice(0, 0))
 
 
-def _heatmap_plot(spec, layers, valid, path: Path) -> Path:
+def _heatmap_plot(num_layers: int, layers, path: Path) -> Path:
     from rnnlab.monitor.weights import space_subplots
     from rnnlab.report.plots import plt, save_figure
 
-    shown = sorted({0, spec.num_layers - 1})
+    shown = sorted({0, num_layers - 1})
     panels = [ls for ls in layers if ls.layer in shown]
-    b, sp = _first(valid)
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), squeeze=False)
     for ax, ls in zip(axes[:, 0], panels, strict=True):
+        valid = ls.valid
+        b, sp = _first(valid)
         img = np.array(ls.hs[b, sp], dtype=np.float64).T  # (H, steps)
         img[:, ~valid[b, sp]] = np.nan
         vmax = float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0
         cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
         im = ax.imshow(img, aspect="auto", cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest",
                        extent=(sp.start - 0.5, sp.stop - 0.5, img.shape[0] - 0.5, -0.5))
-        ax.set(xlabel="time step", ylabel="hidden unit", title=f"Layer {ls.layer} ({ls.direction}): probe sequence {b}")
+        ax.set(xlabel="time step", ylabel="hidden unit", title=f"{_title(ls)}: probe sequence {b}")
         fig.colorbar(im, ax=ax, fraction=0.03)
     space_subplots(fig, hspace=0.6)
     return save_figure(fig, path)
@@ -307,27 +309,36 @@ def _kmeans_plot(scores, labels, bb, tt, valid, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def _gate_names(spec) -> tuple[str, ...]:
+def _label(ls: LayerStates):
+    """The layer column of states_summary.csv: the layer index, or the part's name (seq2seq)."""
+    return ls.name or ls.layer
+
+
+def _title(ls: LayerStates) -> str:
+    return ls.name.capitalize() if ls.name else f"Layer {ls.layer} ({ls.direction})"
+
+
+def _gate_names(cell: str) -> tuple[str, ...]:
     from rnnlab.engine import cells
 
-    return cells.get(spec.cell).gates
+    return cells.get(cell).gates
 
 
-def _gates_plot(spec, names, layers, valid, path: Path) -> Path:
+def _gates_plot(cell: str, names, layers, path: Path) -> Path:
     from rnnlab.engine import cells
     from rnnlab.monitor.weights import space_subplots
     from rnnlab.report.plots import plt, save_figure
 
-    labels = cells.get(spec.cell).labels
-    b, sp = _first(valid)
-    steps = np.arange(sp.start, sp.stop)
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2.6 * len(layers)), squeeze=False, sharex=True)
+    labels = cells.get(cell).labels
+    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2.6 * len(layers)), squeeze=False)
     for ax, ls in zip(axes[:, 0], layers, strict=True):
+        b, sp = _first(ls.valid)
+        steps = np.arange(sp.start, sp.stop)
         for name in names:
             m = np.asarray(ls.acts[name][1][b, sp], dtype=np.float64).mean(axis=1)
-            m[~valid[b, sp]] = np.nan
+            m[~ls.valid[b, sp]] = np.nan
             ax.plot(steps, m, label=labels.get(name, name))
-        ax.set(ylabel="mean over units", title=f"Layer {ls.layer} ({ls.direction}): probe sequence {b}")
+        ax.set(ylabel="mean over units", title=f"{_title(ls)}: probe sequence {b}")
         ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("time step")

@@ -172,14 +172,15 @@ def _short(name: str) -> str:
 class WeightTracker:
     """Per-epoch weight statistics and histograms (see the module docstring)."""
 
-    def __init__(self, cfg, spec):
-        from rnnlab.engine.model import recurrent_weights
+    def __init__(self, cfg, model):
+        from rnnlab.monitor.inspect import of
 
         self.cfg = cfg
-        self.spec = spec
+        self.model = of(model)  # an inspector (or a sequence ModelSpec)
         # model parameter name -> (layer key, cells.Recurrent)
-        self.recurrent = {name: (key, rec) for key, name, rec in recurrent_weights(spec)}
+        self.recurrent = {name: (key, rec) for key, name, rec in self.model.recurrent_weights()}
         self.gates = next((rec.blocks for _, rec in self.recurrent.values()), ())
+        self.bottom = next((key for key, _ in self.recurrent.values()), "l0")  # "l0", or seq2seq's "encoder"
         self.rows: list[dict[str, Any]] = []
         self.hists: dict[str, Histogram] = {}
         self.final: dict[str, np.ndarray] = {}  # bottom layer's weight_ih / weight_hh, last epoch
@@ -203,10 +204,10 @@ class WeightTracker:
                 self._recurrent(ep, name, *self.recurrent[name], v)
             else:
                 self.rows.append(self._row(ep, name, "all", _stats(v)))
-        for name in ("rnn.weight_ih_l0", "rnn.weight_hh_l0", "rnn.weight_ih_l0_reverse", "rnn.weight_hh_l0_reverse"):
+        for name in self.model.heatmap_params:
             if name in params:
                 self.final[name] = np.array(params[name], copy=True)
-        return {"spectral_radius_l0": self.radius.get("l0", math.nan)}
+        return {f"spectral_radius_{self.bottom}": self.radius.get(self.bottom, math.nan)}
 
     @staticmethod
     def _row(ep, name, block, stats, sr=math.nan, svs=None) -> dict[str, Any]:
@@ -405,7 +406,7 @@ class WeightTracker:
 
         names = list(self.final)
         fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 5.5), squeeze=False)
-        H = self.spec.hidden_size
+        H = self.model.hidden_size
         for ax, name in zip(axes[0], names, strict=True):
             W = self.final[name]
             W = W.reshape(-1, 1) if W.ndim == 1 else W  # a diagonal recurrence: one column

@@ -65,3 +65,18 @@ def probe_attention_plot(weights, valid, path, n: int = N_SEQUENCES) -> Path:
     return attention_heatmap(w[rows, :last], path, ylabels=[f"seq {int(b)}" for b in rows],
                              title="Attention pooling: weight of each step (probe sequences)",
                              mask=valid[rows, :last], xlabel="time step", ylabel="probe sequence")
+
+
+def seq2seq_attention_plots(plots_dir, att: dict) -> list[Path]:
+    """The encoder-decoder's test attention: the mean map over the test sequences of the most common
+    source length (attention.png) and one example (attention_example.png); `att` as the seq2seq
+    test report gives it."""
+    plots_dir = Path(plots_dir)
+    return [
+        attention_heatmap(att["mean"], plots_dir / "attention.png", ylabels=att["mean_ylabels"],
+                          title=f"Mean attention over {att['sequences']} test sequences of length {att['length']}",
+                          xlabel="source position", ylabel="output step"),
+        attention_heatmap(att["example"], plots_dir / "attention_example.png", xlabels=att["example_xlabels"],
+                          ylabels=att["example_ylabels"], title=f"Attention of test sequence {att['example_index']}",
+                          xlabel="source token", ylabel="decoded token"),
+    ]

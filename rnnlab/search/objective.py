@@ -97,7 +97,7 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
 
     write_run_config(run_dir, plain(cfg), overrides)
 
-    from rnnlab.train.trainer import train
+    from rnnlab.train.run import train
 
     t0 = time.perf_counter()
     try:

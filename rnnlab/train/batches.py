@@ -54,8 +54,13 @@ def lengths(split: Split) -> np.ndarray | None:
 def train_batches(split: Split, batch_size: int, rng: np.random.Generator, bucket: bool = True,
                   pool: int = 50) -> list[np.ndarray]:
     """Index arrays of one epoch's batches."""
-    order = rng.permutation(len(split))
-    lens = lengths(split) if bucket else None
+    return batch_order(len(split), batch_size, rng, lengths(split) if bucket else None, pool)
+
+
+def batch_order(n: int, batch_size: int, rng: np.random.Generator, lens: np.ndarray | None = None,
+                pool: int = 50) -> list[np.ndarray]:
+    """One epoch's batches of rows 0..n-1: shuffled, and with lens length-bucketed in pools of `pool` batches."""
+    order = rng.permutation(n)
     if lens is None:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     batches = []

@@ -12,7 +12,7 @@ from rnnlab.config.schema import CsvConf, SineConf
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
 from rnnlab.engine import model as M
-from rnnlab.train.trainer import rolled_forecast
+from rnnlab.train.tasks.predict import rolled_forecast
 from tests.conftest import TINY, read_summary
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from rnnlab import api
 from rnnlab.engine import cells
-from rnnlab.train import checkpoint
+from rnnlab.record import checkpoint
 
 CELL = cells.get("indrnn")
 B, T, D, H = 3, 6, 2, 4

@@ -562,7 +562,7 @@ def test_self_attention_config_errors_are_one_line(overrides, message):
 
 def test_self_attention_config_reaches_the_spec():
     from rnnlab.commands.hydra_bridge import compose_and_validate
-    from rnnlab.train.trainer import build_spec
+    from rnnlab.train.tasks.sequence import build_spec
 
     rc = compose_and_validate(["arch=bigru", "arch.pooling=max", "arch.self_attention_heads=4",
                                "arch.self_attention_causal=true"])

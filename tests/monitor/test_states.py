@@ -15,6 +15,7 @@ from rnnlab.data.base import Split, TaskData
 from rnnlab.engine import cells
 from rnnlab.engine import model as M
 from rnnlab.monitor import RunMonitor
+from rnnlab.monitor.inspect import SequenceInspector
 from rnnlab.monitor.probe import Probe
 from rnnlab.monitor.states import analyse_states, kmeans, pca, saturation
 from rnnlab.monitor.weights import COLUMNS
@@ -160,7 +161,7 @@ def test_every_file_after_a_tiny_run(tmp_path):
                        pooling="none", vocab_size=30)
     params = M.init_params(spec, rng)
     cfg = MonitorConf(every_n_steps=0, time_gradients=False, gif=True, clusters=3)
-    mon = RunMonitor(cfg, spec, _task_data(x, mask), tmp_path)
+    mon = RunMonitor(cfg, SequenceInspector(spec, _task_data(x, mask)), tmp_path)
     rows = []
     for epoch in range(2):
         extra = mon.on_epoch_end(epoch, params)
@@ -201,7 +202,7 @@ def test_monitor_none_writes_nothing(tmp_path):
     spec = M.ModelSpec(cell="lstm", input_size=1, hidden_size=4, output_size=1)
     params = M.init_params(spec, np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((4, 5, 1)).astype(np.float32)
-    mon = RunMonitor(cfg, spec, _task_data(x, None), tmp_path)
+    mon = RunMonitor(cfg, SequenceInspector(spec, _task_data(x, None)), tmp_path)
     assert mon.on_epoch_end(0, params) == {}
     assert mon.finish(params, []) == {"monitor": {"enabled": False}}
     assert list(tmp_path.iterdir()) == []

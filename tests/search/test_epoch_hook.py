@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rnnlab.commands.hydra_bridge import compose_and_validate
-from rnnlab.train.trainer import train
+from rnnlab.train.run import train
 from tests.conftest import TINY
 
 SEQ2SEQ = ["data=sine2cosine", "data.n_train=64", "data.n_val=16", "data.n_test=16", "data.t_in=8", "arch=gru",

@@ -9,7 +9,7 @@ import pytest
 from rnnlab.data.base import Split
 from rnnlab.engine import model as M
 from rnnlab.train import batches
-from rnnlab.train.trainer import predict_split
+from rnnlab.train.tasks.predict import predict_split
 
 
 def _padded(lengths, T, padding="post", vocab=20, seed=0, per_step=False):

@@ -11,8 +11,8 @@ from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run
 from rnnlab.data import registry
 from rnnlab.engine import model as M
-from rnnlab.train import checkpoint
-from rnnlab.train.trainer import predict_split
+from rnnlab.record import checkpoint
+from rnnlab.train.tasks.predict import predict_split
 from tests.conftest import TINY, read_summary
 
 

@@ -70,7 +70,8 @@ def test_refusals_are_one_line_errors(tmp_path, capsys, monkeypatch):
         "normalise with its own batch statistics); use train.workers=1"]
     assert refusal(["data=reverse_digits", "data.n_train=40", "data.n_val=8", "data.n_test=8", "train.epochs=1",
                     "train.progress=false", "train.workers=2"]) == [
-        "Error: train.workers > 1 is not supported for seq2seq models; use train.workers=1"]
+        "Error: train.workers > 1 is not supported for seq2seq models: the data-parallel step runs the sequence "
+        "model only (the decoder's step-by-step loop is not split); use train.workers=1"]
     assert refusal([*FAST, "train.workers=0"]) == ["Error: train.workers must be >= 1 (got 0)"]
 
 

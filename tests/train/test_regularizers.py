@@ -14,7 +14,9 @@ import pytest
 from rnnlab import api
 from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run
-from rnnlab.train import trainer
+from rnnlab.train import batches as train_batches_module
+from rnnlab.train import run as run_module
+from rnnlab.train.tasks import reports, sequence
 from tests.conftest import TINY, read_summary
 from tests.data import imdb_tree as tree
 
@@ -84,8 +86,8 @@ def test_same_seed_same_metrics_with_noise_and_mixup(tmp_path):
 def test_noise_and_mixup_leave_the_other_random_streams_alone(monkeypatch, tmp_path):
     """Data, init, shuffling and dropout draw the same numbers whether or not noise / mixup are on."""
     seen = []
-    real = trainer.batches.train_batches
-    monkeypatch.setattr(trainer.batches, "train_batches", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    real = train_batches_module.train_batches
+    monkeypatch.setattr(train_batches_module, "train_batches", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
     for i, extra in enumerate([[], ["reg.grad_noise_eta=0.1", "reg.mixup_alpha=0.4"]]):
         assert api.train([*FAST, "reg=dropout", *extra], tmp_path / str(i)).status == "completed"
     n = len(seen) // 2
@@ -116,8 +118,8 @@ def test_label_smoothing_is_in_the_training_loss_only():
     rc = compose_and_validate(["data=copy", "train.loss=cross_entropy", "train.label_smoothing=0.2"])
     data = SimpleNamespace(default_loss="cross_entropy")
     logits, labels = np.random.default_rng(0).standard_normal((4, 3)), np.array([0, 1, 2, 1])
-    _, eval_fn = trainer._loss_fn(rc, data)
-    _, train_fn = trainer._loss_fn(rc, data, smoothing=True)
+    _, eval_fn = sequence.loss_fn(rc, data)
+    _, train_fn = sequence.loss_fn(rc, data, smoothing=True)
     from rnnlab.engine import losses
 
     assert eval_fn(logits, labels)[0] == losses.softmax_cross_entropy(logits, labels)[0]
@@ -190,7 +192,7 @@ def _scripted_run(monkeypatch, tmp_path, *overrides):
     """A run whose validation losses are VAL, epoch by epoch; returns (summary, params seen per epoch,
     params the test evaluation used)."""
     rc = compose_and_validate([*FAST, "train.epochs=8", *overrides])
-    real = trainer.evaluate
+    real = sequence.evaluate
     record = {"epoch_params": [], "test_params": None}
 
     def fake(spec, params, split, loss_fn, batch_size, kind="regression", state=None):
@@ -202,16 +204,17 @@ def _scripted_run(monkeypatch, tmp_path, *overrides):
         return loss, pred
 
     data_holder = {}
-    real_load = trainer.registry.load
+    real_load = run_module.registry.load
 
     def load(*a, **k):
         data = real_load(*a, **k)
         data_holder["val"] = data.val
         return data
 
-    monkeypatch.setattr(trainer, "evaluate", fake)
-    monkeypatch.setattr(trainer.registry, "load", load)
-    summary = trainer.train(rc, tmp_path / "run")
+    monkeypatch.setattr(sequence, "evaluate", fake)
+    monkeypatch.setattr(reports, "evaluate", fake)
+    monkeypatch.setattr(run_module.registry, "load", load)
+    summary = run_module.train(rc, tmp_path / "run")
     return summary, record["epoch_params"], record["test_params"]
 
 

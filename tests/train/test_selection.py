@@ -1,22 +1,28 @@
-"""The best-epoch choice and early stopping shared by both training loops."""
+"""The best-epoch choice (selection) and the stopping callbacks (early stopping, pruning)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
+from rnnlab.train.callbacks import EarlyStopping, Pruning, Stop
+from rnnlab.train.loop import _first_stop
 from rnnlab.train.selection import ModelSelection
 
 
 def _run(values, monitor="val_loss", patience=None, min_delta=0.0):
-    sel = ModelSelection(monitor, patience, min_delta, {"w": np.zeros(1)})
+    sel = ModelSelection(monitor, {"w": np.zeros(1)})
+    early = EarlyStopping(monitor, patience, min_delta)
+    fit = SimpleNamespace(selection=sel)
     stopped = None
     for epoch, v in enumerate(values, 1):
         row = {"epoch": epoch, "val_loss": v, "val_accuracy": v}
         sel.update(row, {"w": np.full(1, float(epoch))})
-        stopped = sel.stop_message(epoch)
+        stopped = early.on_epoch_end(fit, row)
         if stopped:
             break
-    return sel, stopped
+    return sel, stopped and stopped.message
 
 
 def test_best_epoch_and_its_weights_are_kept():
@@ -47,30 +53,29 @@ def test_last_weights_only_when_asked_and_never_after_divergence():
     assert not sel.tests_last(False, "diverged", 2) and not sel.tests_last(False, "completed", 0)
 
 
-def test_record_stop_writes_status_only_for_stopped_runs(tmp_path):
-    import json
-
-    from rnnlab.train.selection import record_stop
-
-    record_stop(tmp_path, {"status": "running", "seed": 0}, "completed", None, 3)
-    assert not (tmp_path / "summary.json").exists()
-    record_stop(tmp_path, {"status": "running", "seed": 0}, "interrupted", "interrupted after 3", 3)
-    s = json.loads((tmp_path / "summary.json").read_text())
-    assert (s["status"], s["epochs_run"], s["seed"]) == ("interrupted", 3, 0)
+def test_early_stopping_state_round_trips():
+    early = EarlyStopping("val_loss", 3, 0.0)
+    fit = SimpleNamespace(selection=ModelSelection("val_loss", {"w": np.zeros(1)}))
+    early.on_epoch_end(fit, {"epoch": 1, "val_loss": 0.5})
+    again = EarlyStopping("val_loss", 3, 0.0)
+    again.load_state_dict(early.state_dict())
+    assert (again.ref_value, again.ref_epoch) == (0.5, 1)
 
 
-def test_after_epoch_pruning_wins_over_early_stopping():
-    sel = ModelSelection("val_loss", 1, 0.0, {"w": np.zeros(1)})
+def test_pruning_wins_over_early_stopping():
+    sel = ModelSelection("val_loss", {"w": np.zeros(1)})
+    fit = SimpleNamespace(selection=sel)
     calls = []
 
     def hook(epoch, row):
         calls.append((epoch, row["val_loss"]))
         return "pruned after epoch 2" if epoch == 2 else None
 
+    cbs = [Pruning(hook), EarlyStopping("val_loss", 1, 0.0)]
     row1, row2 = {"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.9}
     sel.update(row1, {"w": np.zeros(1)})
-    assert sel.after_epoch(1, row1, hook) is None
+    assert _first_stop(cb.on_epoch_end(fit, row1) for cb in cbs) is None
     sel.update(row2, {"w": np.zeros(1)})  # no improvement: patience 1 would stop here too
-    assert sel.after_epoch(2, row2, hook) == ("pruned", "pruned after epoch 2")
-    assert sel.after_epoch(2, row2) == ("completed", "early stopping at epoch 2 (best epoch 1)")
-    assert calls == [(1, 0.5), (2, 0.9)]  # once per call with a hook
+    assert _first_stop(cb.on_epoch_end(fit, row2) for cb in cbs) == Stop("pruned", "pruned after epoch 2")
+    assert cbs[1].on_epoch_end(fit, row2) == Stop("completed", "early stopping at epoch 2 (best epoch 1)")
+    assert calls == [(1, 0.5), (2, 0.9)]

@@ -1,23 +1,76 @@
-"""End-of-run report for classification: metrics, threshold, predictions and the worst mistakes.
+"""The sequence model's test reports: regression beside its baselines (and the forecast past the
+data), and classification (threshold, metrics, predictions, the worst mistakes).
 
 Binary: the decision threshold is chosen on the validation split (best accuracy) unless
-`train.threshold` fixes it, and then applied once to the test split. Files written:
-``predictions.csv`` (one row per test sample: target, predicted class, probabilities and
-the data set's info columns) and, for binary tasks with text, ``most_wrong.csv`` (the
-test samples the model got wrong with the most confidence, text included).
+`train.threshold` fixes it, and then applied once to the test split. Files go through the
+recorder: predictions.csv (one row per test sample), forecast.csv, and for binary tasks
+most_wrong.csv (the confident mistakes, text included when the data has it).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rnnlab.runtime.io import write_csv
+from rnnlab.engine import model as M
 from rnnlab.train import metrics as mt
+from rnnlab.train.tasks.base import TestReport
+from rnnlab.train.tasks.predict import evaluate, predict_split, rolled_forecast
 
 MOST_WRONG = 25
+
+
+def regression_report(task, params, state, recorder) -> TestReport:
+    """Test metrics in original units beside the baselines; predictions.csv (and forecast.csv)."""
+    import pandas as pd
+
+    spec, data, bs = task.spec, task.data, task.cfg.train.eval_batch_size
+    test_loss, pred = evaluate(spec, params, data.test, task.loss_fn, bs, state=state)
+    val_pred = predict_split(spec, params, data.val, bs, state)
+    if data.recursive_horizon:
+        pred = rolled_forecast(spec, params, data.test.x, data.recursive_horizon, bs, state)
+        val_pred = rolled_forecast(spec, params, data.val.x, data.recursive_horizon, bs, state)
+    out: dict[str, Any] = {"test_loss": test_loss}
+    y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
+    val_true = data.targets_original("val")
+    out["val_metrics"] = mt.regression_metrics(val_true, data.to_original(val_pred, "val"))
+    out["test_metrics"] = mt.regression_metrics(y_true, y_pred)
+    out["baselines"] = {
+        name: {"val_metrics": mt.regression_metrics(val_true, b["val"]),
+               "test_metrics": mt.regression_metrics(y_true, b["test"])}
+        for name, b in data.baselines.items()
+    }
+    n, h = y_true.shape
+    frame = pd.DataFrame({"sample": np.repeat(np.arange(n), h), "horizon": np.tile(np.arange(1, h + 1), n),
+                          "target": y_true.ravel(), "prediction": y_pred.ravel()})
+    for name, b in data.baselines.items():
+        frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
+    recorder.table("predictions.csv", frame)
+    tables: dict[str, Any] = {"predictions": frame}
+    if data.future is not None:
+        tables["forecast"] = forecast(task, params, state, recorder)
+        out["forecast"] = tables["forecast"]["forecast"].tolist()
+    return TestReport(out, tables)
+
+
+def forecast(task, params, state, recorder):
+    """The next n_out values past the end of the data (forecast.csv)."""
+    import pandas as pd
+
+    spec, data = task.spec, task.data
+    if data.recursive_horizon:
+        y_scaled = rolled_forecast(spec, params, data.future["x"], data.recursive_horizon, state=state)
+    else:
+        y_scaled = M.predict(spec, params, data.future["x"], state=state)
+    y = data.to_original(y_scaled, "future")[0]
+    dates = data.future.get("dates")
+    frame = pd.DataFrame({"horizon": np.arange(1, len(y) + 1), "forecast": y})
+    if dates is not None and len(dates):
+        # business days after the last date (daily market data); other data can ignore the column
+        frame.insert(1, "date", pd.bdate_range(dates.iloc[-1], periods=len(y) + 1)[1:].strftime("%Y-%m-%d"))
+    recorder.table("forecast.csv", frame)
+    return frame
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -47,14 +100,13 @@ def _selected(split, probs):
     return split.y.ravel(), probs
 
 
-def classification_report(spec, params, data, loss_fn, cfg, run_dir: Path, state=None) -> tuple[dict[str, Any], dict]:
+def classification_report(task, params, state, recorder) -> TestReport:
     import pandas as pd
 
-    from rnnlab.train.trainer import evaluate
-
+    spec, data, cfg = task.spec, task.data, task.cfg
     bs = cfg.train.eval_batch_size
-    val_loss, val_out = evaluate(spec, params, data.val, loss_fn, bs, data.kind, state)  # state: BatchNorm's
-    test_loss, test_out = evaluate(spec, params, data.test, loss_fn, bs, data.kind, state)
+    val_loss, val_out = evaluate(spec, params, data.val, task.loss_fn, bs, data.kind, state)
+    test_loss, test_out = evaluate(spec, params, data.test, task.loss_fn, bs, data.kind, state)
     out: dict[str, Any] = {"test_loss": test_loss, "val_loss_best": val_loss, "classes": data.classes}
     majority = int(np.bincount(_labels(data.train).astype(np.int64)).argmax())
     tables: dict[str, Any] = {}
@@ -106,18 +158,17 @@ def classification_report(spec, params, data, loss_fn, cfg, run_dir: Path, state
         if info is not None:
             keep = [c for c in info.columns if c != "text"]
             frame = pd.concat([frame, info[keep].reset_index(drop=True)], axis=1)
-        write_csv(run_dir / "predictions.csv", frame)
-        tables["predictions"] = None  # the regression plot does not apply
+        recorder.table("predictions.csv", frame)
         if data.kind == "binary":
-            _most_wrong(frame, data.test.info, run_dir)
-    return out, tables
+            _most_wrong(frame, data.test.info, recorder)
+    return TestReport(out, tables)
 
 
-def _most_wrong(frame, info, run_dir: Path) -> None:
+def _most_wrong(frame, info, recorder) -> None:
     """The wrong test predictions with the highest probability on the wrong class."""
     wrong = frame[frame["prediction"] != frame["target"]].copy()
     wrong["confidence"] = np.where(wrong["prediction"] == 1, wrong["prob"], 1 - wrong["prob"])
     wrong = wrong.sort_values("confidence", ascending=False, kind="mergesort").head(MOST_WRONG)
     if info is not None and "text" in info.columns:
         wrong["text"] = info["text"].to_numpy()[wrong["sample"].to_numpy()]
-    write_csv(run_dir / "most_wrong.csv", wrong)
+    recorder.table("most_wrong.csv", wrong)

@@ -1,0 +1,86 @@
+"""`metrics.csv`: one row per epoch, appended with one write and a flush.
+
+A run killed mid-write can leave a torn last line; `read` drops it (a line without its
+newline or with the wrong number of fields), so every reader sees whole epochs only.
+A row with columns the header lacks (never within one run today) rewrites the file
+atomically with the wider header.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+FILE = "metrics.csv"
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""  # as pandas writes a missing value
+    if hasattr(v, "item"):
+        v = v.item()
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _line(values: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([_cell(v) for v in values])
+    return buf.getvalue()
+
+
+class MetricsLog:
+    """Appends rows (dicts) to run_dir/metrics.csv; `columns` is the header written so far."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / FILE
+        self.columns: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def start(self, rows: list[dict[str, Any]] | None = None) -> None:
+        """A fresh file (or the given rows, e.g. those kept by a resumed run)."""
+        self.rows = list(rows or [])
+        self.columns = []
+        for r in self.rows:
+            self.columns += [c for c in r if c not in self.columns]
+        self._rewrite()
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(dict(row))
+        new = [c for c in row if c not in self.columns]
+        if new or not self.path.exists():
+            self.columns += new
+            self._rewrite()
+            return
+        with open(self.path, "a") as fh:
+            fh.write(_line([row.get(c) for c in self.columns]))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _rewrite(self) -> None:
+        from rnnlab.runtime.io import write_text
+
+        text = (_line(self.columns) if self.columns else "") + "".join(
+            _line([r.get(c) for c in self.columns]) for r in self.rows)
+        write_text(self.path, text)
+
+
+def read(run_dir: str | Path):
+    """metrics.csv as a pandas DataFrame, without a torn last line (an empty frame when there are no rows)."""
+    import pandas as pd
+
+    p = Path(run_dir)
+    p = p if p.suffix == ".csv" else p / FILE
+    text = p.read_text()
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    if not lines:
+        return pd.DataFrame()
+    width = len(next(csv.reader([lines[0]])))
+    if len(lines) > 1 and len(next(csv.reader([lines[-1]]))) != width:
+        lines = lines[:-1]
+    return pd.read_csv(io.StringIO("".join(lines)))

@@ -1,0 +1,167 @@
+"""`summary.json`: one definition of its keys, strict JSON both ways.
+
+`Summary` holds the keys every run has as typed fields; what a task adds (a classifier's
+threshold, a forecast, seq2seq's decoding) lives in `extra` and is written at the top level
+beside them, so summary.json stays one flat object. Reading is tolerant: a file written
+before this layout (no `format_version`) or by a newer rnnlab loads with its unknown keys
+in `extra`.
+
+Strict JSON: NaN and infinities become null, and `non_finite` says which key held what
+(`{"best_val_loss": "nan"}`), so `jq` and JavaScript read every summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 2
+FILE = "summary.json"
+STATUSES = ("running", "completed", "diverged", "interrupted", "failed", "pruned")
+
+
+@dataclass
+class Summary:
+    status: str = "running"
+    run_dir: str = ""
+    message: str | None = None
+    bad_input: bool = False  # the run failed on its input (exit code 2)
+    # what was trained
+    seed: int | None = None
+    task: str | None = None  # regression | binary | multiclass (seq2seq: multiclass for tokens)
+    model: str | None = None  # sequence | seq2seq
+    loss: str | None = None
+    n_params: int | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    # how it went
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    monitored_metric: str | None = None
+    final_train_loss: float | None = None
+    final_val_loss: float | None = None
+    test_weights: str | None = None  # best | last
+    test_weights_epoch: int | None = None
+    # results
+    test_loss: float | None = None
+    val_metrics: dict[str, Any] | None = None
+    test_metrics: dict[str, Any] | None = None
+    baselines: dict[str, Any] | None = None
+    monitor: dict[str, Any] | None = None
+    dashboard: dict[str, Any] | None = None
+    cv: dict[str, Any] | None = None
+    # where and how fast
+    runtime_s: float | None = None
+    seconds_per_epoch: float | None = None
+    versions: dict[str, str] | None = None
+    pid: int | None = None
+    blas_threads: str | None = None
+    workers: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    # -- dict-style reading, so summary["test_metrics"] and summary.get("threshold") both work
+    def __getitem__(self, key: str) -> Any:
+        if key in _FIELDS:
+            return getattr(self, key)
+        return self.extra[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in _FIELDS:
+            setattr(self, key, value)
+        else:
+            self.extra[key] = value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.to_dict()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """As dict.get, where an unset field (None) counts as absent."""
+        try:
+            value = self[key]
+        except KeyError:
+            return default
+        return default if value is None else value
+
+    def update(self, entries: dict[str, Any] | None = None, **more: Any) -> None:
+        for k, v in {**(entries or {}), **more}.items():
+            self[k] = v
+
+    def keys(self):
+        return self.to_dict().keys()
+
+    @property
+    def path(self) -> Path:
+        return Path(self.run_dir) / FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat JSON object (extras at the top level; False bad_input left out)."""
+        out = {f: getattr(self, f) for f in _FIELDS if f != "extra"}
+        if not self.bad_input:
+            del out["bad_input"]
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Summary:
+        known = {k: v for k, v in d.items() if k in _FIELDS and k != "extra"}
+        s = cls(**known)
+        s.extra = {k: v for k, v in d.items() if k not in _FIELDS and k != "non_finite"}
+        if "format_version" not in d:
+            s.format_version = 1
+        return s
+
+    def to_json(self) -> str:
+        data, non_finite = strict(self.to_dict())
+        if non_finite:
+            data["non_finite"] = non_finite
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Summary))
+
+
+def strict(obj: Any, path: str = "") -> tuple[Any, dict[str, str]]:
+    """(a JSON-safe copy of obj, {dotted.key: "nan" | "inf" | "-inf"} of the non-finite numbers made null)."""
+    import numpy as np
+
+    found: dict[str, str] = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[str(k)], sub = strict(v, f"{path}.{k}" if path else str(k))
+            found.update(sub)
+        return out, found
+    if isinstance(obj, list | tuple):
+        out_list = []
+        for i, v in enumerate(obj):
+            x, sub = strict(v, f"{path}[{i}]")
+            out_list.append(x)
+            found.update(sub)
+        return out_list, found
+    if isinstance(obj, np.ndarray):
+        return strict(obj.tolist(), path)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, Path):
+        return str(obj), found
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None, {path: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+    return obj, found
+
+
+def read(run_dir: str | Path) -> Summary:
+    """The summary of a run folder (or a summary.json path). Raises OSError / ValueError when unreadable.
+    Accepts the bare NaN of files written before strict JSON."""
+    p = Path(run_dir)
+    p = p if p.suffix == ".json" else p / FILE
+    data = json.loads(p.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{p} does not hold a JSON object")
+    return Summary.from_dict(data)

@@ -1,0 +1,153 @@
+"""The run recorder: the only writer of a run folder.
+
+    recorder = RunRecorder(run_dir, plots=True, hooks=[fn])   # fn(fit) -> summary entries (cv, search)
+    recorder.begin(fit)                   # summary.json "running", metrics.csv header, checkpoint/ (epoch 0)
+    recorder.epoch_end(fit, row, improved) # one metrics.csv line; checkpoint/ when improved; checkpoint_last/
+    recorder.stopped(fit)                 # a stopped run's status at once (the test phase can take a while)
+    recorder.table("predictions.csv", frame)
+    recorder.finish(fit, entries, tables) # summary.json, then plots and report.html
+    recorder.write_stub(status, message)  # a run that never started (bad input, a skipped fold)
+
+Every file is written atomically (metrics.csv: one appended line per epoch, flushed). The
+checkpoint layout is `rnnlab.record.checkpoint`'s; checkpoint_last/ carries the training state
+(optimizer moments, random streams, selection and callback state, epoch and step) for resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.record import checkpoint
+from rnnlab.record.metrics_log import MetricsLog
+from rnnlab.record.summary import Summary
+from rnnlab.runtime.io import write_csv, write_text
+
+log = logging.getLogger(__name__)
+
+
+class RunRecorder:
+    def __init__(self, run_dir: str | Path, plots: bool = True, hooks=()):
+        self.run_dir = Path(run_dir)
+        self.plots = plots
+        self.hooks = list(hooks)
+        self.summary = Summary(run_dir=str(self.run_dir))
+        self.metrics = MetricsLog(self.run_dir)
+        self.callbacks: list = []  # whose state goes into the training checkpoint
+
+    # ------------------------------------------------------------------ the one summary.json writer
+    def write_summary(self) -> Path:
+        return write_text(self.summary.path, self.summary.to_json())
+
+    def write_stub(self, status: str, message: str, bad_input: bool = False) -> Path:
+        """The summary of a run that did not get far (or failed on its input); what is known is kept."""
+        self.summary.update(status=status, message=message, bad_input=bad_input)
+        return self.write_summary()
+
+    # ------------------------------------------------------------------ during the loop
+    def begin(self, fit) -> None:
+        self.summary.update(status="running", seed=fit.cfg.seed, n_params=int(sum(v.size for v in fit.params.values())),
+                            versions=versions(), pid=os.getpid(), blas_threads=blas_threads(),
+                            monitored_metric=fit.cfg.train.monitor, **fit.task.summary_entries())
+        self._hooks(fit)
+        self.metrics.start()
+        self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": 0})
+        self.write_summary()
+
+    def epoch_end(self, fit, row: dict[str, Any], improved: bool) -> None:
+        self.metrics.append(row)
+        if improved:
+            extra = {k: row[k] for k in ("val_loss", "val_accuracy") if k in row}
+            self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": row["epoch"], **extra})
+        self._checkpoint("checkpoint_last", fit, fit.params, fit.state, {"epoch": row["epoch"]},
+                         training=training_state(fit, self.callbacks))
+
+    def stopped(self, fit) -> None:
+        """A stopped run's status at once: a second signal during the test must not leave "running"."""
+        self.summary.update(epochs_run=len(fit.rows))
+        if fit.status != "completed":
+            self.summary.update(status=fit.status, message=fit.message)
+            self.write_summary()
+
+    def _checkpoint(self, name: str, fit, params, state, meta: dict, training=None) -> None:
+        checkpoint.save(self.run_dir / name, fit.task.spec, params, {**fit.task.checkpoint_meta(), **meta}, state,
+                        training=training)
+
+    def _hooks(self, fit) -> None:
+        for hook in self.hooks:
+            self.summary.update(hook(fit) or {})
+
+    # ------------------------------------------------------------------ after the loop
+    def table(self, name: str, frame) -> Path:
+        return write_csv(self.run_dir / name, frame)
+
+    def finish(self, fit, entries: dict[str, Any], tables: dict[str, Any]) -> Summary:
+        self.summary.update(entries)
+        self._hooks(fit)
+        self.summary.status, self.summary.message = fit.status, fit.message
+        self.write_summary()
+        if self.plots:
+            self._plots(fit, tables)
+            self._report()
+        return self.summary
+
+    def _plots(self, fit, tables: dict[str, Any]) -> None:
+        from rnnlab.report import plots
+
+        data = getattr(fit.task, "data", None)
+        plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch,
+                             tables.get("predictions"), getattr(data, "future", None), tables.get("forecast"),
+                             curves=tables.get("curves"))
+        if "attention" in tables:
+            from rnnlab.report.attention_plots import seq2seq_attention_plots
+
+            seq2seq_attention_plots(self.run_dir / "plots", tables["attention"])
+
+    def _report(self) -> None:
+        try:  # report.html last; a failure here never loses the run
+            from rnnlab.report.html import write_report
+
+            write_report(self.run_dir)
+        except Exception as exc:
+            log.warning("report.html not written: %r", exc)
+
+
+def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(JSON part, arrays) of what a resumed run needs beyond the weights."""
+    streams = {name: _stream_state(rng) for name, rng in fit.task.streams._asdict().items()}
+    info = {"epoch": fit.epoch, "step": fit.step, "optimizer": fit.optimizer.name, "history": list(fit.history),
+            "selection": fit.selection.state_dict(), "hygiene": fit.hygiene.state_dict(), "streams": streams,
+            "callbacks": {cb.name: cb.state_dict() for cb in callbacks if cb.name}}
+    arrays = {checkpoint.OPTIM_PREFIX + k: v for k, v in fit.optimizer.state_dict().items()}
+    arrays["lr_trace"] = np.asarray(fit.lr_trace, dtype=np.float64)
+    return info, arrays
+
+
+def _stream_state(rng: np.random.Generator) -> dict[str, Any]:
+    """A Generator's bit-generator state with its 128-bit integers as strings (JSON readers keep them exact)."""
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return str(v) if isinstance(v, int) and abs(v) >= 2 ** 53 else v
+
+    return conv(rng.bit_generator.state)
+
+
+def blas_threads() -> str:
+    """Threads the BLAS library will use, as a string ("1", "2"; "?" when unknown)."""
+    from threadpoolctl import threadpool_info
+
+    counts = sorted({str(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"})
+    return ",".join(counts) or "?"
+
+
+def versions() -> dict[str, str]:
+    import rnnlab
+
+    return {"rnnlab": getattr(rnnlab, "__version__", "0"), "numpy": np.__version__,
+            "python": platform.python_version()}

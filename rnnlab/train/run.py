@@ -1,0 +1,107 @@
+"""One training run: `train(cfg, run_dir) -> Summary`. Kept apart from the CLI and Hydra.
+
+Load the data -> pick the task adapter -> fit (`loop`) with the run's callbacks (monitor,
+progress, pruning, early stopping, and the caller's) -> test the selected weights (the
+adapter's report) -> the monitor's end analysis -> the recorder writes summary.json, plots and
+report.html. Bad input (ConfigError, DataError) and unexpected errors are recorded in
+summary.json as "failed" before they propagate, so a run folder never says "running" falsely.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.config.validate import ConfigError, RunConfig
+from rnnlab.data import registry
+from rnnlab.data.base import DataError
+from rnnlab.record.summary import Summary
+from rnnlab.runtime.memory import keep_freed_memory
+from rnnlab.train import callbacks as C
+from rnnlab.train import loop, tasks
+from rnnlab.train.recorder import RunRecorder
+from rnnlab.train.tasks.base import Streams
+
+
+def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, callbacks=(), hooks=()) -> Summary:
+    """Train one model into run_dir; returns the summary (also in run_dir/summary.json).
+
+    epoch_hook(epoch, row): called after each recorded epoch (1-based); a returned message stops
+    the run as "pruned" (rnnlab search's pruner). callbacks: more `callbacks.Callback`s. hooks:
+    fn(fit) -> summary entries, attached when the run starts and when it ends (cv's fold, a search trial).
+    """
+    recorder = RunRecorder(run_dir, plots=cfg.train.plots, hooks=hooks)
+    try:
+        if cfg.train.blas_threads is None:
+            return _train(cfg, recorder, console, epoch_hook, list(callbacks))
+        from threadpoolctl import threadpool_limits
+
+        # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
+        # another process holds a core (every GEMM then waits for the descheduled thread).
+        with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
+            return _train(cfg, recorder, console, epoch_hook, list(callbacks))
+    except (ConfigError, DataError) as exc:
+        recorder.write_stub("failed", str(exc), bad_input=True)
+        raise
+    except Exception as exc:  # a bug: recorded, then the caller shows the traceback
+        recorder.write_stub("failed", repr(exc))
+        raise
+
+
+def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list) -> Summary:
+    t_start = time.perf_counter()
+    keep_freed_memory()
+    streams = Streams.from_seed(cfg.seed)
+    data = registry.load(cfg.data, streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
+    task = tasks.for_data(cfg, data, streams)
+    fit = loop.Fit.start(task, cfg)
+    from rnnlab.monitor import RunMonitor
+
+    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder.run_dir, console, plots=cfg.train.plots)
+    t = cfg.train
+    cbs = [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
+           *([C.Pruning(epoch_hook)] if epoch_hook else []),
+           C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta), *extra]
+    recorder.callbacks = cbs
+    loop.run(fit, recorder, cbs)
+    params, state, entries = _tested_weights(fit, recorder)
+    report = task.test_report(params, state, recorder)
+    entries.update(report.entries)
+    entries.update(monitor.finish(params, fit.rows, state))
+    entries.update(_timing(fit, t_start, cfg.train.monitor))
+    return recorder.finish(fit, entries, report.tables)
+
+
+def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
+    """The weights the test report uses: the best (checkpointed) ones, or with
+    train.restore_best_weights=false the last completed epoch's (never those of a diverged run)."""
+    rows, best = fit.rows, fit.selection
+    use_last = best.tests_last(fit.cfg.train.restore_best_weights, fit.status, len(rows))
+    params, state = (fit.params, fit.state) if use_last else (best.params, best.state)
+    if use_last and fit.status != "completed":  # stopped mid-epoch: the last completed epoch's weights
+        from rnnlab.record import checkpoint
+
+        loaded = checkpoint.load(recorder.run_dir / "checkpoint_last")
+        params, state = loaded.params, loaded.state or fit.state
+    entries = {
+        "test_weights": "last" if use_last else "best",
+        "test_weights_epoch": len(rows) if use_last else best.epoch,
+        "epochs_run": len(rows),
+        "best_epoch": best.epoch,
+        "best_val_loss": rows[best.epoch - 1]["val_loss"] if rows and best.epoch else None,
+        "final_train_loss": rows[-1]["train_loss"] if rows else None,
+        "final_val_loss": rows[-1]["val_loss"] if rows else None,
+    }
+    return params, state, entries
+
+
+def _timing(fit: loop.Fit, t_start: float, monitor: str) -> dict:
+    from rnnlab.train.dashboard import dashboard, peak_memory_mb
+
+    out = {"runtime_s": time.perf_counter() - t_start,
+           "dashboard": dashboard(fit.rows, monitor=monitor, peak_memory_mb=peak_memory_mb())}
+    if fit.rows:
+        out["seconds_per_epoch"] = float(np.mean([r["seconds"] for r in fit.rows]))
+    return out

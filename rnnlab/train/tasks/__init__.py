@@ -1,0 +1,20 @@
+"""Task adapters: what the fit loop needs of a task, behind one interface (`base.TaskAdapter`).
+
+`for_data(cfg, data, streams)` picks the adapter for a loaded data set: the sequence model
+(regression and classification, `sequence.SequenceTask`) or the encoder-decoder
+(`seq2seq.Seq2SeqTask`). A new kind of task is a new module here and a line in ADAPTERS.
+"""
+
+from __future__ import annotations
+
+
+def for_data(cfg, data, streams):
+    from rnnlab.data.registry import is_seq2seq
+
+    if is_seq2seq(data) or cfg.arch.attention != "none":  # the encoder-decoder (refuses other data)
+        from rnnlab.train.tasks.seq2seq import Seq2SeqAdapter
+
+        return Seq2SeqAdapter(cfg, data, streams)
+    from rnnlab.train.tasks.sequence import SequenceTask
+
+    return SequenceTask(cfg, data, streams)

@@ -1,0 +1,129 @@
+"""The encoder-decoder's test report: decoded test metrics beside the baselines, predictions.csv,
+and with attention the mean attention of the most common source length (attention_mean.csv; the
+recorder draws plots/attention.png and plots/attention_example.png from `tables["attention"]`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnnlab.data import seq2seq_tasks as S
+from rnnlab.engine import seq2seq as Q
+from rnnlab.train.tasks.base import TestReport
+from rnnlab.train.tasks.seq2seq import (N_PREDICTIONS, continuous_metrics, decode, teacher_forced_loss,
+                                        token_metrics)
+
+
+def report(task, params, recorder) -> TestReport:
+    spec, data, cfg = task.spec, task.data, task.cfg
+    ebs = cfg.train.eval_batch_size
+    out: dict[str, Any] = {"test_loss": teacher_forced_loss(spec, params, data.test, ebs)}
+    beam = cfg.train.beam_size if spec.tokens_out else 1
+    val_dec = decode(spec, params, data.val, data.meta, ebs)
+    dec = decode(spec, params, data.test, data.meta, ebs, beam_size=beam)
+    out["decoding"] = "greedy" if beam == 1 else f"beam search (beam_size {beam})"
+    if spec.tokens_out:
+        out["val_metrics"] = token_metrics(val_dec, data.val)
+        out["test_metrics"] = token_metrics(dec, data.test)
+        out["test_token_accuracy"] = out["test_metrics"]["accuracy"]
+        out["test_sequence_accuracy"] = out["test_metrics"]["sequence_accuracy"]
+    else:
+        out["val_metrics"] = continuous_metrics(val_dec.outputs, data.val)
+        out["test_metrics"] = continuous_metrics(dec.outputs, data.test)
+        out["test_mse"] = out["test_metrics"]["mse"]
+    out["baselines"] = baselines(data)
+    recorder.table("predictions.csv", predictions(data, dec))
+    tables: dict[str, Any] = {}
+    if dec.attention is not None:
+        entries, tables["attention"] = attention_outputs(data, dec, recorder)
+        out.update(entries)
+    return TestReport(out, tables)
+
+
+def baselines(data: S.Seq2SeqTask) -> dict[str, dict[str, dict[str, float]]]:
+    if data.kind == "tokens":
+        tr = data.train
+        tokens, counts = np.unique(tr.tgt_out[tr.tgt_mask > 0], return_counts=True)
+        top = int(tokens[counts.argmax()])
+        out = {}
+        for name, split in (("val", data.val), ("test", data.test)):
+            fake = Q.Decoded(np.full(split.tgt_out.shape, top), None, None, None, None)
+            out[f"{name}_metrics"] = token_metrics(fake, split)
+        return {"most_frequent_token": out}
+    mean = float(data.train.tgt_out.mean())
+    return {name: {f"{s}_metrics": continuous_metrics(np.full(split.tgt_out.shape, v), split)
+                   for s, split in (("val", data.val), ("test", data.test))}
+            for name, v in (("zero", 0.0), ("train_mean", mean))}
+
+
+def fmt_tokens(ids) -> str:
+    """Digits as text ("3 1 4"), EOS as <eos>, padding left out."""
+    words = []
+    for t in ids:
+        t = int(t)
+        if t == S.EOS:
+            words.append("<eos>")
+            break
+        if t >= S.DIGIT0:
+            words.append(str(t - S.DIGIT0))
+    return " ".join(words)
+
+
+def predictions(data: S.Seq2SeqTask, dec: Q.Decoded):
+    import pandas as pd
+
+    te = data.test
+    if data.kind == "tokens":
+        rows = []
+        for i in range(min(N_PREDICTIONS, len(te))):
+            real = te.tgt_mask[i] > 0
+            rows.append({"sample": i, "source": fmt_tokens(te.src[i][te.src_mask[i] > 0]),
+                         "target": fmt_tokens(te.tgt_out[i][real]), "prediction": fmt_tokens(dec.tokens[i]),
+                         "correct": bool(np.all(dec.tokens[i, : real.size][real] == te.tgt_out[i][real]))})
+        return pd.DataFrame(rows)
+    n = min(5, len(te))
+    t_out, t_in = te.tgt_out.shape[1], te.src.shape[1]
+    return pd.DataFrame({
+        "sample": np.repeat(np.arange(n), t_out),
+        "step": np.tile(np.arange(t_out), n),
+        "source": [float(te.src[i, t, 0]) if t < t_in else np.nan for i in range(n) for t in range(t_out)],
+        "target": te.tgt_out[:n, :, 0].ravel().astype(np.float64),
+        "prediction": dec.outputs[:n, :, 0].ravel().astype(np.float64),
+    })
+
+
+def attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded, recorder) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Mean attention of the test sequences of the most common source length (attention_mean.csv) and
+    one example; for reverse_digits also the share of output steps whose mean-attention argmax is the
+    mirrored source position. Returns (summary entries, what the attention plots draw)."""
+    import pandas as pd
+
+    te = data.test
+    lengths = S.src_lengths(te)
+    values, counts = np.unique(lengths, return_counts=True)
+    L = int(values[counts.argmax()])
+    rows = lengths == L
+    n_rows = L + 1 if data.kind == "tokens" else te.tgt_out.shape[1]  # tokens: the L digits and EOS
+    # each output step averaged over the sequences still decoding there (rows after an early EOS are 0)
+    alive = (np.arange(n_rows)[None, :] < dec.lengths[rows][:, None]).astype(np.float64)
+    mean = (dec.attention[rows][:, :n_rows, :L] * alive[:, :, None]).sum(axis=0)
+    mean /= np.maximum(alive.sum(axis=0), 1)[:, None]
+    frame = pd.DataFrame(mean, columns=[f"src_{j}" for j in range(L)])
+    frame.insert(0, "output_step", np.arange(n_rows))
+    recorder.table("attention_mean.csv", frame)
+    out: dict[str, Any] = {"attention_length": L, "attention_sequences": int(rows.sum())}
+    if data.kind == "tokens":
+        mirrored = L - 1 - np.arange(L)
+        out["attention_alignment"] = float(np.mean(mean[:L].argmax(axis=1) == mirrored))
+    i = int(np.flatnonzero(rows)[0])
+    if data.kind == "tokens":
+        ylab = [str(int(t) - S.DIGIT0) if t >= S.DIGIT0 else "<eos>" for t in dec.tokens[i, :n_rows]]
+        xlab = [str(int(t) - S.DIGIT0) for t in te.src[i, :L]]
+        ylab_mean = [*(f"out {t}" for t in range(L)), "<eos>"]
+    else:
+        ylab = xlab = ylab_mean = None
+    draw = {"mean": mean, "mean_ylabels": ylab_mean, "length": L, "sequences": int(rows.sum()),
+            "example": dec.attention[i, :n_rows, :L], "example_index": i, "example_xlabels": xlab,
+            "example_ylabels": ylab}
+    return out, draw
