@@ -24,17 +24,17 @@ from typing import Any
 import numpy as np
 
 from rnnlab.record import checkpoint
+from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
 from rnnlab.record.summary import Summary
-from rnnlab.runtime.io import write_csv, write_text
+from rnnlab.runtime.io import write_text
 
 log = logging.getLogger(__name__)
 
 
-class RunRecorder:
+class RunRecorder(RunFolder):
     def __init__(self, run_dir: str | Path, plots: bool = True, hooks=()):
-        self.run_dir = Path(run_dir)
-        self.plots = plots
+        super().__init__(run_dir, plots)
         self.hooks = list(hooks)
         self.summary = Summary(run_dir=str(self.run_dir))
         self.metrics = MetricsLog(self.run_dir)
@@ -83,9 +83,6 @@ class RunRecorder:
             self.summary.update(hook(fit) or {})
 
     # ------------------------------------------------------------------ after the loop
-    def table(self, name: str, frame) -> Path:
-        return write_csv(self.run_dir / name, frame)
-
     def finish(self, fit, entries: dict[str, Any], tables: dict[str, Any]) -> Summary:
         self.summary.update(entries)
         self._hooks(fit)
