@@ -183,12 +183,13 @@ def _fold_dirs(records: list[dict], sweep: Path, k: int) -> dict[int, str]:
 
 
 def _read_summary(run_dir: str) -> dict:
+    from rnnlab.record import summary as summary_file
+
     try:
-        s = json.loads((Path(run_dir) / "summary.json").read_text())
-        return s if isinstance(s, dict) else {"status": "unreadable summary"}
+        return summary_file.read(run_dir).to_dict()
     except FileNotFoundError:
         return {"status": "missing"}
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return {"status": "unreadable summary"}
 
 

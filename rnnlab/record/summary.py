@@ -96,6 +96,18 @@ class Summary:
     def keys(self):
         return self.to_dict().keys()
 
+    def items(self):
+        return self.to_dict().items()
+
+    def values(self):
+        return self.to_dict().values()
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
     @property
     def path(self) -> Path:
         return Path(self.run_dir) / FILE

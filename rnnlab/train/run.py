@@ -98,7 +98,7 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
 
 
 def _timing(fit: loop.Fit, t_start: float, monitor: str) -> dict:
-    from rnnlab.train.dashboard import dashboard, peak_memory_mb
+    from rnnlab.analysis.dashboard import dashboard, peak_memory_mb
 
     out = {"runtime_s": time.perf_counter() - t_start,
            "dashboard": dashboard(fit.rows, monitor=monitor, peak_memory_mb=peak_memory_mb())}
