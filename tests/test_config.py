@@ -3,15 +3,19 @@ name the key on bad input (that every option of every group composes and trains:
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
+import yaml
 
 import rnnlab
 from rnnlab import api
 from rnnlab.commands.hydra_bridge import compose_and_validate, split_args
 from rnnlab.config.groups import group_options
+from rnnlab.config.schema import ArchConf, MonitorConf, RegConf
 from rnnlab.config.validate import ConfigError
 from tests.conftest import TINY
 
@@ -132,6 +136,41 @@ def test_structured_config_errors_are_one_line(overrides, message):
     with pytest.raises(ConfigError) as exc:
         compose_and_validate(overrides)
     assert str(exc.value) == message
+
+
+# ----------------------------------------------------------------------------- group options as deltas
+
+# conf/reg/*.yaml before they became deltas over reg/_base.yaml: every key written out in every file.
+REG_BEFORE = {"input_dropout": 0.0, "dropout": 0.0, "l2": 0.0, "l1": 0.0, "grad_noise_eta": 0.0,
+              "grad_noise_gamma": 0.55, "mixup_alpha": 0.0, "recurrent_dropout": 0.0, "zoneout": 0.0}
+REG_OPTIONS_BEFORE = {
+    "none": {}, "dropout": {"dropout": 0.2}, "l1": {"l1": 1e-5}, "l2": {"l2": 1e-4},
+    "elastic_net": {"l2": 1e-4, "l1": 1e-5}, "mixup": {"mixup_alpha": 0.2}, "noise": {"grad_noise_eta": 0.01},
+    "recurrent_dropout": {"recurrent_dropout": 0.25}, "zoneout": {"zoneout": 0.1},
+}
+
+
+@pytest.mark.parametrize("option", sorted(REG_OPTIONS_BEFORE))
+def test_reg_options_compose_to_their_old_values(option):
+    reg = dataclasses.asdict(api.compose([f"reg={option}"]).reg)
+    assert reg == {"name": option, **REG_BEFORE, **REG_OPTIONS_BEFORE[option]}
+    assert all(type(v) is float for k, v in reg.items() if k != "name")
+
+
+@pytest.mark.parametrize("group, option, schema", [("arch", "lstm", ArchConf), ("reg", "none", RegConf),
+                                                    ("monitor", "default", MonitorConf)])
+def test_group_base_equals_its_schema_defaults(group, option, schema):
+    """The YAML base of a structured group (its documented values) and the dataclass defaults do not drift."""
+    assert getattr(api.compose([f"{group}={option}"]), group) == schema()
+
+
+@pytest.mark.parametrize("group", ["arch", "reg"])
+def test_options_are_deltas_over_the_base(group):
+    for option in group_options(group):
+        text = (files("rnnlab.conf") / group / f"{option}.yaml").read_text()
+        values = yaml.safe_load(text)
+        assert values["defaults"] == ["_base", "_self_"], option
+        assert len(values) <= 6, f"{group}/{option}.yaml repeats the base"
 
 
 # ----------------------------------------------------------------------------- optimizer ranges without optimizers
