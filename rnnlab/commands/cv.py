@@ -80,7 +80,7 @@ def _add_cv_entry(run_dir: Path, cfg) -> str | None:
 def _hydra_main():
     import hydra
 
-    hb.register_resolvers()
+    hb.setup()
     return hydra.main(config_path="pkg://rnnlab.conf", config_name="config", version_base="1.3")(task)
 
 
@@ -89,14 +89,9 @@ def _hydra_main():
 
 def _check_overrides(overrides: list[str]) -> None:
     """cv.fold is ours to sweep; other sweeps are refused (one config per cross-validation)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
+    from rnnlab.config.composition import parse
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        return  # compose_and_validate explains parse errors
-    for o in parsed:
+    for o in parse(overrides):
         key = o.get_key_element()
         if key == "cv.fold":
             raise ConfigError("rnnlab cv runs every fold itself: drop cv.fold (train one fold with "

@@ -1,7 +1,8 @@
 """`rnnlab train`: validate the overrides, run Hydra (single run or multirun), report.
 
-The Hydra task is `task(cfg)`: it validates, trains into Hydra's output folder, prints
-the Rich summary and appends its outcome to the results file the CLI reads back.
+The Hydra task is `task(cfg)`: it takes the config validated before the launch (or
+validates a config composed elsewhere, e.g. in a joblib worker), trains into Hydra's output
+folder, prints the Rich summary and appends its outcome to the results file the CLI reads back.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def task(cfg) -> None:
     """The body of the @hydra.main app (runs once per job, in-process or in a worker)."""
     from hydra.core.hydra_config import HydraConfig
 
-    from rnnlab.config.validate import validate
+    from rnnlab.config.composition import validated
     from rnnlab.data.base import DataError
     from rnnlab.runtime.io import write_json
 
@@ -39,7 +40,7 @@ def task(cfg) -> None:
 
         threadpool_limits(1)
     try:
-        rc = validate(cfg)
+        rc = validated(cfg)  # checked before the launch: not again
         from rnnlab import api
 
         summary = api.train(rc, run_dir, console=console, write_config=False)  # Hydra wrote .hydra/
@@ -65,7 +66,7 @@ def task(cfg) -> None:
 def _hydra_main():
     import hydra
 
-    hb.register_resolvers()
+    hb.setup()
     return hydra.main(config_path="pkg://rnnlab.conf", config_name="config", version_base="1.3")(task)
 
 

@@ -88,14 +88,13 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("host", socket.gethostname())
     try:
-        cfg, rc = compose_trial(overrides, setup.config_dir)
+        composed, rc = compose_trial(overrides, setup.config_dir)
     except ConfigError as exc:
         raise _fail(trial, f"bad config: {exc}", console) from None
     trial.set_user_attr("epochs_planned", rc.train.epochs)
     from rnnlab.config.composition import write_run_config
-    from rnnlab.search.compose import plain
 
-    write_run_config(run_dir, plain(cfg), overrides)
+    write_run_config(run_dir, composed.plain(), overrides)
 
     from rnnlab.train.run import train
 
