@@ -59,7 +59,7 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     fit = loop.Fit.start(task, cfg)
     from rnnlab.monitor import RunMonitor
 
-    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder.run_dir, console, plots=cfg.train.plots)
+    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder, console)
     t = cfg.train
     cbs = [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
            *([C.Pruning(epoch_hook)] if epoch_hook else []),
