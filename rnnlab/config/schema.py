@@ -87,21 +87,8 @@ class ArchConf:
     self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
-        from rnnlab.engine import cells
-        from rnnlab.engine.model import MERGE_MODES, POOLINGS
+        from rnnlab.engine.model import check_spec
 
-        try:
-            cell = cells.get(self.cell)
-        except ValueError:
-            raise ValueError(f"arch.cell must be one of {', '.join(cells.names())} or a module path "
-                             f"(got '{self.cell}')") from None
-        given = dict(self.cell_options)
-        if self.nonlinearity is not None:
-            if "nonlinearity" not in cell.options:
-                raise ValueError(f"arch.nonlinearity: cell {self.cell} has no nonlinearity option "
-                                 "(set arch.nonlinearity=null)")
-            given["nonlinearity"] = self.nonlinearity
-        cell.resolve(given, prefix="arch.cell_options.")
         _choice("arch.attention", self.attention, ATTENTIONS)
         _at_least("arch.conv_channels", self.conv_channels, 0)
         _at_least("arch.conv_kernel", self.conv_kernel, 1)
@@ -109,20 +96,8 @@ class ArchConf:
         _at_least("arch.hidden_size", self.hidden_size, 1)
         if not 1 <= self.num_layers <= 5:
             raise ValueError(f"arch.num_layers must be in 1..5 (got {self.num_layers})")
-        _choice("arch.merge_mode", self.merge_mode, MERGE_MODES)
         _fraction("arch.dropout", self.dropout)
-        _choice("arch.pooling", self.pooling, POOLINGS)
-        if self.batch_norm and self.layer_norm:
-            raise ValueError("arch.batch_norm and arch.layer_norm are mutually exclusive (set one to false)")
-        _at_least("arch.self_attention_heads", self.self_attention_heads, 0)
-        heads = self.self_attention_heads
-        if heads and self.pooling == "last":
-            raise ValueError("arch.self_attention_heads needs arch.pooling mean, max, attention or none "
-                             "(pooling last reads the final states, which self-attention does not change)")
-        features = self.hidden_size * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
-        if heads and features % heads:
-            raise ValueError(f"arch.self_attention_heads ({heads}) must divide the feature size {features} "
-                             f"(arch.hidden_size, doubled by bidirectional concat)")
+        check_spec(self, key=lambda name: f"arch.{name}")  # the model's own constraints, named as config keys
 
 
 @dataclass
