@@ -13,6 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rnnlab.data import augment, registry
+from rnnlab.data.base import DataError
+
 DEFAULT_OUTPUT = "augment_preview.png"
 
 
@@ -37,8 +40,6 @@ def preview(overrides: list[str], aug: str | None, output: str | Path | None, n:
     from rnnlab.commands.hydra_bridge import split_args
     from rnnlab.config.composition import compose_and_validate
     from rnnlab.config.validate import ConfigError
-    from rnnlab.data import augment, registry
-    from rnnlab.data.base import DataError
 
     if n < 1:
         raise ValueError(f"--n must be >= 1 (got {n})")

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.runtime.io import write_csv, write_json
+
 MAX_DEPTH = 3
 DEFAULT_OUTPUT = "comparison"
 CONFIG_KEYS = ("arch.cell", "arch.hidden_size", "optim.name", "optim.lr", "reg.name", "seed")
@@ -386,8 +388,6 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
         result["groups"] = pd.DataFrame(group_stats(done, by, metric, higher))
     if use_ensemble:
         result["ensemble"] = ensemble(done)
-
-    from rnnlab.runtime.io import write_csv, write_json
 
     files = [write_csv(out_dir / "comparison.csv", table)]
     if by:

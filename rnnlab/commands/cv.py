@@ -23,6 +23,10 @@ from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
 from rnnlab.config.validate import ConfigError
+from rnnlab.data import folds as F
+from rnnlab.data import registry
+from rnnlab.data.base import DataError
+from rnnlab.runtime.io import write_csv, write_json
 
 SWEEP_ROOT = Path("outputs/cv")
 # One fold stopped by Ctrl-C stops the rest of an in-process (basic launcher) sweep.
@@ -99,9 +103,6 @@ def plan_folds(rc):
     """(data, resolved strategy, folds) of a validated RunConfig; the data is loaded as a fold's trainer does."""
     import numpy as np
 
-    from rnnlab.data import folds as F
-    from rnnlab.data import registry
-
     # The trainer's data stream is child 0 of SeedSequence(seed): the same series and splits as every fold.
     data_rng = np.random.default_rng(np.random.SeedSequence(rc.seed).spawn(1)[0])
     data = registry.load(rc.data, data_rng, np.dtype(rc.train.dtype))
@@ -124,7 +125,6 @@ def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]
 
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
-    from rnnlab.data.base import DataError
 
     console = console or Console(stderr=True)
     try:
@@ -183,9 +183,7 @@ def _read_summary(run_dir: str) -> dict:
 
 
 def _report(rc, data, strategy, folds, run_dirs, records, sweep: Path, overrides, console) -> int:
-    from rnnlab.data import folds as F
     from rnnlab.report import cv_results as R
-    from rnnlab.runtime.io import write_csv, write_json
 
     k = len(folds)
     summaries = {i: _read_summary(d) for i, d in run_dirs.items()}

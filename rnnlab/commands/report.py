@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from rnnlab.report.html import ReportError, write_report
+
 
 def run(run_dir: str | Path, output: str | Path | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
-    from rnnlab.report.html import ReportError, write_report
 
     try:
         path, warnings = write_report(run_dir, output)

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from rnnlab.runtime.io import write_json
 from rnnlab.search import SearchError
+from rnnlab.search.metric import check_metric, choose_direction
+from rnnlab.search.space import grid_values, load_space_file, parse_cli
 
 if TYPE_CHECKING:
     from rnnlab.search.objective import TrialSetup
@@ -93,9 +96,7 @@ class Plan:
 def plan(o: SearchOptions) -> Plan:
     """Check everything and open the study; SearchError (one line) on any bad input."""
     from rnnlab.search.compose import check_overrides, check_space
-    from rnnlab.search.metric import check_metric, choose_direction
     from rnnlab.search.objective import TrialSetup
-    from rnnlab.search.space import grid_values, load_space_file, parse_cli
     from rnnlab.search.study import StudySpec, check_study, load_study
 
     _check_options(o)
@@ -217,7 +218,6 @@ def write_outputs(p: Plan, o: SearchOptions, console: Console, wall: float, new_
         "plots": plots,
     }
     result = out.summary(study, rows, info)
-    from rnnlab.runtime.io import write_json
 
     write_json(folder / "search_summary.json", result)
     return result

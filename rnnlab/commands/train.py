@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
 from rnnlab.config.validate import ConfigError
+from rnnlab.data.base import DataError
 
 # A job that failed on bad input (a missing data file, a malformed CSV) exits 2 like a bad config.
 EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
@@ -26,7 +27,6 @@ def task(cfg, hooks=()) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     from rnnlab.config.composition import validated
-    from rnnlab.data.base import DataError
     from rnnlab.train.recorder import record_failure
 
     hc = HydraConfig.get()

@@ -24,8 +24,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rnnlab.config import schema
 from rnnlab.config.groups import group_options
 from rnnlab.config.validate import ConfigError, RunConfig, one_line, unknown_key, unknown_option
+from rnnlab.runtime.io import write_text
 
 CONFIG_MODULE = "rnnlab.conf"
 # Groups whose options extend a dataclass schema of config/schema.py, registered as GROUP/_schema.
@@ -43,8 +45,6 @@ def setup() -> None:
         return
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
-
-    from rnnlab.config import schema
 
     if not OmegaConf.has_resolver("rnnlab_suffix"):
         OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
@@ -282,8 +282,6 @@ def write_run_config(run_dir, config: dict, overrides) -> None:
     runs trained without hydra.main: rnnlab.api, search trials)."""
     import yaml
     from omegaconf import OmegaConf
-
-    from rnnlab.runtime.io import write_text
 
     hydra_dir = Path(run_dir) / ".hydra"
     write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))

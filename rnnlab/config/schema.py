@@ -18,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rnnlab.data.augment import normalize_specs
+from rnnlab.engine.model import check_spec
+
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
@@ -47,7 +50,6 @@ def _fraction(key: str, value: float, *, closed: bool = False) -> None:
 
 def _augment_specs(value: Any) -> list[dict[str, Any]]:
     """data.augment as full specs (each name with its parameters); ValueError naming the entry."""
-    from rnnlab.data.augment import normalize_specs
 
     return normalize_specs(value, key="data.augment")
 
@@ -87,7 +89,6 @@ class ArchConf:
     self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
-        from rnnlab.engine.model import check_spec
 
         _choice("arch.attention", self.attention, ATTENTIONS)
         _at_least("arch.conv_channels", self.conv_channels, 0)

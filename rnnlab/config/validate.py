@@ -23,6 +23,7 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.config.groups import group_options
 from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, MonitorConf, RegConf, TrainConf, check_optim
+from rnnlab.engine.schedules import make_schedule
 
 TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "hydra"}
 
@@ -183,7 +184,6 @@ def validate(cfg: DictConfig) -> RunConfig:
     """Type- and range-check a composed config (Hydra's own `hydra` node is ignored). Builds no
     optimizer: its ranges come from the schema (`check_optim`); a schedule is built once to check
     its bounds against the run's lr and epochs."""
-    from rnnlab.engine.schedules import make_schedule
 
     unknown = sorted(set(cfg.keys()) - TOP_KEYS)
     if unknown:

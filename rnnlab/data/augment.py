@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.data.base import DataError
+
 # The training batches' generator is SeedSequence(seed) child number AUGMENT_STREAM
 # (= SeedSequence(seed).spawn(AUGMENT_STREAM + 1)[-1]): apart from the trainer's spawned
 # streams, so switching augmentation on changes no other random number of a run.
@@ -386,7 +388,6 @@ def for_training(cfg, data) -> Augmenter | None:
     specs = getattr(cfg.data, "augment", None) or []
     if not specs:
         return None
-    from rnnlab.data.base import DataError
 
     if data.embedding or not np.issubdtype(data.train.x.dtype, np.floating) or data.train.x.ndim != 3:
         raise DataError(f"data.augment needs float inputs (B, T, D), but data '{cfg.data.name}' has "

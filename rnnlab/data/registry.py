@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from rnnlab.data.seq2seq_tasks import Seq2SeqTask
+
 LOADERS = {
     "sine": "rnnlab.data.sine",
     "csv": "rnnlab.data.timeseries",
@@ -34,6 +36,5 @@ def load(cfg, rng, dtype, cv=None, seed: int = 0):
 
 def is_seq2seq(data) -> bool:
     """True for the encoder-decoder tasks (a Seq2SeqTask rather than a TaskData)."""
-    from rnnlab.data.seq2seq_tasks import Seq2SeqTask
 
     return isinstance(data, Seq2SeqTask)

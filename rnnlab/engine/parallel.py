@@ -35,6 +35,10 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
+from rnnlab.engine import losses
+from rnnlab.engine import model as M
+from rnnlab.runtime.memory import keep_freed_memory
+
 _ALIGN = 64
 # Seconds to busy-poll the socket before sleeping on it. Waking a sleeping process costs
 # up to milliseconds on a VM, paid twice per step; a worker spins a little past each
@@ -65,7 +69,6 @@ def loss_count(target: np.ndarray, mask) -> float:
 
 def make_loss(name: str, opts: dict):
     """fn(pred, target, mask=None) -> (value, dpred) for a loss of ``losses`` with keyword options."""
-    from rnnlab.engine import losses
 
     base = losses.get_loss(name)
     if not opts:
@@ -75,7 +78,6 @@ def make_loss(name: str, opts: dict):
 
 def part_loss_and_grads(spec, params, loss_fn, x, mask, target, tmask, weight: float, rng):
     """(weight * loss, grads of weight * loss) of one part of a batch."""
-    from rnnlab.engine import model as M
 
     out, cache = M.forward(spec, params, x, mask, train=True, rng=rng)
     loss, dout = loss_fn(out, target, mask=tmask)
@@ -126,8 +128,6 @@ def _worker_main(conn) -> None:
     """A worker (one BLAS thread, set by its environment): steps until "close" or until the
     connection closes (the parent is gone)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    from rnnlab.engine import model as M
-    from rnnlab.runtime.memory import keep_freed_memory
 
     keep_freed_memory()  # as in the trainer: no page faults on every step's caches
 

@@ -65,7 +65,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnlab.engine import attention as A
-from rnnlab.engine import cells, dense, embedding
+from rnnlab.engine import cells, dense, embedding, losses
 
 ATTENTIONS = (None, "luong", "bahdanau")
 
@@ -267,7 +267,6 @@ def forward(spec: Seq2SeqSpec, params, src, src_mask, tgt_in, teacher_forcing: f
 
 def loss(spec: Seq2SeqSpec, out, tgt_out, tgt_mask):
     """(value, dL/dout): masked cross entropy over the real target steps (tokens) or MSE (continuous)."""
-    from rnnlab.engine import losses
 
     if spec.tokens_out:
         return losses.softmax_cross_entropy(out, tgt_out, tgt_mask)

@@ -14,6 +14,10 @@ from typing import Any
 import numpy as np
 
 from rnnlab.engine import cells
+from rnnlab.engine import model as M
+from rnnlab.engine import seq2seq as Q
+from rnnlab.engine.model import forward, recurrent_weights, shows
+from rnnlab.monitor.probe import make_probe
 
 
 class SequenceInspector:
@@ -26,18 +30,15 @@ class SequenceInspector:
                                "rnn.weight_hh_l0_reverse")
 
     def probe(self, size: int):
-        from rnnlab.monitor.probe import make_probe
 
         return make_probe(self.data, size)
 
     def recurrent_weights(self) -> list[tuple[str, str, cells.Recurrent]]:
-        from rnnlab.engine.model import recurrent_weights
 
         return recurrent_weights(self.spec)
 
     def time_traces(self, params, state, probe) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(layer key, dL/dh_t (T, B, H), real steps (T, B)) per recurrent layer and direction, bottom first."""
-        from rnnlab.engine import model as M
 
         out, cache = M.forward(self.spec, params, probe.x, probe.mask, train=False, state=state)
         targets = probe.y if self.loss_targets is None else self.loss_targets(self.kind, probe.y, out.dtype)
@@ -50,7 +51,6 @@ class SequenceInspector:
 
     def shown(self, params, state, probe) -> tuple[dict[str, Any], np.ndarray]:
         """(what the model's blocks show: "states", "attention", ...; valid (B, T) real steps)."""
-        from rnnlab.engine.model import forward, shows
 
         _, cache = forward(self.spec, params, probe.x, probe.mask, train=False, state=state)
         B, T = np.shape(probe.x)[:2]
@@ -75,12 +75,10 @@ class Seq2SeqInspector:
         return split.batch(slice(0, min(size, len(split)))) if len(split) else None
 
     def recurrent_weights(self):
-        from rnnlab.engine import seq2seq as Q
 
         return Q.recurrent_weights(self.spec)
 
     def time_traces(self, params, state, probe):
-        from rnnlab.engine import seq2seq as Q
 
         out, cache = Q.forward(self.spec, params, probe.src, probe.src_mask, probe.tgt_in)
         _, dout = Q.loss(self.spec, out, probe.tgt_out, probe.tgt_mask)
@@ -90,7 +88,6 @@ class Seq2SeqInspector:
         return [(k, tr, real[k]) for k, tr in trace.items()]
 
     def shown(self, params, state, probe):
-        from rnnlab.engine import seq2seq as Q
 
         _, cache = Q.forward(self.spec, params, probe.src, probe.src_mask, probe.tgt_in)
         shown = Q.shows(self.spec, cache)

@@ -23,6 +23,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from rnnlab.engine import model as M
+from rnnlab.engine import seq2seq as Q
+from rnnlab.engine.seq2seq import Seq2SeqSpec
 from rnnlab.runtime.io import atomic_write, strict_json, write_text
 
 FORMAT_VERSION = 2
@@ -43,13 +46,11 @@ class ModelKind(NamedTuple):
 
 
 def _sequence() -> ModelKind:
-    from rnnlab.engine import model as M
 
     return ModelKind(M.ModelSpec.from_dict, M.init_params, M.init_state)
 
 
 def _seq2seq() -> ModelKind:
-    from rnnlab.engine import seq2seq as Q
 
     def spec_from_dict(d):
         return Q.Seq2SeqSpec(**{k: v for k, v in d.items() if k != "model"})
@@ -62,7 +63,6 @@ MODEL_KINDS = {"sequence": _sequence, "seq2seq": _seq2seq}
 
 def kind_of(spec) -> str:
     """The model kind a spec object builds."""
-    from rnnlab.engine.seq2seq import Seq2SeqSpec
 
     return "seq2seq" if isinstance(spec, Seq2SeqSpec) else "sequence"
 

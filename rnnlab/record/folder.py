@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from rnnlab.runtime.io import write_csv
+
 
 class RunFolder:
     def __init__(self, run_dir: str | Path, plots: bool = True):
@@ -18,7 +20,6 @@ class RunFolder:
 
     def table(self, name: str, frame) -> Path:
         """Write a pandas DataFrame as run_dir/name (CSV); returns the path."""
-        from rnnlab.runtime.io import write_csv
 
         return write_csv(self.run_dir / name, frame)
 

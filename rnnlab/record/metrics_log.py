@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rnnlab.runtime.io import write_text
+
 FILE = "metrics.csv"
 
 
@@ -61,7 +63,6 @@ class MetricsLog:
             os.fsync(fh.fileno())
 
     def _rewrite(self) -> None:
-        from rnnlab.runtime.io import write_text
 
         text = (_line(self.columns) if self.columns else "") + "".join(
             _line([r.get(c) for c in self.columns]) for r in self.rows)

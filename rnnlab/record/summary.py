@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.runtime.io import strict_json
+
 FORMAT_VERSION = 2
 FILE = "summary.json"
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed", "pruned")
@@ -129,7 +131,6 @@ class Summary:
         return s
 
     def to_json(self) -> str:
-        from rnnlab.runtime.io import strict_json
 
         return strict_json(self.to_dict())
 

@@ -26,6 +26,7 @@ from typing import Any
 from rnnlab.record import summary as summary_file
 from rnnlab.record.metrics_log import read_rows
 from rnnlab.record.summary import Summary
+from rnnlab.runtime.io import write_text
 
 REPORT_NAME = "report.html"
 
@@ -484,7 +485,6 @@ def write_report(run_dir: str | Path, output: str | Path | None = None) -> tuple
 
     `output` may be a file or an existing folder (the page is then written into it as report.html).
     """
-    from rnnlab.runtime.io import write_text
 
     page, warnings = render_report(run_dir)
     out = Path(output) if output is not None else Path(run_dir) / REPORT_NAME

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.runtime.io import FILE_MODE
+
 MAX_FRAMES = 60  # GIF frames (epochs evenly spaced beyond that)
 GIF_FPS = 4
 GIF_DPI = 72
@@ -208,7 +210,6 @@ def weight_hist_gif(grids: dict[str, tuple[np.ndarray, np.ndarray]], epochs: lis
     from PIL import Image
 
     from rnnlab.report.plots import plt
-    from rnnlab.runtime.io import FILE_MODE
 
     names = list(grids)
     frames = np.unique(np.linspace(0, len(epochs) - 1, min(len(epochs), MAX_FRAMES)).round().astype(int))

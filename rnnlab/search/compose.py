@@ -13,7 +13,7 @@ from typing import Any
 from rnnlab.config.composition import Composed, Composer
 from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.search import SearchError
-from rnnlab.search.space import Param, override
+from rnnlab.search.space import Param, override, probe_values
 
 GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor")
 # Keys that change what a run shows, not what it learns: left out of the best experiment.
@@ -57,7 +57,6 @@ def check_space(params: dict[str, Param], base: list[str], config_dir: str | Non
     """Compose and validate the base config with each probe value of each parameter (the others at
     their first value); returns the RunConfig with every parameter at its first value. SearchError
     names the override or parameter value at fault."""
-    from rnnlab.search.space import probe_values
 
     first = {k: probe_values(p)[0] for k, p in params.items()}
     with Composer(config_dir) as c:

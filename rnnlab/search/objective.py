@@ -19,8 +19,10 @@ from typing import Any
 
 from rich.markup import escape
 
+from rnnlab.data.base import DataError
 from rnnlab.search import SearchError
-from rnnlab.search.space import Param, format_value
+from rnnlab.search.metric import available_metrics, epoch_column, epoch_value, read_metric
+from rnnlab.search.space import Param, format_value, suggest
 
 
 class TrialFailed(Exception):
@@ -46,7 +48,6 @@ class PruneHook:
         self.column: str | None = None
 
     def __call__(self, epoch: int, row: dict[str, Any]) -> str | None:
-        from rnnlab.search.metric import epoch_column, epoch_value
 
         if self.column is None:
             self.column = epoch_column(self.setup.metric, row.keys())
@@ -75,10 +76,7 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
     import optuna
 
     from rnnlab.config.validate import ConfigError
-    from rnnlab.data.base import DataError
     from rnnlab.search.compose import compose_trial, trial_overrides
-    from rnnlab.search.metric import available_metrics, read_metric
-    from rnnlab.search.space import suggest
 
     values = {key: suggest(trial, p) for key, p in setup.params.items()}
     overrides = trial_overrides(setup.base, values)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+import rnnlab
 from rnnlab.record import checkpoint
 from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
@@ -147,7 +148,6 @@ def blas_threads() -> str:
 
 
 def versions() -> dict[str, str]:
-    import rnnlab
 
     return {"rnnlab": getattr(rnnlab, "__version__", "0"), "numpy": np.__version__,
             "python": platform.python_version()}

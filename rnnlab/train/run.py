@@ -17,6 +17,7 @@ import numpy as np
 from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
+from rnnlab.monitor import RunMonitor
 from rnnlab.record.summary import Summary
 from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import callbacks as C
@@ -57,7 +58,6 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     data = registry.load(cfg.data, streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
     task = tasks.for_data(cfg, data, streams)
     fit = loop.Fit.start(task, cfg)
-    from rnnlab.monitor import RunMonitor
 
     monitor = RunMonitor(cfg.monitor, task.inspector(), recorder, console)
     t = cfg.train

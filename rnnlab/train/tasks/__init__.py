@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+from rnnlab.data.registry import is_seq2seq
+
 
 def for_data(cfg, data, streams):
-    from rnnlab.data.registry import is_seq2seq
 
     if is_seq2seq(data) or cfg.arch.attention != "none":  # the encoder-decoder (refuses other data)
         from rnnlab.train.tasks.seq2seq import Seq2SeqAdapter

@@ -23,6 +23,7 @@ import numpy as np
 from rnnlab.config.validate import ConfigError
 from rnnlab.data import seq2seq_tasks as S
 from rnnlab.data.base import DataError
+from rnnlab.data.registry import is_seq2seq
 from rnnlab.engine import seq2seq as Q
 from rnnlab.train import batches
 from rnnlab.train.tasks.base import StepOut, Streams, TestReport, limited_steps
@@ -32,7 +33,6 @@ N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: 5 se
 
 def check_config(cfg, data) -> None:
     """One-line DataError for settings the encoder-decoder does not have (or non-seq2seq data with attention)."""
-    from rnnlab.data.registry import is_seq2seq
 
     a, r = cfg.arch, cfg.reg
     if not is_seq2seq(data):

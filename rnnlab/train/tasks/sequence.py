@@ -17,7 +17,7 @@ from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import augment
 from rnnlab.data.base import DataError, TaskData
 from rnnlab.engine import model as M
-from rnnlab.engine.parallel import make_loss
+from rnnlab.engine.parallel import DataParallel, make_loss
 from rnnlab.train import batches
 from rnnlab.train.tasks.base import StepOut, Streams, TestReport, limited_steps
 from rnnlab.train.tasks.predict import accuracy, evaluate, loss_targets
@@ -128,7 +128,6 @@ class SequenceTask:
     def _data_parallel(self):
         if self.cfg.train.workers == 1:
             return nullcontext(None)
-        from rnnlab.engine.parallel import DataParallel
 
         name, opts = loss_setup(self.cfg, self.data, smoothing=True)
         try:
