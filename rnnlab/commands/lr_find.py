@@ -16,12 +16,15 @@ noise); early stopping is always off.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from rnnlab.train.callbacks import Callback
 
 # Overrides the range test starts from; an override of the same key on the command line wins.
 DEFAULTS = ("monitor=none", "train.plots=false", "train.progress=false")
@@ -41,7 +44,7 @@ class LRFindResult(NamedTuple):
 def run(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int = 100, output: str | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     try:
-        res = lr_find(args, start=start, end=end, steps=steps, output=output)
+        res = lr_find(args, start=start, end=end, steps=steps, output=output, status=True)
     except ValueError as exc:  # ConfigError, DataError and a bad --start/--end/--steps: one line
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -68,8 +71,9 @@ def run(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int = 10
 
 
 def lr_find(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int = 100,
-            output: str | Path | None = None) -> LRFindResult:
-    """Run the range test in-process; bad input raises ValueError (ConfigError, DataError) with one line."""
+            output: str | Path | None = None, status: bool = False) -> LRFindResult:
+    """Run the range test in-process; bad input raises ValueError (ConfigError, DataError) with one line.
+    status: a transient status line (step, lr, smoothed loss) while it runs, on a terminal only."""
     from rnnlab import api
     from rnnlab.config.validate import ConfigError
     from rnnlab.record.folder import RunFolder
@@ -84,9 +88,33 @@ def lr_find(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int 
     # Enough epochs for the sweep (each has at least one step); the finder stops it. No early stopping.
     rc.train = dataclasses.replace(rc.train, epochs=max(rc.train.epochs, steps), early_stopping_patience=None)
     run_dir = Path(output) if output is not None else default_dir(rc.name)
-    summary = api.train(rc, run_dir, callbacks=[finder], hooks=[finder.summary_entry])
+    shown = [StatusLine(finder)] if status else []
+    summary = api.train(rc, run_dir, callbacks=[finder, *shown], hooks=[finder.summary_entry])
     write_outputs(RunFolder(run_dir, plots=True), finder)
     return LRFindResult(run_dir, summary, finder)
+
+
+class StatusLine(Callback):
+    """`lr-find: step 37/100  lr 2.1e-04  smoothed loss 0.98` on stderr while the sweep runs; transient
+    (gone when it ends, so an error stays one line) and only on a terminal."""
+
+    def __init__(self, finder, console=None):
+        from rich.console import Console
+
+        self.finder, self.console = finder, console or Console(stderr=True)
+        self.status = None
+
+    def session(self, fit):
+        if not self.console.is_terminal:
+            return contextlib.nullcontext()
+        self.status = self.console.status(f"lr-find: lr {self.finder.start:g} -> {self.finder.end:g} ...")
+        return self.status
+
+    def on_step_end(self, fit, info) -> None:
+        f = self.finder
+        if self.status is not None and f.lrs:
+            self.status.update(f"lr-find: step {len(f.lrs)}/{f.steps}  lr {f.lrs[-1]:.3g}  "
+                               f"smoothed loss {f.smoothed[-1]:.4g}")
 
 
 def with_defaults(args: list[str]) -> list[str]:

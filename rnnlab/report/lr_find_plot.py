@@ -31,6 +31,6 @@ def lr_find_plot(lrs, losses, smoothed, suggestion: float | None, path: Path, st
     if stopped:
         ax.text(0.01, 0.01, f"stopped: {stopped}", transform=ax.transAxes, fontsize=7, color="grey", va="bottom",
                 wrap=True)
-    ax.legend(loc="upper left")
-    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
     return save_figure(fig, path)

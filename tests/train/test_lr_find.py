@@ -210,3 +210,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, kw, message):
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_status_line_on_a_terminal_is_transient(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    finder = LRFinder(steps=20)
+    status = cmd.StatusLine(finder, Console(file=buf, force_terminal=True, width=120))
+    rc = api.compose([*TINY, "train.epochs=20"])
+    api.train(rc, tmp_path / "run", callbacks=[finder, status])
+    assert "lr-find: step 20/20" in buf.getvalue() and finder.stopped.startswith("swept 20 steps")  # the last refresh
