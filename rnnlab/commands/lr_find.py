@@ -65,7 +65,8 @@ def run(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int = 10
 
     lr = format_lr(f.suggestion)
     print(f"suggested lr: {lr} (steepest descent of the smoothed loss)")
-    print(f"train with it: rnnlab train {shlex.join([*args, f'optim.lr={lr}'])}")
+    kept = [a for a in args if a.split("=", 1)[0].lstrip("+~") != "optim.lr"]  # the sweep ignored it
+    print(f"train with it: rnnlab train {shlex.join([*kept, f'optim.lr={lr}'])}")
     print(f"optim.lr={lr}")
     return EXIT_CODES.get(status, 1)
 

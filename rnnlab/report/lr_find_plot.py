@@ -26,11 +26,9 @@ def lr_find_plot(lrs, losses, smoothed, suggestion: float | None, path: Path, st
         ax.axvline(suggestion, color="C3", ls="--", lw=1)
         ax.plot([suggestion], [smoothed[i]], "o", color="C3", label=f"suggested lr {suggestion:.2g}")
     ax.set_xscale("log")
-    title = "Learning-rate range test"
-    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title=title)
-    if stopped:
-        ax.text(0.01, 0.01, f"stopped: {stopped}", transform=ax.transAxes, fontsize=7, color="grey", va="bottom",
-                wrap=True)
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="Learning-rate range test")
+    if stopped:  # a caption under the axes, clear of the curves and the legend
+        fig.text(0.5, -0.01, f"stopped: {stopped}", ha="center", va="top", fontsize=7, color="grey", wrap=True)
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

@@ -165,7 +165,7 @@ def test_range_is_checked():
 # ---------------------------------------------------------------------------- the command
 def test_command_writes_the_files_and_prints_a_pasteable_override(tmp_path, capsys):
     out = tmp_path / "lrf"
-    code = cmd.run([*TINY, "arch=gru"], steps=30, output=str(out))
+    code = cmd.run([*TINY, "arch=gru", "optim.lr=0.5"], steps=30, output=str(out))  # the sweep ignores optim.lr
     printed = capsys.readouterr().out
     assert code == 0, printed
     frame = pd.read_csv(out / "lr_find.csv")
@@ -179,7 +179,7 @@ def test_command_writes_the_files_and_prints_a_pasteable_override(tmp_path, caps
     assert entry["steps"] == 30 and entry["steps_run"] == len(frame) and "not those of a trained model" in entry["note"]
     override = printed.strip().splitlines()[-1]
     assert override == entry["override"] and override.startswith("optim.lr=")
-    assert f"rnnlab train {' '.join(TINY)} arch=gru {override}" in printed  # the user's overrides, not ours
+    assert f"rnnlab train {' '.join(TINY)} arch=gru {override}\n" in printed  # the user's overrides, not ours
     assert api.compose([override]).optim["lr"] == pytest.approx(entry["suggested_lr"], rel=0.05)
     assert frame["lr"].min() <= entry["suggested_lr"] <= frame["lr"].max()
 
