@@ -27,11 +27,10 @@ __all__ = ["ConfigError", "RunConfig", "Summary", "compose", "train"]
 
 def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> RunConfig:
     """The validated config of ``rnnlab train OVERRIDES`` (``-cd CONFIG_DIR`` adds a config folder)."""
-    from rnnlab.search.compose import compose_trial
+    from rnnlab.config import composition
 
     overrides = [str(o) for o in overrides]
-    _refuse_sweeps(overrides)
-    _, rc = compose_trial(overrides, None if config_dir is None else str(config_dir))
+    rc = composition.compose(overrides, config_dir)
     rc.overrides = tuple(overrides)
     return rc
 
@@ -56,15 +55,3 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
         write_run_config(run_dir, rc.to_dict(), rc.overrides)
     return fit(rc, run_dir, console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks)
 
-
-def _refuse_sweeps(overrides: list[str]) -> None:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as exc:
-        raise ConfigError(f"cannot parse overrides {overrides}: {str(exc).strip().splitlines()[0]}") from None
-    for o in parsed:
-        if o.is_sweep_override():
-            raise ConfigError(f"{o.input_line} is a sweep: compose builds one config (sweep with rnnlab train -m)")

@@ -124,8 +124,8 @@ def test_imdb_metrics_and_checkpoint(imdb_run):
 
 def test_classification_plots(imdb_run, tmp_path):
     """The confusion, ROC and PR plots as the trainer asks for them (curves built as classify.py does)."""
+    from rnnlab.analysis import metrics as mt
     from rnnlab.report import plots
-    from rnnlab.train import metrics as mt
 
     *_, d = imdb_run
     p = pd.read_csv(d / "predictions.csv")

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from rnnlab.analysis import metrics as mt
 from rnnlab.commands.compare import compare, run
 from rnnlab.commands.train import run as train
-from rnnlab.train import metrics as mt
 from tests.conftest import TINY, read_summary, run_cli
 
 

@@ -50,7 +50,8 @@ BAD = [
     (["arch=choice:"], [], {}, "arch: choice needs at least one value"),
     (["optim.lr=flot:1:2"], [], {}, "--param optim.lr=flot:1:2: unknown type 'flot' (use float:LOW:HIGH[:log|:STEP], "
                                     "int:LOW:HIGH[:log|:STEP] or choice:A,B,...)"),
-    (["arch.hidden_sizee=int:4:8"], [], {}, "search space arch.hidden_sizee=4: unknown key 'arch.hidden_sizee'"),
+    (["arch.hidden_sizee=int:4:8"], [], {}, "search space arch.hidden_sizee=4: unknown key 'arch.hidden_sizee' "
+                                            "(did you mean arch.hidden_size?)"),
     (["arch=choice:rnn,foo"], [], {}, f"search space arch=foo: unknown arch 'foo' (choose from: {ARCHS})"),
     (["reg.dropout=float:0:1.5"], [], {}, "search space reg.dropout=1.5: reg.dropout must be in [0, 1) (got 1.5)"),
     ([LR, "arch.hidden_size=int:0:8"], [], {},

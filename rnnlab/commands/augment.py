@@ -34,7 +34,8 @@ def run(overrides: list[str], aug: str | None = None, output: str | Path | None 
 def preview(overrides: list[str], aug: str | None, output: str | Path | None, n: int) -> Path:
     import numpy as np
 
-    from rnnlab.commands.hydra_bridge import compose_and_validate, split_args
+    from rnnlab.commands.hydra_bridge import split_args
+    from rnnlab.config.composition import compose_and_validate
     from rnnlab.config.validate import ConfigError
     from rnnlab.data import augment, registry
     from rnnlab.data.base import DataError

@@ -134,14 +134,14 @@ def _load_yaml(path: Path) -> Any:
 
 def load_run(path: Path) -> Run:
     run = Run(path=path)
+    from rnnlab.record import summary as summary_file
+
     try:
-        run.summary = json.loads((path / "summary.json").read_text())
-        if not isinstance(run.summary, dict):
-            raise ValueError
+        run.summary = summary_file.read(path)
         run.status = str(run.summary.get("status", "unknown"))
     except FileNotFoundError:
         run.summary, run.status = {}, "no summary"
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         run.summary, run.status = {}, "unreadable summary"
     cfg = _load_yaml(path / ".hydra" / "config.yaml")
     run.config = cfg if isinstance(cfg, dict) else {}
@@ -273,7 +273,7 @@ def ensemble(runs: list[Run]) -> dict:
     import numpy as np
     import pandas as pd
 
-    from rnnlab.train import metrics as mt
+    from rnnlab.analysis import metrics as mt
 
     if len(runs) < 2:
         raise CompareError(f"--ensemble needs at least 2 completed runs ({len(runs)} completed)")
@@ -405,10 +405,12 @@ def loss_curves(runs: list[Run], distinct: dict[int, str], path: Path) -> Path |
     """Train and validation loss per epoch of every run with a metrics.csv (dashed: runs left out)."""
     import pandas as pd
 
+    from rnnlab.record import metrics_log
+
     curves = []
     for r in runs:
         try:
-            m = pd.read_csv(r.path / "metrics.csv")
+            m = metrics_log.read(r.path)
         except (OSError, ValueError):
             continue
         if {"epoch", "train_loss", "val_loss"} <= set(m.columns) and len(m):

@@ -13,7 +13,6 @@ Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 13
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ _stopped = False
 
 
 def task(cfg) -> None:
-    """Train one fold (the train command's task), then add the fold's `cv` entry to its summary.json."""
+    """Train one fold (the train command's task); its summary.json gets the fold's `cv` entry."""
     global _stopped
     from hydra.core.hydra_config import HydraConfig
 
@@ -42,45 +41,40 @@ def task(cfg) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if _stopped:
-        _skip(run_dir, list(HydraConfig.get().overrides.task))
+        _skip(run_dir, list(HydraConfig.get().overrides.task), cfg)
         return
+    status = "failed"
     try:
-        train_cmd.task(cfg)
+        status = train_cmd.task(cfg, hooks=[cv_entry(cfg)])
     finally:
-        status = _add_cv_entry(run_dir, cfg)
         _stopped = _stopped or status == "interrupted"
 
 
-def _skip(run_dir: Path, overrides: list[str]) -> None:
-    from rnnlab.runtime.io import write_json
+def cv_entry(cfg):
+    """The recorder hook giving summary.json its `cv` entry: the fold as the data cut it (its sizes
+    and ranges, from the loaded data's meta), or the config's fold for a run that never started."""
+    fallback = {"fold": cfg.cv.fold, "k": cfg.cv.k, "strategy": cfg.cv.strategy}
+
+    def hook(fit) -> dict:
+        meta = getattr(getattr(fit, "task", None), "data", None)
+        meta = getattr(meta, "meta", None) or {}
+        return {"cv": meta.get("cv", fallback)}
+
+    return hook
+
+
+def _skip(run_dir: Path, overrides: list[str], cfg) -> None:
+    from rnnlab.train.recorder import record_failure
 
     message = "not run: an earlier fold was interrupted"
-    write_json(run_dir / "summary.json", {"status": "interrupted", "message": message, "run_dir": str(run_dir)})
+    record_failure(run_dir, message, status="interrupted", hooks=[cv_entry(cfg)])
     hb.report_result({"run_dir": str(run_dir), "status": "interrupted", "overrides": overrides, "message": message})
-
-
-def _add_cv_entry(run_dir: Path, cfg) -> str | None:
-    """summary.json gets `cv` (from the data's meta in checkpoint/model.json); returns the fold's status."""
-    from rnnlab.runtime.io import write_json
-
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    entry = {"fold": cfg.cv.fold, "k": cfg.cv.k, "strategy": cfg.cv.strategy}
-    try:
-        entry = json.loads((run_dir / "checkpoint" / "model.json").read_text())["data"]["cv"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # the run stopped before its data was loaded: the config's fold only
-    summary["cv"] = entry
-    write_json(run_dir / "summary.json", summary)
-    return summary.get("status")
 
 
 def _hydra_main():
     import hydra
 
-    hb.register_resolvers()
+    hb.setup()
     return hydra.main(config_path="pkg://rnnlab.conf", config_name="config", version_base="1.3")(task)
 
 
@@ -89,14 +83,9 @@ def _hydra_main():
 
 def _check_overrides(overrides: list[str]) -> None:
     """cv.fold is ours to sweep; other sweeps are refused (one config per cross-validation)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
+    from rnnlab.config.composition import parse
 
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        return  # compose_and_validate explains parse errors
-    for o in parsed:
+    for o in parse(overrides):
         key = o.get_key_element()
         if key == "cv.fold":
             raise ConfigError("rnnlab cv runs every fold itself: drop cv.fold (train one fold with "
@@ -183,12 +172,13 @@ def _fold_dirs(records: list[dict], sweep: Path, k: int) -> dict[int, str]:
 
 
 def _read_summary(run_dir: str) -> dict:
+    from rnnlab.record import summary as summary_file
+
     try:
-        s = json.loads((Path(run_dir) / "summary.json").read_text())
-        return s if isinstance(s, dict) else {"status": "unreadable summary"}
+        return summary_file.read(run_dir).to_dict()
     except FileNotFoundError:
         return {"status": "missing"}
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return {"status": "unreadable summary"}
 
 

@@ -1,10 +1,11 @@
 """Run a Hydra app from a Typer command: validate overrides in-process, then hand over argv.
 
 Hydra's parser wants flags before one block of overrides, so the arguments are split
-and reordered. Before launching, every override (each value of a sweep) is composed
-with the Compose API and type-checked, so a typo fails in a second with one line
-instead of inside every job. Jobs report where they ran through a results file named
-in an environment variable, which joblib's worker processes inherit.
+and reordered. Before launching, every override (each value of a sweep) is composed and
+validated by the one config path (`rnnlab.config.composition.compose_and_validate`), so a
+typo fails in a second with one line instead of inside every job; the jobs then take the
+validated config. Jobs report where they ran through a results file named in an environment
+variable, which joblib's worker processes inherit.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnnlab.config.composition import explain_compose_error, register_resolvers
-from rnnlab.config.validate import ConfigError, open_keys
+from rnnlab.config.composition import compose_and_validate, open_keys, setup
+from rnnlab.config.validate import ConfigError
+
+__all__ = ["compose_and_validate", "launch", "read_results", "report_result", "results_file", "setup", "split_args"]
 
 # Hydra flags that take a value, and those that don't.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -66,56 +69,6 @@ def _flag_value(flags: list[str], names: tuple[str, ...]) -> str | None:
             if f.startswith(n + "="):
                 return f.split("=", 1)[1]
     return None
-
-
-def _variants(overrides: list[str]) -> Iterator[list[str]]:
-    """Each sweep value once, the other sweeps at their first value (not the full product)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    base, sweeps = [], []
-    for o in parsed:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            values = list(o.sweep_string_iterator())
-            sweeps.append((key, values))
-            base.append(f"{key}={values[0]}")
-        else:
-            base.append(o.input_line)
-    yield base
-    for key, values in sweeps:
-        idx = base.index(f"{key}={values[0]}")
-        for v in values[1:]:
-            variant = list(base)
-            variant[idx] = f"{key}={v}"
-            yield variant
-
-
-def compose_and_validate(overrides: list[str], config_dir: str | None = None):
-    """Compose each variant of the overrides and validate it; returns the first RunConfig."""
-    from hydra import compose, initialize_config_module
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from rnnlab.config.validate import validate
-
-    register_resolvers()
-    plain = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir else []
-    try:
-        variants = list(_variants(plain))
-    except HydraException as exc:
-        raise ConfigError(explain_compose_error(exc, plain)) from None
-    first = None
-    with initialize_config_module(config_module="rnnlab.conf", version_base="1.3"):
-        for variant in variants:
-            try:
-                cfg = compose(config_name="config", overrides=variant + extra)
-            except (HydraException, OmegaConfBaseException) as exc:
-                raise ConfigError(explain_compose_error(exc, variant)) from None
-            rc = validate(cfg)
-            first = first or rc
-    return first
 
 
 @contextlib.contextmanager

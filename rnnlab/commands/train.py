@@ -1,7 +1,8 @@
 """`rnnlab train`: validate the overrides, run Hydra (single run or multirun), report.
 
-The Hydra task is `task(cfg)`: it validates, trains into Hydra's output folder, prints
-the Rich summary and appends its outcome to the results file the CLI reads back.
+The Hydra task is `task(cfg)`: it takes the config validated before the launch (or
+validates a config composed elsewhere, e.g. in a joblib worker), trains into Hydra's output
+folder, prints the Rich summary and appends its outcome to the results file the CLI reads back.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from rnnlab.config.validate import ConfigError
 EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
 
 
-def task(cfg) -> None:
-    """The body of the @hydra.main app (runs once per job, in-process or in a worker)."""
+def task(cfg, hooks=()) -> str:
+    """The body of the @hydra.main app (runs once per job, in-process or in a worker); returns the
+    run's status. hooks: fn(fit) -> summary entries (cv's fold), passed to the run's recorder."""
     from hydra.core.hydra_config import HydraConfig
 
-    from rnnlab.config.validate import validate
+    from rnnlab.config.composition import validated
     from rnnlab.data.base import DataError
-    from rnnlab.runtime.io import write_json
+    from rnnlab.train.recorder import record_failure
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -39,16 +41,15 @@ def task(cfg) -> None:
 
         threadpool_limits(1)
     try:
-        rc = validate(cfg)
+        rc = validated(cfg)  # checked before the launch: not again
         from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, write_config=False)  # Hydra wrote .hydra/
+        summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False)  # Hydra wrote .hydra/
     except (ConfigError, DataError) as exc:
-        summary = {"status": "failed", "message": str(exc), "run_dir": str(run_dir), "bad_input": True}
-        write_json(run_dir / "summary.json", summary)
+        summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
-    except Exception as exc:  # a bug: record it in the run folder, then let Hydra show the traceback
-        write_json(run_dir / "summary.json", {"status": "failed", "message": repr(exc), "run_dir": str(run_dir)})
+    except Exception as exc:  # a bug: recorded in the run folder, then Hydra shows the traceback
+        record_failure(run_dir, repr(exc), hooks=hooks)
         hb.report_result({"run_dir": str(run_dir), "status": "failed",
                           "overrides": list(hc.overrides.task), "message": repr(exc)})
         raise
@@ -58,14 +59,15 @@ def task(cfg) -> None:
         console.print(summary_table(summary))
         if summary.get("message"):
             console.print(escape(summary["message"]))
-    hb.report_result({"run_dir": str(run_dir), "status": summary["status"], "bad_input": "bad_input" in summary,
-                      "overrides": list(hc.overrides.task), "message": summary.get("message")})
+    hb.report_result({"run_dir": str(run_dir), "status": summary.status, "bad_input": summary.bad_input,
+                      "overrides": list(hc.overrides.task), "message": summary.message})
+    return summary.status
 
 
 def _hydra_main():
     import hydra
 
-    hb.register_resolvers()
+    hb.setup()
     return hydra.main(config_path="pkg://rnnlab.conf", config_name="config", version_base="1.3")(task)
 
 

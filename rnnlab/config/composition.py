@@ -1,50 +1,285 @@
-"""Composition helpers shared by every path that composes a config with Hydra (the CLI's
-validation, rnnlab.api, rnnlab search): Hydra's errors as our one-line messages, and the
-resolvers the root config uses."""
+"""The one config path: compose with Hydra's Compose API, validate, say what is wrong in one line.
+
+Every way into a run comes through here: `rnnlab train`, `cv` and `augment-preview` before they
+launch (`compose_and_validate`: each value of a sweep once), their Hydra jobs (`validated`: the
+RunConfig checked before the launch, or one more validation of a config composed elsewhere),
+`rnnlab search` (`Composer`: the space check, every trial, the best trial as an experiment) and
+`rnnlab.api.compose` (`compose`). Hydra's and OmegaConf's errors (multi-line, about YAML files
+and structured configs) become one line naming the key, with a suggestion when a key or an
+option is misspelt: `unknown key 'train.epoch' (did you mean train.epochs?)`.
+
+`setup()` registers the resolvers and the group schemas (config/schema.py) as Hydra structured
+configs, `GROUP/_schema`: conf/arch/_base.yaml, conf/reg/_base.yaml and conf/monitor/default.yaml
+extend them, so every option of those groups is a typed delta over one default.
+
+Hydra and OmegaConf are imported inside the functions: `rnnlab --help` does not load them.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 from rnnlab.config.groups import group_options
+from rnnlab.config.validate import ConfigError, RunConfig, one_line, unknown_key, unknown_option
+
+CONFIG_MODULE = "rnnlab.conf"
+# Groups whose options extend a dataclass schema of config/schema.py, registered as GROUP/_schema.
+SCHEMAS = {"arch": "ArchConf", "reg": "RegConf", "monitor": "MonitorConf"}
+# Free-form nodes: their keys come from the chosen cell, not from a schema, so an override may add one.
+OPEN_NODES = ("arch.cell_options",)
+
+_ready = False
 
 
-def explain_compose_error(exc: Exception, override_list: list[str]) -> str:
-    msg = str(exc)
-    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
-    if "Could not find '" in msg or "Could not load '" in msg:
-        # "In 'config': Could not find 'arch/foo'" -> unknown arch 'foo' (choose from: ...)
-        m = re.search(r"Could not (?:find|load) '([\w/]+)/(\w[\w.-]*)'", msg)
-        if m:
-            group, option = m.group(1), m.group(2)
-            group = group.rsplit("/", 1)[-1]
-            try:
-                choices = ", ".join(group_options(group))
-            except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
-                choices = "?"
-            return f"unknown {group} '{option}' (choose from: {choices})"
-    if "Could not override" in msg:
-        m = re.search(r"Could not override '([^']+)'", msg)
-        if m and ("append to your config" in msg or "not in struct" in msg):
-            return f"unknown key '{m.group(1)}'"
-        return " ".join(msg.split())
-    if "mismatched input" in msg or "no viable alternative" in msg or "extraneous input" in msg:
-        return f"cannot parse overrides {override_list}: {first}"
-    return first
-
-
-def register_resolvers() -> None:
+def setup() -> None:
+    """Resolvers and structured configs, once per process: before any composition, and before hydra.main."""
+    global _ready
+    if _ready:
+        return
+    from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
+
+    from rnnlab.config import schema
 
     if not OmegaConf.has_resolver("rnnlab_suffix"):
         OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
+    store = ConfigStore.instance()
+    for group, cls in SCHEMAS.items():
+        store.store(group=group, name="_schema", node=getattr(schema, cls))
+    _ready = True
+
+
+def open_keys(overrides: Sequence[str]) -> list[str]:
+    """Overrides with ``arch.cell_options.K=V`` written as ``++arch.cell_options.K=V``: Hydra refuses a
+    key its config lacks unless told to add it, and a cell's options are not in the YAML. The cell then
+    checks the key (one line naming its options when unknown)."""
+    return [f"++{o}" if o.startswith(OPEN_NODES) else o for o in overrides]
+
+
+# ----------------------------------------------------------------------------- Hydra's errors in one line
+
+
+def explain(exc: Exception, overrides: Sequence[str] = ()) -> str:
+    """One line for an error of Hydra's parser or composition (or of OmegaConf underneath)."""
+    from hydra.errors import OverrideParseException
+
+    if isinstance(exc, OverrideParseException):
+        reasons = [ln for ln in exc.message.strip().splitlines()
+                   if not ln.startswith(("Error parsing override", "See https://"))]
+        return f"cannot parse override '{exc.override}': {' '.join(reasons) or 'bad syntax'}"
+    msg = str(exc)
+    cause = _omegaconf_cause(exc)
+    if cause is not None:
+        return _explain_omegaconf(cause, msg)
+    m = re.search(r"Could not (?:find|load) '([\w/]+)/(\w[\w.-]*)'", msg)
+    if m:  # "In 'config': Could not find 'arch/foo'" -> unknown arch 'foo' (choose from: ...)
+        group = m.group(1).rsplit("/", 1)[-1]
+        try:
+            choices = group_options(group)
+        except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+            choices = ["?"]
+        return unknown_option(group, m.group(2), choices)
+    m = re.search(r"Could not override '([^']+)'", msg)
+    if m:
+        return f"unknown key '{m.group(1)}'" if "append to your config" in msg else " ".join(msg.split())
+    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    if isinstance(exc, TypeError | ValueError) and not isinstance(exc, ConfigError):
+        return f"cannot compose overrides {list(overrides)}: {first}"  # Hydra trips over e.g. arch=[1,2]
+    return first
+
+
+def _omegaconf_cause(exc: BaseException):
+    """The OmegaConf error (with the key it is about) that Hydra's exception wraps, if any."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    seen = exc
+    for _ in range(8):
+        if isinstance(seen, OmegaConfBaseException) and getattr(seen, "full_key", None):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+        if seen is None:
+            return None
+    return None
+
+
+def _explain_omegaconf(cause, msg: str) -> str:
+    """Unknown keys (struct mode, structured configs) with a did-you-mean; type errors naming the key."""
+    from omegaconf import DictConfig
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    if not isinstance(cause, ConfigAttributeError | ConfigKeyError):
+        return one_line(cause)
+    key = str(cause.full_key)
+    m = re.search(r"Could not override '([^']+)'", msg)
+    wanted = m.group(1) if m else key
+    rest = wanted[len(key):] if wanted.startswith(key) else ""  # trian.epochs fails at trian: rest .epochs
+    parent = getattr(cause, "parent_node", None)
+    known = [k for k in parent.keys() if k != "hydra"] if isinstance(parent, DictConfig) else []
+    return unknown_key(key, known, rest)
+
+
+# ----------------------------------------------------------------------------- composing
+
+
+def parse(overrides: Sequence[str]) -> list:
+    """Hydra's parsed overrides; ConfigError with one line on a syntax error."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as exc:
+        raise ConfigError(explain(exc, overrides)) from None
+
+
+class Composed:
+    """One composed config: `cfg` (with Hydra's node), the group `choices`, `plain()` and `validate()`."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    @property
+    def choices(self) -> dict[str, str | None]:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(self.cfg.hydra.runtime.choices)
+
+    def plain(self) -> dict[str, Any]:
+        """The config without Hydra's node, unresolved (what a run's .hydra/config.yaml holds)."""
+        return plain(self.cfg)
+
+    def validate(self) -> RunConfig:
+        from rnnlab.config.validate import validate
+
+        return validate(self.cfg)
+
+
+class Composer:
+    """Hydra's Compose API over rnnlab.conf, plus CONFIG_DIR as with `-cd`: a session that composes
+    any number of configs (`with Composer(dir) as c: c.compose(overrides)`)."""
+
+    def __init__(self, config_dir: str | Path | None = None):
+        self.extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir else []
+        self._session = None
+
+    def __enter__(self) -> Composer:
+        from hydra import initialize_config_module
+
+        setup()
+        self._session = initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3")
+        self._session.__enter__()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._session.__exit__(*exc_info)
+
+    def compose(self, overrides: Sequence[str]) -> Composed:
+        """The config of `rnnlab train OVERRIDES` (one value per key); ConfigError with one line."""
+        from hydra import compose
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        overrides = list(overrides)
+        try:
+            cfg = compose(config_name="config", overrides=open_keys(overrides) + self.extra, return_hydra_config=True)
+        except (HydraException, OmegaConfBaseException, TypeError, ValueError) as exc:
+            raise ConfigError(explain(exc, overrides)) from None
+        return Composed(cfg)
+
+
+def plain(cfg) -> dict[str, Any]:
+    """A composed config as a dict without Hydra's node, unresolved."""
+    from omegaconf import OmegaConf
+
+    out = OmegaConf.to_container(cfg, resolve=False)
+    out.pop("hydra", None)
+    return out
+
+
+def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> RunConfig:
+    """The validated config of ``rnnlab train OVERRIDES`` (``-cd CONFIG_DIR``): one config, so a sweep
+    (``a=1,2``) is refused."""
+    overrides = [str(o) for o in overrides]
+    for o in parse(overrides):
+        if o.is_sweep_override():
+            raise ConfigError(f"{o.input_line} is a sweep: compose builds one config (sweep with rnnlab train -m)")
+    with Composer(config_dir) as c:
+        return c.compose(overrides).validate()
+
+
+# ----------------------------------------------------------------------------- before a launch, and in its jobs
+
+# Configs validated before a launch in this process, by content: a job of the launch that gets the same
+# config takes its RunConfig instead of validating again. A few at most are kept (one per sweep value).
+_validated: dict[str, RunConfig] = {}
+_KEEP = 64
+
+
+def _key(cfg) -> str:
+    return json.dumps(plain(cfg), sort_keys=True, default=str)
+
+
+def compose_and_validate(overrides: Sequence[str], config_dir: str | Path | None = None) -> RunConfig:
+    """Before a launch: compose and validate each value of every sweep once (the others at their first
+    value, not the product; Hydra's own keys left to Hydra); returns the first RunConfig. The jobs of
+    the launch that run in this process find their config validated (`validated`)."""
+    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    first = None
+    with Composer(config_dir) as c:
+        for variant in _variants(ours):
+            composed = c.compose(variant)
+            rc = composed.validate()
+            _remember(composed.cfg, rc)
+            first = first or rc
+    return first
+
+
+def validated(cfg) -> RunConfig:
+    """The RunConfig of a Hydra job's config: the one validated before the launch when this process
+    composed the same config, else validated now (which builds no optimizer)."""
+    from rnnlab.config.validate import validate
+
+    rc = _validated.get(_key(cfg))
+    return copy.deepcopy(rc) if rc is not None else validate(cfg)
+
+
+def _remember(cfg, rc: RunConfig) -> None:
+    while len(_validated) >= _KEEP:
+        _validated.pop(next(iter(_validated)))
+    _validated[_key(cfg)] = copy.deepcopy(rc)
+
+
+def _variants(overrides: list[str]) -> Iterator[list[str]]:
+    """Each sweep value once, the other sweeps at their first value (not the full product)."""
+    base, sweeps = [], []
+    for o in parse(overrides):
+        key = o.get_key_element()
+        if o.is_sweep_override():
+            values = list(o.sweep_string_iterator())
+            sweeps.append((key, values))
+            base.append(f"{key}={values[0]}")
+        else:
+            base.append(o.input_line)
+    yield base
+    for key, values in sweeps:
+        idx = base.index(f"{key}={values[0]}")
+        for v in values[1:]:
+            variant = list(base)
+            variant[idx] = f"{key}={v}"
+            yield variant
+
+
+# ----------------------------------------------------------------------------- a run's .hydra/ folder
 
 
 def write_run_config(run_dir, config: dict, overrides) -> None:
     """What Hydra writes into a run's .hydra/ folder: the config and the overrides it came from (for
     runs trained without hydra.main: rnnlab.api, search trials)."""
-    from pathlib import Path
-
     import yaml
     from omegaconf import OmegaConf
 

@@ -5,9 +5,12 @@ wrong type (`optim.lr=abc`) or an unknown key is caught by OmegaConf before a ru
 starts, and `__post_init__` gives range errors as one line naming the key.
 
 Optimizer and schedule options differ per choice (Adam has betas, SGD has not), so
-their schemas are derived from the YAML defaults of the chosen file (see validate.py)
-and their ranges are checked by the builders in the engine. The other groups have
-a fixed set of keys and are written out here.
+their schemas are derived from the YAML defaults of the chosen file (see validate.py);
+an optimizer's ranges are checked here (`check_optim`, the engine's messages, no optimizer
+built), a schedule's by building it (cheap, and its bounds depend on the run's lr). The
+other groups have a fixed set of keys and are written out here; arch, reg and monitor are
+registered as Hydra structured configs (composition.py), so their YAML options are typed
+deltas over one default.
 """
 
 from __future__ import annotations
@@ -84,21 +87,8 @@ class ArchConf:
     self_attention_causal: bool = False
 
     def __post_init__(self) -> None:
-        from rnnlab.engine import cells
-        from rnnlab.engine.model import MERGE_MODES, POOLINGS
+        from rnnlab.engine.model import check_spec
 
-        try:
-            cell = cells.get(self.cell)
-        except ValueError:
-            raise ValueError(f"arch.cell must be one of {', '.join(cells.names())} or a module path "
-                             f"(got '{self.cell}')") from None
-        given = dict(self.cell_options)
-        if self.nonlinearity is not None:
-            if "nonlinearity" not in cell.options:
-                raise ValueError(f"arch.nonlinearity: cell {self.cell} has no nonlinearity option "
-                                 "(set arch.nonlinearity=null)")
-            given["nonlinearity"] = self.nonlinearity
-        cell.resolve(given, prefix="arch.cell_options.")
         _choice("arch.attention", self.attention, ATTENTIONS)
         _at_least("arch.conv_channels", self.conv_channels, 0)
         _at_least("arch.conv_kernel", self.conv_kernel, 1)
@@ -106,20 +96,8 @@ class ArchConf:
         _at_least("arch.hidden_size", self.hidden_size, 1)
         if not 1 <= self.num_layers <= 5:
             raise ValueError(f"arch.num_layers must be in 1..5 (got {self.num_layers})")
-        _choice("arch.merge_mode", self.merge_mode, MERGE_MODES)
         _fraction("arch.dropout", self.dropout)
-        _choice("arch.pooling", self.pooling, POOLINGS)
-        if self.batch_norm and self.layer_norm:
-            raise ValueError("arch.batch_norm and arch.layer_norm are mutually exclusive (set one to false)")
-        _at_least("arch.self_attention_heads", self.self_attention_heads, 0)
-        heads = self.self_attention_heads
-        if heads and self.pooling == "last":
-            raise ValueError("arch.self_attention_heads needs arch.pooling mean, max, attention or none "
-                             "(pooling last reads the final states, which self-attention does not change)")
-        features = self.hidden_size * (2 if self.bidirectional and self.merge_mode == "concat" else 1)
-        if heads and features % heads:
-            raise ValueError(f"arch.self_attention_heads ({heads}) must divide the feature size {features} "
-                             f"(arch.hidden_size, doubled by bidirectional concat)")
+        check_spec(self, key=lambda name: f"arch.{name}")  # the model's own constraints, named as config keys
 
 
 @dataclass
@@ -565,3 +543,75 @@ DATA_SCHEMAS: dict[str, type] = {
     "reverse_digits": ReverseDigitsConf,
     "sine2cosine": Sine2CosineConf,
 }
+
+
+# ----------------------------------------------------------------------------- optimizers
+# An optimizer's keys and types are its YAML file's (conf/optim/NAME.yaml); these are their ranges: the
+# checks of the engine's constructors (rnnlab/engine/optim.py), with the same messages, so that validating
+# a config never builds an optimizer. tests/test_config.py checks both give the same message.
+
+
+def _opt_number(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"optim.{key} must be a number (got {value!r})") from None
+
+
+def _opt_positive(key: str, value: Any) -> None:
+    v = _opt_number(key, value)
+    if not v > 0:  # also rejects NaN
+        raise ValueError(f"optim.{key} must be > 0 (got {v})")
+
+
+def _opt_nonneg(key: str, value: Any) -> None:
+    v = _opt_number(key, value)
+    if not v >= 0:
+        raise ValueError(f"optim.{key} must be >= 0 (got {v})")
+
+
+def _opt_unit(key: str, value: Any, closed: bool = False) -> None:
+    v = _opt_number(key, value)
+    if not (0 <= v <= 1 if closed else 0 <= v < 1):
+        raise ValueError(f"optim.{key} must be in [0, 1{']' if closed else ')'} (got {v})")
+
+
+def _opt_flag(key: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"optim.{key} must be true or false (got {value!r})")
+
+
+def _opt_betas(key: str, value: Any) -> None:
+    try:
+        b1, b2 = (float(b) for b in value)
+    except (TypeError, ValueError):
+        b1 = b2 = float("nan")
+    if not (0 <= b1 < 1 and 0 <= b2 < 1):
+        raise ValueError(f"optim.betas must be two values in [0, 1) (got {value!r})")
+
+
+OPTIM_RANGES = {
+    "lr": _opt_positive,
+    "weight_decay": _opt_nonneg,
+    "betas": _opt_betas,
+    "eps": _opt_positive,
+    "amsgrad": _opt_flag,
+    "momentum": _opt_unit,
+    "dampening": lambda key, value: _opt_unit(key, value, closed=True),
+    "alpha": _opt_unit,
+    "centered": _opt_flag,
+    "lr_decay": _opt_nonneg,
+    "initial_accumulator_value": _opt_nonneg,
+    "momentum_decay": _opt_nonneg,
+}
+
+
+def check_optim(values: dict[str, Any]) -> None:
+    """Range-check an optimizer's config ({name, **keys of conf/optim/NAME.yaml}) in the order its constructor
+    does (lr and weight_decay first); ValueError naming the first bad key."""
+    for key in ("lr", "weight_decay", *(k for k in values if k not in ("name", "lr", "weight_decay"))):
+        check = OPTIM_RANGES.get(key)  # every key of conf/optim/ has one (a test checks)
+        if check is not None and key in values:
+            check(key, values[key])
+    if values.get("name") == "nesterov" and float(values.get("momentum", 0.9)) == 0:
+        raise ValueError("optim.momentum must be in (0, 1) for nesterov (got 0.0)")  # the engine's words

@@ -2,14 +2,18 @@
 
 `validate(cfg)` returns a `RunConfig` of typed pieces that the trainer uses, or
 raises `ConfigError` whose message names the key, e.g.
-`optim.lr: Value 'abc' could not be converted to Float` or
-`arch.hidden_size must be >= 1 (got 0)`.
+`optim.lr: Value 'abc' could not be converted to Float`,
+`arch.hidden_size must be >= 1 (got 0)` or
+`unknown key 'train.epoch' (did you mean train.epochs?)`.
+Compose configs through `rnnlab.config.composition`, which calls this once per config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -18,7 +22,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.config.groups import group_options
-from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, LoggerConf, MonitorConf, RegConf, TrainConf
+from rnnlab.config.schema import (
+    DATA_SCHEMAS,
+    ArchConf,
+    CvConf,
+    LoggerConf,
+    MonitorConf,
+    RegConf,
+    TrainConf,
+    check_optim,
+)
 
 TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "logger", "hydra"}
 
@@ -58,22 +71,38 @@ class RunConfig:
         }
 
 
-# Free-form nodes: their keys come from the chosen cell, not from a schema, so an override may add one.
-OPEN_NODES = ("arch.cell_options",)
+def did_you_mean(word: str, known: Iterable[str], before: str = "", after: str = "") -> str:
+    """" (did you mean BEFORE+MATCH+AFTER?)" for the closest known word, or "" when none is close."""
+    close = difflib.get_close_matches(word, [str(k) for k in known], n=1)
+    return f" (did you mean {before}{close[0]}{after}?)" if close else ""
 
 
-def open_keys(overrides: list[str]) -> list[str]:
-    """Overrides with ``arch.cell_options.K=V`` written as ``++arch.cell_options.K=V``: Hydra refuses a
-    key its YAML lacks (struct mode) unless told to add it, and a cell's options are not in the YAML.
-    The cell then checks the key (one line naming its options when unknown)."""
-    return [f"++{o}" if o.startswith(OPEN_NODES) else o for o in overrides]
+def unknown_key(key: str, known: Iterable[str], rest: str = "") -> str:
+    """`unknown key 'a.b.c'` with a suggestion for the dotted key's last part among `known` (its
+    siblings); `rest` is what follows in an override that went deeper (trian.epochs: rest .epochs)."""
+    parent, _, name = key.rpartition(".")
+    before = f"{parent}." if parent else ""
+    return f"unknown key '{key}{rest}'" + did_you_mean(name, known, before, rest)
 
 
-def _one_line(exc: Exception, prefix: str) -> str:
+def unknown_option(what: str, option: str, choices: Iterable[str]) -> str:
+    """`unknown arch 'lstn' (choose from: ...; did you mean lstm?)`."""
+    choices = list(choices)
+    close = difflib.get_close_matches(option, choices, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown {what} '{option}' (choose from: {', '.join(choices)}{hint})"
+
+
+def one_line(exc: Exception, prefix: str = "") -> str:
+    """An OmegaConf error as one line naming its key: `optim.lr: Value 'abc' could not be converted to Float`."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     key = getattr(exc, "full_key", None)
     # OmegaConf phrases type errors as "Value 'abc' of type 'str' could not be ..."
     msg = msg.replace(" of type 'str'", "")
+    if msg.endswith("is not Optional"):  # null for a typed field of a structured config, as when merged into one
+        types = {f.name: f.type for f in _dataclass_fields(getattr(exc, "object_type", None))}
+        typ = types.get(getattr(exc, "key", None))
+        msg = f"Incompatible value 'None' for field of type '{typ}'" if isinstance(typ, str) else msg
     if key:
         return f"{prefix}.{key}: {msg}" if prefix else f"{key}: {msg}"
     return f"{prefix}: {msg}" if prefix else msg
@@ -81,16 +110,29 @@ def _one_line(exc: Exception, prefix: str) -> str:
 
 def _typed(schema: type, node: Any, prefix: str):
     """Merge `node` into the structured schema (types, unknown keys), then build it (ranges)."""
+    if not isinstance(node, DictConfig):
+        raise ConfigError(f"{prefix} must be a mapping of keys (got {node!r})")
+    extra = [k for k in node.keys() if k not in _fields(schema)]  # added by +KEY=VALUE, even to a typed node
+    if extra:
+        raise ConfigError(unknown_key(f"{prefix}.{extra[0]}", _fields(schema)))
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), node)
         return OmegaConf.to_object(merged)
     except ConfigKeyError as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", "?")
-        raise ConfigError(f"unknown key '{prefix}.{key}'") from None
+        raise ConfigError(unknown_key(f"{prefix}.{key}", _fields(schema))) from None
     except OmegaConfBaseException as exc:
-        raise ConfigError(_one_line(exc, prefix)) from None
+        raise ConfigError(one_line(exc, prefix)) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _fields(schema: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def _dataclass_fields(cls: Any) -> tuple:
+    return dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ()
 
 
 def _python_type(value: Any) -> Any:
@@ -141,21 +183,22 @@ def _schema(group: str, name: str) -> type:
 def _group_dict(cfg: DictConfig, group: str) -> dict[str, Any]:
     node = cfg.get(group)
     known = _defaults_by_name(group)
-    if node is None or "name" not in node:
+    if not isinstance(node, DictConfig) or "name" not in node:
         raise ConfigError(f"{group}: missing 'name' (choose from: {', '.join(group_options(group))})")
     if node.name not in known:
-        raise ConfigError(f"unknown {group}.name '{node.name}' (choose from: {', '.join(sorted(known))})")
+        raise ConfigError(unknown_option(f"{group}.name", node.name, sorted(known)))
     return dataclasses.asdict(_typed(_schema(group, node.name), node, group))
 
 
 def validate(cfg: DictConfig) -> RunConfig:
-    """Type- and range-check a composed config (Hydra's own `hydra` node is ignored)."""
-    from rnnlab.engine.optim import make_optimizer
+    """Type- and range-check a composed config (Hydra's own `hydra` node is ignored). Builds no
+    optimizer: its ranges come from the schema (`check_optim`); a schedule is built once to check
+    its bounds against the run's lr and epochs."""
     from rnnlab.engine.schedules import make_schedule
 
     unknown = sorted(set(cfg.keys()) - TOP_KEYS)
     if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}'")
+        raise ConfigError(unknown_key(unknown[0], sorted(TOP_KEYS - {"hydra"})))
     seed = cfg.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer (got {seed!r})")
@@ -163,26 +206,24 @@ def validate(cfg: DictConfig) -> RunConfig:
     if name is not None and not isinstance(name, str | int):
         raise ConfigError(f"name must be a string (got {name!r})")
 
-    arch = _typed(ArchConf, cfg.arch, "arch")
-    reg = _typed(RegConf, cfg.reg, "reg")
-    train = _typed(TrainConf, cfg.train, "train")
-    data_name = cfg.data.get("name")
+    arch = _typed(ArchConf, cfg.get("arch"), "arch")
+    reg = _typed(RegConf, cfg.get("reg"), "reg")
+    train = _typed(TrainConf, cfg.get("train"), "train")
+    data_name = cfg.data.get("name") if isinstance(cfg.get("data"), DictConfig) else None
     if data_name not in DATA_SCHEMAS:
-        raise ConfigError(f"unknown data '{data_name}' (choose from: {', '.join(DATA_SCHEMAS)})")
+        raise ConfigError(unknown_option("data", str(data_name), DATA_SCHEMAS))
     data = _typed(DATA_SCHEMAS[data_name], cfg.data, "data")
     monitor = _typed(MonitorConf, cfg.monitor, "monitor") if cfg.get("monitor") is not None else MonitorConf()
     cv = _typed(CvConf, cfg.cv, "cv") if cfg.get("cv") is not None else CvConf()
 
     optim = _group_dict(cfg, "optim")
     sched = _group_dict(cfg, "sched")
-    try:
-        make_optimizer(**optim)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
-    try:
-        make_schedule(sched, base_lr=optim["lr"], epochs=train.epochs, steps_per_epoch=1)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc).splitlines()[0]) from None
+    for check in (lambda: check_optim(optim),
+                  lambda: make_schedule(sched, base_lr=optim["lr"], epochs=train.epochs, steps_per_epoch=1)):
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(str(exc).splitlines()[0]) from None
     return RunConfig(
         seed=seed,
         name=None if name is None else str(name),

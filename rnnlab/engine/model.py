@@ -80,28 +80,9 @@ class ModelSpec:
     cell_options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        cell = cells.get(self.cell)  # ValueError naming the choices for an unknown cell
-        if self.nonlinearity is not None and "nonlinearity" not in cell.options:
+        if self.nonlinearity is not None and "nonlinearity" not in cells.get(self.cell).options:
             object.__setattr__(self, "nonlinearity", None)  # model.json files of rnnlab <= 0.1 say "tanh" for all
-        self.cell_kwargs  # noqa: B018 - validates the options
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"unknown pooling '{self.pooling}' (choose from: {', '.join(POOLINGS)})")
-        for key in ("recurrent_dropout", "zoneout"):
-            v = getattr(self, key)
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"{key} must be in [0, 1) (got {v})")
-        if self.batch_norm and self.layer_norm:
-            raise ValueError("batch_norm and layer_norm are mutually exclusive (choose one)")
-        heads = self.self_attention_heads
-        if heads < 0:
-            raise ValueError(f"self_attention_heads must be >= 0 (got {heads})")
-        if heads and self.pooling == "last":
-            raise ValueError("self-attention needs pooling mean, max, attention or none (pooling last reads the "
-                             "final states, which the self-attention block does not change)")
-        if heads and self.feature_size % heads:
-            raise ValueError(f"self-attention: the feature size {self.feature_size} (hidden_size {self.hidden_size}"
-                             f"{', bidirectional concat' if self.feature_size != self.hidden_size else ''}) "
-                             f"must be divisible by self_attention_heads ({heads})")
+        check_spec(self)
 
     @property
     def cell_kwargs(self) -> dict[str, Any]:
@@ -142,6 +123,43 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model spec keys: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+def check_spec(spec, key=lambda name: name) -> None:
+    """The architecture's constraints, in one place: ModelSpec checks itself with its field names, and
+    the config (`config.schema.ArchConf`) checks its arch section before any spec is built, naming its
+    keys through `key` (e.g. "pooling" -> "arch.pooling"). `spec`: any object with ModelSpec's fields."""
+    try:
+        cell = cells.get(spec.cell)
+    except ValueError:
+        raise ValueError(f"{key('cell')} must be one of {', '.join(cells.names())} or a module path "
+                         f"(got '{spec.cell}')") from None
+    given = dict(spec.cell_options)
+    if spec.nonlinearity is not None:
+        if "nonlinearity" not in cell.options:
+            raise ValueError(f"{key('nonlinearity')}: cell {spec.cell} has no nonlinearity option "
+                             f"(set {key('nonlinearity')}=null)")
+        given["nonlinearity"] = spec.nonlinearity
+    cell.resolve(given, prefix=key("cell_options") + ".")
+    for name, choices in (("pooling", POOLINGS), ("merge_mode", MERGE_MODES)):
+        if getattr(spec, name) not in choices:
+            raise ValueError(f"{key(name)} must be one of {', '.join(choices)} (got '{getattr(spec, name)}')")
+    for name in ("recurrent_dropout", "zoneout"):
+        v = getattr(spec, name, 0.0)
+        if not 0.0 <= v < 1.0:
+            raise ValueError(f"{key(name)} must be in [0, 1) (got {v})")
+    if spec.batch_norm and spec.layer_norm:
+        raise ValueError(f"{key('batch_norm')} and {key('layer_norm')} are mutually exclusive (set one to false)")
+    heads = spec.self_attention_heads
+    if heads < 0:
+        raise ValueError(f"{key('self_attention_heads')} must be >= 0 (got {heads})")
+    if heads and spec.pooling == "last":
+        raise ValueError(f"{key('self_attention_heads')} needs {key('pooling')} mean, max, attention or none "
+                         "(pooling last reads the final states, which self-attention does not change)")
+    features = spec.hidden_size * (2 if spec.bidirectional and spec.merge_mode == "concat" else 1)
+    if heads and features % heads:
+        raise ValueError(f"{key('self_attention_heads')} ({heads}) must divide the feature size {features} "
+                         f"({key('hidden_size')}, doubled by bidirectional concat)")
 
 
 def blocks_of(spec: ModelSpec) -> list[blocks.Block]:

@@ -12,12 +12,15 @@
 
 Hooks (all cheap unless their analysis is due):
 
-    mon = RunMonitor(cfg.monitor, task.inspector(), run_dir, console)
+    mon = RunMonitor(cfg.monitor, task.inspector(), recorder, console)  # recorder: the run folder's writer
     mon.on_step(step, epoch, params, grads, grad_norm)   # after backward, before the update
     extra = mon.on_epoch_end(epoch, params)              # dict merged into the metrics row
     entries = mon.finish(params, rows)                   # dict merged into summary.json
 
-Nothing is kept on the model; the monitor holds only its own records.
+Nothing is kept on the model; the monitor holds only its own records. It writes its tables and
+figures through the run folder (`rnnlab.record.folder.RunFolder`, which the run recorder is), never by
+path. The figures are drawn by `rnnlab.report.monitor_plots`, whose plotting library is imported
+only when the folder draws a figure: not at all with plots off.
 """
 
 from __future__ import annotations
@@ -27,17 +30,19 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.record.folder import RunFolder
+
 
 class RunMonitor:
-    def __init__(self, cfg, model, run_dir: Path, console=None, plots: bool = True):
-        """model: what the monitor reads of the model (`rnnlab.monitor.inspect`: the task's inspector)."""
+    def __init__(self, cfg, model, folder: RunFolder | str | Path, console=None):
+        """model: what the monitor reads of the model (`rnnlab.monitor.inspect`: the task's inspector);
+        folder: where its files go (the run recorder; a plain path is a folder with plots on)."""
         self.cfg = cfg
         self.model = model
-        self.run_dir = Path(run_dir)
+        self.folder = folder if isinstance(folder, RunFolder) else RunFolder(folder, plots=True)
         self.console = console
         self.enabled = cfg.enabled
         self.probe = model.probe(cfg.probe_size) if self.enabled else None
-        self.plots = plots  # train.plots=false: the monitor's CSV files only
         self.grad = None
         self.weights = None
         if self.enabled:
@@ -63,17 +68,16 @@ class RunMonitor:
         return extra
 
     def finish(self, params: dict, rows: list[dict], state: dict | None = None) -> dict[str, Any]:
-        """Write the monitor's files and plots; returns the summary.json entries."""
+        """Write the monitor's files and plots (through the folder); returns the summary.json entries."""
         if not self.enabled:
             return {"monitor": {"enabled": False}}
         out: dict[str, Any] = {"enabled": True}
         files: list[str] = []
-        parts = [self.grad.finish(self.run_dir, plots=self.plots), self.weights.finish(self.run_dir, plots=self.plots)]
+        parts = [self.grad.finish(self.folder), self.weights.finish(self.folder)]
         if self.cfg.states and self.probe is not None:
             from rnnlab.monitor.states import analyse_states
 
-            parts.append(analyse_states(self.cfg, self.model, params, self.probe, self.run_dir, plots=self.plots,
-                                        state=state))
+            parts.append(analyse_states(self.cfg, self.model, params, self.probe, self.folder, state=state))
         for part in parts:
             files += part.pop("files", [])
             out.update(part)

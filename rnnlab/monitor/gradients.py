@@ -12,7 +12,7 @@ Files (written by `finish`):
   ("layer0", "layer0_reverse", ...) the mean over the probe sequences of the L2 norm over
   hidden units of the total dL/dh_t (the quantity BPTT carries; padded steps excluded).
 * ``plots/gradient_flow.png``, ``plots/grad_norms.png``, ``plots/grad_hist.png`` (unless
-  train.plots=false).
+  train.plots=false; drawn by `rnnlab.report.monitor_plots`).
 
 Epochs are counted from 1 as in metrics.csv; steps from 0 as the trainer counts them.
 
@@ -24,7 +24,6 @@ real step (means over the sequences): orders of magnitude below 1 is the vanishi
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
@@ -131,33 +130,27 @@ class GradientTracker:
 
     # ------------------------------------------------------------------ end of run
 
-    def finish(self, run_dir, plots: bool = True) -> dict:
-        """Write the CSV files (and with plots=True the plots); returns the summary entries."""
+    def finish(self, folder) -> dict:
+        """Write the CSV files and the plots through `folder` (a `rnnlab.record.folder.RunFolder`:
+        no figures with plots off); returns the summary entries."""
         import pandas as pd
 
-        from rnnlab.runtime.io import write_csv
+        from rnnlab.report import monitor_plots as mp
 
-        run_dir = Path(run_dir)
-        files: list[str] = []
+        written = []
         if self.every:
-            write_csv(run_dir / "gradients.csv", pd.DataFrame(self.rows, columns=list(GRAD_COLUMNS)))
-            files.append("gradients.csv")
+            written.append(folder.table("gradients.csv", pd.DataFrame(self.rows, columns=list(GRAD_COLUMNS))))
         if self.cfg.time_gradients:
-            write_csv(run_dir / "time_gradients.csv", self.time_frame())
-            files.append("time_gradients.csv")
-        figures = []
-        if plots and self.cfg.time_gradients:
-            figures.append(("gradient_flow.png", lambda p: gradient_flow_plot(self.curves, p)))
-        if plots and self.every:
-            figures.append(("grad_norms.png", lambda p: grad_norms_plot(self.rows, p)))
-            figures.append(("grad_hist.png", lambda p: grad_hist_plot(self.last_grads, self.last_grads_step, p)))
-        for name, fn in figures:
-            fn(run_dir / "plots" / name)
-            files.append(f"plots/{name}")
+            written.append(folder.table("time_gradients.csv", self.time_frame()))
+            written.append(folder.figure("gradient_flow.png", lambda p: mp.gradient_flow_plot(self.curves, p)))
+        if self.every:
+            written.append(folder.figure("grad_norms.png", lambda p: mp.grad_norms_plot(self.rows, p)))
+            written.append(folder.figure("grad_hist.png",
+                                         lambda p: mp.grad_hist_plot(self.last_grads, self.last_grads_step, p)))
         return {
             "gradient_warnings": dict(self.counts),
             "grad_t_first_over_last": self.ratio,
-            "files": files,
+            "files": [folder.relative(p) for p in written if p is not None],
         }
 
     def time_frame(self):
@@ -201,120 +194,3 @@ def _first_over_last(norms: np.ndarray, real: np.ndarray) -> float:
     num = float(norms[first, cols].mean())
     den = float(norms[last, cols].mean())
     return _ratio(num, den)
-
-
-# ---------------------------------------------------------------------- plots
-
-
-def _log10(a) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(a > 0, np.log10(np.where(a > 0, a, 1.0)), np.nan)
-
-
-def _empty(ax, text: str = "no data") -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="grey")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def gradient_flow_plot(curves: list[tuple[int, str, np.ndarray]], path: Path) -> Path:
-    """Left: heatmap (epoch x t) of log10 ||dL/dh_t|| of the bottom layer; right: the last
-    epoch's curves of every layer and direction."""
-    from matplotlib.ticker import MaxNLocator
-
-    from rnnlab.report.plots import plt, save_figure
-
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"wspace": 0.35})
-    first = curves[0][1] if curves else None  # the bottom layer ("layer0"; seq2seq: "encoder")
-    bottom = [(ep, c) for ep, layer, c in curves if layer == first]
-    if bottom:
-        epochs = [ep for ep, _ in bottom]
-        T = max(len(c) for _, c in bottom)
-        grid = np.full((len(bottom), T), np.nan)
-        for i, (_, c) in enumerate(bottom):
-            grid[i, : len(c)] = _log10(c)
-        im = ax0.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", cmap="viridis",
-                        extent=(-0.5, T - 0.5, epochs[0] - 0.5, epochs[-1] + 0.5))
-        fig.colorbar(im, ax=ax0, label="log10 ||dL/dh_t||")
-        ax0.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax0.set(xlabel="t", ylabel="epoch", title=f"Gradient flow, bottom layer ({first})")
-    else:
-        _empty(ax0)
-        ax0.set_title("Gradient flow, bottom layer")
-    if curves:
-        last = max(ep for ep, _, _ in curves)
-        plotted = False
-        for ep, layer, c in curves:
-            if ep == last and np.any(np.asarray(c) > 0):
-                ax1.plot(np.arange(len(c)), np.where(np.asarray(c) > 0, c, np.nan), label=layer)
-                plotted = True
-        if plotted:
-            ax1.set_yscale("log")
-            ax1.legend(fontsize="small")
-        ax1.grid(alpha=0.3)
-        ax1.set(xlabel="t", ylabel="||dL/dh_t||", title=f"Epoch {last}, every layer")
-    else:
-        _empty(ax1)
-    return save_figure(fig, path)
-
-
-def grad_norms_plot(rows: list[tuple], path: Path) -> Path:
-    """Per-parameter gradient norm over the recorded steps (log scale)."""
-    from rnnlab.report.plots import plt, save_figure
-
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    series: dict[str, tuple[list, list]] = {}
-    for step, _, name, g_norm, *_ in rows:
-        s = series.setdefault(name, ([], []))
-        s[0].append(step)
-        s[1].append(g_norm)
-    positive = False
-    for name, (steps, norms) in series.items():
-        v = np.asarray(norms, dtype=np.float64)
-        positive |= bool(np.any(v > 0))
-        kw = {"color": "black", "lw": 2} if name == "global" else {"lw": 1}
-        ax.plot(steps, np.where(v > 0, v, np.nan), marker="." if len(steps) == 1 else None, label=name, **kw)
-    if not series:
-        _empty(ax)
-    else:
-        if positive:
-            ax.set_yscale("log")
-        ax.legend(fontsize="x-small", ncol=2 if len(series) > 16 else 1, loc="upper left", bbox_to_anchor=(1.01, 1))
-        ax.grid(alpha=0.3)
-    ax.set(xlabel="step", ylabel="gradient norm (pre-clip)", title="Gradient norm per parameter")
-    return save_figure(fig, path)
-
-
-def grad_hist_plot(grads: dict[str, np.ndarray] | None, step: int | None, path: Path) -> Path:
-    """Histograms of the last recorded raw gradients, one panel per parameter."""
-    from matplotlib.ticker import MaxNLocator
-
-    from rnnlab.report.plots import plt, save_figure
-
-    names = list(grads or {})
-    ncols = min(4, max(1, len(names)))
-    nrows = max(1, -(-len(names) // ncols))
-    height = 2.4 * nrows + 0.6
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, height), squeeze=False)
-    fig.subplots_adjust(hspace=0.65, wspace=0.2, top=1 - 0.6 / height)
-    for ax in axes.ravel()[len(names):]:
-        ax.axis("off")
-    if not names:
-        axes[0, 0].axis("on")
-        _empty(axes[0, 0])
-    for ax, name in zip(axes.ravel(), names, strict=False):
-        g = grads[name]
-        g = g[np.isfinite(g)]
-        if g.size:  # one stairs artist per panel (ax.hist's 50 patches each are slow to draw)
-            counts, edges = np.histogram(g, bins=50)
-            ax.stairs(counts, edges, fill=True, color="tab:blue")
-        else:
-            _empty(ax, "not finite")
-        ax.set_title(name, fontsize="small")
-        # few ticks, no count axis: tick layout dominates the drawing time of many panels
-        ax.set_yticks([])
-        ax.xaxis.set_major_locator(MaxNLocator(3))
-        ax.tick_params(labelsize="x-small")
-    fig.suptitle("Raw gradients" + (f" at step {step}" if step is not None else ""), y=1 - 0.2 / height)
-    return save_figure(fig, path)

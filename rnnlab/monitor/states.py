@@ -14,26 +14,26 @@ entries within ``saturation_margin`` of a bound: sigmoid <= m or >= 1 - m, |tanh
 Dead units: tanh / sigmoid units saturated at >= 99 % of the real steps (``DEAD_SHARE``); relu
 units never active (> 0) on the probe.
 
-Pictures in <run>/plots/: ``states_heatmap.png`` (units x time of the first probe sequence,
-bottom and top layer), ``states_pca.png`` (PCA of the top layer's states: 2-D trajectories of
-a few sequences coloured by time, and a 3-D projection), ``states_kmeans.png`` (k-means with
-``clusters`` clusters on the same states), ``gates.png`` (LSTM / GRU: mean gate activations
-over time of the first sequence, for cells with gates). Numbers in ``states_summary.csv`` (layer, direction,
-quantity, value). The top layer's state vector of a bidirectional model is both directions'
-states side by side (whatever the merge mode).
+Pictures in <run>/plots/, drawn by `rnnlab.report.monitor_plots`: ``states_heatmap.png`` (units x
+time of the first probe sequence, bottom and top layer), ``states_pca.png`` (PCA of the top layer's
+states: 2-D trajectories of a few sequences coloured by time, and a 3-D projection),
+``states_kmeans.png`` (k-means with ``clusters`` clusters on the same states), ``gates.png`` (LSTM /
+GRU: mean gate activations over time of the first sequence, for cells with gates). Numbers in
+``states_summary.csv`` (layer, direction, quantity, value). The top layer's state vector of a
+bidirectional model is both directions' states side by side (whatever the merge mode).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnnlab.engine import cells
+
 DEAD_SHARE = 0.99  # saturated at this share of the real steps (or more): a dead unit
 SIGMOID, TANH, RELU, LINEAR = "sigmoid", "tanh", "relu", "linear"
-N_TRAJECTORIES = 4  # probe sequences drawn in the PCA picture
 
 
 @dataclass
@@ -153,8 +153,9 @@ def kmeans(X: np.ndarray, k: int, seed: int = 0, iters: int = 100):
 # --------------------------------------------------------------------------------------
 
 
-def analyse_states(cfg, model, params, probe, run_dir, plots: bool = True, state=None) -> dict:
-    """Forward the probe, write states_summary.csv and the state / gate plots.
+def analyse_states(cfg, model, params, probe, folder, state=None) -> dict:
+    """Forward the probe, write states_summary.csv and the state / gate plots through `folder` (a
+    `rnnlab.record.folder.RunFolder`: no figures with plots off).
 
     model: the monitor's inspector (`rnnlab.monitor.inspect`) or a sequence ModelSpec.
     Returns {"saturation": {layer: {name: share}}, "dead_units": {layer: {name: count}},
@@ -163,10 +164,9 @@ def analyse_states(cfg, model, params, probe, run_dir, plots: bool = True, state
     import pandas as pd
 
     from rnnlab.monitor.inspect import of
-    from rnnlab.runtime.io import write_csv
+    from rnnlab.report import monitor_plots as mp
 
     model = of(model)
-    run_dir = Path(run_dir)
     shown, probe_valid = model.shown(params, state, probe)
     layers = layer_states(shown)
     for ls in layers:
@@ -192,121 +192,37 @@ def analyse_states(cfg, model, params, probe, run_dir, plots: bool = True, state
     X = np.concatenate([np.asarray(ls.hs)[valid] for ls in top], axis=1)  # (N, F) real states
     bb, tt = np.nonzero(valid)  # sequence and step of each row of X
     out: dict[str, Any] = {"saturation": sat_all, "dead_units": dead_all}
-    files: list[Path] = []
-    plots_dir = run_dir / "plots"
-    if valid.any() and plots:
-        files.append(_heatmap_plot(model.num_layers, layers, plots_dir / "states_heatmap.png"))
+    figures = []  # (name, draw), drawn after states_summary.csv is written
+    if valid.any():  # the bottom and the top layer
+        panels = [(_title(ls), ls.hs, ls.valid) for ls in layers if ls.layer in {0, model.num_layers - 1}]
+        figures.append(("states_heatmap.png", lambda p: mp.states_heatmap_plot(panels, p)))
     rows.append(_row(top_key, top_dir, "real_states", len(X)))
     if len(X) >= 2 and np.isfinite(X).all():
         scores, ratio, _ = pca(X, 3)
         out["pca_explained"] = [float(r) for r in ratio[:3]]
         rows += [_row(top_key, top_dir, f"pca_explained_{j + 1}", float(r)) for j, r in enumerate(ratio[:3])]
-        if plots:
-            files.append(_pca_plot(scores, ratio, bb, tt, plots_dir / "states_pca.png"))
+        figures.append(("states_pca.png", lambda p: mp.states_pca_plot(scores, ratio, bb, tt, p)))
         _, labels, inertia = kmeans(X, cfg.clusters, seed=0)
         rows.append(_row(top_key, top_dir, "kmeans_clusters", int(labels.max()) + 1))
         rows.append(_row(top_key, top_dir, "kmeans_inertia", inertia))
         out["kmeans_inertia"] = inertia
-        if plots:
-            files.append(_kmeans_plot(scores, labels, bb, tt, valid, plots_dir / "states_kmeans.png"))
-    gates = _gate_names(model.cell)
-    if gates and valid.any() and plots:
-        files.append(_gates_plot(model.cell, gates, layers, plots_dir / "gates.png"))
-    frame = pd.DataFrame(rows, columns=["layer", "direction", "quantity", "value"])
-    files.insert(0, write_csv(run_dir / "states_summary.csv", frame))
-    out["files"] = [str(p.relative_to(run_dir)) for p in files]
-    # ---- attention pooling: the weights of the first probe sequences (plots/attention.png) ----
+        figures.append(("states_kmeans.png", lambda p: mp.states_kmeans_plot(scores, labels, bb, tt, valid, p)))
+    cell = cells.get(model.cell)
+    if cell.gates and valid.any():
+        panels_g = [(_title(ls), {g: ls.acts[g][1] for g in cell.gates}, ls.valid) for ls in layers]
+        figures.append(("gates.png", lambda p: mp.gates_plot(panels_g, cell.labels, p)))
+    # attention pooling: the weights of the first probe sequences
     weights = shown.get("attention")
-    if plots and weights is not None:
-        from rnnlab.report.attention_plots import probe_attention_plot
-
-        path = probe_attention_plot(weights, probe_valid, plots_dir / "attention.png")
-        out["files"].append(str(path.relative_to(run_dir)))
+    if weights is not None:
+        figures.append(("attention.png", lambda p: mp.probe_attention_plot(weights, probe_valid, p)))
+    frame = pd.DataFrame(rows, columns=["layer", "direction", "quantity", "value"])
+    written = [folder.table("states_summary.csv", frame)] + [folder.figure(name, draw) for name, draw in figures]
+    out["files"] = [folder.relative(p) for p in written if p is not None]
     return out
 
 
 def _row(layer, direction, quantity, value) -> dict[str, Any]:
     return {"layer": layer, "direction": direction, "quantity": quantity, "value": value}
-
-
-def _first(valid: np.ndarray) -> tuple[int, slice]:
-    """The first probe sequence with real steps, and its steps from the first to the last real one."""
-    rows = np.flatnonzero(valid.any(axis=1))
-    b = int(rows[0]) if len(rows) else 0
-    idx = np.flatnonzero(valid[b])
-    return b, (slice(int(idx[0]), int(idx[-1]) + 1) if len(idx) else slice(0, 0))
-
-
-def _heatmap_plot(num_layers: int, layers, path: Path) -> Path:
-    from rnnlab.monitor.weights import space_subplots
-    from rnnlab.report.plots import plt, save_figure
-
-    shown = sorted({0, num_layers - 1})
-    panels = [ls for ls in layers if ls.layer in shown]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), squeeze=False)
-    for ax, ls in zip(axes[:, 0], panels, strict=True):
-        valid = ls.valid
-        b, sp = _first(valid)
-        img = np.array(ls.hs[b, sp], dtype=np.float64).T  # (H, steps)
-        img[:, ~valid[b, sp]] = np.nan
-        vmax = float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0
-        cmap = plt.get_cmap("RdBu_r").with_extremes(bad="lightgrey")
-        im = ax.imshow(img, aspect="auto", cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest",
-                       extent=(sp.start - 0.5, sp.stop - 0.5, img.shape[0] - 0.5, -0.5))
-        ax.set(xlabel="time step", ylabel="hidden unit", title=f"{_title(ls)}: probe sequence {b}")
-        fig.colorbar(im, ax=ax, fraction=0.03)
-    space_subplots(fig, hspace=0.6)
-    return save_figure(fig, path)
-
-
-def _pca_plot(scores, ratio, bb, tt, path: Path) -> Path:
-    import mpl_toolkits.mplot3d  # noqa: F401  (registers the 3-D projection)
-
-    from rnnlab.report.plots import plt, save_figure
-
-    S = np.zeros((len(scores), 3))
-    S[:, : scores.shape[1]] = scores
-    fig = plt.figure(figsize=(11, 4.6))
-    ax2 = fig.add_subplot(1, 2, 1)
-    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
-    ax2.scatter(S[:, 0], S[:, 1], s=3, color="lightgrey", label="all probe states")
-    tmax = max(1, int(tt.max()))
-    sc = None
-    for b in np.unique(bb)[:N_TRAJECTORIES]:
-        sel = bb == b
-        ax2.plot(S[sel, 0], S[sel, 1], lw=0.6, color="grey", alpha=0.7)
-        sc = ax2.scatter(S[sel, 0], S[sel, 1], c=tt[sel], cmap="viridis", vmin=0, vmax=tmax, s=10)
-        ax3.plot(S[sel, 0], S[sel, 1], S[sel, 2], lw=0.6, color="grey", alpha=0.7)
-        ax3.scatter(S[sel, 0], S[sel, 1], S[sel, 2], c=tt[sel], cmap="viridis", vmin=0, vmax=tmax, s=8)
-    r = list(ratio[:3]) + [0.0] * (3 - min(3, len(ratio)))
-    ax2.set(xlabel=f"PC1 ({r[0]:.0%})", ylabel=f"PC2 ({r[1]:.0%})",
-            title=f"Top-layer states: trajectories of {min(N_TRAJECTORIES, len(np.unique(bb)))} sequences")
-    ax2.grid(alpha=0.3)
-    if sc is not None:
-        fig.colorbar(sc, ax=ax2, label="time step")
-    ax3.set(xlabel="PC1", ylabel="PC2", zlabel=f"PC3 ({r[2]:.0%})", title="3-D projection")
-    return save_figure(fig, path)
-
-
-def _kmeans_plot(scores, labels, bb, tt, valid, path: Path) -> Path:
-    from rnnlab.monitor.weights import space_subplots
-    from rnnlab.report.plots import plt, save_figure
-
-    k = int(labels.max()) + 1
-    cmap = plt.get_cmap("tab10" if k <= 10 else "tab20", k)
-    fig, (ax, ax_t) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
-    y = scores[:, 1] if scores.shape[1] > 1 else np.zeros(len(scores))
-    ax.scatter(scores[:, 0], y, c=labels, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=5)
-    ax.set(xlabel="PC1", ylabel="PC2", title=f"k-means, {k} clusters (top-layer states)")
-    ax.grid(alpha=0.3)
-    strip = np.full(valid.shape, np.nan)
-    strip[bb, tt] = labels
-    cm = cmap.with_extremes(bad="white")
-    im = ax_t.imshow(strip, aspect="auto", cmap=cm, vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
-    ax_t.set(xlabel="time step", ylabel="probe sequence", title="Cluster of each state over time")
-    fig.colorbar(im, ax=ax_t, ticks=range(k), label="cluster")
-    space_subplots(fig, wspace=0.25)
-    return save_figure(fig, path)
 
 
 def _label(ls: LayerStates):
@@ -316,31 +232,3 @@ def _label(ls: LayerStates):
 
 def _title(ls: LayerStates) -> str:
     return ls.name.capitalize() if ls.name else f"Layer {ls.layer} ({ls.direction})"
-
-
-def _gate_names(cell: str) -> tuple[str, ...]:
-    from rnnlab.engine import cells
-
-    return cells.get(cell).gates
-
-
-def _gates_plot(cell: str, names, layers, path: Path) -> Path:
-    from rnnlab.engine import cells
-    from rnnlab.monitor.weights import space_subplots
-    from rnnlab.report.plots import plt, save_figure
-
-    labels = cells.get(cell).labels
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 2.6 * len(layers)), squeeze=False)
-    for ax, ls in zip(axes[:, 0], layers, strict=True):
-        b, sp = _first(ls.valid)
-        steps = np.arange(sp.start, sp.stop)
-        for name in names:
-            m = np.asarray(ls.acts[name][1][b, sp], dtype=np.float64).mean(axis=1)
-            m[~ls.valid[b, sp]] = np.nan
-            ax.plot(steps, m, label=labels.get(name, name))
-        ax.set(ylabel="mean over units", title=f"{_title(ls)}: probe sequence {b}")
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes[-1, 0].set_xlabel("time step")
-    space_subplots(fig, hspace=0.45)
-    return save_figure(fig, path)

@@ -22,7 +22,8 @@ Histograms use one fixed-width bin grid per parameter, laid out from the first e
 past ``MAX_BINS`` its bin width doubles (pairs of bins merge, exactly, for every epoch kept).
 Only the counts are kept per epoch (a few hundred integers per parameter), never the weights.
 The bottom layer's final ``weight_ih`` / ``weight_hh`` are the only arrays copied (for the
-heatmaps).
+heatmaps). The pictures (``plots/weight_hist.png``, ``weight_hist.gif``, ``spectral.png``,
+``weight_heatmaps.png``) are drawn by `rnnlab.report.monitor_plots`.
 
 Cost per epoch for the default LSTM (H = 64): ~10 small SVD / eigenvalue problems (64 x 64
 and one 256 x 64), a few ms; everything else is a handful of reductions per parameter.
@@ -31,9 +32,6 @@ and one 256 x 64), a few ms; everything else is a handful of reductions per para
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,9 +39,7 @@ import numpy as np
 COLUMNS = ("epoch", "param", "block", "mean", "std", "min", "max", "norm", "spectral_radius", "sv_max", "sv_min")
 HIST_BINS = 40
 MAX_BINS = 4 * HIST_BINS
-MAX_FRAMES = 60  # GIF frames (epochs evenly spaced beyond that)
-GIF_FPS = 4
-GIF_DPI = 72
+
 
 def spectral_radius(m: np.ndarray) -> float:
     """max |eigenvalue| of a square matrix."""
@@ -158,17 +154,6 @@ class Histogram:
         return edges, out
 
 
-def space_subplots(fig, hspace: float = 0.6, wspace: float = 0.3, suptitle: bool = False) -> None:
-    """Fixed spacing between subplots (cheaper than tight_layout, which costs a full draw;
-    save_figure crops the outer margins anyway)."""
-    h = fig.get_figheight()
-    fig.subplots_adjust(top=1 - (0.75 if suptitle else 0.35) / h, bottom=0.55 / h, hspace=hspace, wspace=wspace)
-
-
-def _short(name: str) -> str:
-    return name.removeprefix("rnn.")
-
-
 class WeightTracker:
     """Per-epoch weight statistics and histograms (see the module docstring)."""
 
@@ -251,185 +236,34 @@ class WeightTracker:
 
         return pd.DataFrame(self.rows, columns=list(COLUMNS))
 
-    def finish(self, run_dir, plots: bool = True) -> dict[str, Any]:
-        """Write weights.csv and (with plots) the plots; returns {"spectral_radius": {layer: value}, "files": [...]}."""
-        run_dir = Path(run_dir)
-        files: list[Path] = []
+    def finish(self, folder) -> dict[str, Any]:
+        """Write weights.csv and the plots through `folder` (a `rnnlab.record.folder.RunFolder`: no
+        figures with plots off); returns {"spectral_radius": {layer: value}, "sv_max": {...}, "files": [...]}."""
+        from rnnlab.report import monitor_plots as mp
+
         if not self.rows and not self.hists:
             return {}
+        written = []
         if self.rows:
-            from rnnlab.runtime.io import write_csv
+            written.append(folder.table("weights.csv", self.table()))
+        if self.hists:
+            epochs = next(iter(self.hists.values())).epochs  # every parameter's histogram has every epoch
 
-            files.append(write_csv(run_dir / "weights.csv", self.table()))
-        plots_dir = run_dir / "plots"
-        if self.hists and plots:
-            files.append(self._hist_plot(plots_dir / "weight_hist.png"))
+            def grids():
+                return {name: h.grid() for name, h in self.hists.items()}
+
+            written.append(folder.figure("weight_hist.png", lambda p: mp.weight_hist_plot(grids(), epochs, p)))
             if self.cfg.gif:
-                files.append(self._hist_gif(plots_dir / "weight_hist.gif"))
-        if self.rows and plots:
-            if self.radius:
-                files.append(self._spectral_plot(plots_dir / "spectral.png"))
-            if self.final:
-                files.append(self._heatmaps(plots_dir / "weight_heatmaps.png"))
+                written.append(folder.figure("weight_hist.gif", lambda p: mp.weight_hist_gif(grids(), epochs, p)))
+        if self.rows and self.radius:
+            written.append(folder.figure("spectral.png",
+                                         lambda p: mp.spectral_plot(self.table(), list(self.recurrent), self.gates, p)))
+        if self.rows and self.final:
+            written.append(folder.figure("weight_heatmaps.png", lambda p: mp.weight_heatmaps_plot(
+                self.final, self.model.hidden_size, self.gates, p)))
         out: dict[str, Any] = {}
         if self.cfg.weights:
             out["spectral_radius"] = dict(self.radius)
             out["sv_max"] = dict(self.sv_max)
-        out["files"] = [_rel(p, run_dir) for p in files]
+        out["files"] = [folder.relative(p) for p in written if p is not None]
         return out
-
-    def _hist_grid(self, n: int):
-        from matplotlib.ticker import MaxNLocator
-
-        from rnnlab.report.plots import plt
-
-        cols = min(4, n)
-        rows = -(-n // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
-        flat = list(axes.flat)
-        for ax in flat[n:]:
-            ax.set_visible(False)
-        for ax in flat[:n]:
-            ax.xaxis.set_major_locator(MaxNLocator(4))
-            ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))
-        return fig, flat[:n]
-
-    def _hist_plot(self, path: Path) -> Path:
-        from rnnlab.report.plots import save_figure
-
-        names = list(self.hists)
-        fig, axes = self._hist_grid(len(names))
-        for ax, name in zip(axes, names, strict=True):
-            h = self.hists[name]
-            edges, counts = h.grid()
-            c = counts[-1]
-            nz = np.flatnonzero(c)
-            if len(nz):  # the last epoch's own range
-                c, edges = c[nz[0] : nz[-1] + 1], edges[nz[0] : nz[-1] + 2]
-            ax.stairs(c, edges, fill=True, alpha=0.8)
-            ax.set_title(_short(name), fontsize=9)
-            ax.tick_params(labelsize=7)
-        ep = self.hists[names[0]].epochs[-1] if names else 0
-        fig.suptitle(f"Weight histograms (epoch {ep})")
-        space_subplots(fig, suptitle=True)
-        return save_figure(fig, path)
-
-    def _hist_gif(self, path: Path) -> Path:
-        """One frame per epoch (at most MAX_FRAMES, evenly spaced, the last epoch always in),
-        written to a temporary name and renamed into place.
-
-        The axes, ticks and labels are drawn once; each frame restores that background and
-        draws only the histograms and the title (blitting), then Pillow writes the GIF (what
-        matplotlib's PillowWriter does, but it redraws the whole figure for every frame,
-        ~20x slower)."""
-        from PIL import Image
-
-        from rnnlab.report.plots import plt
-        from rnnlab.runtime.io import FILE_MODE
-
-        names = list(self.hists)
-        grids = [self.hists[n].grid() for n in names]
-        epochs = self.hists[names[0]].epochs
-        frames = np.unique(np.linspace(0, len(epochs) - 1, min(len(epochs), MAX_FRAMES)).round().astype(int))
-        fig, axes = self._hist_grid(len(names))
-        fig.set_dpi(GIF_DPI)
-        artists = []
-        for ax, name, (edges, counts) in zip(axes, names, grids, strict=True):
-            artists.append(ax.stairs(counts[0], edges, fill=True, alpha=0.8, visible=False))
-            ax.set_xlim(edges[0], edges[-1])
-            ax.set_ylim(0, max(1, int(counts.max())) * 1.05)
-            ax.set_title(_short(name), fontsize=9)
-            ax.tick_params(labelsize=7)
-        title = fig.suptitle(f"Weight histograms, epoch {epochs[-1]}")
-        space_subplots(fig, suptitle=True)
-        title.set_visible(False)
-        canvas = fig.canvas
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".gif")
-        os.close(fd)
-        try:
-            canvas.draw()
-            background = canvas.copy_from_bbox(fig.bbox)
-            images = []
-            for j in frames:
-                canvas.restore_region(background)
-                for ax, art, (edges, counts) in zip(axes, artists, grids, strict=True):
-                    art.set_data(counts[j], edges)
-                    art.set_visible(True)
-                    ax.draw_artist(art)
-                title.set_text(f"Weight histograms, epoch {epochs[j]}")
-                title.set_visible(True)
-                fig.draw_artist(title)
-                rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-                images.append(Image.fromarray(rgb).quantize(colors=255, method=Image.Quantize.FASTOCTREE))
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                           duration=int(1000 / GIF_FPS), loop=0)
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, path)
-        finally:
-            plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
-
-    def _spectral_plot(self, path: Path) -> Path:
-        from matplotlib.ticker import MaxNLocator
-
-        from rnnlab.report.plots import plt, save_figure
-
-        df = self.table()
-        df = df[df["param"].isin(list(self.recurrent))]
-        mats = list(dict.fromkeys(df["param"]))
-        colours = {b: f"C{j}" for j, b in enumerate(("all", *self.gates))}
-        fig, axes = plt.subplots(len(mats), 2, figsize=(10, 2.8 * len(mats)), squeeze=False)
-        for (ax_r, ax_s), name in zip(axes, mats, strict=True):
-            d = df[df["param"] == name]
-            for block, g in d.groupby("block", sort=False):
-                label, colour = ("whole" if block == "all" else block), colours.get(block)
-                if g["spectral_radius"].notna().any():
-                    ax_r.plot(g["epoch"], g["spectral_radius"], marker=".", color=colour, label=label)
-                ax_s.plot(g["epoch"], g["sv_max"], marker=".", color=colour, ls="--" if block == "all" else "-",
-                          label=label)
-            for ax, what in ((ax_r, "spectral radius"), (ax_s, "largest singular value")):
-                ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-                ax.set(xlabel="epoch", ylabel=what, title=f"{_short(name)}: {what}")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=7)
-        space_subplots(fig, hspace=0.55, wspace=0.25)
-        return save_figure(fig, path)
-
-    def _heatmaps(self, path: Path) -> Path:
-        from matplotlib.ticker import MaxNLocator
-
-        from rnnlab.report.plots import plt, save_figure
-
-        names = list(self.final)
-        fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 5.5), squeeze=False)
-        H = self.model.hidden_size
-        for ax, name in zip(axes[0], names, strict=True):
-            W = self.final[name]
-            W = W.reshape(-1, 1) if W.ndim == 1 else W  # a diagonal recurrence: one column
-            vmax = float(np.max(np.abs(W))) if W.size and _finite(W) else 1.0
-            im = ax.imshow(W, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
-            if self.gates and W.shape[0] == len(self.gates) * H:
-                for k in range(1, len(self.gates)):
-                    ax.axhline(k * H - 0.5, color="black", lw=0.8)
-                ax.set_yticks([k * H + (H - 1) / 2 for k in range(len(self.gates))], list(self.gates))
-                ax.set_ylabel("gate (rows: H units each)")
-            else:
-                ax.set_ylabel("unit")
-            ax.set_xlabel("input" if "weight_ih" in name else "hidden unit (from)")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(_short(name), fontsize=9)
-            fig.colorbar(im, ax=ax, fraction=0.05)
-        fig.suptitle("Final weights of the bottom layer")
-        space_subplots(fig, wspace=0.5, suptitle=True)
-        return save_figure(fig, path)
-
-
-def _rel(p: Path, run_dir: Path) -> str:
-    try:
-        return str(Path(p).relative_to(run_dir))
-    except ValueError:
-        return str(p)

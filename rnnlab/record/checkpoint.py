@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnlab.runtime.io import atomic_write, write_text
+from rnnlab.runtime.io import atomic_write, strict_json, write_text
 
 FORMAT_VERSION = 2
 STATE_PREFIX = "state:"
@@ -95,21 +95,12 @@ def save(folder: str | Path, spec, params: dict, meta: dict[str, Any], state: di
     if training is not None:
         info, arrays = training
         atomic_write(folder / "training_state.npz", lambda fh: np.savez(fh, **arrays), mode="wb")
-        write_text(folder / "training_state.json", _strict_json({"format_version": FORMAT_VERSION, **info}))
+        write_text(folder / "training_state.json", strict_json({"format_version": FORMAT_VERSION, **info}))
     weights = {**params, **{STATE_PREFIX + k: v for k, v in (state or {}).items()}}
     atomic_write(folder / "model.npz", lambda fh: np.savez(fh, **weights), mode="wb")
     info = {"format_version": FORMAT_VERSION, "model": kind_of(spec), "spec": spec_dict(spec), **meta}
-    write_text(folder / "model.json", _strict_json(info))
+    write_text(folder / "model.json", strict_json(info))
     return folder
-
-
-def _strict_json(obj) -> str:
-    from rnnlab.record.summary import strict
-
-    data, non_finite = strict(obj)
-    if non_finite:
-        data["non_finite"] = non_finite
-    return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 
 def _folder(folder: str | Path) -> Path:

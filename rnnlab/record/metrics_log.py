@@ -68,19 +68,33 @@ class MetricsLog:
         write_text(self.path, text)
 
 
+def whole_lines(text: str) -> list[str]:
+    """The lines of a metrics.csv text without a torn last line (no newline, or the wrong field count)."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]
+    if len(lines) > 1:
+        width = len(next(csv.reader([lines[0]])))
+        if len(next(csv.reader([lines[-1]]))) != width:
+            lines = lines[:-1]
+    return lines
+
+
 def read(run_dir: str | Path):
     """metrics.csv as a pandas DataFrame, without a torn last line (an empty frame when there are no rows)."""
     import pandas as pd
 
     p = Path(run_dir)
     p = p if p.suffix == ".csv" else p / FILE
-    text = p.read_text()
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines = lines[:-1]
+    lines = whole_lines(p.read_text(encoding="utf-8", errors="replace"))
     if not lines:
         return pd.DataFrame()
-    width = len(next(csv.reader([lines[0]])))
-    if len(lines) > 1 and len(next(csv.reader([lines[-1]]))) != width:
-        lines = lines[:-1]
     return pd.read_csv(io.StringIO("".join(lines)))
+
+
+def read_rows(run_dir: str | Path) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of metrics.csv as strings, without a torn last line."""
+    p = Path(run_dir)
+    p = p if p.suffix == ".csv" else p / FILE
+    rows = list(csv.reader(whole_lines(p.read_text(encoding="utf-8", errors="replace"))))
+    return (rows[0], rows[1:]) if rows else ([], [])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +95,18 @@ class Summary:
     def keys(self):
         return self.to_dict().keys()
 
+    def items(self):
+        return self.to_dict().items()
+
+    def values(self):
+        return self.to_dict().values()
+
+    def __iter__(self):
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
     @property
     def path(self) -> Path:
         return Path(self.run_dir) / FILE
@@ -118,42 +129,12 @@ class Summary:
         return s
 
     def to_json(self) -> str:
-        data, non_finite = strict(self.to_dict())
-        if non_finite:
-            data["non_finite"] = non_finite
-        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+        from rnnlab.runtime.io import strict_json
+
+        return strict_json(self.to_dict())
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Summary))
-
-
-def strict(obj: Any, path: str = "") -> tuple[Any, dict[str, str]]:
-    """(a JSON-safe copy of obj, {dotted.key: "nan" | "inf" | "-inf"} of the non-finite numbers made null)."""
-    import numpy as np
-
-    found: dict[str, str] = {}
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            out[str(k)], sub = strict(v, f"{path}.{k}" if path else str(k))
-            found.update(sub)
-        return out, found
-    if isinstance(obj, list | tuple):
-        out_list = []
-        for i, v in enumerate(obj):
-            x, sub = strict(v, f"{path}[{i}]")
-            out_list.append(x)
-            found.update(sub)
-        return out_list, found
-    if isinstance(obj, np.ndarray):
-        return strict(obj.tolist(), path)
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, Path):
-        return str(obj), found
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None, {path: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
-    return obj, found
 
 
 def read(run_dir: str | Path) -> Summary:

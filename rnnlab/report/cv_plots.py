@@ -73,12 +73,12 @@ def _title(fold: dict) -> str:
 
 def loss_grid(folds: list[dict], path: Path) -> Path | None:
     """folds: dicts with fold, status, run_dir. Shares the y axis so the folds compare at a glance."""
-    import pandas as pd
+    from rnnlab.record import metrics_log
 
     frames = []
     for f in folds:
         p = Path(f["run_dir"]) / "metrics.csv" if f.get("run_dir") else None
-        frames.append(pd.read_csv(p) if p is not None and p.is_file() and p.stat().st_size else None)
+        frames.append(metrics_log.read(p) if p is not None and p.is_file() and p.stat().st_size else None)
     if all(fr is None for fr in frames):
         return None
     fig, axes = _grid(len(folds))

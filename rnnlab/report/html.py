@@ -17,12 +17,15 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
-import json
 import math
 import re
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from rnnlab.record import summary as summary_file
+from rnnlab.record.metrics_log import read_rows
+from rnnlab.record.summary import Summary
 
 REPORT_NAME = "report.html"
 
@@ -235,20 +238,16 @@ def check_run_dir(run_dir: str | Path) -> Path:
     return run_dir
 
 
-def read_summary(run_dir: Path, warnings: list[str]) -> dict[str, Any] | None:
+def read_summary(run_dir: Path, warnings: list[str]) -> Summary | None:
     path = run_dir / "summary.json"
     if not path.is_file():
         warnings.append("summary.json is missing: the run has not written its summary (it may not have started)")
         return None
     try:
-        summary = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError) as exc:
+        return summary_file.read(run_dir)
+    except (OSError, ValueError, TypeError) as exc:
         warnings.append(f"summary.json could not be read ({exc}); the status and metrics are unknown")
         return None
-    if not isinstance(summary, dict):
-        warnings.append("summary.json does not hold an object; the status and metrics are unknown")
-        return None
-    return summary
 
 
 # ------------------------------------------------------------------------------ sections
@@ -357,7 +356,8 @@ def _metrics_section(run_dir: Path, warnings: list[str]) -> str:
         parts.append('<p class="empty">No metrics.csv (no epoch was completed).</p></section>')
         return "".join(parts)
     try:
-        header, rows, n = _read_csv(path, None)
+        header, rows = read_rows(path)  # without a line torn by a killed run
+        n = len(rows)
     except (OSError, csv.Error) as exc:
         warnings.append(f"metrics.csv could not be read ({exc})")
         parts.append('<p class="empty">metrics.csv could not be read.</p></section>')

@@ -108,7 +108,7 @@ class TrainingProgress:
 
 def live_signals(rows: list[dict]) -> str:
     """'mem 250 MB', plus 'plateau' / 'oscillating' when the validation loss says so."""
-    from rnnlab.train.dashboard import is_oscillating, is_plateau, peak_memory_mb
+    from rnnlab.analysis.dashboard import is_oscillating, is_plateau, peak_memory_mb
 
     val = [r["val_loss"] for r in rows]
     parts = []

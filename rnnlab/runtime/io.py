@@ -46,7 +46,48 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Strict JSON (see strict_json), atomically."""
+    return write_text(path, strict_json(obj))
+
+
+def strict_json(obj: Any) -> str:
+    """JSON that jq and JavaScript read: NaN and infinities become null, and an object gets a
+    `non_finite` entry saying which key held what ({"best_val_loss": "nan"})."""
+    data, non_finite = finite(obj)
+    if non_finite and isinstance(data, dict):
+        data["non_finite"] = non_finite
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+def finite(obj: Any, path: str = "") -> tuple[Any, dict[str, str]]:
+    """(a JSON-safe copy of obj, {dotted.key: "nan" | "inf" | "-inf"} of the non-finite numbers made null)."""
+    import math
+
+    found: dict[str, str] = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[str(k)], sub = finite(v, f"{path}.{k}" if path else str(k))
+            found.update(sub)
+        return out, found
+    if isinstance(obj, list | tuple):
+        items = []
+        for i, v in enumerate(obj):
+            x, sub = finite(v, f"{path}[{i}]")
+            items.append(x)
+            found.update(sub)
+        return items, found
+    if type(obj).__module__ == "numpy":
+        obj = _jsonable(obj)
+        if isinstance(obj, list):
+            return finite(obj, path)
+    if isinstance(obj, Path):
+        return str(obj), found
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None, {path: "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
+    if obj is not None and not isinstance(obj, str | int | float | bool):
+        raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+    return obj, found
 
 
 def write_csv(path: str | Path, frame) -> Path:

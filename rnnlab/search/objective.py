@@ -76,7 +76,6 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
 
     from rnnlab.config.validate import ConfigError
     from rnnlab.data.base import DataError
-    from rnnlab.runtime.io import write_json
     from rnnlab.search.compose import compose_trial, trial_overrides
     from rnnlab.search.metric import available_metrics, read_metric
     from rnnlab.search.space import suggest
@@ -88,27 +87,24 @@ def run_trial(trial, setup: TrialSetup, console) -> float:
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("host", socket.gethostname())
     try:
-        cfg, rc = compose_trial(overrides, setup.config_dir)
+        composed, rc = compose_trial(overrides, setup.config_dir)
     except ConfigError as exc:
         raise _fail(trial, f"bad config: {exc}", console) from None
     trial.set_user_attr("epochs_planned", rc.train.epochs)
     from rnnlab.config.composition import write_run_config
-    from rnnlab.search.compose import plain
 
-    write_run_config(run_dir, plain(cfg), overrides)
+    write_run_config(run_dir, composed.plain(), overrides)
 
     from rnnlab.train.run import train
 
     t0 = time.perf_counter()
-    try:
-        summary = train(rc, run_dir, console=console, epoch_hook=PruneHook(trial, setup, rc.train.epochs))
+    try:  # a failing run records its failure in its summary.json itself
+        summary = train(rc, run_dir, console=console, epoch_hook=PruneHook(trial, setup, rc.train.epochs),
+                        hooks=[lambda fit: {"search": {"output": str(setup.output), "trial": trial.number}}])
     except (ConfigError, DataError) as exc:
-        write_json(run_dir / "summary.json", {"status": "failed", "message": str(exc), "run_dir": str(run_dir),
-                                              "bad_input": True})
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         raise _fail(trial, f"bad input: {exc}", console) from None
     except Exception as exc:  # a bug in one trial must not end the search; its reason is kept
-        write_json(run_dir / "summary.json", {"status": "failed", "message": repr(exc), "run_dir": str(run_dir)})
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         raise _fail(trial, f"error: {exc!r}", console) from None
     seconds = time.perf_counter() - t0

@@ -60,8 +60,9 @@ class Fit:
     def start(cls, task, cfg) -> Fit:
         params, state = task.init_model(np.dtype(cfg.train.dtype))
         sched = make_schedule(cfg.sched, cfg.optim["lr"], cfg.train.epochs, task.steps_per_epoch)
-        return cls(task, cfg, params, state, make_optimizer(**cfg.optim), sched,
-                   StepHygiene(cfg.train, cfg.reg, task.streams.noise), ModelSelection(cfg.train.monitor, params, state))
+        hygiene = StepHygiene(cfg.train, cfg.reg, task.streams.noise)
+        return cls(task, cfg, params, state, make_optimizer(**cfg.optim), sched, hygiene,
+                   ModelSelection(cfg.train.monitor, params, state))
 
     def stop(self, status: str, message: str | None) -> None:
         self.status, self.message = status, message

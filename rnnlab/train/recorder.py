@@ -44,10 +44,12 @@ class RunRecorder(RunFolder):
     def write_summary(self) -> Path:
         return write_text(self.summary.path, self.summary.to_json())
 
-    def write_stub(self, status: str, message: str, bad_input: bool = False) -> Path:
+    def write_stub(self, status: str, message: str, bad_input: bool = False) -> Summary:
         """The summary of a run that did not get far (or failed on its input); what is known is kept."""
         self.summary.update(status=status, message=message, bad_input=bad_input)
-        return self.write_summary()
+        self._hooks(None)
+        self.write_summary()
+        return self.summary
 
     # ------------------------------------------------------------------ during the loop
     def begin(self, fit) -> None:
@@ -79,6 +81,7 @@ class RunRecorder(RunFolder):
                         training=training)
 
     def _hooks(self, fit) -> None:
+        """Entries the caller attaches (cv's fold, a search trial); fit is None for a run that never started."""
         for hook in self.hooks:
             self.summary.update(hook(fit) or {})
 
@@ -148,3 +151,19 @@ def versions() -> dict[str, str]:
 
     return {"rnnlab": getattr(rnnlab, "__version__", "0"), "numpy": np.__version__,
             "python": platform.python_version()}
+
+
+def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, status: str = "failed",
+                   hooks=()) -> Summary:
+    """Mark a run folder as failed (or `status`) after an error outside the run, keeping what an
+    earlier summary.json of the same run already says (the run records its own failures first)."""
+    from rnnlab.record import summary as summary_file
+
+    recorder = RunRecorder(run_dir, plots=False, hooks=hooks)
+    try:
+        recorder.summary = summary_file.read(run_dir)
+    except (OSError, ValueError, TypeError):
+        pass
+    if recorder.summary.status == status and recorder.summary.message == message:
+        return recorder.summary  # already recorded by the run itself
+    return recorder.write_stub(status, message, bad_input)

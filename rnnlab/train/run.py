@@ -60,7 +60,7 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     fit = loop.Fit.start(task, cfg)
     from rnnlab.monitor import RunMonitor
 
-    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder.run_dir, console, plots=cfg.train.plots)
+    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder, console)
     t = cfg.train
     cbs = [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
            *([C.Pruning(epoch_hook)] if epoch_hook else []),
@@ -109,7 +109,7 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
 
 
 def _timing(fit: loop.Fit, t_start: float, monitor: str) -> dict:
-    from rnnlab.train.dashboard import dashboard, peak_memory_mb
+    from rnnlab.analysis.dashboard import dashboard, peak_memory_mb
 
     out = {"runtime_s": time.perf_counter() - t_start,
            "dashboard": dashboard(fit.rows, monitor=monitor, peak_memory_mb=peak_memory_mb())}

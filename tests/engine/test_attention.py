@@ -415,6 +415,7 @@ def test_states_analysis_draws_attention_pooling_weights(tmp_path):
     from rnnlab.engine import model as M
     from rnnlab.monitor.probe import Probe
     from rnnlab.monitor.states import analyse_states
+    from rnnlab.record.folder import RunFolder
 
     spec = M.ModelSpec(cell="lstm", input_size=2, hidden_size=3, output_size=1, bidirectional=True,
                        pooling="attention")
@@ -422,6 +423,6 @@ def test_states_analysis_draws_attention_pooling_weights(tmp_path):
     x = np.random.default_rng(1).standard_normal((5, 7, 2)).astype(np.float32)
     mask = np.ones((5, 7))
     mask[0, 4:] = 0
-    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(5), mask, None), tmp_path)
+    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(5), mask, None), RunFolder(tmp_path))
     assert "plots/attention.png" in out["files"]
     assert (tmp_path / "plots" / "attention.png").stat().st_size > 0

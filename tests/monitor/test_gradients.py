@@ -13,6 +13,7 @@ import pytest
 from rnnlab.commands.train import run
 from rnnlab.engine import model as M
 from rnnlab.monitor.gradients import GRAD_COLUMNS, GradientTracker, _first_over_last
+from rnnlab.record.folder import RunFolder
 from tests.conftest import TINY, TINY_VIEWS, read_summary
 
 TOL = 1e-6
@@ -102,7 +103,7 @@ def test_tracker_rows_match_numpy_and_plots_survive_edge_cases(tmp_path):
     grads = {"a": g_a, "b": rng.standard_normal(5).astype(np.float32)}
     tr = GradientTracker(_cfg(every_n_steps=1), None)
     # no rows, no curves: the plots still draw
-    out = tr.finish(tmp_path / "empty")
+    out = tr.finish(RunFolder(tmp_path / "empty"))
     assert out["gradient_warnings"] == {"vanishing": 0, "exploding": 0}
     for f in out["files"]:
         assert (tmp_path / "empty" / f).exists()
@@ -127,7 +128,7 @@ def test_tracker_rows_match_numpy_and_plots_survive_edge_cases(tmp_path):
     assert tr.last_grads["b"].any()
     # one row and one epoch curve
     tr.curves.append((1, "layer0", np.array([1e-3, np.nan, 0.0, 1.0])))
-    out = tr.finish(tmp_path / "one")
+    out = tr.finish(RunFolder(tmp_path / "one"))
     assert set(out["files"]) == {"gradients.csv", "time_gradients.csv", "plots/gradient_flow.png",
                                  "plots/grad_norms.png", "plots/grad_hist.png"}
     assert all((tmp_path / "one" / f).stat().st_size > 0 for f in out["files"])
@@ -140,7 +141,7 @@ def test_tracker_without_step_statistics_still_checks_every_step(tmp_path):
         tr.on_step(step, step // 3, {"w": np.ones(2)}, {"w": np.ones(2)}, 0.5)
     assert tr.rows == [] and tr.last_grads is None
     assert tr.counts["vanishing"] == 6 and len(con.lines) == 2
-    out = tr.finish(tmp_path)
+    out = tr.finish(RunFolder(tmp_path))
     assert out["files"] == [] and not any(tmp_path.iterdir())
 
 
@@ -148,7 +149,7 @@ def test_tracker_without_plots_writes_the_csv_files_only(tmp_path):
     tr = GradientTracker(_cfg(every_n_steps=1), None)
     tr.on_step(0, 0, {"w": np.ones(3)}, {"w": np.arange(3.0)}, 1.0)
     tr.curves.append((1, "layer0", np.array([0.1, 1.0])))
-    out = tr.finish(tmp_path, plots=False)
+    out = tr.finish(RunFolder(tmp_path, plots=False))
     assert out["files"] == ["gradients.csv", "time_gradients.csv"]
     assert not (tmp_path / "plots").exists()
 

@@ -19,6 +19,7 @@ from rnnlab.monitor.inspect import SequenceInspector
 from rnnlab.monitor.probe import Probe
 from rnnlab.monitor.states import analyse_states, kmeans, pca, saturation
 from rnnlab.monitor.weights import COLUMNS
+from rnnlab.record.folder import RunFolder
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "monitor"
 
@@ -131,7 +132,7 @@ def test_relu_dead_unit_is_detected(tmp_path):
     params["rnn.weight_ih_l0"][2] = 0.0
     params["rnn.bias_ih_l0"][2] = -1.0  # ... but unit 2: pre-activation -1 at every step
     x = np.random.default_rng(1).standard_normal((5, 7, 3))
-    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(5), None, None), tmp_path)
+    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(5), None, None), RunFolder(tmp_path))
     assert out["dead_units"] == {"l0": {"h": 1}}
     assert out["saturation"] == {"l0": {}}  # relu has no upper bound
     assert not (tmp_path / "plots" / "gates.png").exists()  # vanilla RNN: no gates
@@ -190,7 +191,7 @@ def test_gru_gates_plot(tmp_path):
     spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=5, output_size=1, pooling="mean")
     params = M.init_params(spec, np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((4, 6, 2)).astype(np.float32)
-    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(4), None, None), tmp_path)
+    out = analyse_states(MonitorConf(), spec, params, Probe(x, np.zeros(4), None, None), RunFolder(tmp_path))
     assert set(out["saturation"]["l0"]) == {"r", "z", "n"}
     assert "plots/gates.png" in out["files"] and (tmp_path / "plots" / "gates.png").exists()
     assert sum(out["pca_explained"]) <= 1.0 + 1e-9

@@ -10,6 +10,7 @@ import pytest
 from rnnlab.config.schema import MonitorConf
 from rnnlab.engine import model as M
 from rnnlab.monitor.weights import COLUMNS, MAX_BINS, Histogram, WeightTracker, singular_values, spectral_radius
+from rnnlab.record.folder import RunFolder
 
 
 def _rotation(theta: float) -> np.ndarray:
@@ -122,7 +123,7 @@ def test_tracker_histograms_count_every_weight(tmp_path):
         _, counts = tracker.hists[name].grid()
         assert counts.shape[0] == 4 and counts.shape[1] <= MAX_BINS
         np.testing.assert_array_equal(counts.sum(axis=1), v.size)
-    out = tracker.finish(tmp_path)
+    out = tracker.finish(RunFolder(tmp_path))
     assert out["files"] == ["plots/weight_hist.png"]
     assert not (tmp_path / "weights.csv").exists()
 
@@ -137,7 +138,7 @@ def test_gif_has_one_frame_per_epoch(tmp_path):
         tracker.on_epoch_end(epoch, params)
         for v in params.values():
             v += np.float32(0.05)
-    out = tracker.finish(tmp_path)
+    out = tracker.finish(RunFolder(tmp_path))
     gif = tmp_path / "plots" / "weight_hist.gif"
     assert "plots/weight_hist.gif" in out["files"]
     with Image.open(gif) as im:
@@ -150,7 +151,7 @@ def test_nothing_tracked_nothing_written(tmp_path):
     spec = _spec("rnn")
     params = M.init_params(spec, np.random.default_rng(0))
     tracker = WeightTracker(MonitorConf(weights=False, histograms=False), spec)
-    assert tracker.finish(tmp_path) == {}
+    assert tracker.finish(RunFolder(tmp_path)) == {}
     assert list(tmp_path.iterdir()) == []
     # diverged weights: recorded as NaN, no exception
     params["rnn.weight_hh_l0"][0, 0] = np.nan

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rnnlab.engine import model as M
-from rnnlab.runtime.io import atomic_write, write_json
 from rnnlab.record import checkpoint
+from rnnlab.runtime.io import atomic_write, write_json
 
 SPEC = M.ModelSpec(cell="gru", input_size=2, hidden_size=4, output_size=1, num_layers=2, bidirectional=True)
 

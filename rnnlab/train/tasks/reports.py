@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.analysis import metrics as mt
 from rnnlab.engine import model as M
-from rnnlab.train import metrics as mt
 from rnnlab.train.tasks.base import TestReport
 from rnnlab.train.tasks.predict import evaluate, predict_split, rolled_forecast
 

@@ -11,8 +11,7 @@ import numpy as np
 from rnnlab.data import seq2seq_tasks as S
 from rnnlab.engine import seq2seq as Q
 from rnnlab.train.tasks.base import TestReport
-from rnnlab.train.tasks.seq2seq import (N_PREDICTIONS, continuous_metrics, decode, teacher_forced_loss,
-                                        token_metrics)
+from rnnlab.train.tasks.seq2seq import N_PREDICTIONS, continuous_metrics, decode, teacher_forced_loss, token_metrics
 
 
 def report(task, params, recorder) -> TestReport:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnlab.train import metrics as mt
+from rnnlab.analysis import metrics as mt
 
 
 def mann_whitney_auc(y, s) -> float:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from rnnlab.analysis.dashboard import dashboard, improvement_rate, is_oscillating, is_plateau, peak_memory_mb
+from rnnlab.analysis.metrics import regression_metrics
 from rnnlab.report.progress import TrainingProgress
-from rnnlab.train.dashboard import dashboard, improvement_rate, is_oscillating, is_plateau, peak_memory_mb
-from rnnlab.train.metrics import regression_metrics
 
 
 def rows_of(val, seconds=None, sps=None, acc=None):
