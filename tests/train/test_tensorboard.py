@@ -154,7 +154,10 @@ def test_histograms_of_weights_and_gradients(logged_run):
 
 
 def test_logger_none_writes_no_events(tmp_path):
-    assert api.compose([]).logger.name == "none"
+    from rnnlab.config.schema import LoggerConf
+
+    assert api.compose([]).logger == LoggerConf()  # logger=none by default; the YAML and the schema agree
+    assert api.compose(["logger=tensorboard"]).logger == LoggerConf(name="tensorboard")
     api.train([*TINY, "train.epochs=1"], tmp_path / "run")
     assert not (tmp_path / "run" / "tensorboard").exists()
 
