@@ -149,6 +149,41 @@ def augment_preview(
     raise typer.Exit(run(list(ctx.args), aug, output, n))
 
 
+LR_FIND_HELP = """Learning-rate range test (Smith 2017, as fastai's lr_find): sweep the lr, suggest one.
+
+Arguments are the same overrides as for `rnnlab train`. A short run raises the learning rate \
+exponentially from --start to --end over --steps optimizer steps (as many epochs as that takes), \
+recording the loss of every step and its smoothed value (exponential moving average, beta 0.98, bias \
+corrected); it stops early when the smoothed loss exceeds 4x its minimum. The suggestion is the lr where \
+the smoothed loss falls fastest against log lr; it is printed with the override to paste \
+(optim.lr=...). The weights of this run are not a trained model.
+
+  rnnlab lr-find
+
+  rnnlab lr-find arch=gru optim=sgd --end 1
+
+  rnnlab lr-find data=adding data.length=50 --steps 200 -o /tmp/lr_adding
+
+Writes outputs/lr_find/<timestamp>[_<name>]/ (or -o DIR): lr_find.csv (step, lr, loss, smoothed_loss), \
+plots/lr_find.png (loss against lr, the suggestion marked) and summary.json (its lr_find entry has the \
+suggestion). Runs with monitor=none train.plots=false train.progress=false unless the overrides say \
+otherwise. Exit codes: 0 a suggestion, 1 none or the run failed, 2 bad input, 130 interrupted.
+"""
+
+
+@app.command("lr-find", context_settings=HYDRA_ARGS, help=LR_FIND_HELP)
+def lr_find(
+    ctx: typer.Context,
+    start: float = typer.Option(1e-7, "--start", help="First learning rate of the sweep."),
+    end: float = typer.Option(10.0, "--end", help="Last learning rate of the sweep."),
+    steps: int = typer.Option(100, "--steps", help="Optimizer steps from --start to --end."),
+    output: str = typer.Option(None, "--output", "-o", help="Run folder (default: outputs/lr_find/<timestamp>)."),
+) -> None:
+    from rnnlab.commands.lr_find import run
+
+    raise typer.Exit(run(list(ctx.args), start=start, end=end, steps=steps, output=output))
+
+
 COMPARE_HELP = """Compare runs: a ranked table, comparison.csv and loss_curves.png in --output (default ./comparison/).
 
 Arguments are run folders, multirun folders (0/, 1/, ...), folders holding runs (searched 3 levels \

@@ -28,7 +28,7 @@ from rnnlab.data.base import DataError
 from rnnlab.engine import cells
 from tests.data import imdb_tree
 
-GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment", "debug")
+GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "logger", "experiment", "debug")
 ROOT = Path(__file__).resolve().parents[1]
 
 

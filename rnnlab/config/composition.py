@@ -9,7 +9,7 @@ and structured configs) become one line naming the key, with a suggestion when a
 option is misspelt: `unknown key 'train.epoch' (did you mean train.epochs?)`.
 
 `setup()` registers the resolvers and the group schemas (config/schema.py) as Hydra structured
-configs, `GROUP/_schema`: conf/arch/_base.yaml, conf/reg/_base.yaml and conf/monitor/default.yaml
+configs, `GROUP/_schema`: conf/arch/_base.yaml, conf/reg/_base.yaml, conf/monitor/default.yaml and conf/logger/*.yaml
 extend them, so every option of those groups is a typed delta over one default.
 
 Hydra and OmegaConf are imported inside the functions: `rnnlab --help` does not load them.
@@ -31,7 +31,7 @@ from rnnlab.runtime.io import write_text
 
 CONFIG_MODULE = "rnnlab.conf"
 # Groups whose options extend a dataclass schema of config/schema.py, registered as GROUP/_schema.
-SCHEMAS = {"arch": "ArchConf", "reg": "RegConf", "monitor": "MonitorConf"}
+SCHEMAS = {"arch": "ArchConf", "reg": "RegConf", "monitor": "MonitorConf", "logger": "LoggerConf"}
 # Free-form nodes: their keys come from the chosen cell, not from a schema, so an override may add one.
 OPEN_NODES = ("arch.cell_options",)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 # The groups a user picks options of, in the order help lists them.
-GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "experiment", "debug")
+GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "logger", "experiment", "debug")
 
 
 def group_options(group: str) -> list[str]:

@@ -252,6 +252,23 @@ class MonitorConf:
         return bool(self.every_n_steps or self.time_gradients or self.weights or self.states or self.histograms)
 
 
+LOGGERS = ("none", "tensorboard")
+
+
+@dataclass
+class LoggerConf:
+    """Where a run logs beside its own files (conf/logger/): none, or TensorBoard event files."""
+
+    name: str = "none"
+    every_n_steps: int = 10
+    histogram_every_n_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _choice("logger.name", self.name, LOGGERS)
+        _at_least("logger.every_n_steps", self.every_n_steps, 0)
+        _at_least("logger.histogram_every_n_epochs", self.histogram_every_n_epochs, 0)
+
+
 CV_STRATEGIES = ("auto", "kfold", "stratified", "expanding", "sliding")
 
 

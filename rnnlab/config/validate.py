@@ -22,10 +22,19 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from rnnlab.config.groups import group_options
-from rnnlab.config.schema import DATA_SCHEMAS, ArchConf, CvConf, MonitorConf, RegConf, TrainConf, check_optim
+from rnnlab.config.schema import (
+    DATA_SCHEMAS,
+    ArchConf,
+    CvConf,
+    LoggerConf,
+    MonitorConf,
+    RegConf,
+    TrainConf,
+    check_optim,
+)
 from rnnlab.engine.schedules import make_schedule
 
-TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "hydra"}
+TOP_KEYS = {"seed", "name", "train", "arch", "optim", "sched", "reg", "data", "monitor", "cv", "logger", "hydra"}
 
 
 class ConfigError(ValueError):
@@ -44,6 +53,7 @@ class RunConfig:
     sched: dict[str, Any]
     monitor: MonitorConf = dataclasses.field(default_factory=MonitorConf)
     cv: CvConf = dataclasses.field(default_factory=CvConf)
+    logger: LoggerConf = dataclasses.field(default_factory=LoggerConf)
     overrides: tuple[str, ...] = ()  # what it was composed from (rnnlab.api.compose), not part of the config
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +68,7 @@ class RunConfig:
             "sched": self.sched,
             "monitor": dataclasses.asdict(self.monitor),
             "cv": dataclasses.asdict(self.cv),
+            "logger": dataclasses.asdict(self.logger),
         }
 
 
@@ -224,4 +235,5 @@ def validate(cfg: DictConfig) -> RunConfig:
         sched=sched,
         monitor=monitor,
         cv=cv,
+        logger=_typed(LoggerConf, cfg.logger, "logger") if cfg.get("logger") is not None else LoggerConf(),
     )

@@ -15,7 +15,7 @@ from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.search import SearchError
 from rnnlab.search.space import Param, override, probe_values
 
-GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor")
+GROUPS = ("arch", "optim", "sched", "reg", "data", "monitor", "logger")
 # Keys that change what a run shows, not what it learns: left out of the best experiment.
 DISPLAY_KEYS = ("train.progress", "train.plots")
 

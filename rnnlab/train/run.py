@@ -1,9 +1,9 @@
 """One training run: `train(cfg, run_dir) -> Summary`. Kept apart from the CLI and Hydra.
 
 Load the data -> pick the task adapter -> fit (`loop`) with the run's callbacks (monitor,
-progress, pruning, early stopping, and the caller's) -> test the selected weights (the
-adapter's report) -> the monitor's end analysis -> the recorder writes summary.json, plots and
-report.html. Bad input (ConfigError, DataError) and unexpected errors are recorded in
+progress, pruning, early stopping, cfg.logger's loggers, and the caller's) -> test the selected
+weights (the adapter's report) -> the monitor's end analysis -> the recorder writes summary.json,
+plots and report.html. Bad input (ConfigError, DataError) and unexpected errors are recorded in
 summary.json as "failed" before they propagate, so a run folder never says "running" falsely.
 """
 
@@ -24,6 +24,7 @@ from rnnlab.train import callbacks as C
 from rnnlab.train import loop, tasks
 from rnnlab.train.recorder import RunRecorder
 from rnnlab.train.tasks.base import Streams
+from rnnlab.train.tensorboard import TensorBoardLogger
 
 
 def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, callbacks=(), hooks=()) -> Summary:
@@ -63,7 +64,8 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     t = cfg.train
     cbs = [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
            *([C.Pruning(epoch_hook)] if epoch_hook else []),
-           C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta), *extra]
+           C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta),
+           *loggers(cfg, recorder.run_dir), *extra]
     recorder.callbacks = cbs
     loop.run(fit, recorder, cbs)
     params, state, entries = _tested_weights(fit, recorder)
@@ -72,6 +74,15 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     entries.update(monitor.finish(params, fit.rows, state))
     entries.update(_timing(fit, t_start, cfg.train.monitor))
     return recorder.finish(fit, entries, report.tables)
+
+
+# logger=NAME (conf/logger/) -> the callbacks that write its files into the run folder.
+LOGGERS = {"none": (), "tensorboard": (TensorBoardLogger.from_config,)}
+
+
+def loggers(cfg: RunConfig, run_dir: Path) -> list[C.Callback]:
+    """The logging callbacks cfg.logger asks for (logger=none: none)."""
+    return [make(cfg, run_dir) for make in LOGGERS[cfg.logger.name]]
 
 
 def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
