@@ -13,9 +13,9 @@ from rnnlab.record import checkpoint
 from tests.conftest import read_summary
 
 TINY_DIGITS = ["data=reverse_digits", "data.n_train=200", "data.n_val=40", "data.n_test=40", "data.max_len=5",
-               "arch=gru", "arch.hidden_size=12", "train.epochs=2", "train.progress=false"]
+               "arch=gru", "arch.hidden_size=12", "train.epochs=2", "train.progress=false", "monitor=none"]
 TINY_SINE = ["data=sine2cosine", "data.n_train=120", "data.n_val=20", "data.n_test=20", "data.t_in=8",
-             "arch.hidden_size=8", "train.epochs=2", "train.progress=false"]
+             "arch.hidden_size=8", "train.epochs=2", "train.progress=false", "monitor=none"]
 
 
 def _train(args, tmp_path):
