@@ -43,12 +43,16 @@ class MetricsLog:
         self.rows: list[dict[str, Any]] = []
 
     def start(self, rows: list[dict[str, Any]] | None = None) -> None:
-        """A fresh file (or the given rows, e.g. those kept by a resumed run)."""
+        """Begin the log: no file until the first epoch's row (an older run's file in the same folder
+        is removed), or the given rows (those a resumed run keeps)."""
         self.rows = list(rows or [])
         self.columns = []
         for r in self.rows:
             self.columns += [c for c in r if c not in self.columns]
-        self._rewrite()
+        if self.rows:
+            self._rewrite()
+        else:
+            self.path.unlink(missing_ok=True)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(dict(row))
