@@ -112,9 +112,15 @@ def test_unknown_keys_and_options_suggest_the_closest(overrides, message):
     with pytest.raises(ConfigError) as exc:
         compose_and_validate(overrides)
     assert str(exc.value) == message
-    with pytest.raises(ConfigError) as exc:  # rnnlab.api composes through the same module
+
+
+@pytest.mark.parametrize("overrides", [["train.epoch=3"], ["arch=lstn"]])
+def test_the_api_suggests_through_the_same_module(overrides):
+    with pytest.raises(ConfigError) as cli:
+        compose_and_validate(overrides)
+    with pytest.raises(ConfigError) as python:
         api.compose(overrides)
-    assert str(exc.value) == message
+    assert str(python.value) == str(cli.value) and "did you mean" in str(python.value)
 
 
 @pytest.mark.parametrize(
