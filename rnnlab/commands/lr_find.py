@@ -24,7 +24,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from rnnlab.config.validate import ConfigError
+from rnnlab.data.base import DataError
 from rnnlab.train.callbacks import Callback
+from rnnlab.train.lr_find import LRFindError
 
 # Overrides the range test starts from; an override of the same key on the command line wins.
 DEFAULTS = ("monitor=none", "train.plots=false", "train.progress=false")
@@ -45,7 +48,7 @@ def run(args: list[str], start: float = 1e-7, end: float = 10.0, steps: int = 10
     """Entry point behind the Typer command; returns the process exit code."""
     try:
         res = lr_find(args, start=start, end=end, steps=steps, output=output, status=True)
-    except ValueError as exc:  # ConfigError, DataError and a bad --start/--end/--steps: one line
+    except (ConfigError, DataError, LRFindError) as exc:  # bad input (and --start/--end/--steps): one line
         print(f"Error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -30,6 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.monitor.gradients import GradientTracker
+from rnnlab.monitor.states import analyse_states
+from rnnlab.monitor.weights import WeightTracker
 from rnnlab.record.folder import RunFolder
 
 
@@ -46,9 +49,6 @@ class RunMonitor:
         self.grad = None
         self.weights = None
         if self.enabled:
-            from rnnlab.monitor.gradients import GradientTracker
-            from rnnlab.monitor.weights import WeightTracker
-
             self.grad = GradientTracker(cfg, console)
             self.weights = WeightTracker(cfg, model)
 
@@ -75,8 +75,6 @@ class RunMonitor:
         files: list[str] = []
         parts = [self.grad.finish(self.folder), self.weights.finish(self.folder)]
         if self.cfg.states and self.probe is not None:
-            from rnnlab.monitor.states import analyse_states
-
             parts.append(analyse_states(self.cfg, self.model, params, self.probe, self.folder, state=state))
         for part in parts:
             files += part.pop("files", [])

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from rnnlab.report import monitor_plots as mp
+
 GRAD_COLUMNS = ("step", "epoch", "param", "grad_norm", "weight_norm", "ratio", "grad_mean", "grad_std")
 TIME_COLUMNS = ("epoch", "layer", "t", "norm")
 HIST_SAMPLE = 1 << 16  # at most this many entries per parameter are kept for grad_hist.png
@@ -134,8 +136,6 @@ class GradientTracker:
         """Write the CSV files and the plots through `folder` (a `rnnlab.record.folder.RunFolder`:
         no figures with plots off); returns the summary entries."""
         import pandas as pd
-
-        from rnnlab.report import monitor_plots as mp
 
         written = []
         if self.every:

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from rnnlab.engine import cells
+from rnnlab.monitor.inspect import of
+from rnnlab.report import monitor_plots as mp
 
 DEAD_SHARE = 0.99  # saturated at this share of the real steps (or more): a dead unit
 SIGMOID, TANH, RELU, LINEAR = "sigmoid", "tanh", "relu", "linear"
@@ -162,9 +164,6 @@ def analyse_states(cfg, model, params, probe, folder, state=None) -> dict:
     "pca_explained": [...], "files": [...]} (layer keys like "l0", "l0_reverse", "encoder").
     """
     import pandas as pd
-
-    from rnnlab.monitor.inspect import of
-    from rnnlab.report import monitor_plots as mp
 
     model = of(model)
     shown, probe_valid = model.shown(params, state, probe)

@@ -36,6 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.monitor.inspect import of
+from rnnlab.report import monitor_plots as mp
+
 COLUMNS = ("epoch", "param", "block", "mean", "std", "min", "max", "norm", "spectral_radius", "sv_max", "sv_min")
 HIST_BINS = 40
 MAX_BINS = 4 * HIST_BINS
@@ -158,8 +161,6 @@ class WeightTracker:
     """Per-epoch weight statistics and histograms (see the module docstring)."""
 
     def __init__(self, cfg, model):
-        from rnnlab.monitor.inspect import of
-
         self.cfg = cfg
         self.model = of(model)  # an inspector (or a sequence ModelSpec)
         # model parameter name -> (layer key, cells.Recurrent)
@@ -239,8 +240,6 @@ class WeightTracker:
     def finish(self, folder) -> dict[str, Any]:
         """Write weights.csv and the plots through `folder` (a `rnnlab.record.folder.RunFolder`: no
         figures with plots off); returns {"spectral_radius": {layer: value}, "sv_max": {...}, "files": [...]}."""
-        from rnnlab.report import monitor_plots as mp
-
         if not self.rows and not self.hists:
             return {}
         written = []

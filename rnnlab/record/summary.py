@@ -125,7 +125,7 @@ class Summary:
     def from_dict(cls, d: dict[str, Any]) -> Summary:
         known = {k: v for k, v in d.items() if k in _FIELDS and k != "extra"}
         s = cls(**known)
-        s.extra = {k: v for k, v in d.items() if k not in _FIELDS and k != "non_finite"}
+        s.extra = {k: v for k, v in d.items() if k not in _FIELDS}  # "non_finite" too: the nulls keep their reason
         if "format_version" not in d:
             s.format_version = 1
         return s

@@ -118,9 +118,9 @@ def curve_plot(x, y, area: float, kind: str, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def save_run_plots(
-    run_dir: Path, rows, lr_trace, steps_per_epoch, predictions, future=None, forecast=None, curves=None
-) -> list[Path]:
+def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions=None, future=None, forecast=None,
+                   curves=None, attention=None) -> list[Path]:
+    """Every plot of a run from its rows and the test report's tables (whichever the task has)."""
     out = Path(run_dir) / "plots"
     made = []
     if rows:
@@ -137,4 +137,8 @@ def save_run_plots(
     for kind in ("roc", "pr"):
         if kind in curves:
             made.append(curve_plot(*curves[kind], kind, out / f"{kind}.png"))
+    if attention is not None:  # seq2seq's test attention
+        from rnnlab.report.attention_plots import seq2seq_attention_plots
+
+        made += seq2seq_attention_plots(out, attention)
     return made

@@ -54,8 +54,8 @@ def strict_json(obj: Any) -> str:
     """JSON that jq and JavaScript read: NaN and infinities become null, and an object gets a
     `non_finite` entry saying which key held what ({"best_val_loss": "nan"})."""
     data, non_finite = finite(obj)
-    if non_finite and isinstance(data, dict):
-        data["non_finite"] = non_finite
+    if non_finite and isinstance(data, dict):  # beside the reasons an object read back already carries
+        data["non_finite"] = {**(data.get("non_finite") or {}), **non_finite}
     return json.dumps(data, indent=2, allow_nan=False) + "\n"
 
 

@@ -55,6 +55,7 @@ class Fit:
     history: list[float] = field(default_factory=list)  # val losses (ReduceLROnPlateau follows them)
     status: str = "running"
     message: str | None = None
+    mid_epoch: bool = False  # stopped inside an epoch: the weights are past the last recorded epoch
 
     @classmethod
     def start(cls, task, cfg) -> Fit:
@@ -79,8 +80,24 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
             for cb in callbacks:
                 stack.enter_context(cb.session(fit))
                 cb.on_fit_start(fit)
-            while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
-                _epoch(fit, recorder, callbacks)
+            _epochs(fit, recorder, callbacks)
+            for cb in callbacks:  # inside the sessions: a logger's last words reach an open writer
+                cb.on_fit_end(fit)
+    except KeyboardInterrupt:  # while the sessions open or close
+        if fit.status == "running":
+            fit.stop("interrupted", f"interrupted after {len(fit.rows)} completed epochs")
+    except WorkerError as exc:  # a data-parallel worker that died while the workers start or stop
+        if fit.status in ("running", "completed"):
+            fit.stop("failed", str(exc))
+    recorder.stopped(fit)
+    return fit
+
+
+def _epochs(fit: Fit, recorder, callbacks: list[Callback]) -> None:
+    """The epochs, and how they end: completed, or stopped (diverged, interrupted, failed, a callback's Stop)."""
+    try:
+        while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
+            _epoch(fit, recorder, callbacks)
     except Diverged as exc:
         fit.stop("diverged", str(exc))
     except KeyboardInterrupt:
@@ -89,14 +106,11 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
         fit.stop("failed", str(exc))
     if fit.status == "running":
         fit.stop("completed", None)
-    for cb in callbacks:
-        cb.on_fit_end(fit)
-    recorder.stopped(fit)
-    return fit
 
 
 def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     t0 = time.perf_counter()
+    fit.mid_epoch = True
     row: dict[str, Any] = {"epoch": fit.epoch + 1, **fit.task.begin_epoch(fit.epoch)}
     total = count = gnorm_sum = 0.0
     penalties = dict.fromkeys(fit.hygiene.columns, 0.0)
@@ -125,17 +139,19 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
         raise Diverged(f"validation loss became {val['val_loss']} at epoch {fit.epoch + 1}")
     seconds = time.perf_counter() - t0
     row = {"epoch": row.pop("epoch"), "lr": fit.lr_trace[-1], **row, "train_loss": total / count,
-           "val_loss": val.pop("val_loss"), **val, "grad_norm": gnorm_sum / fit.task.steps_per_epoch,
-           "seconds": seconds, "samples_per_s": count / seconds, **{c: v / count for c, v in penalties.items()}}
+           "val_loss": val.pop("val_loss"), "grad_norm": gnorm_sum / fit.task.steps_per_epoch, "seconds": seconds,
+           "samples_per_s": count / seconds, **{c: v / count for c, v in penalties.items()}, **val}
     for cb in callbacks:
         row.update(cb.epoch_columns(fit, row))
+    recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))  # metrics, best
     fit.rows.append(row)
     fit.history.append(row["val_loss"])
     fit.epoch += 1
-    recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))
+    fit.mid_epoch = False
     stop = _first_stop(cb.on_epoch_end(fit, row) for cb in callbacks)
     if stop is not None:
         fit.stop(*stop)
+    recorder.epoch_saved(fit)  # checkpoint_last with the training state, the callbacks' included
 
 
 def _first_stop(results) -> Stop | None:

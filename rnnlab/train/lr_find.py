@@ -29,6 +29,10 @@ import numpy as np
 from rnnlab.engine.schedules import Schedule
 from rnnlab.train.callbacks import Callback, Stop
 
+
+class LRFindError(ValueError):
+    """A range the test cannot sweep (--start, --end, --steps); the message is one line."""
+
 BETA = 0.98  # smoothing of the loss (fastai's and Lightning's default)
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss exceeds this multiple of its minimum
 SKIP_START, SKIP_END = 10, 5  # points the suggestion ignores at either end
@@ -87,11 +91,11 @@ def suggest(lrs: Sequence[float], smoothed: Sequence[float], skip_start: int = S
 def check_range(start: float, end: float, steps: int) -> None:
     """ValueError with one line unless 0 < start < end (finite) and steps >= 2."""
     if not (math.isfinite(start) and start > 0):
-        raise ValueError(f"--start must be a positive learning rate (got {start:g})")
+        raise LRFindError(f"--start must be a positive learning rate (got {start:g})")
     if not (math.isfinite(end) and end > start):
-        raise ValueError(f"--end must be a finite learning rate above --start {start:g} (got {end:g})")
+        raise LRFindError(f"--end must be a finite learning rate above --start {start:g} (got {end:g})")
     if steps < 2:
-        raise ValueError(f"--steps must be >= 2 (got {steps})")
+        raise LRFindError(f"--steps must be >= 2 (got {steps})")
 
 
 class LRFinder(Callback):

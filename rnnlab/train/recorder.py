@@ -25,9 +25,11 @@ import numpy as np
 
 import rnnlab
 from rnnlab.record import checkpoint
+from rnnlab.record import summary as summary_file
 from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
 from rnnlab.record.summary import Summary
+from rnnlab.report.html import write_report
 from rnnlab.runtime.io import write_text
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ class RunRecorder(RunFolder):
 
     # ------------------------------------------------------------------ the one summary.json writer
     def write_summary(self) -> Path:
-        return write_text(self.summary.path, self.summary.to_json())
+        self.summary.run_dir = str(self.run_dir)
+        return write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
 
     def write_stub(self, status: str, message: str, bad_input: bool = False) -> Summary:
         """The summary of a run that did not get far (or failed on its input); what is known is kept."""
@@ -63,11 +66,15 @@ class RunRecorder(RunFolder):
         self.write_summary()
 
     def epoch_end(self, fit, row: dict[str, Any], improved: bool) -> None:
+        """The epoch's metrics.csv line, and checkpoint/ when it is the new best."""
         self.metrics.append(row)
         if improved:
             extra = {k: row[k] for k in ("val_loss", "val_accuracy") if k in row}
             self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": row["epoch"], **extra})
-        self._checkpoint("checkpoint_last", fit, fit.params, fit.state, {"epoch": row["epoch"]},
+
+    def epoch_saved(self, fit) -> None:
+        """checkpoint_last/: the epoch's weights and the training state, after every hook of the epoch ran."""
+        self._checkpoint("checkpoint_last", fit, fit.params, fit.state, {"epoch": fit.epoch},
                          training=training_state(fit, self.callbacks))
 
     def stopped(self, fit) -> None:
@@ -87,32 +94,23 @@ class RunRecorder(RunFolder):
             self.summary.update(hook(fit) or {})
 
     # ------------------------------------------------------------------ after the loop
-    def finish(self, fit, entries: dict[str, Any], tables: dict[str, Any]) -> Summary:
+    def finish(self, fit, entries: dict[str, Any], report) -> Summary:
+        """The test report's files, summary.json, then the plots and report.html."""
+        for name, frame in report.files.items():
+            self.table(name, frame)
         self.summary.update(entries)
         self._hooks(fit)
         self.summary.status, self.summary.message = fit.status, fit.message
         self.write_summary()
         if self.plots:
-            self._plots(fit, tables)
+            from rnnlab.report import plots
+
+            plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch, **report.tables)
             self._report()
         return self.summary
 
-    def _plots(self, fit, tables: dict[str, Any]) -> None:
-        from rnnlab.report import plots
-
-        data = getattr(fit.task, "data", None)
-        plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch,
-                             tables.get("predictions"), getattr(data, "future", None), tables.get("forecast"),
-                             curves=tables.get("curves"))
-        if "attention" in tables:
-            from rnnlab.report.attention_plots import seq2seq_attention_plots
-
-            seq2seq_attention_plots(self.run_dir / "plots", tables["attention"])
-
     def _report(self) -> None:
         try:  # report.html last; a failure here never loses the run
-            from rnnlab.report.html import write_report
-
             write_report(self.run_dir)
         except Exception as exc:
             log.warning("report.html not written: %r", exc)
@@ -139,6 +137,18 @@ def _stream_state(rng: np.random.Generator) -> dict[str, Any]:
     return conv(rng.bit_generator.state)
 
 
+def restore_stream(state: dict[str, Any]) -> np.random.Generator:
+    """The generator a saved stream state (`training_state.json`'s "streams") describes."""
+    def conv(v):
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v
+
+    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    rng.bit_generator.state = conv(state)
+    return rng
+
+
 def blas_threads() -> str:
     """Threads the BLAS library will use, as a string ("1", "2"; "?" when unknown)."""
     from threadpoolctl import threadpool_info
@@ -155,15 +165,18 @@ def versions() -> dict[str, str]:
 
 def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, status: str = "failed",
                    hooks=()) -> Summary:
-    """Mark a run folder as failed (or `status`) after an error outside the run, keeping what an
-    earlier summary.json of the same run already says (the run records its own failures first)."""
-    from rnnlab.record import summary as summary_file
-
+    """Mark a run folder as failed (or `status`) after an error outside the run. The summary this
+    process's run already wrote there is kept (the run records its own failures first); anything
+    else in the folder (an older run's summary) is replaced by a fresh stub."""
     recorder = RunRecorder(run_dir, plots=False, hooks=hooks)
     try:
-        recorder.summary = summary_file.read(run_dir)
+        earlier = summary_file.read(run_dir)
     except (OSError, ValueError, TypeError):
-        pass
-    if recorder.summary.status == status and recorder.summary.message == message:
-        return recorder.summary  # already recorded by the run itself
+        earlier = None
+    if earlier is not None and earlier.pid == os.getpid() and Path(earlier.run_dir) == Path(run_dir):
+        if (earlier.status, earlier.message) == (status, message):
+            return earlier  # already recorded by the run itself
+        recorder.summary = earlier
     return recorder.write_stub(status, message, bad_input)
+
+

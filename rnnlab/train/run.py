@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.analysis.dashboard import dashboard, peak_memory_mb
 from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
 from rnnlab.monitor import RunMonitor
+from rnnlab.record import checkpoint
 from rnnlab.record.summary import Summary
 from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import callbacks as C
@@ -69,11 +71,11 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     recorder.callbacks = cbs
     loop.run(fit, recorder, cbs)
     params, state, entries = _tested_weights(fit, recorder)
-    report = task.test_report(params, state, recorder)
+    report = task.test_report(params, state)
     entries.update(report.entries)
     entries.update(monitor.finish(params, fit.rows, state))
     entries.update(_timing(fit, t_start, cfg.train.monitor))
-    return recorder.finish(fit, entries, report.tables)
+    return recorder.finish(fit, entries, report)
 
 
 # logger=NAME (conf/logger/) -> the callbacks that write its files into the run folder.
@@ -90,18 +92,21 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
     train.restore_best_weights=false the last completed epoch's (never those of a diverged run)."""
     rows, best = fit.rows, fit.selection
     use_last = best.tests_last(fit.cfg.train.restore_best_weights, fit.status, len(rows))
-    params, state = (fit.params, fit.state) if use_last else (best.params, best.state)
-    if use_last and fit.status != "completed":  # stopped mid-epoch: the last completed epoch's weights
-        from rnnlab.record import checkpoint
-
-        loaded = checkpoint.load(recorder.run_dir / "checkpoint_last")
-        params, state = loaded.params, loaded.state or fit.state
+    params, state, last_epoch = fit.params, fit.state, len(rows)
+    if use_last and fit.mid_epoch:  # stopped inside an epoch: the last completed epoch's weights, from disk
+        try:
+            loaded = checkpoint.load(recorder.run_dir / "checkpoint_last")
+            params, state, last_epoch = loaded.params, loaded.state or fit.state, int(loaded.info["epoch"])
+        except checkpoint.CheckpointError:  # stopped before it was written: the best weights
+            use_last = False
+    if not use_last:
+        params, state = best.params, best.state
     entries = {
         "test_weights": "last" if use_last else "best",
-        "test_weights_epoch": len(rows) if use_last else best.epoch,
+        "test_weights_epoch": last_epoch if use_last else best.epoch,
         "epochs_run": len(rows),
         "best_epoch": best.epoch,
-        "best_val_loss": rows[best.epoch - 1]["val_loss"] if rows and best.epoch else None,
+        "best_val_loss": rows[best.epoch - 1]["val_loss"] if 0 < best.epoch <= len(rows) else None,
         "final_train_loss": rows[-1]["train_loss"] if rows else None,
         "final_val_loss": rows[-1]["val_loss"] if rows else None,
     }
@@ -109,8 +114,6 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
 
 
 def _timing(fit: loop.Fit, t_start: float, monitor: str) -> dict:
-    from rnnlab.analysis.dashboard import dashboard, peak_memory_mb
-
     out = {"runtime_s": time.perf_counter() - t_start,
            "dashboard": dashboard(fit.rows, monitor=monitor, peak_memory_mb=peak_memory_mb())}
     if fit.rows:

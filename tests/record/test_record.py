@@ -52,7 +52,7 @@ def test_a_summary_written_before_format_2_still_reads():
     s = summary_file.read(FIXTURES / "run_format1")
     assert s.format_version == 1 and s.status == "completed" and s.epochs_run == 2
     assert math.isnan(s.val_metrics["mape"])  # its bare NaN is accepted on reading
-    assert s["n_params"] > 0 and "dashboard" in s.keys()
+    assert s["n_params"] > 0 and s.dashboard is not None and s.dashboard["epochs_to_best"] == 2
 
 
 def test_strict_json_refuses_what_it_cannot_write():
@@ -104,18 +104,30 @@ def test_the_last_checkpoint_holds_the_training_state(trained):
     assert info["format_version"] == 2 and info["epoch"] == 3 and info["optimizer"] == "adam"
     assert info["step"] == len(arrays["lr_trace"]) > 0
     assert set(info["streams"]) == {"data", "init", "shuffle", "dropout", "noise", "mixup"}
-    assert info["selection"]["epoch"] >= 1 and "early_stopping" in info["callbacks"]
-    assert len(info["history"]) == 3
+    assert len(info["history"]) == 3 and info["selection"]["epoch"] >= 1
+    # saved after the epoch's hooks: early stopping's reference is the selection's last improvement
+    early = info["callbacks"]["early_stopping"]
+    best = int(np.argmin(info["history"])) + 1
+    assert early["ref_epoch"] == best == info["selection"]["epoch"]
+    assert early["ref_value"] == info["selection"]["value"] == min(info["history"])
     last = checkpoint.load(trained / "checkpoint_last")
+    assert last.info["epoch"] == 3
     moments = {k: v for k, v in arrays.items() if k.startswith("optim:adam.")}
-    assert moments and all(k.split(".", 2)[2] in last.params for k in moments)  # one per parameter slot
+    assert {k.split(".", 2)[1] for k in moments} == {"m", "v"}
+    assert {k.split(".", 2)[2] for k in moments} == set(last.params)  # one per parameter and slot
     assert int(arrays["optim:step"]) == info["step"]
-    # the random streams restore: the next draws of a restored generator equal the saved one's
-    state = info["streams"]["shuffle"]
-    rng = np.random.default_rng()
-    rng.bit_generator.state = {**state, "state": {k: int(v) for k, v in state["state"].items()}}
-    assert rng.integers(0, 2**32) >= 0
     json.loads((trained / "checkpoint_last" / "training_state.json").read_text())  # strict JSON
+
+
+def test_a_saved_random_stream_restores_exactly():
+    from rnnlab.train.recorder import _stream_state, restore_stream
+
+    rng = np.random.default_rng(12345)
+    rng.standard_normal(17)  # somewhere in the middle of the stream
+    state = json.loads(json.dumps(_stream_state(rng)))  # through JSON, as training_state.json holds it
+    again = restore_stream(state)
+    np.testing.assert_array_equal(again.standard_normal(5), rng.standard_normal(5))
+    assert isinstance(state["state"]["state"], str)  # the 128-bit integers are kept exact as strings
 
 
 def test_one_loader_for_every_kind_and_format(trained):
@@ -168,9 +180,22 @@ def test_compare_and_report_read_a_folder_written_before_format_2(tmp_path):
     new = tmp_path / "new"
     assert api.train([*TINY, "train.epochs=2"], new).status == "completed"
     result = compare([str(old), str(new)], output=tmp_path / "cmp")
-    table = result["table"] if "table" in result else result["frame"]
+    table = result["table"]
     assert len(table) == 2 and set(table["status"]) == {"completed"}
     write_report(old)
     html = (old / "report.html").read_text()
     assert "Metrics per epoch" in html and "Partial report" not in html  # a completed run, read in full
     assert "<td>1.079</td>" in html  # its last validation loss, from the old metrics.csv
+
+
+def test_a_failure_outside_the_run_marks_its_own_folder_and_drops_an_older_runs_results(tmp_path):
+    import shutil
+
+    from rnnlab.train.recorder import record_failure
+
+    folder = shutil.copytree(FIXTURES / "run_format1", tmp_path / "reused")  # an older run's folder
+    s = record_failure(folder, "data.path does not exist", bad_input=True)
+    back = summary_file.read(folder)
+    assert (back.status, back.message, back.bad_input) == ("failed", "data.path does not exist", True)
+    assert back.run_dir == str(folder) and back.test_metrics is None and back.epochs_run == 0
+    assert s.status == "failed" and not (tmp_path / "outputs").exists()  # nothing written elsewhere

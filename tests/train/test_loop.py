@@ -132,3 +132,73 @@ def test_seq2seq_decoder_trace_is_the_total_state_gradient():
     np.testing.assert_allclose(trace["decoder"][-1], dout[:, -1] @ params["head.weight"], rtol=1e-12)
     # the encoder's last state feeds the decoder's first: its trace is the decoder's first-step state gradient
     assert np.abs(trace["encoder"][-1]).sum() > 0
+
+
+class StopAt(Callback):
+    """Ctrl-C at a given step (mid-epoch)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, fit, info):
+        if info.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_mid_epoch_tests_the_last_completed_epochs_weights(tmp_path):
+    from rnnlab.record import checkpoint
+
+    d = tmp_path / "run"
+    s = api.train([*TINY, "train.epochs=4", "train.limit_batches=3", "train.restore_best_weights=false"], d,
+                  callbacks=[StopAt(7)])  # step 7 is in epoch 3
+    assert (s.status, s.epochs_run, s.test_weights, s.test_weights_epoch) == ("interrupted", 2, "last", 2)
+    assert checkpoint.load(d / "checkpoint_last").info["epoch"] == 2
+    assert s.test_loss is not None and np.isfinite(s.test_loss)
+
+
+def test_interrupted_before_the_first_last_checkpoint_falls_back_to_the_best(tmp_path, monkeypatch):
+    from rnnlab.train.recorder import RunRecorder
+
+    def interrupted(self, fit):
+        raise KeyboardInterrupt  # a signal while checkpoint_last is written
+
+    monkeypatch.setattr(RunRecorder, "epoch_saved", interrupted)
+    d = tmp_path / "run"
+    s = api.train([*TINY, "train.restore_best_weights=false"], d)
+    assert (s.status, s.epochs_run, s.test_weights, s.test_weights_epoch) == ("interrupted", 1, "last", 1)
+    assert not (d / "checkpoint_last").exists() and (d / "checkpoint" / "model.npz").exists()
+
+
+def test_pruning_wins_over_early_stopping_in_a_run(tmp_path):
+    """min_delta 100: epoch 1 sets the reference, so patience 1 stops at epoch 2, where the pruner also stops."""
+    s = api.train([*TINY, "train.epochs=5", "train.early_stopping_patience=1", "train.early_stopping_min_delta=100"],
+                  tmp_path / "a")
+    assert (s.status, s.epochs_run) == ("completed", 2) and s.message.startswith("early stopping at epoch 2 ")
+    s = api.train([*TINY, "train.epochs=5", "train.early_stopping_patience=1", "train.early_stopping_min_delta=100"],
+                  tmp_path / "b", epoch_hook=lambda epoch, row: "pruned by the test" if epoch == 2 else None)
+    assert (s.status, s.epochs_run, s.message) == ("pruned", 2, "pruned by the test")
+
+
+class Session(Callback):
+    def __init__(self):
+        self.open, self.seen = False, []
+
+    def session(self, fit):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def opened():
+            self.open = True
+            yield
+            self.open = False
+
+        return opened()
+
+    def on_fit_end(self, fit):
+        self.seen.append((self.open, fit.status))
+
+
+def test_on_fit_end_runs_inside_the_sessions_with_the_final_status(tmp_path):
+    cb = Session()
+    assert api.train([*TINY, "train.epochs=1"], tmp_path / "run", callbacks=[cb]).status == "completed"
+    assert cb.seen == [(True, "completed")] and not cb.open

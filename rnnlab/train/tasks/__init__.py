@@ -11,11 +11,10 @@ from rnnlab.data.registry import is_seq2seq
 
 
 def for_data(cfg, data, streams):
-
-    if is_seq2seq(data) or cfg.arch.attention != "none":  # the encoder-decoder (refuses other data)
-        from rnnlab.train.tasks.seq2seq import Seq2SeqAdapter
-
-        return Seq2SeqAdapter(cfg, data, streams)
+    # imported here, not at the top: the adapters import this package's base module
+    from rnnlab.train.tasks.seq2seq import Seq2SeqAdapter
     from rnnlab.train.tasks.sequence import SequenceTask
 
+    if is_seq2seq(data) or cfg.arch.attention != "none":  # the encoder-decoder (refuses other data)
+        return Seq2SeqAdapter(cfg, data, streams)
     return SequenceTask(cfg, data, streams)

@@ -2,9 +2,10 @@
 
 An adapter supplies batches, the loss and its gradients (the data-parallel step plugs in
 here), validation metrics, the test report and what the checkpoint needs. It holds no epoch
-loop and never calls the optimizer, the schedule, model selection or the recorder's
-summary: the loop owns those. Shapes and names follow the engine: `params` is the model's
-name -> array dict, `state` its non-parameter state (BatchNorm statistics; {} when none).
+loop and never calls the optimizer, the schedule, model selection or the recorder: the loop
+owns those, and the recorder writes the files a test report hands back. Shapes and names
+follow the engine: `params` is the model's name -> array dict, `state` its non-parameter
+state (BatchNorm statistics; {} when none).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class StepOut(NamedTuple):
 
 class TestReport(NamedTuple):
     entries: dict[str, Any]  # merged into the summary
-    tables: dict[str, Any]  # what the plots draw (predictions, forecast, curves, attention)
+    tables: dict[str, Any]  # what the plots draw: predictions, future, forecast, curves, attention
+    files: dict[str, Any]  # CSV tables for the run folder, by file name (predictions.csv, ...)
 
 
 class TaskAdapter(Protocol):
@@ -57,7 +59,7 @@ class TaskAdapter(Protocol):
     def train_step(self, params, state, batch) -> StepOut: ...
     def after_step(self, params) -> None: ...  # the cells' projections
     def validate(self, params, state) -> dict[str, float]: ...  # val_loss and friends
-    def test_report(self, params, state, recorder) -> TestReport: ...
+    def test_report(self, params, state) -> TestReport: ...
     def inspector(self): ...  # what the monitor reads (rnnlab.monitor.inspect), or None
 
 

@@ -3,7 +3,7 @@ data), and classification (threshold, metrics, predictions, the worst mistakes).
 
 Binary: the decision threshold is chosen on the validation split (best accuracy) unless
 `train.threshold` fixes it, and then applied once to the test split. Files go through the
-recorder: predictions.csv (one row per test sample), forecast.csv, and for binary tasks
+run folder: predictions.csv (one row per test sample), forecast.csv, and for binary tasks
 most_wrong.csv (the confident mistakes, text included when the data has it).
 """
 
@@ -21,7 +21,7 @@ from rnnlab.train.tasks.predict import evaluate, predict_split, rolled_forecast
 MOST_WRONG = 25
 
 
-def regression_report(task, params, state, recorder) -> TestReport:
+def regression_report(task, params, state) -> TestReport:
     """Test metrics in original units beside the baselines; predictions.csv (and forecast.csv)."""
     import pandas as pd
 
@@ -46,15 +46,16 @@ def regression_report(task, params, state, recorder) -> TestReport:
                           "target": y_true.ravel(), "prediction": y_pred.ravel()})
     for name, b in data.baselines.items():
         frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
-    recorder.table("predictions.csv", frame)
+    files = {"predictions.csv": frame}
     tables: dict[str, Any] = {"predictions": frame}
     if data.future is not None:
-        tables["forecast"] = forecast(task, params, state, recorder)
+        tables.update(future=data.future, forecast=forecast(task, params, state))
+        files["forecast.csv"] = tables["forecast"]
         out["forecast"] = tables["forecast"]["forecast"].tolist()
-    return TestReport(out, tables)
+    return TestReport(out, tables, files)
 
 
-def forecast(task, params, state, recorder):
+def forecast(task, params, state):
     """The next n_out values past the end of the data (forecast.csv)."""
     import pandas as pd
 
@@ -69,7 +70,6 @@ def forecast(task, params, state, recorder):
     if dates is not None and len(dates):
         # business days after the last date (daily market data); other data can ignore the column
         frame.insert(1, "date", pd.bdate_range(dates.iloc[-1], periods=len(y) + 1)[1:].strftime("%Y-%m-%d"))
-    recorder.table("forecast.csv", frame)
     return frame
 
 
@@ -100,7 +100,7 @@ def _selected(split, probs):
     return split.y.ravel(), probs
 
 
-def classification_report(task, params, state, recorder) -> TestReport:
+def classification_report(task, params, state) -> TestReport:
     import pandas as pd
 
     spec, data, cfg = task.spec, task.data, task.cfg
@@ -110,6 +110,7 @@ def classification_report(task, params, state, recorder) -> TestReport:
     out: dict[str, Any] = {"test_loss": test_loss, "val_loss_best": val_loss, "classes": data.classes}
     majority = int(np.bincount(_labels(data.train).astype(np.int64)).argmax())
     tables: dict[str, Any] = {}
+    files: dict[str, Any] = {}
 
     if data.kind == "binary":
         val_p, test_p = _sigmoid(val_out[:, 0]), _sigmoid(test_out[:, 0])
@@ -158,17 +159,17 @@ def classification_report(task, params, state, recorder) -> TestReport:
         if info is not None:
             keep = [c for c in info.columns if c != "text"]
             frame = pd.concat([frame, info[keep].reset_index(drop=True)], axis=1)
-        recorder.table("predictions.csv", frame)
+        files["predictions.csv"] = frame
         if data.kind == "binary":
-            _most_wrong(frame, data.test.info, recorder)
-    return TestReport(out, tables)
+            files["most_wrong.csv"] = _most_wrong(frame, data.test.info)
+    return TestReport(out, tables, files)
 
 
-def _most_wrong(frame, info, recorder) -> None:
+def _most_wrong(frame, info):
     """The wrong test predictions with the highest probability on the wrong class."""
     wrong = frame[frame["prediction"] != frame["target"]].copy()
     wrong["confidence"] = np.where(wrong["prediction"] == 1, wrong["prob"], 1 - wrong["prob"])
     wrong = wrong.sort_values("confidence", ascending=False, kind="mergesort").head(MOST_WRONG)
     if info is not None and "text" in info.columns:
         wrong["text"] = info["text"].to_numpy()[wrong["sample"].to_numpy()]
-    recorder.table("most_wrong.csv", wrong)
+    return wrong

@@ -8,7 +8,7 @@ length-bucketed and trimmed to their real columns (train.bucket_by_length). Ever
 validation loss (teacher forced) and free-running validation metrics (token and sequence accuracy
 of greedy decoding, or MSE of the generated sequence). The test split is decoded with beam search
 (train.beam_size > 1) or greedily, beside a baseline (tokens: the most frequent target token;
-continuous: predicting 0 and predicting the training mean). Files through the recorder:
+continuous: predicting 0 and predicting the training mean). Files for the run folder:
 predictions.csv (decoded test examples) and with attention attention_mean.csv and its plots.
 """
 
@@ -25,10 +25,11 @@ from rnnlab.data import seq2seq_tasks as S
 from rnnlab.data.base import DataError
 from rnnlab.data.registry import is_seq2seq
 from rnnlab.engine import seq2seq as Q
+from rnnlab.monitor.inspect import Seq2SeqInspector
 from rnnlab.train import batches
+from rnnlab.train.tasks import seq2seq_report
 from rnnlab.train.tasks.base import StepOut, Streams, TestReport, limited_steps
-
-N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: 5 sequences)
+from rnnlab.train.tasks.seq2seq_report import continuous_metrics, decode, teacher_forced_loss, token_metrics
 
 
 def check_config(cfg, data) -> None:
@@ -81,64 +82,12 @@ def loss(spec, out, split: S.Seq2SeqSplit):
     return Q.loss(spec, out, split.tgt_out, split.tgt_mask)
 
 
-def _eval_batches(n: int, size: int):
-    for i in range(0, n, size):
-        yield slice(i, min(n, i + size))
-
-
 def trimmed(split: S.Seq2SeqSplit, idx) -> S.Seq2SeqSplit:
     """Rows idx cut to the columns where some source or target step is real (right-padded batches)."""
     b = split.batch(idx)
     src = batches.real_columns(b.src_mask, b.src.shape[1])
     tgt = batches.real_columns(b.tgt_mask, b.tgt_in.shape[1]) if b.tgt_in.ndim == 2 else slice(None)
     return S.Seq2SeqSplit(b.src[:, src], b.src_mask[:, src], b.tgt_in[:, tgt], b.tgt_out[:, tgt], b.tgt_mask[:, tgt])
-
-
-def teacher_forced_loss(spec, params, split, batch_size: int) -> float:
-    total = weight = 0.0
-    for sl in _eval_batches(len(split), batch_size):
-        b = split.batch(sl)
-        out, _ = Q.forward(spec, params, b.src, b.src_mask, b.tgt_in)
-        value, _ = loss(spec, out, b)
-        w = float(b.tgt_mask.sum()) if spec.tokens_out else float(b.tgt_out.size)
-        total += float(value) * w
-        weight += w
-    return total / max(weight, 1e-12)
-
-
-def decode(spec, params, split, meta, batch_size: int, beam_size: int = 1) -> Q.Decoded:
-    """Free-running decoding of the whole split: tokens (greedy or beam) or generated values."""
-    parts = []
-    for sl in _eval_batches(len(split), batch_size):
-        b = split.batch(sl)
-        if not spec.tokens_out:
-            parts.append(Q.generate(spec, params, b.src, b.tgt_out.shape[1], meta.get("start_value", 0.0),
-                                    src_mask=b.src_mask))
-        elif beam_size > 1:
-            parts.append(Q.beam_search(spec, params, b.src, b.src_mask, beam_size, meta["max_out_len"],
-                                       meta["bos_id"], meta["eos_id"]))
-        else:
-            parts.append(Q.greedy_decode(spec, params, b.src, b.src_mask, meta["max_out_len"], meta["bos_id"],
-                                         meta["eos_id"]))
-
-    def cat(name):
-        vals = [getattr(p, name) for p in parts]
-        return None if vals[0] is None else np.concatenate(vals, axis=0)
-
-    return Q.Decoded(cat("tokens"), cat("outputs"), cat("log_prob"), cat("lengths"), cat("attention"))
-
-
-def token_metrics(dec: Q.Decoded, split: S.Seq2SeqSplit) -> dict[str, float]:
-    """Token accuracy over the real target steps (EOS included) and the share of fully correct sequences."""
-    real = split.tgt_mask > 0
-    ok = (dec.tokens[:, : real.shape[1]] == split.tgt_out) | ~real
-    return {"accuracy": float(ok[real].mean()), "sequence_accuracy": float(ok.all(axis=1).mean())}
-
-
-def continuous_metrics(pred: np.ndarray, split: S.Seq2SeqSplit) -> dict[str, float]:
-    diff = np.asarray(pred, dtype=np.float64) - split.tgt_out
-    mse = float(np.mean(diff ** 2))
-    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(diff)))}
 
 
 class Seq2SeqAdapter:
@@ -207,12 +156,8 @@ class Seq2SeqAdapter:
             row["val_mse"] = continuous_metrics(dec.outputs, val)["mse"]
         return row
 
-    def test_report(self, params, state, recorder) -> TestReport:
-        from rnnlab.train.tasks import seq2seq_report
-
-        return seq2seq_report.report(self, params, recorder)
+    def test_report(self, params, state) -> TestReport:
+        return seq2seq_report.report(self, params)
 
     def inspector(self):
-        from rnnlab.monitor.inspect import Seq2SeqInspector
-
         return Seq2SeqInspector(self.spec, self.data)

@@ -1,9 +1,10 @@
-"""The encoder-decoder's test report: decoded test metrics beside the baselines, predictions.csv,
+"""The encoder-decoder's evaluation (teacher-forced loss, decoding, metrics) and its test report:
 and with attention the mean attention of the most common source length (attention_mean.csv; the
-recorder draws plots/attention.png and plots/attention_example.png from `tables["attention"]`)."""
+report draws plots/attention.png and plots/attention_example.png from `tables["attention"]`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,63 @@ import numpy as np
 from rnnlab.data import seq2seq_tasks as S
 from rnnlab.engine import seq2seq as Q
 from rnnlab.train.tasks.base import TestReport
-from rnnlab.train.tasks.seq2seq import N_PREDICTIONS, continuous_metrics, decode, teacher_forced_loss, token_metrics
+
+N_PREDICTIONS = 20  # decoded test examples in predictions.csv (continuous: 5 sequences)
 
 
-def report(task, params, recorder) -> TestReport:
+def _eval_batches(n: int, size: int):
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
+
+
+def teacher_forced_loss(spec, params, split, batch_size: int) -> float:
+    total = weight = 0.0
+    for sl in _eval_batches(len(split), batch_size):
+        b = split.batch(sl)
+        out, _ = Q.forward(spec, params, b.src, b.src_mask, b.tgt_in)
+        value, _ = Q.loss(spec, out, b.tgt_out, b.tgt_mask)
+        w = float(b.tgt_mask.sum()) if spec.tokens_out else float(b.tgt_out.size)
+        total += float(value) * w
+        weight += w
+    return total / max(weight, 1e-12)
+
+
+def decode(spec, params, split, meta, batch_size: int, beam_size: int = 1) -> Q.Decoded:
+    """Free-running decoding of the whole split: tokens (greedy or beam) or generated values."""
+    parts = []
+    for sl in _eval_batches(len(split), batch_size):
+        b = split.batch(sl)
+        if not spec.tokens_out:
+            parts.append(Q.generate(spec, params, b.src, b.tgt_out.shape[1], meta.get("start_value", 0.0),
+                                    src_mask=b.src_mask))
+        elif beam_size > 1:
+            parts.append(Q.beam_search(spec, params, b.src, b.src_mask, beam_size, meta["max_out_len"],
+                                       meta["bos_id"], meta["eos_id"]))
+        else:
+            parts.append(Q.greedy_decode(spec, params, b.src, b.src_mask, meta["max_out_len"], meta["bos_id"],
+                                         meta["eos_id"]))
+
+    def cat(name):
+        vals = [getattr(p, name) for p in parts]
+        return None if vals[0] is None else np.concatenate(vals, axis=0)
+
+    return Q.Decoded(cat("tokens"), cat("outputs"), cat("log_prob"), cat("lengths"), cat("attention"))
+
+
+def token_metrics(dec: Q.Decoded, split: S.Seq2SeqSplit) -> dict[str, float]:
+    """Token accuracy over the real target steps (EOS included) and the share of fully correct sequences."""
+    real = split.tgt_mask > 0
+    ok = (dec.tokens[:, : real.shape[1]] == split.tgt_out) | ~real
+    return {"accuracy": float(ok[real].mean()), "sequence_accuracy": float(ok.all(axis=1).mean())}
+
+
+def continuous_metrics(pred: np.ndarray, split: S.Seq2SeqSplit) -> dict[str, float]:
+    diff = np.asarray(pred, dtype=np.float64) - split.tgt_out
+    mse = float(np.mean(diff ** 2))
+    return {"mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(diff)))}
+
+
+def report(task, params) -> TestReport:
     spec, data, cfg = task.spec, task.data, task.cfg
     ebs = cfg.train.eval_batch_size
     out: dict[str, Any] = {"test_loss": teacher_forced_loss(spec, params, data.test, ebs)}
@@ -32,12 +86,12 @@ def report(task, params, recorder) -> TestReport:
         out["test_metrics"] = continuous_metrics(dec.outputs, data.test)
         out["test_mse"] = out["test_metrics"]["mse"]
     out["baselines"] = baselines(data)
-    recorder.table("predictions.csv", predictions(data, dec))
+    files: dict[str, Any] = {"predictions.csv": predictions(data, dec)}
     tables: dict[str, Any] = {}
     if dec.attention is not None:
-        entries, tables["attention"] = attention_outputs(data, dec, recorder)
+        entries, tables["attention"], files["attention_mean.csv"] = attention_outputs(data, dec)
         out.update(entries)
-    return TestReport(out, tables)
+    return TestReport(out, tables, files)
 
 
 def baselines(data: S.Seq2SeqTask) -> dict[str, dict[str, dict[str, float]]]:
@@ -92,10 +146,10 @@ def predictions(data: S.Seq2SeqTask, dec: Q.Decoded):
     })
 
 
-def attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded, recorder) -> tuple[dict[str, Any], dict[str, Any]]:
+def attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded) -> tuple[dict[str, Any], dict[str, Any], Any]:
     """Mean attention of the test sequences of the most common source length (attention_mean.csv) and
     one example; for reverse_digits also the share of output steps whose mean-attention argmax is the
-    mirrored source position. Returns (summary entries, what the attention plots draw)."""
+    mirrored source position. Returns (summary entries, what the attention plots draw, attention_mean.csv)."""
     import pandas as pd
 
     te = data.test
@@ -110,7 +164,6 @@ def attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded, recorder) -> tuple[di
     mean /= np.maximum(alive.sum(axis=0), 1)[:, None]
     frame = pd.DataFrame(mean, columns=[f"src_{j}" for j in range(L)])
     frame.insert(0, "output_step", np.arange(n_rows))
-    recorder.table("attention_mean.csv", frame)
     out: dict[str, Any] = {"attention_length": L, "attention_sequences": int(rows.sum())}
     if data.kind == "tokens":
         mirrored = L - 1 - np.arange(L)
@@ -125,4 +178,4 @@ def attention_outputs(data: S.Seq2SeqTask, dec: Q.Decoded, recorder) -> tuple[di
     draw = {"mean": mean, "mean_ylabels": ylab_mean, "length": L, "sequences": int(rows.sum()),
             "example": dec.attention[i, :n_rows, :L], "example_index": i, "example_xlabels": xlab,
             "example_ylabels": ylab}
-    return out, draw
+    return out, draw, frame

@@ -18,7 +18,9 @@ from rnnlab.data import augment
 from rnnlab.data.base import DataError, TaskData
 from rnnlab.engine import model as M
 from rnnlab.engine.parallel import DataParallel, make_loss
+from rnnlab.monitor.inspect import SequenceInspector
 from rnnlab.train import batches
+from rnnlab.train.tasks import reports
 from rnnlab.train.tasks.base import StepOut, Streams, TestReport, limited_steps
 from rnnlab.train.tasks.predict import accuracy, evaluate, loss_targets
 
@@ -206,14 +208,10 @@ class SequenceTask:
             row["val_accuracy"] = accuracy(d.kind, d.val, out)
         return row
 
-    def test_report(self, params, state, recorder) -> TestReport:
-        from rnnlab.train.tasks import reports
-
+    def test_report(self, params, state) -> TestReport:
         if self.data.kind == "regression":
-            return reports.regression_report(self, params, state, recorder)
-        return reports.classification_report(self, params, state, recorder)
+            return reports.regression_report(self, params, state)
+        return reports.classification_report(self, params, state)
 
     def inspector(self):
-        from rnnlab.monitor.inspect import SequenceInspector
-
         return SequenceInspector(self.spec, self.data, self.loss_fn, loss_targets)
