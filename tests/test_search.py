@@ -260,6 +260,7 @@ def test_a_metric_the_runs_lack_stops_the_search(tmp_path, capsys):
     assert trials_of(out)["reason"].iloc[0] == "no val_accuracy in summary.json"
 
 
+@pytest.mark.slow  # 6 s: the grid sampler's bookkeeping; the fast suite has the random and TPE studies
 def test_grid_covers_the_grid_exactly_once(tmp_path):
     out = tmp_path / "s"
     code, text = search("arch=choice:rnn,gru", "arch.hidden_size=int:4:8:4", sampler="grid", seed=0, output=str(out))
@@ -283,6 +284,7 @@ def test_a_covered_grid_adds_no_trials(tmp_path):
     assert summary_of(out)["n_trials"] == 4 and len(trials_of(out)) == 4
 
 
+@pytest.mark.slow  # 6 s: another sampler and pruner through the same objective
 def test_cmaes_sampler_and_hyperband_pruner(tmp_path):
     out = tmp_path / "s"
     code, text = search(LR, HS, "arch=choice:rnn,gru", args=["train.epochs=4"], sampler="cmaes", pruner="hyperband",

@@ -88,19 +88,39 @@ class Loaded(NamedTuple):
 
 
 def save(folder: str | Path, spec, params: dict, meta: dict[str, Any], state: dict | None = None,
-         training: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None) -> Path:
+         training: tuple[dict[str, Any], dict[str, np.ndarray]] | None = None, same_as: Path | None = None) -> Path:
     """Write model.npz and model.json (and with `training` = (json part, arrays) the training state).
-    The weights are written first and model.json last, each atomically."""
+    The weights are written first and model.json last, each atomically. same_as: a checkpoint folder
+    known to hold these very weights (the best epoch is the last one): its model.npz is linked, not
+    written again."""
     folder = Path(folder)
     if training is not None:
         info, arrays = training
         atomic_write(folder / "training_state.npz", lambda fh: np.savez(fh, **arrays), mode="wb")
         write_text(folder / "training_state.json", strict_json({"format_version": FORMAT_VERSION, **info}))
-    weights = {**params, **{STATE_PREFIX + k: v for k, v in (state or {}).items()}}
-    atomic_write(folder / "model.npz", lambda fh: np.savez(fh, **weights), mode="wb")
+    if same_as is None or not _link(Path(same_as) / "model.npz", folder / "model.npz"):
+        weights = {**params, **{STATE_PREFIX + k: v for k, v in (state or {}).items()}}
+        atomic_write(folder / "model.npz", lambda fh: np.savez(fh, **weights), mode="wb")
     info = {"format_version": FORMAT_VERSION, "model": kind_of(spec), "spec": spec_dict(spec), **meta}
     write_text(folder / "model.json", strict_json(info))
     return folder
+
+
+def _link(src: Path, dst: Path) -> bool:
+    """Hard-link src to dst atomically (a later atomic replace of src leaves dst as it is); False when
+    the file system cannot."""
+    import os
+
+    tmp = dst.with_name(f".{dst.name}.link.tmp")
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
 
 
 def _folder(folder: str | Path) -> Path:

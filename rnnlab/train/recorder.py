@@ -73,9 +73,11 @@ class RunRecorder(RunFolder):
             self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": row["epoch"], **extra})
 
     def epoch_saved(self, fit) -> None:
-        """checkpoint_last/: the epoch's weights and the training state, after every hook of the epoch ran."""
+        """checkpoint_last/: the epoch's weights and the training state, after every hook of the epoch ran
+        (an epoch that was the best links checkpoint/'s weights instead of writing them twice)."""
+        same = self.run_dir / "checkpoint" if fit.selection.epoch == fit.epoch else None
         self._checkpoint("checkpoint_last", fit, fit.params, fit.state, {"epoch": fit.epoch},
-                         training=training_state(fit, self.callbacks))
+                         training=training_state(fit, self.callbacks), same_as=same)
 
     def stopped(self, fit) -> None:
         """A stopped run's status at once: a second signal during the test must not leave "running"."""
@@ -84,9 +86,9 @@ class RunRecorder(RunFolder):
             self.summary.update(status=fit.status, message=fit.message)
             self.write_summary()
 
-    def _checkpoint(self, name: str, fit, params, state, meta: dict, training=None) -> None:
+    def _checkpoint(self, name: str, fit, params, state, meta: dict, training=None, same_as=None) -> None:
         checkpoint.save(self.run_dir / name, fit.task.spec, params, {**fit.task.checkpoint_meta(), **meta}, state,
-                        training=training)
+                        training=training, same_as=same_as)
 
     def _hooks(self, fit) -> None:
         """Entries the caller attaches (cv's fold, a search trial); fit is None for a run that never started."""

@@ -58,6 +58,7 @@ class Quadratic:
 class NoRecorder:
     def begin(self, fit): pass
     def epoch_end(self, fit, row, improved): pass
+    def epoch_saved(self, fit): pass
     def stopped(self, fit): pass
 
 
