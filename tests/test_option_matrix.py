@@ -15,6 +15,7 @@ Data options that read files get small generated ones ($RNNLAB_DATA, or data.pat
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -56,11 +57,22 @@ DATA_PATHS = {"csv": "prices.csv", "seqfile": "sequences.csv"}
 NEEDS_ANOTHER = {("data", "copy"): "use arch.pooling=none"}
 
 
+_COMPOSED: dict[tuple[str, ...], object] = {}
+
+
+def _compose(overrides):
+    """api.compose, once per list of overrides in this module (the cell matrix shares one per regularizer)."""
+    key = tuple(overrides)
+    if key not in _COMPOSED:
+        _COMPOSED[key] = api.compose(overrides)
+    return copy.deepcopy(_COMPOSED[key])
+
+
 def _train(overrides, tmp_path, monkeypatch, data_dir, adjust=None):
     """Compose, optionally adjust in Python, train; returns the summary or the one-line refusal."""
     monkeypatch.setenv("RNNLAB_DATA", str(data_dir))
     try:
-        rc = api.compose(overrides)
+        rc = _compose(overrides)
         if adjust is not None:
             adjust(rc)
         summary = api.train(rc, tmp_path / "run")
@@ -70,7 +82,7 @@ def _train(overrides, tmp_path, monkeypatch, data_dir, adjust=None):
         return msg
     assert summary.status == "completed", summary.message
     assert (tmp_path / "run" / "checkpoint").is_dir() and (tmp_path / "run" / "metrics.csv").is_file()
-    if rc.monitor.enabled and summary.get("model") != "seq2seq":  # seq2seq runs have no monitor yet (issue 13)
+    if rc.monitor.enabled:  # seq2seq runs too
         mon = summary["monitor"]
         assert mon["enabled"] and "files" in mon, mon
     return summary
