@@ -94,9 +94,11 @@ class StepLog(Callback):
     def __init__(self):
         self.steps, self.last_grads = [], {}
 
-    def on_step(self, fit, info):
-        if (info.step + 1) % fit.task.steps_per_epoch == 0:
-            self.last_grads[info.epoch + 1] = {k: np.array(v) for k, v in info.raw_grads.items()}
+    def on_step(self, fit, info):  # the latest step's gradients; what is left at the epoch's end is its last
+        self.current = {k: np.array(v) for k, v in info.raw_grads.items()}
+
+    def on_epoch_end(self, fit, row):
+        self.last_grads[row["epoch"]] = self.current
 
     def on_step_end(self, fit, info):
         self.steps.append((info.step, info.loss, info.lr, info.grad_norm))
