@@ -36,7 +36,7 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
 
 
 def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None,
-          callbacks=(), hooks=(), write_config: bool = True) -> Summary:
+          callbacks=(), hooks=(), write_config: bool = True, resume: bool = False) -> Summary:
     """Train one model into `run_dir` (created if needed) and return its summary.
 
     config: a `RunConfig` (from `compose`) or a list of overrides. The folder gets what a
@@ -44,6 +44,8 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
     (write_config=False: the caller wrote them, as Hydra does for `rnnlab train`'s jobs).
     epoch_hook(epoch, row) may stop the run (status "pruned") by returning a message. callbacks:
     `rnnlab.train.callbacks.Callback`s (epoch and step hooks); hooks: fn(fit) -> summary entries.
+    resume=True continues the run already in `run_dir` from its last completed epoch, exactly as if it
+    had never stopped (same config and seed; more epochs are fine).
     """
     from rnnlab.train.run import train as fit
 
@@ -53,5 +55,5 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
         from rnnlab.config.composition import write_run_config
 
         write_run_config(run_dir, rc.to_dict(), rc.overrides)
-    return fit(rc, run_dir, console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks)
+    return fit(rc, run_dir, console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks, resume=resume)
 

@@ -57,13 +57,28 @@ class RunRecorder(RunFolder):
 
     # ------------------------------------------------------------------ during the loop
     def begin(self, fit) -> None:
+        """A new run: summary.json "running", no metrics yet, checkpoint/ with the initial weights. A resumed
+        one (fit.epoch > 0): its metrics rows kept, its best checkpoint kept, the epoch it resumed from listed."""
+        resumed = self._resumed_from(fit)
         self.summary.update(status="running", seed=fit.cfg.seed, n_params=int(sum(v.size for v in fit.params.values())),
                             versions=versions(), pid=os.getpid(), blas_threads=blas_threads(),
-                            monitored_metric=fit.cfg.train.monitor, **fit.task.summary_entries())
+                            monitored_metric=fit.cfg.train.monitor, **fit.task.summary_entries(),
+                            **({"resumed_from_epochs": resumed} if resumed else {}))
         self._hooks(fit)
-        self.metrics.start()
-        self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": 0})
+        self.metrics.start(fit.rows)
+        if not resumed:
+            self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": 0})
         self.write_summary()
+
+    def _resumed_from(self, fit) -> list[int]:
+        """The epochs this run was resumed from so far (this segment's last), [] for a new run."""
+        if fit.epoch == 0:
+            return []
+        try:
+            earlier = summary_file.read(self.run_dir).get("resumed_from_epochs", [])
+        except (OSError, ValueError, TypeError):
+            earlier = []
+        return [*earlier, fit.epoch]
 
     def epoch_end(self, fit, row: dict[str, Any], improved: bool) -> None:
         """The epoch's metrics.csv line, and checkpoint/ when it is the new best."""
@@ -120,7 +135,8 @@ class RunRecorder(RunFolder):
 
 def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(JSON part, arrays) of what a resumed run needs beyond the weights."""
-    streams = {name: _stream_state(rng) for name, rng in fit.task.streams._asdict().items()}
+    rngs = {**fit.task.streams._asdict(), **fit.task.extra_streams()}
+    streams = {name: _stream_state(rng) for name, rng in rngs.items()}
     info = {"epoch": fit.epoch, "step": fit.step, "optimizer": fit.optimizer.name, "history": list(fit.history),
             "selection": fit.selection.state_dict(), "hygiene": fit.hygiene.state_dict(), "streams": streams,
             "callbacks": {cb.name: cb.state_dict() for cb in callbacks if cb.name}}

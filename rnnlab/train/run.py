@@ -25,27 +25,30 @@ from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import callbacks as C
 from rnnlab.train import loop, tasks
 from rnnlab.train.recorder import RunRecorder
+from rnnlab.train.resume import restore
 from rnnlab.train.tasks.base import Streams
 from rnnlab.train.tensorboard import TensorBoardLogger
 
 
-def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, callbacks=(), hooks=()) -> Summary:
+def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, callbacks=(), hooks=(),
+          resume: bool = False) -> Summary:
     """Train one model into run_dir; returns the summary (also in run_dir/summary.json).
 
     epoch_hook(epoch, row): called after each recorded epoch (1-based); a returned message stops
     the run as "pruned" (rnnlab search's pruner). callbacks: more `callbacks.Callback`s. hooks:
     fn(fit) -> summary entries, attached when the run starts and when it ends (cv's fold, a search trial).
+    resume: continue the run in run_dir from its checkpoint_last/ (`resume.restore`), exactly.
     """
     recorder = RunRecorder(run_dir, plots=cfg.train.plots, hooks=hooks)
     try:
         if cfg.train.blas_threads is None:
-            return _train(cfg, recorder, console, epoch_hook, list(callbacks))
+            return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
         from threadpoolctl import threadpool_limits
 
         # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
         # another process holds a core (every GEMM then waits for the descheduled thread).
         with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
-            return _train(cfg, recorder, console, epoch_hook, list(callbacks))
+            return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
     except (ConfigError, DataError) as exc:
         recorder.write_stub("failed", str(exc), bad_input=True)
         raise
@@ -54,7 +57,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
         raise
 
 
-def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list) -> Summary:
+def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list, resume: bool) -> Summary:
     t_start = time.perf_counter()
     keep_freed_memory()
     streams = Streams.from_seed(cfg.seed)
@@ -69,6 +72,8 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
            C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta),
            *loggers(cfg, recorder.run_dir), *extra]
     recorder.callbacks = cbs
+    if resume:
+        restore(fit, recorder.run_dir, cbs)
     loop.run(fit, recorder, cbs)
     params, state, entries = _tested_weights(fit, recorder)
     report = task.test_report(params, state)

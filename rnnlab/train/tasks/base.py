@@ -61,6 +61,7 @@ class TaskAdapter(Protocol):
     def validate(self, params, state) -> dict[str, float]: ...  # val_loss and friends
     def test_report(self, params, state) -> TestReport: ...
     def inspector(self): ...  # what the monitor reads (rnnlab.monitor.inspect), or None
+    def extra_streams(self) -> dict[str, np.random.Generator]: ...  # the task's own random streams (resume)
 
 
 def limited_steps(n: int, batch_size: int, limit: int | None) -> int:

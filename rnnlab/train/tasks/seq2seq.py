@@ -159,5 +159,8 @@ class Seq2SeqAdapter:
     def test_report(self, params, state) -> TestReport:
         return seq2seq_report.report(self, params)
 
+    def extra_streams(self) -> dict:
+        return {}
+
     def inspector(self):
         return Seq2SeqInspector(self.spec, self.data)

@@ -213,5 +213,8 @@ class SequenceTask:
             return reports.regression_report(self, params, state)
         return reports.classification_report(self, params, state)
 
+    def extra_streams(self) -> dict[str, np.random.Generator]:
+        return {"augment": self.augmenter.rng} if self.augmenter else {}
+
     def inspector(self):
         return SequenceInspector(self.spec, self.data, self.loss_fn, loss_targets)

@@ -1,0 +1,73 @@
+"""Exact resume: put a fresh `loop.Fit` back where checkpoint_last/ left it.
+
+A resumed run rebuilds everything from the config and the seed (data, model, optimizer, schedule,
+callbacks), then overwrites the state that moved: the weights and the model's state, the
+optimizer's moments and step, the epoch and step, the loss history and lr trace, model selection
+(with checkpoint/'s best weights), the step hygiene's noise counter, every random stream (the
+run's six, and the task's own such as data.augment's), the callbacks' state (early stopping) and
+the metrics rows up to the checkpoint's epoch (a torn line, or rows of epochs past it, are
+dropped). The schedule needs nothing: it is a function of the step, the epoch and the history.
+Continuing then draws exactly the numbers the uninterrupted run drew.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.config.validate import ConfigError
+from rnnlab.record import checkpoint, metrics_log
+from rnnlab.train.recorder import restore_stream
+
+
+def restore(fit, run_dir: str | Path, callbacks=()) -> None:
+    """Load run_dir's training state into fit (in place); ConfigError (one line) when it cannot."""
+    run_dir = Path(run_dir)
+    try:
+        info, arrays = checkpoint.load_training_state(run_dir)
+        last = checkpoint.load(run_dir / "checkpoint_last")
+        best = checkpoint.load(run_dir / "checkpoint")
+    except checkpoint.CheckpointError as exc:
+        raise ConfigError(f"cannot resume {run_dir}: {exc}") from None
+    if last.spec != fit.task.spec:
+        raise ConfigError(f"cannot resume {run_dir}: its checkpoint is a different model than this config builds "
+                          "(resume with the run's own architecture)")
+    dtype = np.dtype(fit.cfg.train.dtype)
+    for k, v in fit.params.items():
+        v[...] = last.params[k].astype(dtype, copy=False)
+    fit.state = {k: v.astype(dtype) for k, v in last.state.items()} or fit.state
+    try:
+        fit.optimizer.load_state_dict({k[len(checkpoint.OPTIM_PREFIX):]: v.astype(dtype) if v.ndim else v
+                                       for k, v in arrays.items() if k.startswith(checkpoint.OPTIM_PREFIX)})
+    except ValueError as exc:  # another optimizer than the run's
+        raise ConfigError(f"cannot resume {run_dir} with optim={fit.optimizer.name}: {exc}") from None
+    fit.epoch, fit.step = int(info["epoch"]), int(info["step"])
+    fit.history = [math.nan if v is None else float(v) for v in info["history"]]
+    fit.lr_trace = [float(v) for v in arrays["lr_trace"]]
+    fit.selection.load_state_dict(info["selection"], {k: v.astype(dtype) for k, v in best.params.items()},
+                                  {k: v.astype(dtype) for k, v in best.state.items()} or None)
+    fit.hygiene.load_state_dict(info.get("hygiene", {}))
+    streams = {**fit.task.streams._asdict(), **fit.task.extra_streams()}
+    for name, state in info["streams"].items():
+        if name in streams:
+            streams[name].bit_generator.state = restore_stream(state).bit_generator.state
+    saved = info.get("callbacks", {})
+    for cb in callbacks:
+        if cb.name and cb.name in saved:
+            cb.load_state_dict(saved[cb.name])
+    fit.rows = _rows(run_dir, fit.epoch)
+
+
+def _rows(run_dir: Path, epochs: int) -> list[dict]:
+    """metrics.csv's rows of the first `epochs` epochs, as the loop made them (numbers, NaN for empty)."""
+    try:
+        frame = metrics_log.read(run_dir)
+    except FileNotFoundError:
+        frame = None
+    if frame is None or len(frame) < epochs:
+        raise ConfigError(f"cannot resume {run_dir}: metrics.csv has {0 if frame is None else len(frame)} "
+                          f"complete rows, the checkpoint is at epoch {epochs}")
+    rows = frame[frame["epoch"] <= epochs].to_dict("records")  # each column keeps its type (epoch an int)
+    return [{c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()} for row in rows]

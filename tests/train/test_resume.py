@@ -1,0 +1,107 @@
+"""Exact resume: a run stopped at any step and resumed with `api.train(..., resume=True)` ends exactly
+as the uninterrupted run of the same seed: the same metrics.csv (timing columns aside), the same
+best and last weights and the same test metrics; in float64 and float32, with dropout, mixup,
+gradient noise, augmentation, a plateau schedule and early stopping's state, and for seq2seq's
+scheduled sampling. (Kills from outside the process and sweeps: the slow fault-injection tests.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnlab import api
+from rnnlab.config.validate import ConfigError
+from rnnlab.train.callbacks import Callback
+from tests.conftest import TINY
+
+TIMING = ["seconds", "samples_per_s", "monitor_seconds"]
+TINY = [*TINY, "train.limit_batches=3"]  # 3 steps an epoch: step 7 is in epoch 3
+
+
+class InterruptAt(Callback):
+    """Ctrl-C after the optimizer step `step` (0-based over the run)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, fit, info):
+        if info.step == self.step:
+            raise KeyboardInterrupt
+
+
+def _weights(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _same_run(a, b):
+    ma, mb = (pd.read_csv(d / "metrics.csv").drop(columns=TIMING, errors="ignore") for d in (a, b))
+    pd.testing.assert_frame_equal(ma, mb, check_exact=True)
+    for name in ("checkpoint", "checkpoint_last"):
+        wa, wb = _weights(a / name / "model.npz"), _weights(b / name / "model.npz")
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            np.testing.assert_array_equal(wa[k], wb[k], err_msg=f"{name}/{k}")
+
+
+CASES = {
+    "float64-dropout-noise-plateau": [*TINY, "train.epochs=5", "train.dtype=float64", "reg=dropout",
+                                      "reg.grad_noise_eta=0.05", "sched=plateau", "sched.patience=1",
+                                      "train.early_stopping_patience=3", "monitor=default"],
+    "float32-mixup-augment": [*TINY, "train.epochs=4", "reg.mixup_alpha=0.4", "data.augment=[jitter]",
+                              "optim=nadam"],
+    "seq2seq-scheduled-sampling": ["data=reverse_digits", "data.n_train=96", "data.n_val=16", "data.n_test=16",
+                                   "arch=gru", "arch.hidden_size=8", "arch.attention=luong", "train.epochs=4",
+                                   "train.batch_size=16", "train.teacher_forcing=1.0",
+                                   "train.teacher_forcing_end=0.3", "train.progress=false", "train.plots=false",
+                                   "monitor=none"],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_resumed_run_equals_the_uninterrupted_one(case, tmp_path):
+    overrides = CASES[case]
+    whole = api.train(overrides, tmp_path / "whole")
+    steps = len(pd.read_csv(tmp_path / "whole" / "metrics.csv")) and whole.epochs_run
+    assert whole.status == "completed" and steps >= 3
+    d = tmp_path / "resumed"
+    first = api.train(overrides, d, callbacks=[InterruptAt(7)])  # inside the second or third epoch
+    assert first.status == "interrupted" and 1 <= first.epochs_run < whole.epochs_run
+    again = api.train(overrides, d, resume=True)
+    assert again.status == "completed" and again.epochs_run == whole.epochs_run
+    assert again["resumed_from_epochs"] == [first.epochs_run]
+    _same_run(tmp_path / "whole", d)
+    assert again.test_metrics == whole.test_metrics and again.best_epoch == whole.best_epoch
+
+
+def test_resuming_twice_lists_both_segments_and_still_matches(tmp_path):
+    overrides = [*TINY, "train.epochs=5", "reg=dropout"]
+    api.train(overrides, tmp_path / "whole")
+    d = tmp_path / "r"
+    api.train(overrides, d, callbacks=[InterruptAt(3)])
+    api.train(overrides, d, resume=True, callbacks=[InterruptAt(10)])
+    s = api.train(overrides, d, resume=True)
+    assert s.status == "completed" and s["resumed_from_epochs"][0] == 1 and len(s["resumed_from_epochs"]) == 2
+    _same_run(tmp_path / "whole", d)
+
+
+def test_a_torn_metrics_line_and_rows_past_the_checkpoint_are_dropped(tmp_path):
+    overrides = [*TINY, "train.epochs=4"]
+    api.train(overrides, tmp_path / "whole")
+    d = tmp_path / "r"
+    api.train(overrides, d, callbacks=[InterruptAt(5)])  # stops in epoch 2 (3 batches an epoch)
+    with open(d / "metrics.csv", "a") as fh:  # as if killed while writing a later epoch's line
+        fh.write("9,0.001,0.5")
+    assert api.train(overrides, d, resume=True).status == "completed"
+    _same_run(tmp_path / "whole", d)
+
+
+def test_resume_refuses_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot resume .*: no training state to resume from"):
+        api.train(TINY, tmp_path / "nothing", resume=True)
+    d = tmp_path / "r"
+    api.train([*TINY, "train.epochs=2"], d)
+    with pytest.raises(ConfigError, match="a different model than this config builds") as exc:
+        api.train([*TINY, "arch.hidden_size=9"], d, resume=True)
+    assert "\n" not in str(exc.value)
