@@ -39,7 +39,11 @@ TRAIN_HELP = f"""Train a model. Arguments are Hydra overrides and flags.
 
   rnnlab train --cfg job     (print the composed config and exit)
 
-Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, --info, -cd DIR (extra config dir).
+  rnnlab train --resume outputs/train/2026-12-06_10-00-00 train.epochs=60     (continue a stopped run)
+
+Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, --info, -cd DIR (extra config dir). \
+--resume RUN_DIR continues an interrupted, killed or finished run in its folder, exactly as if it had not \
+stopped (its own overrides, then the ones given).
 
 [bold]Config groups[/bold] (pick with GROUP=OPTION, change a value with GROUP.KEY=VALUE):
 

@@ -44,7 +44,8 @@ def task(cfg, hooks=()) -> str:
         rc = validated(cfg)  # checked before the launch: not again
         from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False)  # Hydra wrote .hydra/
+        summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False,  # Hydra wrote .hydra/
+                            resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
@@ -73,9 +74,13 @@ def _hydra_main():
 
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
+    global RESUME
     console = console or Console(stderr=True)
     try:
+        RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
+        if RESUME is not None and set(flags) & {"-m", "--multirun"}:
+            raise ConfigError("--resume continues one run: resume a multirun's jobs one by one")
         if not set(flags) & hb.INFO_FLAGS:
             hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
     except ConfigError as exc:
@@ -95,6 +100,45 @@ def run(args: list[str], console: Console | None = None) -> int:
         console.print(_multirun_table(records))
     codes = [2 if r.get("bad_input") else EXIT_CODES.get(r["status"], 1) for r in records]
     return max(codes) if len(records) == 1 else (0 if not any(codes) else 1)
+
+
+RESUME: Path | None = None  # `--resume RUN_DIR`: the job continues that run (exactly) instead of starting one
+
+
+def resume_args(args: list[str]) -> tuple[Path | None, list[str]]:
+    """(RUN_DIR, the arguments to run) for `--resume RUN_DIR` (or --resume=RUN_DIR): the run's own
+    overrides, then the given ones (a key given again wins), in the run's own folder."""
+    rest, run_dir = [], None
+    it = iter(args)
+    for a in it:
+        if a == "--resume":
+            run_dir = next(it, None)
+            if run_dir is None:
+                raise ConfigError("option --resume needs a run folder")
+        elif a.startswith("--resume="):
+            run_dir = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+    if run_dir is None:
+        return None, args
+    folder = Path(run_dir)
+    saved = folder / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"--resume {run_dir}: not a run folder (no .hydra/overrides.yaml)")
+    if not (folder / "checkpoint_last" / "training_state.json").is_file():
+        raise ConfigError(f"--resume {run_dir}: nothing to resume (no completed epoch: "
+                          "checkpoint_last/training_state.json is missing)")
+    import yaml
+
+    merged = {_key(o): o for o in (yaml.safe_load(saved.read_text()) or [])}
+    flags = [a for a in rest if a.startswith("-")]
+    merged.update({_key(o): o for o in rest if not o.startswith("-")})
+    merged["hydra.run.dir"] = f"hydra.run.dir={folder}"
+    return folder, [*flags, *merged.values()]
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _multirun_table(records: list[dict]):

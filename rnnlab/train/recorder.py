@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +89,26 @@ class RunRecorder(RunFolder):
             self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": row["epoch"], **extra})
 
     def epoch_saved(self, fit) -> None:
-        """checkpoint_last/: the epoch's weights and the training state, after every hook of the epoch ran
-        (an epoch that was the best links checkpoint/'s weights instead of writing them twice)."""
+        """checkpoint_last: the epoch's weights and the training state, after every hook of the epoch ran.
+
+        Its files must agree (weights and training state of one epoch) even when the process is killed
+        while writing them, so they go into a folder of their own (.checkpoint_last.<epoch>) and the
+        symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes.
+        An epoch that was the best links checkpoint/'s weights instead of writing them twice."""
         same = self.run_dir / "checkpoint" if fit.selection.epoch == fit.epoch else None
-        self._checkpoint("checkpoint_last", fit, fit.params, fit.state, {"epoch": fit.epoch},
+        name = f".checkpoint_last.{fit.epoch}"
+        self._checkpoint(name, fit, fit.params, fit.state, {"epoch": fit.epoch},
                          training=training_state(fit, self.callbacks), same_as=same)
+        link = self.run_dir / "checkpoint_last"
+        if link.is_dir() and not link.is_symlink():  # a folder of an older rnnlab: replaced once
+            shutil.rmtree(link)
+        tmp = self.run_dir / f".checkpoint_last.link.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        os.symlink(name, tmp)
+        os.replace(tmp, link)
+        for old in self.run_dir.glob(".checkpoint_last.*"):  # the previous one, and any a kill left behind
+            if old.name != name and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
 
     def stopped(self, fit) -> None:
         """A stopped run's status at once: a second signal during the test must not leave "running"."""

@@ -105,3 +105,68 @@ def test_resume_refuses_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match="a different model than this config builds") as exc:
         api.train([*TINY, "arch.hidden_size=9"], d, resume=True)
     assert "\n" not in str(exc.value)
+
+
+# ---------------------------------------------------------------- rnnlab train --resume
+
+
+def test_cli_resume_continues_a_finished_run_to_more_epochs(tmp_path, capsys, monkeypatch):
+    """Two epochs, then `--resume DIR train.epochs=4`, equals four epochs in one go (constant lr)."""
+    from rnnlab.commands.train import run
+
+    monkeypatch.setenv("COLUMNS", "200")
+    base = [*TINY, "train.epochs=4"]
+    assert run([*base, f"hydra.run.dir={tmp_path / 'whole'}"]) == 0
+    d = tmp_path / "r"
+    assert run([*TINY, "train.epochs=2", f"hydra.run.dir={d}"]) == 0
+    assert run(["--resume", str(d), "train.epochs=4"]) == 0
+    _same_run(tmp_path / "whole", d)
+    import yaml
+
+    assert "train.epochs=4" in yaml.safe_load((d / ".hydra" / "overrides.yaml").read_text())
+    capsys.readouterr()
+    assert run(["--resume", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip() == (f"Error: --resume {tmp_path / 'nowhere'}: not a run folder "
+                                               "(no .hydra/overrides.yaml)")
+    assert run(["-m", f"--resume={d}", "seed=1,2"]) == 2
+    assert "--resume continues one run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- killed from outside, then resumed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM", "SIGINT"])
+def test_a_run_killed_at_random_moments_resumes_to_its_uninterrupted_twin(sig, tmp_path):
+    """A real process, signalled at a random moment after its first epochs (mid-epoch or while writing
+    its files), then `rnnlab train --resume`: the same metrics.csv and weights as an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["data.length=2000", "data.n_in=12", "arch.hidden_size=16", "train.epochs=8", "train.batch_size=32",
+            "train.progress=false", "train.plots=false", "monitor=none", "reg=dropout"]
+    env = {**__import__("os").environ, "COLUMNS": "200"}
+
+    def cli(*a):
+        return subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "train", *a], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    assert cli(*args, f"hydra.run.dir={tmp_path / 'whole'}").wait(timeout=300) == 0
+    rng = np.random.default_rng(["SIGKILL", "SIGTERM", "SIGINT"].index(sig))
+    for k in range(2):
+        d = tmp_path / f"run{k}"
+        proc = cli(*args, f"hydra.run.dir={d}")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (d / "checkpoint_last").exists():
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 0.6)))  # somewhere in the next epochs
+        proc.send_signal(getattr(signal, sig))
+        code = proc.wait(timeout=120)
+        assert code != 0 or (d / "summary.json").exists()
+        resumed = cli("--resume", str(d))
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, err
+        _same_run(tmp_path / "whole", d)
+        assert not list(d.glob("**/*.tmp")) and len(list(d.glob(".checkpoint_last.*"))) == 1
