@@ -27,7 +27,7 @@ def task(cfg, hooks=()) -> str:
     from hydra.core.hydra_config import HydraConfig
 
     from rnnlab.config.composition import validated
-    from rnnlab.train.recorder import record_failure
+    from rnnlab.train.recorder import RunFolderError, record_failure
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -46,6 +46,11 @@ def task(cfg, hooks=()) -> str:
 
         summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False,  # Hydra wrote .hydra/
                             resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
+    except RunFolderError as exc:  # another run's folder: left as it is
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+        hb.report_result({"run_dir": str(run_dir), "status": "failed", "bad_input": True,
+                          "overrides": list(hc.overrides.task), "message": str(exc)})
+        return "failed"
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)

@@ -36,6 +36,10 @@ from rnnlab.runtime.io import write_text
 log = logging.getLogger(__name__)
 
 
+class RunFolderError(ValueError):
+    """The run folder cannot be taken (in use, or holding another run); nothing in it is touched."""
+
+
 class RunRecorder(RunFolder):
     def __init__(self, run_dir: str | Path, plots: bool = True, hooks=()):
         super().__init__(run_dir, plots)
@@ -43,6 +47,32 @@ class RunRecorder(RunFolder):
         self.summary = Summary(run_dir=str(self.run_dir))
         self.metrics = MetricsLog(self.run_dir)
         self.callbacks: list = []  # whose state goes into the training checkpoint
+
+    # ------------------------------------------------------------------ the folder
+    def claim(self, resume: bool = False) -> None:
+        """Take the folder for this run: an exclusive lock held until `release` (fcntl.flock, which the
+        kernel drops when the process dies, so a killed run never leaves it locked), and a folder that
+        already holds a run is refused unless resuming it. RunFolderError (one line) when refused."""
+        import fcntl
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.run_dir / ".lock", "a+")  # noqa: SIM115 - held for the run's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise RunFolderError(f"run folder {self.run_dir} is in use by another run; choose another folder") \
+                from None
+        if not resume and (self.run_dir / "checkpoint").exists():  # a run trained here (a bad-input stub is no run)
+            self.release()
+            raise RunFolderError(f"run folder {self.run_dir} already holds a run: continue it with "
+                                 f"rnnlab train --resume {self.run_dir}, or choose another folder")
+
+    def release(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.close()  # closing drops the flock
+            self._lock = None
 
     # ------------------------------------------------------------------ the one summary.json writer
     def write_summary(self) -> Path:

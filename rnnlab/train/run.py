@@ -40,6 +40,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
     resume: continue the run in run_dir from its checkpoint_last/ (`resume.restore`), exactly.
     """
     recorder = RunRecorder(run_dir, plots=cfg.train.plots, hooks=hooks)
+    recorder.claim(resume)  # refused: nothing in the folder is touched
     try:
         if cfg.train.blas_threads is None:
             return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
@@ -55,6 +56,8 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
     except Exception as exc:  # a bug: recorded, then the caller shows the traceback
         recorder.write_stub("failed", repr(exc))
         raise
+    finally:
+        recorder.release()
 
 
 def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list, resume: bool) -> Summary:

@@ -170,3 +170,43 @@ def test_a_run_killed_at_random_moments_resumes_to_its_uninterrupted_twin(sig, t
         assert resumed.returncode == 0, err
         _same_run(tmp_path / "whole", d)
         assert not list(d.glob("**/*.tmp")) and len(list(d.glob(".checkpoint_last.*"))) == 1
+
+
+# ---------------------------------------------------------------- one run per folder
+
+
+def test_a_folder_that_holds_a_run_is_refused_without_resume_and_left_as_it_is(tmp_path, capsys, monkeypatch):
+    from rnnlab.commands.train import run
+    from rnnlab.train.recorder import RunFolderError
+
+    monkeypatch.setenv("COLUMNS", "300")
+    d = tmp_path / "r"
+    assert run([*TINY, "train.epochs=1", f"hydra.run.dir={d}"]) == 0
+    before = (d / "summary.json").read_text()
+    capsys.readouterr()
+    assert run([*TINY, "train.epochs=2", f"hydra.run.dir={d}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"Error: run folder {d} already holds a run: continue it with rnnlab train --resume {d}, or choose "
+        "another folder"]
+    assert (d / "summary.json").read_text() == before  # untouched
+    with pytest.raises(RunFolderError):
+        api.train([*TINY, "train.epochs=2"], d)
+
+
+def test_a_folder_in_use_is_refused_and_a_bad_input_stub_is_no_run(tmp_path):
+    import fcntl
+
+    from rnnlab.data.base import DataError
+    from rnnlab.train.recorder import RunFolderError
+
+    d = tmp_path / "busy"
+    d.mkdir()
+    with open(d / ".lock", "a+") as held:  # another process's run holds the folder
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunFolderError, match="is in use by another run"):
+            api.train(TINY, d)
+    assert not (d / "summary.json").exists()
+    s = tmp_path / "stub"
+    with pytest.raises(DataError):
+        api.train(["data=csv", "data.path=/nonexistent.csv", "train.progress=false"], s)
+    assert api.train([*TINY, "train.epochs=1"], s).status == "completed"  # the failed stub's folder is reusable
