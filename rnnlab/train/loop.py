@@ -143,15 +143,17 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
            "samples_per_s": count / seconds, **{c: v / count for c, v in penalties.items()}, **val}
     for cb in callbacks:
         row.update(cb.epoch_columns(fit, row))
-    recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))  # metrics, best
-    fit.rows.append(row)
-    fit.history.append(row["val_loss"])
-    fit.epoch += 1
-    fit.mid_epoch = False
+    with _signals_deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
+        recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))
+        fit.rows.append(row)
+        fit.history.append(row["val_loss"])
+        fit.epoch += 1
+        fit.mid_epoch = False
     stop = _first_stop(cb.on_epoch_end(fit, row) for cb in callbacks)
     if stop is not None:
         fit.stop(*stop)
-    recorder.epoch_saved(fit)  # checkpoint_last with the training state, the callbacks' included
+    with _signals_deferred():
+        recorder.epoch_saved(fit)  # checkpoint_last with the training state, the callbacks' included
 
 
 def _first_stop(results) -> Stop | None:
@@ -175,3 +177,21 @@ def _sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@contextmanager
+def _signals_deferred():
+    """Ctrl-C or SIGTERM inside the block is held until the block ends, then raised as KeyboardInterrupt,
+    so what the block records is never half done (a second signal does not cut it either)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if caught:
+        raise KeyboardInterrupt(f"signal {caught[0]}")
