@@ -19,20 +19,24 @@ import numpy as np
 
 from rnnlab.config.validate import ConfigError
 from rnnlab.record import checkpoint, metrics_log
-from rnnlab.train.recorder import restore_stream
+from rnnlab.train.recorder import RunFolderError, restore_stream
+
+
+class ResumeError(RunFolderError, ConfigError):
+    """A run that cannot be resumed with this config; one line, and the run's folder is left as it is."""
 
 
 def restore(fit, run_dir: str | Path, callbacks=()) -> None:
-    """Load run_dir's training state into fit (in place); ConfigError (one line) when it cannot."""
+    """Load run_dir's training state into fit (in place); ResumeError (one line) when it cannot."""
     run_dir = Path(run_dir)
     try:
         info, arrays = checkpoint.load_training_state(run_dir)
         last = checkpoint.load(run_dir / "checkpoint_last")
         best = checkpoint.load(run_dir / "checkpoint")
     except checkpoint.CheckpointError as exc:
-        raise ConfigError(f"cannot resume {run_dir}: {exc}") from None
+        raise ResumeError(f"cannot resume {run_dir}: {exc}") from None
     if last.spec != fit.task.spec:
-        raise ConfigError(f"cannot resume {run_dir}: its checkpoint is a different model than this config builds "
+        raise ResumeError(f"cannot resume {run_dir}: its checkpoint is a different model than this config builds "
                           "(resume with the run's own architecture)")
     dtype = np.dtype(fit.cfg.train.dtype)
     for k, v in fit.params.items():
@@ -42,7 +46,7 @@ def restore(fit, run_dir: str | Path, callbacks=()) -> None:
         fit.optimizer.load_state_dict({k[len(checkpoint.OPTIM_PREFIX):]: v.astype(dtype) if v.ndim else v
                                        for k, v in arrays.items() if k.startswith(checkpoint.OPTIM_PREFIX)})
     except ValueError as exc:  # another optimizer than the run's
-        raise ConfigError(f"cannot resume {run_dir} with optim={fit.optimizer.name}: {exc}") from None
+        raise ResumeError(f"cannot resume {run_dir} with optim={fit.optimizer.name}: {exc}") from None
     fit.epoch, fit.step = int(info["epoch"]), int(info["step"])
     fit.history = [math.nan if v is None else float(v) for v in info["history"]]
     fit.lr_trace = [float(v) for v in arrays["lr_trace"]]
@@ -67,7 +71,7 @@ def _rows(run_dir: Path, epochs: int) -> list[dict]:
     except FileNotFoundError:
         frame = None
     if frame is None or len(frame) < epochs:
-        raise ConfigError(f"cannot resume {run_dir}: metrics.csv has {0 if frame is None else len(frame)} "
+        raise ResumeError(f"cannot resume {run_dir}: metrics.csv has {0 if frame is None else len(frame)} "
                           f"complete rows, the checkpoint is at epoch {epochs}")
     rows = frame[frame["epoch"] <= epochs].to_dict("records")  # each column keeps its type (epoch an int)
     return [{c: (v.item() if hasattr(v, "item") else v) for c, v in row.items()} for row in rows]

@@ -24,7 +24,7 @@ from rnnlab.record.summary import Summary
 from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import callbacks as C
 from rnnlab.train import loop, tasks
-from rnnlab.train.recorder import RunRecorder
+from rnnlab.train.recorder import RunFolderError, RunRecorder
 from rnnlab.train.resume import restore
 from rnnlab.train.tasks.base import Streams
 from rnnlab.train.tensorboard import TensorBoardLogger
@@ -50,6 +50,8 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
         # another process holds a core (every GEMM then waits for the descheduled thread).
         with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
             return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
+    except RunFolderError:  # another run's folder, or one that cannot be resumed: left as it is
+        raise
     except (ConfigError, DataError) as exc:
         recorder.write_stub("failed", str(exc), bad_input=True)
         raise

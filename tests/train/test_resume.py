@@ -100,11 +100,15 @@ def test_a_torn_metrics_line_and_rows_past_the_checkpoint_are_dropped(tmp_path):
 def test_resume_refuses_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot resume .*: no training state to resume from"):
         api.train(TINY, tmp_path / "nothing", resume=True)
+    assert not (tmp_path / "nothing" / "summary.json").exists()  # nothing written
     d = tmp_path / "r"
     api.train([*TINY, "train.epochs=2"], d)
+    before = (d / "summary.json").read_text()
     with pytest.raises(ConfigError, match="a different model than this config builds") as exc:
         api.train([*TINY, "arch.hidden_size=9"], d, resume=True)
     assert "\n" not in str(exc.value)
+    assert (d / "summary.json").read_text() == before  # the run stays resumable with its own config
+    assert api.train([*TINY, "train.epochs=3"], d, resume=True).epochs_run == 3
 
 
 # ---------------------------------------------------------------- rnnlab train --resume
