@@ -102,6 +102,7 @@ def test_compare_reads_the_cv_folder(sine_cv, tmp_path):
     assert len(frame) == 3 and set(frame["status"]) == {"completed"}
 
 
+@pytest.mark.slow  # several runs with plots or a study: the fast suite stays under 3 minutes
 def test_cv_plots(tmp_path):
     sweep = tmp_path / "sweep"
     args = [a for a in TINY if a != "train.plots=false"] + ["train.epochs=1", "cv.k=2", f"hydra.sweep.dir={sweep}"]

@@ -228,6 +228,7 @@ def test_resume_grows_the_study_and_refuses_another_space(tmp_path):
     assert len(trials_of(out)) == 4
 
 
+@pytest.mark.slow  # several runs with plots or a study: the fast suite stays under 3 minutes
 def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     csv = tmp_path / "series.csv"
     csv.write_text("value\n" + "\n".join(f"{(i % 17) / 17:.4f}" for i in range(300)) + "\n")
@@ -296,6 +297,7 @@ def test_cmaes_sampler_and_hyperband_pruner(tmp_path):
     assert s["pruner_settings"] == {"min_resource": 1, "max_resource": 4, "reduction_factor": 3}
 
 
+@pytest.mark.slow  # several runs with plots or a study: the fast suite stays under 3 minutes
 def test_space_file_with_command_line_params_and_maximize(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("objective: {metric: val_r2}\n"
