@@ -21,6 +21,7 @@ def test_package_list_matches_folders():
         for p in (ROOT / "rnnlab").rglob("*") if p.is_dir() and (p / "__init__.py").exists()
     }
     on_disk |= {"rnnlab.conf"} | {f"rnnlab.conf.{p.name}" for p in (ROOT / "conf").iterdir() if p.is_dir()}
+    on_disk |= {f"hydra_plugins.{p.parent.name}" for p in (ROOT / "hydra_plugins").glob("*/__init__.py")}
     on_disk = {p for p in on_disk if "__pycache__" not in p}
     assert listed == on_disk
 

@@ -36,8 +36,8 @@ _stopped = False
 # ----------------------------------------------------------------------------- the Hydra task (one fold)
 
 
-def task(cfg) -> None:
-    """Train one fold (the train command's task); its summary.json gets the fold's `cv` entry."""
+def task(cfg):
+    """Train one fold (the train command's task); its summary.json gets the fold's `cv` entry. Returns its outcome."""
     global _stopped
     from hydra.core.hydra_config import HydraConfig
 
@@ -45,13 +45,13 @@ def task(cfg) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if _stopped:
-        _skip(run_dir, list(HydraConfig.get().overrides.task), cfg)
-        return
-    status = "failed"
+        return _skip(run_dir, cfg)
+    done = None
     try:
-        status = train_cmd.task(cfg, hooks=[cv_entry(cfg)])
+        done = train_cmd.task(cfg, hooks=[cv_entry(cfg)])
     finally:
-        _stopped = _stopped or status == "interrupted"
+        _stopped = _stopped or getattr(done, "status", None) == "interrupted"
+    return done
 
 
 def cv_entry(cfg):
@@ -67,12 +67,13 @@ def cv_entry(cfg):
     return hook
 
 
-def _skip(run_dir: Path, overrides: list[str], cfg) -> None:
+def _skip(run_dir: Path, cfg):
+    from rnnlab.commands.outcome import Outcome
     from rnnlab.train.recorder import record_failure
 
     message = "not run: an earlier fold was interrupted"
     record_failure(run_dir, message, status="interrupted", hooks=[cv_entry(cfg)])
-    hb.report_result({"run_dir": str(run_dir), "status": "interrupted", "overrides": overrides, "message": message})
+    return Outcome("interrupted", message=message)
 
 
 def _hydra_main():
@@ -125,9 +126,15 @@ def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]
 
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
+    from rnnlab.commands import sweep_resume, sweeper
 
     console = console or Console(stderr=True)
     try:
+        resume, args = sweep_resume.take_flag(args)
+        if resume is not None:  # the cv in that folder again: finished folds kept, the others resumed or run
+            if not sweep_resume.is_sweep(resume):
+                raise ConfigError(f"--resume {resume}: not a cv folder (no multirun.yaml)")
+            args = sweep_resume.resume_args(resume, args, drop=("cv.fold",))
         flags, overrides = hb.split_args(args)
         if set(flags) & hb.INFO_FLAGS:  # --cfg, --info: print, run nothing
             from rnnlab.commands.train import run as train_run
@@ -136,6 +143,7 @@ def run(args: list[str], console: Console | None = None) -> int:
         _check_overrides(overrides)
         rc = hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
         data, strategy, folds = plan_folds(rc)
+        launch = sweeper.launch_overrides(overrides, resume=resume is not None)
     except (ConfigError, DataError) as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
@@ -145,27 +153,30 @@ def run(args: list[str], console: Console | None = None) -> int:
     console.print(f"[bold]rnnlab cv[/]: {len(folds)} folds ({strategy}) of data '{escape(rc.data.name)}' "
                   f"into {escape(str(sweep))}/")
     hydra_code = 0
-    with hb.results_file() as results:
-        try:
-            hb.launch(_hydra_main(), "rnnlab cv", flags, [*overrides, fold_sweep, *extra])
-        except SystemExit as exc:  # Hydra's own error (printed), or a job's bug re-raised after every fold ran
-            hydra_code = exc.code if isinstance(exc.code, int) else 1
-        records = hb.read_results(results)
-    if not records and hydra_code:
+    try:
+        hb.launch(_hydra_main(), "rnnlab cv", flags, [*overrides, fold_sweep, *extra, *launch])
+    except SystemExit as exc:  # Hydra's own error (printed), or a job's bug re-raised after its batch ran
+        hydra_code = exc.code if isinstance(exc.code, int) else 1
+    plan = sweeper.last_plan()
+    if plan is None and hydra_code:
         return hydra_code
-    run_dirs = _fold_dirs(records, sweep, len(folds))
-    if run_dirs:
-        sweep = Path(next(iter(run_dirs.values()))).parent
-    return _report(rc, data, strategy, folds, run_dirs, records, sweep, overrides, console)
+    if plan is not None and plan.error:
+        console.print(f"[red]Error:[/] {escape(plan.error)}", soft_wrap=True)
+        return 2
+    jobs = plan.jobs if plan else []
+    sweep = plan.sweep_dir if plan else sweep
+    bad_input = any(job.outcome().bad_input for job in jobs)
+    return _report(rc, data, strategy, folds, _fold_dirs(jobs, sweep, len(folds)), bad_input, sweep, overrides,
+                   console)
 
 
-def _fold_dirs(records: list[dict], sweep: Path, k: int) -> dict[int, str]:
-    """Fold index -> run folder, from the jobs' records (their cv.fold override); else <sweep>/<fold>."""
+def _fold_dirs(jobs, sweep: Path, k: int) -> dict[int, str]:
+    """Fold index -> run folder, from the sweep's jobs (their cv.fold override); else <sweep>/<fold>."""
     out: dict[int, str] = {}
-    for r in records:
-        for o in r.get("overrides", []):
+    for job in jobs:
+        for o in job.overrides:
             if o.startswith("cv.fold="):
-                out[int(o.split("=", 1)[1])] = r["run_dir"]
+                out[int(o.split("=", 1)[1])] = str(job.run_dir)
     for i in range(k):
         out.setdefault(i, str(sweep / str(i)))
     return dict(sorted(out.items()))
@@ -182,7 +193,7 @@ def _read_summary(run_dir: str) -> dict:
         return {"status": "unreadable summary"}
 
 
-def _report(rc, data, strategy, folds, run_dirs, records, sweep: Path, overrides, console) -> int:
+def _report(rc, data, strategy, folds, run_dirs, bad_input: bool, sweep: Path, overrides, console) -> int:
     from rnnlab.report import cv_results as R
 
     k = len(folds)
@@ -211,7 +222,7 @@ def _report(rc, data, strategy, folds, run_dirs, records, sweep: Path, overrides
             console.print(f"fold {r['fold']} {r['status']}: {escape(str(r['message']))}", soft_wrap=True)
     console.print(f"written: {escape(str(sweep))}/cv_results.csv, cv_summary.json"
                   + "".join(f", {p.name}" for p in plots))
-    return _exit_code(records, rows)
+    return _exit_code(bad_input, rows)
 
 
 def _plots(rc, data, strategy, folds, fold_rows, sweep: Path) -> list[Path]:
@@ -226,8 +237,8 @@ def _plots(rc, data, strategy, folds, fold_rows, sweep: Path) -> list[Path]:
     return made
 
 
-def _exit_code(records: list[dict], rows: list[dict]) -> int:
-    if any(r.get("bad_input") for r in records):
+def _exit_code(bad_input: bool, rows: list[dict]) -> int:
+    if bad_input:
         return 2
     statuses = {r["status"] for r in rows}
     if "interrupted" in statuses:

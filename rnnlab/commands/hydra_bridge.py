@@ -4,24 +4,19 @@ Hydra's parser wants flags before one block of overrides, so the arguments are s
 and reordered. Before launching, every override (each value of a sweep) is composed and
 validated by the one config path (`rnnlab.config.composition.compose_and_validate`), so a
 typo fails in a second with one line instead of inside every job; the jobs then take the
-validated config. Jobs report where they ran through a results file named in an environment
-variable, which joblib's worker processes inherit.
+validated config. Each job's outcome is read back from its own folder (commands/outcome.py), so
+jobs on other machines are reported too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 from rnnlab.config.composition import compose_and_validate, open_keys, setup
 from rnnlab.config.validate import ConfigError
 
-__all__ = ["compose_and_validate", "launch", "read_results", "report_result", "results_file", "setup", "split_args"]
+__all__ = ["compose_and_validate", "launch", "setup", "split_args"]
 
 # Hydra flags that take a value, and those that don't.
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -31,7 +26,6 @@ INFO_FLAGS = {"--cfg", "-c", "--info", "-i", "--hydra-help"}
 # Hydra runs in exactly one of these modes; two of them on one command line is an error.
 MODE_FLAGS = {"--multirun": "multirun", "-m": "multirun", "--run": "run", "-r": "run", "--cfg": "cfg", "-c": "cfg",
               "--info": "info", "-i": "info", "--hydra-help": "hydra-help"}
-RESULTS_ENV = "RNNLAB_RESULTS_FILE"
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -69,42 +63,6 @@ def _flag_value(flags: list[str], names: tuple[str, ...]) -> str | None:
             if f.startswith(n + "="):
                 return f.split("=", 1)[1]
     return None
-
-
-@contextlib.contextmanager
-def results_file() -> Iterator[Path]:
-    """A fresh file that jobs append `{"run_dir": ..., "status": ...}` lines to."""
-    fd, path = tempfile.mkstemp(prefix="rnnlab-results-", suffix=".jsonl")
-    os.close(fd)
-    old = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = path
-    try:
-        yield Path(path)
-    finally:
-        if old is None:
-            os.environ.pop(RESULTS_ENV, None)
-        else:
-            os.environ[RESULTS_ENV] = old
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def report_result(record: dict) -> None:
-    """Called inside a job: append one JSON line (a single small O_APPEND write is atomic)."""
-    path = os.environ.get(RESULTS_ENV)
-    if path:
-        line = (json.dumps(record) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
-
-
-def read_results(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def launch(hydra_main: Callable[[], None], prog: str, flags: list[str], overrides: list[str]) -> None:

@@ -1,8 +1,10 @@
 """`rnnlab train`: validate the overrides, run Hydra (single run or multirun), report.
 
 The Hydra task is `task(cfg)`: it takes the config validated before the launch (or
-validates a config composed elsewhere, e.g. in a joblib worker), trains into Hydra's output
-folder, prints the Rich summary and appends its outcome to the results file the CLI reads back.
+validates a config composed elsewhere, e.g. in a joblib worker or a submitit job), trains into
+Hydra's output folder and prints the Rich summary. A multirun sweeps with `commands/sweeper.py`,
+whose plan lists every job; the CLI then reads each job's outcome from its folder (`outcome.read`).
+`--resume RUN_DIR` continues one run; `--resume SWEEP_DIR` a multirun (`sweep_resume`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ from rich.console import Console
 from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
+from rnnlab.commands import sweep_resume
+from rnnlab.commands.outcome import Outcome
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
 
-# A job that failed on bad input (a missing data file, a malformed CSV) exits 2 like a bad config.
-EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
+LAST: Outcome | None = None  # the outcome of the latest job that ran in this process (a single run's)
 
 
-def task(cfg, hooks=()) -> str:
+def task(cfg, hooks=()) -> Outcome:
     """The body of the @hydra.main app (runs once per job, in-process or in a worker); returns the
-    run's status. hooks: fn(fit) -> summary entries (cv's fold), passed to the run's recorder."""
+    run's outcome (Hydra hands it back to the sweeper, from any launcher). hooks: fn(fit) -> summary
+    entries (cv's fold), passed to the run's recorder."""
+    global LAST
     from hydra.core.hydra_config import HydraConfig
 
     from rnnlab.config.composition import validated
@@ -35,29 +40,24 @@ def task(cfg, hooks=()) -> str:
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     if multirun:
         console.print(f"[bold]job {hc.job.num}[/]: {escape(' '.join(hc.overrides.task))}")
-    if multirun and "joblib" in str(hc.launcher.get("_target_", "")).lower():
-        # Parallel jobs share the cores: one BLAS thread per worker, or they oversubscribe.
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
+        _limit_blas(hc.launcher)
+    resume = (multirun and sweep_resume.resumes(run_dir, hc.sweeper)) or (
+        RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
     try:
         rc = validated(cfg)  # checked before the launch: not again
         from rnnlab import api
 
         summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False,  # Hydra wrote .hydra/
-                            resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
-    except RunFolderError as exc:  # another run's folder: left as it is
+                            resume=resume)
+    except RunFolderError as exc:  # another run's folder, or one it cannot resume: left as it is
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
-        hb.report_result({"run_dir": str(run_dir), "status": "failed", "bad_input": True,
-                          "overrides": list(hc.overrides.task), "message": str(exc)})
-        return "failed"
+        LAST = Outcome("failed", bad_input=True, message=str(exc), refused=True)
+        return LAST
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
     except Exception as exc:  # a bug: recorded in the run folder, then Hydra shows the traceback
         record_failure(run_dir, repr(exc), hooks=hooks)
-        hb.report_result({"run_dir": str(run_dir), "status": "failed",
-                          "overrides": list(hc.overrides.task), "message": repr(exc)})
         raise
     else:
         from rnnlab.report.tables import summary_table
@@ -65,9 +65,19 @@ def task(cfg, hooks=()) -> str:
         console.print(summary_table(summary))
         if summary.get("message"):
             console.print(escape(summary["message"]))
-    hb.report_result({"run_dir": str(run_dir), "status": summary.status, "bad_input": summary.bad_input,
-                      "overrides": list(hc.overrides.task), "message": summary.message})
-    return summary.status
+    LAST = Outcome(summary.status, bool(summary.bad_input), summary.message)
+    return LAST
+
+
+def _limit_blas(launcher) -> None:
+    """BLAS threads of a job beside others: a joblib worker shares the machine's cores (one thread each, or
+    they oversubscribe); a submitit job gets its cpus_per_task (one when not set). In-process jobs: as set."""
+    target = str(launcher.get("_target_", "")).lower()
+    threads = 1 if "joblib" in target else int(launcher.get("cpus_per_task") or 1) if "submitit" in target else None
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
 
 
 def _hydra_main():
@@ -79,32 +89,50 @@ def _hydra_main():
 
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
-    global RESUME
+    global RESUME, LAST
     console = console or Console(stderr=True)
     try:
         RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
-        if RESUME is not None and set(flags) & {"-m", "--multirun"}:
-            raise ConfigError("--resume continues one run: resume a multirun's jobs one by one")
+        multirun = bool(set(flags) & {"-m", "--multirun"})
+        resume_sweep = RESUME is not None and sweep_resume.is_sweep(RESUME)
+        if RESUME is not None and multirun and not resume_sweep:
+            raise ConfigError(f"--resume continues one run here: {RESUME} is a run folder, not a sweep folder "
+                              "(no multirun.yaml); drop -m")
         if not set(flags) & hb.INFO_FLAGS:
             hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
+        if multirun:
+            from rnnlab.commands import sweeper
+
+            overrides = [*overrides, *sweeper.launch_overrides(overrides, resume=resume_sweep)]
+            RESUME = None  # a sweep's jobs resume by their folders (sweep_resume)
     except ConfigError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    with hb.results_file() as results:
-        try:
-            hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
-        except SystemExit as exc:  # Hydra exits on its own errors, after printing them
-            code = exc.code if isinstance(exc.code, int) else 1
-            if code:
-                return code
-        records = hb.read_results(results)
-    if not records:
-        return 0  # --cfg, --info and friends run no job
-    if len(records) > 1:
-        console.print(_multirun_table(records))
-    codes = [2 if r.get("bad_input") else EXIT_CODES.get(r["status"], 1) for r in records]
-    return max(codes) if len(records) == 1 else (0 if not any(codes) else 1)
+    LAST, code = None, 0
+    try:
+        hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
+    except SystemExit as exc:  # Hydra exits on its own errors (after printing them), and on a job's bug
+        code = exc.code if isinstance(exc.code, int) else 1
+    if multirun:
+        return _multirun_result(sweeper.last_plan(), code, console)
+    if code or LAST is None:  # --cfg, --info and friends run no job
+        return code
+    return LAST.exit_code
+
+
+def _multirun_result(plan, code: int, console: Console) -> int:
+    """The table of every job of the sweep (outcomes read from their folders) and the exit code."""
+    if plan is None:  # Hydra refused before sweeping (and said why)
+        return code
+    if plan.error:
+        console.print(f"[red]Error:[/] {escape(plan.error)}", soft_wrap=True)
+        return 2
+    outcomes = [job.outcome() for job in plan.jobs]
+    if len(plan.jobs) > 1 or plan.resume:
+        console.print(_multirun_table(plan, outcomes))
+    codes = [o.exit_code for o in outcomes]
+    return max(code, max(codes, default=0) if len(codes) == 1 else int(any(codes)))
 
 
 RESUME: Path | None = None  # `--resume RUN_DIR`: the job continues that run (exactly) instead of starting one
@@ -113,25 +141,16 @@ RESUME: Path | None = None  # `--resume RUN_DIR`: the job continues that run (ex
 def resume_args(args: list[str]) -> tuple[Path | None, list[str]]:
     """(RUN_DIR, the arguments to run) for `--resume RUN_DIR` (or --resume=RUN_DIR): the run's own
     overrides, then the given ones (a key given again wins), in the run's own folder."""
-    rest, run_dir = [], None
-    it = iter(args)
-    for a in it:
-        if a == "--resume":
-            run_dir = next(it, None)
-            if run_dir is None:
-                raise ConfigError("option --resume needs a run folder")
-        elif a.startswith("--resume="):
-            run_dir = a.split("=", 1)[1]
-        else:
-            rest.append(a)
-    if run_dir is None:
+    folder, rest = sweep_resume.take_flag(args)
+    if folder is None:
         return None, args
-    folder = Path(run_dir)
+    if sweep_resume.is_sweep(folder):  # a multirun's folder: its sweep again, each job skipped, resumed or started
+        return folder, sweep_resume.resume_args(folder, rest)
     saved = folder / ".hydra" / "overrides.yaml"
     if not saved.is_file():
-        raise ConfigError(f"--resume {run_dir}: not a run folder (no .hydra/overrides.yaml)")
+        raise ConfigError(f"--resume {folder}: not a run folder (no .hydra/overrides.yaml)")
     if not (folder / "checkpoint_last" / "training_state.json").is_file():
-        raise ConfigError(f"--resume {run_dir}: nothing to resume (no completed epoch: "
+        raise ConfigError(f"--resume {folder}: nothing to resume (no completed epoch: "
                           "checkpoint_last/training_state.json is missing)")
     import yaml
 
@@ -146,14 +165,16 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _multirun_table(records: list[dict]):
+def _multirun_table(plan, outcomes):
     from rich.table import Table
 
+    actions = {"skip": "kept", "resume": "resumed", "start": "run"}
     table = Table(title="Multirun", title_justify="left")
-    for col in ("job", "overrides", "status", "run folder"):
+    for col in ("job", "overrides", "status", *(["this time"] if plan.resume else []), "run folder"):
         table.add_column(col)
-    for i, r in enumerate(records):
-        table.add_row(str(i), escape(" ".join(r["overrides"])), r["status"], escape(r["run_dir"]))
+    for job, o in zip(plan.jobs, outcomes, strict=True):
+        table.add_row(str(job.num), escape(" ".join(job.overrides)), o.status,
+                      *([actions[job.action]] if plan.resume else []), escape(str(job.run_dir)))
     return table
 
 
