@@ -95,11 +95,13 @@ def test_a_job_that_starts_over_gets_an_emptied_folder_and_a_folder_in_use_is_re
     assert (d / "checkpoint_last" / "training_state.json").is_file()  # left as it was
 
 
-def _multirun_yaml(sweep: Path, task: list[str], hydra: list[str] = ()) -> None:
+def _multirun_yaml(sweep: Path, task: list[str], hydra: list[str] = (), command: str = "train") -> None:
+    """The parts of a multirun.yaml that a resume reads: Hydra's job name (the command) and the overrides."""
     sweep.mkdir(parents=True, exist_ok=True)
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump(
-        {"hydra": {"overrides": {"task": task, "hydra": [f"hydra.sweep.dir={sweep}", "hydra.mode=MULTIRUN",
-                                                         "hydra/sweeper=rnnlab", *hydra]}}}))
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "job": {"name": command},
+        "overrides": {"task": task, "hydra": [f"hydra.sweep.dir={sweep}", "hydra.mode=MULTIRUN",
+                                              "hydra/sweeper=rnnlab", *hydra]}}}))
 
 
 def test_the_sweep_is_the_one_in_the_folder(tmp_path):
@@ -116,7 +118,18 @@ def test_the_sweep_is_the_one_in_the_folder(tmp_path):
     ]:
         with pytest.raises(R.SweepError) as exc:
             R.resume_args(sweep, [given])
-        assert str(exc.value) == f"--resume {sweep}: not the sweep it holds ({message}): give its own overrides, or none"
+        assert str(exc.value) == (f"--resume {sweep}: not the sweep it holds ({message}): "
+                                  "give its own overrides, or none")
+
+
+def test_a_sweep_is_resumed_by_the_command_that_ran_it(tmp_path):
+    sweep = tmp_path / "s"
+    _multirun_yaml(sweep, ["cv.fold=0,1,2"], command="cv")
+    assert R.resume_args(sweep, [], command="cv", drop=("cv.fold",)) == ["-m", f"hydra.sweep.dir={sweep}"]
+    with pytest.raises(R.SweepError) as exc:
+        R.resume_args(sweep, [])
+    assert str(exc.value) == (f"--resume {sweep}: a sweep of rnnlab cv, not of rnnlab train "
+                              f"(resume it with rnnlab cv --resume {sweep})")
 
 
 def test_cli_refuses_another_sweep_in_one_line_and_launches_nothing(tmp_path, capsys):

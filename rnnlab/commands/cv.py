@@ -7,6 +7,8 @@ training run (the train command's Hydra task) in <sweep>/<fold>/, whose data loa
 train + val into that fold. Afterwards the folds' summary.json files give the table
 (Rich and cv_results.csv, with mean and std over the completed folds), cv_summary.json and,
 with train.plots, cv_folds.png, cv_loss.png and cv_predictions.png in the sweep folder.
+`rnnlab cv --resume CV_DIR` runs the cv in that folder again: finished folds kept, interrupted
+ones resumed, the others run (commands/sweep_resume.py), then the same table over every fold.
 
 Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 interrupted.
 """
@@ -134,7 +136,7 @@ def run(args: list[str], console: Console | None = None) -> int:
         if resume is not None:  # the cv in that folder again: finished folds kept, the others resumed or run
             if not sweep_resume.is_sweep(resume):
                 raise ConfigError(f"--resume {resume}: not a cv folder (no multirun.yaml)")
-            args = sweep_resume.resume_args(resume, args, drop=("cv.fold",))
+            args = sweep_resume.resume_args(resume, args, command="cv", drop=("cv.fold",))
         flags, overrides = hb.split_args(args)
         if set(flags) & hb.INFO_FLAGS:  # --cfg, --info: print, run nothing
             from rnnlab.commands.train import run as train_run

@@ -55,13 +55,17 @@ def take_flag(args: list[str]) -> tuple[Path | None, list[str]]:
     return (None, args) if folder is None else (Path(folder), rest)
 
 
-def resume_args(sweep_dir: Path, args: list[str], drop: tuple[str, ...] = ()) -> list[str]:
+def resume_args(sweep_dir: Path, args: list[str], command: str = "train", drop: tuple[str, ...] = ()) -> list[str]:
     """The arguments that resume the sweep in sweep_dir: the given flags (with -m), the sweep's own
     overrides in their order (those given must agree with them), its Hydra overrides and then the given
-    ones, into sweep_dir. drop: keys of the saved sweep its command adds itself (cv's cv.fold)."""
+    ones, into sweep_dir. command: the rnnlab command resuming it, which must be the one that ran it
+    (Hydra's job name); drop: keys of the saved sweep the command adds itself (cv's cv.fold)."""
     from rnnlab.commands.hydra_bridge import split_args
 
-    task, hydra = _saved(sweep_dir)
+    name, task, hydra = _saved(sweep_dir)
+    if name != command:
+        raise SweepError(f"--resume {sweep_dir}: a sweep of rnnlab {name}, not of rnnlab {command} "
+                         f"(resume it with rnnlab {name} --resume {sweep_dir})")
     task = [o for o in task if _key(o) not in drop]
     flags, given = split_args(args)
     _check_same_sweep(sweep_dir, task + [o for o in hydra if _is_sweep_param(o)], given)
@@ -71,14 +75,17 @@ def resume_args(sweep_dir: Path, args: list[str], drop: tuple[str, ...] = ()) ->
     return [*multirun, *flags, *task, *ours.values(), f"hydra.sweep.dir={sweep_dir}"]
 
 
-def _saved(sweep_dir: Path) -> tuple[list[str], list[str]]:
+def _saved(sweep_dir: Path) -> tuple[str, list[str], list[str]]:
+    """(the command that ran it, its overrides, its Hydra overrides) from multirun.yaml."""
     import yaml
 
     path = sweep_dir / "multirun.yaml"
     try:
-        saved = (yaml.safe_load(path.read_text()) or {})["hydra"]["overrides"]
-        return [str(o) for o in saved["task"] or []], [str(o) for o in saved["hydra"] or []]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        hydra = (yaml.safe_load(path.read_text()) or {})["hydra"]
+        saved = hydra["overrides"]
+        return (str(hydra.get("job", {}).get("name", "train")), [str(o) for o in saved["task"] or []],
+                [str(o) for o in saved["hydra"] or []])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise SweepError(f"--resume {sweep_dir}: cannot read the sweep from {path} ({type(exc).__name__})") from None
 
 

@@ -1,11 +1,12 @@
 """The Hydra sweeper of `rnnlab train -m` and `rnnlab cv`: Hydra's grid, with a plan the CLI reads back.
 
-It is Hydra's BasicSweeper (the same jobs in the same order, `hydra.sweeper.params`, any launcher:
-basic, joblib, submitit) that first lists every job with its number, overrides and folder, and
-decides each (`sweep_resume.prepare`: start, or for a resumed sweep skip / resume / start), then
-launches the jobs to run. Skipped jobs are not launched at all; the others keep their numbers (and
-so their folders, `hydra.sweep.subdir` = `${hydra.job.num}`), launched as runs of consecutive
-numbers. The plan is left for the CLI (`last_plan`), which reads each job's outcome from its folder.
+It sweeps BasicSweeper's grid (the same jobs in the same order, `hydra.sweeper.params`, any
+launcher: basic, joblib, submitit), but first lists every job with its number, overrides and
+folder, and decides each (`sweep_resume.prepare`: start, or for a resumed sweep skip / resume /
+start), then launches the jobs to run. Skipped jobs are not launched at all; the others keep their
+numbers (and so their folders, `hydra.sweep.subdir` = `${hydra.job.num}`), launched as runs of
+consecutive numbers. The plan is left for the CLI (`last_plan`), which reads each job's outcome
+from its folder. Hydra loads it as `hydra_plugins.rnnlab_sweeper.RnnlabSweeper`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobStatus
+from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf, open_dict
 
 from rnnlab.commands import outcome as O
@@ -81,15 +82,28 @@ def launch_overrides(overrides: list[str], resume: bool) -> list[str]:
     return [f"hydra/sweeper={NAME}", f"hydra.sweeper.resume={str(resume).lower()}"]
 
 
-class GridSweeper(BasicSweeper):
+class GridSweeper(Sweeper):
+    # Not a subclass of BasicSweeper: Hydra re-executes the modules of its plugin folders when it scans them
+    # again, and BasicSweeper's own super(BasicSweeper, self) then names another class than ours derives from.
     def __init__(self, max_batch_size: int | None = None, params: dict | None = None, resume: bool = False):
-        super().__init__(max_batch_size, params)
-        self.resume = resume
+        super().__init__()
+        self.max_batch_size, self.params, self.resume = max_batch_size, dict(params or {}), resume
+        self.hydra_context = self.config = self.launcher = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
+                                                                task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> Any:
         global _last
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        (all_jobs,) = self.split_arguments(parser.parse_overrides(self._parse_config() + list(arguments)), None)
+        params = [f"{k}={v}" for k, v in self.params.items()]  # hydra.sweeper.params first, as BasicSweeper
+        (all_jobs,) = BasicSweeper.split_arguments(parser.parse_overrides(params + list(arguments)), None)
         plan = _last = Plan(Path(str(self.config.hydra.sweep.dir)), self.resume)
         try:
             plan.jobs = [self._job(num, list(ov)) for num, ov in enumerate(all_jobs)]
@@ -130,7 +144,9 @@ class GridSweeper(BasicSweeper):
         todo = [j for j in jobs if j.action != R.SKIP]
         for _, run in itertools.groupby(enumerate(todo), key=lambda e: e[1].num - e[0]):
             run = [j for _, j in run]
-            yield from self.split_overrides_to_chunks(run, self.max_batch_size)
+            size = self.max_batch_size if self.max_batch_size and self.max_batch_size > 0 else len(run)
+            for i in range(0, len(run), size):
+                yield run[i:i + size]
 
     def _launch(self, batch: list[Job]):
         overrides = [j.overrides for j in batch]

@@ -131,6 +131,9 @@ def _multirun_result(plan, code: int, console: Console) -> int:
     outcomes = [job.outcome() for job in plan.jobs]
     if len(plan.jobs) > 1 or plan.resume:
         console.print(_multirun_table(plan, outcomes))
+        for job, o in zip(plan.jobs, outcomes, strict=True):
+            if o.status != "completed" and o.message:
+                console.print(f"job {job.num} {o.status}: {escape(o.message)}", soft_wrap=True)
     codes = [o.exit_code for o in outcomes]
     return max(code, max(codes, default=0) if len(codes) == 1 else int(any(codes)))
 
