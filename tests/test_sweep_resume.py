@@ -293,3 +293,15 @@ def test_submitit_local_runs_each_job_in_its_own_process_and_the_cli_reads_their
     assert [s["blas_threads"] for s in summaries] == ["1", "1"]  # cpus_per_task unset: one BLAS thread
     assert list((sweep / ".submitit").iterdir())  # submitit's own records, in the sweep folder
     assert [(r[0], r[2]) for r in _table(err)] == [("0", "completed"), ("1", "completed")]
+    # A resumed sweep on submitit: job 1's summary lost (as if killed while writing it), so it resumes from
+    # its last epoch, in a submitit process, which learns it from its own config and folder.
+    (sweep / "1" / "summary.json").unlink()
+    before = _files(sweep / "0")
+    proc = _cli(["train", "--resume", str(sweep)], tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert [(r[0], r[2], r[3]) for r in _table(err)] == [("0", "completed", "kept"), ("1", "completed", "resumed")]
+    assert _files(sweep / "0") == before
+    again = read_summary(sweep / "1")
+    assert again["resumed_from_epochs"] == [1] and again["test_metrics"] == summaries[1]["test_metrics"]
+    assert again["pid"] not in (proc.pid, summaries[1]["pid"])

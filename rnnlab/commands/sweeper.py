@@ -42,7 +42,10 @@ class Job:
         """From the job's folder; a job that refused its folder returned the refusal instead."""
         if isinstance(self.returned, O.Outcome) and self.returned.refused:
             return self.returned
-        return O.read(self.run_dir)
+        done = O.read(self.run_dir)
+        if done.status == "running":  # read after the launch: the job's process is gone
+            done.message = "the job was killed before it finished (its summary still says running): resume the sweep"
+        return done
 
 
 @dataclass
