@@ -41,9 +41,12 @@ TRAIN_HELP = f"""Train a model. Arguments are Hydra overrides and flags.
 
   rnnlab train --resume outputs/train/2026-12-06_10-00-00 train.epochs=60     (continue a stopped run)
 
+  rnnlab train -m --resume outputs/train/multirun/2026-12-06_10-00-00     (finish a stopped multirun)
+
 Hydra flags: -m/--multirun, --cfg job|hydra|all, --resolve, --info, -cd DIR (extra config dir). \
 --resume RUN_DIR continues an interrupted, killed or finished run in its folder, exactly as if it had not \
-stopped (its own overrides, then the ones given).
+stopped (its own overrides, then the ones given). --resume SWEEP_DIR runs the multirun in that folder again: \
+finished jobs kept, interrupted ones resumed, the others run.
 
 [bold]Config groups[/bold] (pick with GROUP=OPTION, change a value with GROUP.KEY=VALUE):
 
@@ -88,6 +91,8 @@ train + val; the test split stays the same in every fold.
   rnnlab cv cv.k=4 hydra/launcher=joblib hydra.launcher.n_jobs=2     (folds in parallel)
 
   rnnlab cv name=lstm_baseline arch=lstm optim.lr=0.003
+
+  rnnlab cv --resume outputs/cv/2026-12-06_10-00-00     (finish a stopped cv: finished folds kept)
 
 Writes outputs/cv/<timestamp>[_<name>]/: the fold run folders 0/, 1/, ..., cv_results.csv (one row \
 per fold, then mean and std over the completed folds), cv_summary.json and, with train.plots, \
