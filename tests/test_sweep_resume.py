@@ -95,6 +95,26 @@ def test_a_job_that_starts_over_gets_an_emptied_folder_and_a_folder_in_use_is_re
     assert (d / "checkpoint_last" / "training_state.json").is_file()  # left as it was
 
 
+def test_a_killed_runs_torn_writes_are_dropped_when_its_folder_is_taken_again(tmp_path):
+    """SIGKILL during an atomic write leaves its temporary file (the sweep kill test found
+    checkpoint/.model.npz.*.tmp); the next run that takes the folder (a resume) removes them."""
+    from rnnlab.train.recorder import RunFolderError, RunRecorder
+
+    d = job_folder(tmp_path, "running", checkpoint=True, last=True)
+    torn = [d / ".summary.json.x1.tmp", d / "checkpoint" / ".model.npz.x2.tmp"]
+    for t in torn:
+        t.write_text("half")
+    os.symlink(".checkpoint_last.2", d / ".checkpoint_last.link.4242")
+    with pytest.raises(RunFolderError):
+        RunRecorder(d).claim(resume=False)  # refused: left as it is
+    assert all(t.exists() for t in torn)
+    rec = RunRecorder(d)
+    rec.claim(resume=True)
+    rec.release()
+    assert not any(t.exists() for t in torn) and not os.path.lexists(d / ".checkpoint_last.link.4242")
+    assert (d / "checkpoint_last" / "training_state.json").is_file() and (d / "checkpoint" / "model.json").is_file()
+
+
 def _multirun_yaml(sweep: Path, task: list[str], hydra: list[str] = (), command: str = "train") -> None:
     """The parts of a multirun.yaml that a resume reads: Hydra's job name (the command) and the overrides."""
     sweep.mkdir(parents=True, exist_ok=True)
@@ -211,16 +231,19 @@ def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _kill_during_job(args: list[str], job: Path, cwd: Path, seed: int) -> None:
-    """Start `rnnlab ARGS`, SIGKILL it at a random moment after `job` completed its first epoch."""
+def _kill_during_job(args: list[str], job: Path, cwd: Path, seed: int, sig: str = "SIGKILL") -> tuple[int, str]:
+    """Start `rnnlab ARGS`, send it `sig` at a random moment after `job` completed its first epoch; returns
+    (exit code, stderr)."""
     proc = _cli(args, cwd)
     deadline = time.time() + 240
     while time.time() < deadline and not (job / "checkpoint_last").exists():
         time.sleep(0.01)
     time.sleep(float(np.random.default_rng(seed).uniform(0.0, 0.4)))
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert read_summary(job)["status"] == "running", "the job finished before the kill: make it longer"
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    status = read_summary(job)["status"]
+    assert status == ("running" if sig == "SIGKILL" else "interrupted"), "the job finished first: make it longer"
+    return proc.returncode, err
 
 
 def _same_metrics(a: Path, b: Path) -> None:
@@ -238,20 +261,34 @@ def _check_resumed(sweep: Path, twin: Path, before: dict, jobs: int = 3) -> None
     assert "resumed_from_epochs" not in read_summary(sweep / "2")
 
 
+@pytest.fixture(scope="module")
+def twin_sweep(tmp_path_factory) -> Path:
+    """The uninterrupted sweep the killed ones are compared with."""
+    root = tmp_path_factory.mktemp("twin")
+    assert _cli(["train", "-m", *KILL, "seed=0,1,2", f"hydra.sweep.dir={root / 'twin'}"], root).wait(timeout=300) == 0
+    return root / "twin"
+
+
 @pytest.mark.slow
-def test_a_multirun_killed_during_its_second_job_resumes_to_the_uninterrupted_sweep(tmp_path):
-    grid = ["train", "-m", *KILL, "seed=0,1,2"]
-    twin = _cli([*grid, f"hydra.sweep.dir={tmp_path / 'twin'}"], tmp_path)
-    assert twin.wait(timeout=300) == 0
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_a_multirun_stopped_during_its_second_job_resumes_to_the_uninterrupted_sweep(sig, twin_sweep, tmp_path):
+    """SIGKILL: the sweep dies in job 1, job 2 never starts. Ctrl-C: job 1 stops as interrupted, job 2 is
+    not started (exit 130). Either way --resume keeps job 0, resumes job 1 and runs job 2."""
     sweep = tmp_path / "sweep"
-    _kill_during_job([*grid, f"hydra.sweep.dir={sweep}"], sweep / "1", tmp_path, seed=1)
-    assert not (sweep / "2").exists()
+    code, err = _kill_during_job(["train", "-m", *KILL, "seed=0,1,2", f"hydra.sweep.dir={sweep}"], sweep / "1",
+                                 tmp_path, seed=1, sig=sig)
+    if sig == "SIGINT":
+        assert code == 130, err
+        assert [(r[0], r[2]) for r in _table(err)] == [("0", "completed"), ("1", "interrupted"), ("2", "interrupted")]
+        assert read_summary(sweep / "2")["message"] == "not run: an earlier job of the sweep was interrupted"
+    else:
+        assert code == -9 and not (sweep / "2").exists()
     before = _files(sweep / "0")
     resumed = _cli(["train", "-m", "seed=0,1,2", "--resume", str(sweep)], tmp_path)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "1 finished jobs kept, 1 resumed, 1 started" in out  # Hydra's log, on stdout
-    _check_resumed(sweep, tmp_path / "twin", before)
+    _check_resumed(sweep, twin_sweep, before)
 
 
 @pytest.mark.slow

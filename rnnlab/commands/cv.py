@@ -31,29 +31,17 @@ from rnnlab.data.base import DataError
 from rnnlab.runtime.io import write_csv, write_json
 
 SWEEP_ROOT = Path("outputs/cv")
-# One fold stopped by Ctrl-C stops the rest of an in-process (basic launcher) sweep.
-_stopped = False
 
 
 # ----------------------------------------------------------------------------- the Hydra task (one fold)
 
 
 def task(cfg):
-    """Train one fold (the train command's task); its summary.json gets the fold's `cv` entry. Returns its outcome."""
-    global _stopped
-    from hydra.core.hydra_config import HydraConfig
-
+    """Train one fold (the train command's task, which also stops the folds after a Ctrl-C); its
+    summary.json gets the fold's `cv` entry. Returns its outcome."""
     from rnnlab.commands import train as train_cmd
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if _stopped:
-        return _skip(run_dir, cfg)
-    done = None
-    try:
-        done = train_cmd.task(cfg, hooks=[cv_entry(cfg)])
-    finally:
-        _stopped = _stopped or getattr(done, "status", None) == "interrupted"
-    return done
+    return train_cmd.task(cfg, hooks=[cv_entry(cfg)])
 
 
 def cv_entry(cfg):
@@ -67,15 +55,6 @@ def cv_entry(cfg):
         return {"cv": meta.get("cv", fallback)}
 
     return hook
-
-
-def _skip(run_dir: Path, cfg):
-    from rnnlab.commands.outcome import Outcome
-    from rnnlab.train.recorder import record_failure
-
-    message = "not run: an earlier fold was interrupted"
-    record_failure(run_dir, message, status="interrupted", hooks=[cv_entry(cfg)])
-    return Outcome("interrupted", message=message)
 
 
 def _hydra_main():
@@ -129,6 +108,7 @@ def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     from rnnlab.commands import sweep_resume, sweeper
+    from rnnlab.commands import train as train_cmd
 
     console = console or Console(stderr=True)
     try:
@@ -155,6 +135,7 @@ def run(args: list[str], console: Console | None = None) -> int:
     console.print(f"[bold]rnnlab cv[/]: {len(folds)} folds ({strategy}) of data '{escape(rc.data.name)}' "
                   f"into {escape(str(sweep))}/")
     hydra_code = 0
+    train_cmd.LAST = None  # no earlier job in this process: nothing stops the folds yet
     try:
         hb.launch(_hydra_main(), "rnnlab cv", flags, [*overrides, fold_sweep, *extra, *launch])
     except SystemExit as exc:  # Hydra's own error (printed), or a job's bug re-raised after its batch ran

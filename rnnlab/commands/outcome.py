@@ -4,7 +4,7 @@ A job's outcome is its folder's `summary.json` (the run writes it, also when it 
 or is interrupted), so the CLI reads it from the sweep folder whichever machine ran the job: an
 in-process job, a joblib worker or a submitit job on a cluster node. A job that could not take its
 folder (another run's, or one it cannot resume) has no summary of its own: it returns its refusal as
-the job's value, which every Hydra launcher carries back (`Outcome.refused`).
+the job's value, which every Hydra launcher carries back (`Outcome.unrecorded`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ class Outcome:
     status: str
     bad_input: bool = False
     message: str | None = None
-    refused: bool = False  # the job left its folder as it was (no summary.json of its own)
+    # Not what the job's folder records: the job left it as it was (another run's folder, one it could not
+    # resume, or not started after Ctrl-C), so the job's return value is its outcome.
+    unrecorded: bool = False
 
     @property
     def exit_code(self) -> int:

@@ -169,6 +169,11 @@ def resumes(run_dir: Path, sweeper_cfg) -> bool:
     return bool(sweeper_cfg.get("resume", False)) and (run_dir / "checkpoint_last" / "training_state.json").is_file()
 
 
+def holds_run(job_dir: Path) -> bool:
+    """Whether a job folder holds an earlier attempt's files (beyond what Hydra wrote for this one)."""
+    return bool(_leftovers(job_dir))
+
+
 def _leftovers(job_dir: Path) -> list[Path]:
     """What a job folder holds besides Hydra's .hydra/, its log and the lock file."""
     if not job_dir.is_dir():

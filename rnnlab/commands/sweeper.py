@@ -39,8 +39,8 @@ class Job:
     returned: Any = None  # the job's value, when it ran and returned one
 
     def outcome(self) -> O.Outcome:
-        """From the job's folder; a job that refused its folder returned the refusal instead."""
-        if isinstance(self.returned, O.Outcome) and self.returned.refused:
+        """From the job's folder, unless the job returned an outcome its folder does not record."""
+        if isinstance(self.returned, O.Outcome) and self.returned.unrecorded:
             return self.returned
         done = O.read(self.run_dir)
         if done.status == "running":  # read after the launch: the job's process is gone

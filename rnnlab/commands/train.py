@@ -40,6 +40,8 @@ def task(cfg, hooks=()) -> Outcome:
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     if multirun:
         console.print(f"[bold]job {hc.job.num}[/]: {escape(' '.join(hc.overrides.task))}")
+        if LAST is not None and LAST.status == "interrupted":  # Ctrl-C stops the sweep, not only its job
+            return _not_started(run_dir, hooks)
         _limit_blas(hc.launcher)
     resume = (multirun and sweep_resume.resumes(run_dir, hc.sweeper)) or (
         RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
@@ -51,7 +53,7 @@ def task(cfg, hooks=()) -> Outcome:
                             resume=resume)
     except RunFolderError as exc:  # another run's folder, or one it cannot resume: left as it is
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
-        LAST = Outcome("failed", bad_input=True, message=str(exc), refused=True)
+        LAST = Outcome("failed", bad_input=True, message=str(exc), unrecorded=True)
         return LAST
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
@@ -67,6 +69,18 @@ def task(cfg, hooks=()) -> Outcome:
             console.print(escape(summary["message"]))
     LAST = Outcome(summary.status, bool(summary.bad_input), summary.message)
     return LAST
+
+
+def _not_started(run_dir: Path, hooks) -> Outcome:
+    """A job after one stopped by Ctrl-C or SIGTERM in this process is not started (resuming the sweep runs
+    it): a new folder says so in summary.json; a folder holding an earlier attempt is left as it is."""
+    from rnnlab.train.recorder import record_failure
+
+    message = "not run: an earlier job of the sweep was interrupted"
+    if sweep_resume.holds_run(run_dir):
+        return Outcome("interrupted", message=message, unrecorded=True)
+    record_failure(run_dir, message, status="interrupted", hooks=hooks)
+    return Outcome("interrupted", message=message)
 
 
 def _limit_blas(launcher) -> None:
@@ -135,7 +149,9 @@ def _multirun_result(plan, code: int, console: Console) -> int:
             if o.status != "completed" and o.message:
                 console.print(f"job {job.num} {o.status}: {escape(o.message)}", soft_wrap=True)
     codes = [o.exit_code for o in outcomes]
-    return max(code, max(codes, default=0) if len(codes) == 1 else int(any(codes)))
+    if len(codes) == 1:
+        return max(code, codes[0])
+    return max(code, 130 if 130 in codes else int(any(codes)))
 
 
 RESUME: Path | None = None  # `--resume RUN_DIR`: the job continues that run (exactly) instead of starting one

@@ -67,6 +67,9 @@ class RunRecorder(RunFolder):
             self.release()
             raise RunFolderError(f"run folder {self.run_dir} already holds a run: continue it with "
                                  f"rnnlab train --resume {self.run_dir}, or choose another folder")
+        # Only the folder's lock holder writes in it, so temporary files found now are a killed run's writes.
+        for torn in [*self.run_dir.rglob(".*.tmp"), *self.run_dir.glob(".checkpoint_last.link.*")]:
+            torn.unlink(missing_ok=True)
 
     def release(self) -> None:
         lock = getattr(self, "_lock", None)
