@@ -10,7 +10,8 @@ with train.plots, cv_folds.png, cv_loss.png and cv_predictions.png in the sweep 
 `rnnlab cv --resume CV_DIR` runs the cv in that folder again: finished folds kept, interrupted
 ones resumed, the others run (commands/sweep_resume.py), then the same table over every fold.
 
-Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 interrupted.
+Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 (143) interrupted by
+Ctrl-C (SIGTERM), after which no further fold starts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rnnlab.config.validate import ConfigError
 from rnnlab.data import folds as F
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
+from rnnlab.runtime import signals
 from rnnlab.runtime.io import write_csv, write_json
 
 SWEEP_ROOT = Path("outputs/cv")
@@ -37,7 +39,7 @@ SWEEP_ROOT = Path("outputs/cv")
 
 
 def task(cfg):
-    """Train one fold (the train command's task, which also stops the folds after a Ctrl-C); its
+    """Train one fold (the train command's task: after a Ctrl-C or SIGTERM no further fold starts); its
     summary.json gets the fold's `cv` entry. Returns its outcome."""
     from rnnlab.commands import train as train_cmd
 
@@ -108,7 +110,6 @@ def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     from rnnlab.commands import sweep_resume, sweeper
-    from rnnlab.commands import train as train_cmd
 
     console = console or Console(stderr=True)
     try:
@@ -135,11 +136,13 @@ def run(args: list[str], console: Console | None = None) -> int:
     console.print(f"[bold]rnnlab cv[/]: {len(folds)} folds ({strategy}) of data '{escape(rc.data.name)}' "
                   f"into {escape(str(sweep))}/")
     hydra_code = 0
-    train_cmd.LAST = None  # no earlier job in this process: nothing stops the folds yet
     try:
         hb.launch(_hydra_main(), "rnnlab cv", flags, [*overrides, fold_sweep, *extra, *launch])
     except SystemExit as exc:  # Hydra's own error (printed), or a job's bug re-raised after its batch ran
         hydra_code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM stopped a fold and the sweep: the folds so far are reported
+        if not signals.received():
+            raise
     plan = sweeper.last_plan()
     if plan is None and hydra_code:
         return hydra_code
@@ -149,8 +152,9 @@ def run(args: list[str], console: Console | None = None) -> int:
     jobs = plan.jobs if plan else []
     sweep = plan.sweep_dir if plan else sweep
     bad_input = any(job.outcome().bad_input for job in jobs)
-    return _report(rc, data, strategy, folds, _fold_dirs(jobs, sweep, len(folds)), bad_input, sweep, overrides,
+    code = _report(rc, data, strategy, folds, _fold_dirs(jobs, sweep, len(folds)), bad_input, sweep, overrides,
                    console)
+    return signals.exit_code() if signals.received() else code
 
 
 def _fold_dirs(jobs, sweep: Path, k: int) -> dict[int, str]:

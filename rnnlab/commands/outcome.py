@@ -21,8 +21,8 @@ class Outcome:
     status: str
     bad_input: bool = False
     message: str | None = None
-    # Not what the job's folder records: the job left it as it was (another run's folder, one it could not
-    # resume, or not started after Ctrl-C), so the job's return value is its outcome.
+    # Not what the job's folder records: the job left it as it was (another run's folder, or one it could
+    # not resume), so the job's return value is its outcome.
     unrecorded: bool = False
 
     @property

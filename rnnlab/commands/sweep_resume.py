@@ -10,17 +10,16 @@ folders. Each job is then decided on its folder (`decide`, checked against the o
 - resume: an unfinished run (interrupted, killed, failed) with a completed epoch continues from its
   checkpoint_last/, exactly (the job sees `resumes`);
 - start: no folder, a run killed before its first epoch completed, or a run that failed on its input:
-  it starts over in its folder (what an earlier attempt left there, other than .hydra/ and the
-  logs, is removed first).
+  it starts over in its folder (the new run's files replace what the attempt left).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from rnnlab.commands import outcome
 from rnnlab.config.validate import ConfigError
+from rnnlab.record.checkpoint import has_training_state
 
 SKIP, RESUME, START = "skip", "resume", "start"
 FINISHED = ("completed", "diverged", "pruned")
@@ -123,8 +122,8 @@ def _key(override: str) -> str:
 
 
 def prepare(job_dir: Path, overrides: list[str], resume: bool) -> str:
-    """The job's action (`decide`), taken while holding its folder's lock (in use: SweepError); a job that
-    starts over gets its folder emptied of the earlier attempt."""
+    """The job's action (`decide`), taken while holding its folder's lock: a folder in use by a run
+    (this sweep still running elsewhere) is SweepError."""
     from rnnlab.train.recorder import RunFolderError, RunRecorder
 
     if not _leftovers(job_dir):
@@ -135,11 +134,7 @@ def prepare(job_dir: Path, overrides: list[str], resume: bool) -> str:
     except RunFolderError as exc:
         raise SweepError(str(exc)) from None
     try:
-        action = decide(job_dir, overrides, resume)
-        if action == START:
-            for p in _leftovers(job_dir):
-                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-        return action
+        return decide(job_dir, overrides, resume)
     finally:
         folder.release()
 
@@ -150,7 +145,7 @@ def decide(job_dir: Path, overrides: list[str], resume: bool) -> str:
     if not _leftovers(job_dir):
         return START
     if not resume:
-        if (job_dir / "checkpoint").exists():
+        if has_training_state(job_dir):
             raise SweepError(f"{job_dir} already holds a run")
         return START
     saved = _job_overrides(job_dir)
@@ -159,19 +154,12 @@ def decide(job_dir: Path, overrides: list[str], resume: bool) -> str:
     done = outcome.read(job_dir)
     if done.status in FINISHED and not done.bad_input:
         return SKIP
-    if (job_dir / "checkpoint_last" / "training_state.json").is_file():
-        return RESUME
-    return START
+    return RESUME if has_training_state(job_dir) else START
 
 
 def resumes(run_dir: Path, sweeper_cfg) -> bool:
     """Inside a job: continue the run in run_dir (a job of a resumed sweep whose folder has a checkpoint_last)."""
-    return bool(sweeper_cfg.get("resume", False)) and (run_dir / "checkpoint_last" / "training_state.json").is_file()
-
-
-def holds_run(job_dir: Path) -> bool:
-    """Whether a job folder holds an earlier attempt's files (beyond what Hydra wrote for this one)."""
-    return bool(_leftovers(job_dir))
+    return bool(sweeper_cfg.get("resume", False)) and has_training_state(run_dir)
 
 
 def _leftovers(job_dir: Path) -> list[Path]:

@@ -20,6 +20,9 @@ from rnnlab.commands import sweep_resume
 from rnnlab.commands.outcome import Outcome
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
+from rnnlab.record.summary import Summary
+from rnnlab.runtime import signals
+from rnnlab.runtime.io import StorageError
 
 LAST: Outcome | None = None  # the outcome of the latest job that ran in this process (a single run's)
 
@@ -40,8 +43,6 @@ def task(cfg, hooks=()) -> Outcome:
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     if multirun:
         console.print(f"[bold]job {hc.job.num}[/]: {escape(' '.join(hc.overrides.task))}")
-        if LAST is not None and LAST.status == "interrupted":  # Ctrl-C stops the sweep, not only its job
-            return _not_started(run_dir, hooks)
         _limit_blas(hc.launcher)
     resume = (multirun and sweep_resume.resumes(run_dir, hc.sweeper)) or (
         RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
@@ -49,8 +50,10 @@ def task(cfg, hooks=()) -> Outcome:
         rc = validated(cfg)  # checked before the launch: not again
         from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False,  # Hydra wrote .hydra/
+        summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
                             resume=resume)
+    except KeyboardInterrupt:  # before the run began (importing, validating): the folder says so
+        summary = _interrupted_before_run(run_dir, hooks)
     except RunFolderError as exc:  # another run's folder, or one it cannot resume: left as it is
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         LAST = Outcome("failed", bad_input=True, message=str(exc), unrecorded=True)
@@ -58,29 +61,41 @@ def task(cfg, hooks=()) -> Outcome:
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+    except StorageError as exc:  # a full or read-only disk: what was computed is shown, then one line
+        summary = exc.summary or Summary(status="failed", message=str(exc), run_dir=str(run_dir))
+        _show(console, summary, with_message=False)
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
     except Exception as exc:  # a bug: recorded in the run folder, then Hydra shows the traceback
         record_failure(run_dir, repr(exc), hooks=hooks)
         raise
     else:
-        from rnnlab.report.tables import summary_table
-
-        console.print(summary_table(summary))
-        if summary.get("message"):
-            console.print(escape(summary["message"]))
+        _show(console, summary)
     LAST = Outcome(summary.status, bool(summary.bad_input), summary.message)
+    if signals.received() is not None:  # Ctrl-C or SIGTERM stops the sweep too: no further job starts
+        raise signals.Interrupted(signals.received())
     return LAST
 
 
-def _not_started(run_dir: Path, hooks) -> Outcome:
-    """A job after one stopped by Ctrl-C or SIGTERM in this process is not started (resuming the sweep runs
-    it): a new folder says so in summary.json; a folder holding an earlier attempt is left as it is."""
+def _show(console: Console, summary, with_message: bool = True) -> None:
+    from rnnlab.report.tables import summary_table
+
+    console.print(summary_table(summary))
+    if with_message and summary.get("message"):
+        console.print(escape(summary["message"]))
+
+
+def _interrupted_before_run(run_dir: Path, hooks):
     from rnnlab.train.recorder import record_failure
 
-    message = "not run: an earlier job of the sweep was interrupted"
-    if sweep_resume.holds_run(run_dir):
-        return Outcome("interrupted", message=message, unrecorded=True)
-    record_failure(run_dir, message, status="interrupted", hooks=hooks)
-    return Outcome("interrupted", message=message)
+    return record_failure(run_dir, "interrupted during start-up: nothing was trained", status="interrupted",
+                          hooks=hooks)
+
+
+def _hydra_files(cfg, hc):
+    """The .hydra/ files of the job (config, Hydra's config, overrides), written once the run holds its folder."""
+    from rnnlab.config.composition import write_run_config
+
+    return lambda folder: write_run_config(folder, cfg, list(hc.overrides.task), hydra=hc)
 
 
 def _limit_blas(launcher) -> None:
@@ -128,11 +143,14 @@ def run(args: list[str], console: Console | None = None) -> int:
         hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
     except SystemExit as exc:  # Hydra exits on its own errors (after printing them), and on a job's bug
         code = exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal
+        if not signals.received():
+            raise
     if multirun:
-        return _multirun_result(sweeper.last_plan(), code, console)
-    if code or LAST is None:  # --cfg, --info and friends run no job
-        return code
-    return LAST.exit_code
+        code = _multirun_result(sweeper.last_plan(), code, console)
+    elif not code and LAST is not None:  # --cfg, --info and friends run no job
+        code = LAST.exit_code
+    return signals.exit_code() if signals.received() else code
 
 
 def _multirun_result(plan, code: int, console: Console) -> int:
@@ -149,9 +167,7 @@ def _multirun_result(plan, code: int, console: Console) -> int:
             if o.status != "completed" and o.message:
                 console.print(f"job {job.num} {o.status}: {escape(o.message)}", soft_wrap=True)
     codes = [o.exit_code for o in outcomes]
-    if len(codes) == 1:
-        return max(code, codes[0])
-    return max(code, 130 if 130 in codes else int(any(codes)))
+    return max(code, codes[0] if len(codes) == 1 else int(any(codes)))
 
 
 RESUME: Path | None = None  # `--resume RUN_DIR`: the job continues that run (exactly) instead of starting one
@@ -168,9 +184,6 @@ def resume_args(args: list[str]) -> tuple[Path | None, list[str]]:
     saved = folder / ".hydra" / "overrides.yaml"
     if not saved.is_file():
         raise ConfigError(f"--resume {folder}: not a run folder (no .hydra/overrides.yaml)")
-    if not (folder / "checkpoint_last" / "training_state.json").is_file():
-        raise ConfigError(f"--resume {folder}: nothing to resume (no completed epoch: "
-                          "checkpoint_last/training_state.json is missing)")
     import yaml
 
     merged = {_key(o): o for o in (yaml.safe_load(saved.read_text()) or [])}
