@@ -140,6 +140,23 @@ def test_cli_refuses_another_sweep_in_one_line_and_launches_nothing(tmp_path, ca
     assert err == [f"Error: --resume {sweep}: not the sweep it holds (arch=rnn,lstm given, arch=rnn,gru in its "
                    "multirun.yaml): give its own overrides, or none"]
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
+    assert run(["-m", *TINY, "arch=rnn,gru", "hydra/sweeper=basic", f"hydra.sweep.dir={tmp_path / 'b'}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "Error: hydra/sweeper: rnnlab's multiruns sweep a grid with their own sweeper (resumable with --resume "
+        "SWEEP_DIR); search with rnnlab search"]
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_job_folder_of_another_sweep_is_refused_before_any_job_runs(tmp_path, capsys):
+    """The sweeper checks every job's folder before launching: job 1's holds a run of other overrides."""
+    sweep = tmp_path / "s"
+    _multirun_yaml(sweep, [*TINY, "seed=0,1"])
+    job_folder(sweep / "x", "completed", checkpoint=True, last=True, overrides=[*TINY, "seed=7"]).rename(sweep / "1")
+    assert run(["--resume", str(sweep)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"Error: --resume {sweep}: job 1: {sweep / '1'} holds a run of other overrides than this job's "
+                   f"({' '.join([*TINY, 'seed=1']).replace('=false', '=False')})"]
+    assert not (sweep / "0").exists()  # nothing launched
 
 
 # ---------------------------------------------------------------------------- the CLI, in-process
