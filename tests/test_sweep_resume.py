@@ -338,3 +338,41 @@ def test_submitit_local_runs_each_job_in_its_own_process_and_the_cli_reads_their
     again = read_summary(sweep / "1")
     assert again["resumed_from_epochs"] == [1] and again["test_metrics"] == summaries[1]["test_metrics"]
     assert again["pid"] not in (proc.pid, summaries[1]["pid"])
+
+
+@pytest.mark.slow
+def test_signals_at_random_moments_of_a_sweep_then_resume_give_the_uninterrupted_sweep(twin_sweep, tmp_path):
+    """SIGKILL, SIGINT and SIGTERM at random moments over the whole life of a 3-job multirun (before it
+    began, in any job, between jobs, after it ended), each followed by `rnnlab train --resume`: every
+    job ends completed and equal to the uninterrupted sweep's, jobs finished before the signal are not
+    touched, and a sweep stopped before it wrote multirun.yaml is one line (nothing to resume)."""
+    rng = np.random.default_rng(14)
+    t0 = time.monotonic()
+    assert _cli(["train", "-m", *KILL, "seed=0,1,2", f"hydra.sweep.dir={tmp_path / 'timing'}"], tmp_path).wait() == 0
+    life = time.monotonic() - t0
+    hits = []
+    for k, sig in enumerate(["SIGKILL", "SIGINT", "SIGTERM"] * 2):
+        sweep = tmp_path / f"s{k}"
+        proc = _cli(["train", "-m", *KILL, "seed=0,1,2", f"hydra.sweep.dir={sweep}"], tmp_path)
+        time.sleep(float(rng.uniform(0.3, 1.1)) * life)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, -9, 130, 143), err
+        finished = {j.name: _files(j) for j in sweep.glob("[0-9]")
+                    if (j / "summary.json").exists() and read_summary(j)["status"] == "completed"}
+        resumed = _cli(["train", "--resume", str(sweep)], tmp_path)
+        _, err = resumed.communicate(timeout=300)
+        if not (sweep / "multirun.yaml").exists():  # stopped before the sweep began
+            assert resumed.returncode == 2 and len(err.strip().splitlines()) == 1, err
+            hits.append((sig, "before the sweep"))
+            continue
+        assert resumed.returncode == 0, err
+        for j in ("0", "1", "2"):
+            assert read_summary(sweep / j)["status"] == "completed"
+            _same_metrics(twin_sweep / j, sweep / j)
+            assert not list((sweep / j).rglob("*.tmp"))
+            if j in finished:
+                assert _files(sweep / j) == finished[j]
+        hits.append((sig, f"{len(finished)} jobs finished"))
+    print("sweep signal hits:", hits)
+    assert len({h[1] for h in hits}) >= 2  # the moments spread over the sweep's life
