@@ -138,7 +138,8 @@ def _config_file_error(exc: BaseException) -> str | None:
     mark = getattr(exc, "problem_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
     what = ": ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
-    return f"config file {path}: YAML syntax error: {what or type(exc).__name__}{where}"
+    what = what or str(exc).strip().splitlines()[0]  # a ReaderError (a control character) has no problem
+    return f"config file {path}: not valid YAML: {what}{where}"
 
 
 def _omegaconf_cause(exc: BaseException):
