@@ -33,7 +33,7 @@ class LaunchFolder:
         self.key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         self.path: Path | None = None
         self.fresh = False  # created for this launch
-        self.claimed = False  # a default folder, claimed here: Hydra must be told which
+        self.pinned = False  # claimed here, or resolved from an interpolation: Hydra must be told which
 
     def settle(self, composed) -> None:
         """Resolve the folder from a composed config (with its hydra node), claim or check it."""
@@ -43,8 +43,9 @@ class LaunchFolder:
         raw = str(OmegaConf.to_container(node, resolve=False)["dir"])
         try:
             self.path = Path(OmegaConf.select(composed.cfg, self.key))  # the default claims a new folder here
-            self.claimed = "${rnnlab_new_dir:" in raw
-            self.fresh = check_dir(self.path) or self.claimed
+            claimed = "${rnnlab_new_dir:" in raw
+            self.fresh = check_dir(self.path) or claimed
+            self.pinned = "${" in raw and "'" not in str(self.path)  # resolving again could give another one
         except Exception as exc:  # an OSError, or the resolver's wrapped by OmegaConf
             cause = _os_error(exc)
             if cause is None:
@@ -57,8 +58,9 @@ class LaunchFolder:
         return "sweep folder" if self.multirun else "run folder"
 
     def overrides(self) -> list[str]:
-        """The claimed folder for Hydra, quoted (a user's own override stays as the user wrote it)."""
-        return [f"{self.key}='{self.path}'"] if self.claimed else []
+        """The folder for Hydra, quoted, when resolving its value again could give another folder (a plain
+        path the user gave stays as the user wrote it)."""
+        return [f"{self.key}='{self.path}'"] if self.pinned else []
 
     def launching(self):
         """The context of the launch: with no folder settled (--cfg, --info: nothing runs), the default
