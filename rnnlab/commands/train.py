@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
+from rnnlab.commands.folders import LaunchFolder
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
 from rnnlab.record.summary import Summary
@@ -113,24 +114,27 @@ def run(args: list[str], console: Console | None = None) -> int:
     try:
         RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
-        if RESUME is not None and set(flags) & {"-m", "--multirun"}:
+        folder = LaunchFolder(multirun=bool(set(flags) & {"-m", "--multirun"}))
+        if RESUME is not None and folder.multirun:
             raise ConfigError("--resume continues one run: resume a multirun's jobs one by one")
         if not set(flags) & hb.INFO_FLAGS:
-            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
+            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")), on_first=folder.settle)
     except ConfigError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    with hb.results_file() as results:
+    with hb.results_file() as results, folder.launching():
         try:
-            hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
+            hb.launch(_hydra_main(), "rnnlab train", flags, [*overrides, *folder.overrides()])
         except SystemExit as exc:  # Hydra exits on its own errors, after printing them
             code = exc.code if isinstance(exc.code, int) else 1
             if code:
+                folder.discard_if_unused()
                 return code
         except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal
             if not signals.received():
                 raise
         records = hb.read_results(results)
+    folder.discard_if_unused()  # bad input leaves no run folder
     if signals.received():
         return signals.exit_code()
     if not records:

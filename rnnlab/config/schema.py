@@ -15,6 +15,7 @@ deltas over one default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,14 @@ DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
 ATTENTIONS = ("none", "luong", "bahdanau")  # seq2seq data only (arch.attention)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as taskset or Slurm set it), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -191,6 +200,9 @@ class TrainConf:
         if self.blas_threads is not None:
             _at_least("train.blas_threads", self.blas_threads, 1)
         _at_least("train.workers", self.workers, 1)
+        cores = usable_cores()
+        if self.workers > cores:  # each worker is a full model replica busy-polling its socket: more is only slower
+            raise ValueError(f"train.workers must be <= {cores}, the cores this process may use (got {self.workers})")
         if self.limit_batches is not None:
             _at_least("train.limit_batches", self.limit_batches, 1)
         if self.threshold is not None and not 0 < self.threshold < 1:
