@@ -9,16 +9,19 @@ moment, resume it with `--resume`, and compare it with its uninterrupted twin.
     assert faults.train(args, tmp_path / "whole").returncode == 0            # the uninterrupted twin
     hit = faults.interrupt(args, tmp_path / "run", signal.SIGKILL,          # signalled at a random moment
                            rng=np.random.default_rng(0), after_rows=(1, 3), delay=(0.0, 0.3))
+    faults.interrupt([], tmp_path / "run", signal.SIGINT, resume=True)      # the resumed run, at its first save
     assert faults.resume(tmp_path / "run").returncode == 0                  # rnnlab train --resume RUN_DIR
     faults.assert_same_run(tmp_path / "whole", tmp_path / "run")             # metrics, weights, test, monitor
     faults.assert_whole(tmp_path / "run")                                    # no .tmp, one checkpoint_last
 
-`interrupt` waits until the run has something to resume (checkpoint_last) and, with `after_rows`,
-until metrics.csv has k complete rows (k drawn from the range with `rng`), then sleeps a delay drawn
+`interrupt` waits until the run has saved something to resume (a checkpoint_last of its own) and, with
+`after_rows`, until metrics.csv has k complete rows (k drawn from the range with `rng`), then sleeps a delay drawn
 from `delay` and sends the signal; it returns a `Hit` (the exit code, the rows and checkpoint seen
 when the signal went, the moment in seconds since the start). Everything random is drawn from the
 given generator, so a failing case replays with its seed. `train`, `resume` and `interrupt` run
-`python -m rnnlab.cli train` in `cwd` (default: the run folder's parent) with COLUMNS=200.
+`python -m rnnlab.cli train` in `cwd` (default: the run folder's parent) with COLUMNS=200; `start` is the
+bare process (e.g. a twin running beside the interrupted run), `rows` and `last_checkpoint` what a run
+folder shows so far (to time a signal for a phase of your own).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ import pandas as pd
 # often than not), no plots, no progress bar.
 SMALL = ["data.length=2000", "data.n_in=12", "arch.hidden_size=16", "train.epochs=6", "train.batch_size=32",
          "train.progress=false", "train.plots=false", "monitor=none"]
+# A seq2seq run of a few seconds (reverse digits; scheduled sampling draws from the dropout stream).
+SEQ2SEQ = ["data=reverse_digits", "data.n_train=256", "data.n_val=32", "data.n_test=32", "arch=gru",
+           "arch.hidden_size=8", "arch.attention=luong", "train.epochs=4", "train.batch_size=16",
+           "train.teacher_forcing_end=0.3", "train.progress=false", "train.plots=false", "monitor=none"]
 TIMING = ["seconds", "samples_per_s", "monitor_seconds"]  # metrics.csv columns that measure time
 MONITOR_FILES = ("gradients.csv", "time_gradients.csv", "weights.csv", "states_summary.csv")
 # summary.json entries that must not depend on where the run was interrupted (timings, pids and the
@@ -100,19 +107,21 @@ def last_checkpoint(run_dir: Path) -> str:
 
 def interrupt(args: list[str], run_dir: Path, sig: int, rng: np.random.Generator | None = None,
               after_rows: tuple[int, int] | int | None = None, delay: tuple[float, float] | float = 0.0,
-              cwd: Path | None = None, timeout: float = 120) -> Hit:
-    """Start a run, wait until it has a checkpoint_last (and, with after_rows, k complete metrics rows: k an int,
-    or drawn from the inclusive range (lo, hi)), sleep `delay` seconds (or a draw from the range), send `sig`,
-    and wait for the process to end. A run that ends before the signal is due returns its own exit code."""
+              resume: bool = False, cwd: Path | None = None, timeout: float = 120) -> Hit:
+    """Start a run (with resume: `--resume RUN_DIR ARGS`), wait until it has saved a checkpoint_last of its own
+    (and, with after_rows, until metrics.csv has k complete rows: k an int, or drawn from the inclusive range
+    (lo, hi)), sleep `delay` seconds (or a draw from the range), send `sig` and wait for the process to end.
+    A run that ends before the signal is due returns its own exit code."""
     rng = rng or np.random.default_rng(0)
     k = after_rows if after_rows is None or isinstance(after_rows, int) else int(rng.integers(after_rows[0],
                                                                                              after_rows[1] + 1))
     pause = delay if isinstance(delay, int | float) else float(rng.uniform(*delay))
+    before = last_checkpoint(run_dir) if resume else ""
     t0 = time.monotonic()
-    proc = start(args, run_dir, cwd)
-    deadline = t0 + timeout
-    while proc.poll() is None and time.monotonic() < deadline and not (
-            last_checkpoint(run_dir) and (k is None or rows(run_dir) >= k)):
+    proc = start(["--resume", str(run_dir), *args], cwd=cwd or Path(run_dir).parent) if resume else \
+        start(args, run_dir, cwd)
+    while proc.poll() is None and time.monotonic() < t0 + timeout and not (
+            last_checkpoint(run_dir) not in ("", before) and (k is None or rows(run_dir) >= k)):
         time.sleep(0.005)
     if proc.poll() is None:
         time.sleep(pause)
