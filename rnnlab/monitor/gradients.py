@@ -66,6 +66,7 @@ class GradientTracker:
         self.last_grads_step: int | None = None
         self.curves: list[tuple[int, str, np.ndarray]] = []  # (epoch, layer, (T,) norms)
         self.ratio: float | None = None
+        self._columns = saved.Columns(GRAD_COLUMNS, "rows.")  # the records as arrays, for the checkpoint
 
     # ------------------------------------------------------------------ every step
 
@@ -160,7 +161,7 @@ class GradientTracker:
         """What the tracker accumulated (records as arrays; see `monitor.saved`), for the training checkpoint."""
         grads = self.last_grads or {}
         return {"counts": dict(self.counts), "warned": dict(self._warned), "ratio": saved.number(self.ratio),
-                **saved.columns(self.rows, GRAD_COLUMNS, "rows."),
+                **self._columns(self.rows),
                 "last_grads_step": self.last_grads_step, "last_grads": None if self.last_grads is None else list(grads),
                 **{f"last_grads:{i}": g for i, g in enumerate(grads.values())},
                 "curves.epoch": np.asarray([c[0] for c in self.curves], dtype=np.int64),

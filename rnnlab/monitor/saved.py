@@ -8,6 +8,7 @@ uninterrupted run's byte for byte.
 
     arrays = columns(rows, ("step", "param", "norm"), "grad.")   # {"grad.step": int64, "grad.param": <U, ...}
     rows = records(arrays, ("step", "param", "norm"), "grad.")   # [(0, "w", 0.5), ...] (tuples)
+    cached = Columns(("step", "param", "norm"), "grad.")         # cached(rows): converts new rows only
 """
 
 from __future__ import annotations
@@ -22,6 +23,25 @@ def columns(rows: list, names: tuple[str, ...], prefix: str) -> dict[str, np.nda
     as_tuples = [tuple(r[n] for n in names) if isinstance(r, dict) else tuple(r) for r in rows]
     cols = list(zip(*as_tuples, strict=True)) if as_tuples else [()] * len(names)
     return {prefix + n: np.asarray(c) for n, c in zip(names, cols, strict=True)}
+
+
+class Columns:
+    """`columns` of a list of rows that only grows (a tracker's records): converts the rows added since the
+    last call only, so a checkpoint every few steps does not redo a long run's records each time."""
+
+    def __init__(self, names: tuple[str, ...], prefix: str):
+        self.names, self.prefix = names, prefix
+        self.done: list | None = None  # the list converted so far, and its length then
+        self.n, self.arrays = 0, columns([], names, prefix)
+
+    def __call__(self, rows: list) -> dict[str, np.ndarray]:
+        if rows is not self.done or len(rows) < self.n:  # another list (a loaded state): from scratch
+            self.done, self.n, self.arrays = rows, 0, columns([], self.names, self.prefix)
+        if len(rows) > self.n:
+            new = columns(rows[self.n:], self.names, self.prefix)
+            self.arrays = new if self.n == 0 else {k: np.concatenate([a, new[k]]) for k, a in self.arrays.items()}
+            self.n = len(rows)
+        return dict(self.arrays)
 
 
 def records(arrays: dict[str, Any], names: tuple[str, ...], prefix: str) -> list[tuple]:

@@ -15,7 +15,8 @@ from rnnlab import api
 from rnnlab.config.schema import MonitorConf
 from rnnlab.config.validate import ConfigError
 from rnnlab.engine import model as M
-from rnnlab.monitor.gradients import GradientTracker
+from rnnlab.monitor import saved
+from rnnlab.monitor.gradients import GRAD_COLUMNS, GradientTracker
 from rnnlab.monitor.inspect import of
 from rnnlab.monitor.weights import WeightTracker
 from rnnlab.record import checkpoint
@@ -77,6 +78,9 @@ def test_the_monitor_trackers_survive_the_checkpoint_files(tmp_path):
     g.ratio, g.last_grads = None, None
     h.load_state_dict(_roundtrip(g.state_dict(), tmp_path))
     assert h.ratio is None and h.last_grads is None
+    h.state_dict()
+    h.on_step(4, 2, params, {"a.weight": np.ones((3, 2)), "b": np.ones(2)}, 1.0)  # after a save: only new rows
+    assert repr(saved.records(h.state_dict(), GRAD_COLUMNS, "rows.")) == repr(h.rows) and len(h.rows) == 15
 
     mspec = M.ModelSpec(cell="gru", input_size=1, hidden_size=4, output_size=1)
     w = WeightTracker(cfg, of(mspec))
