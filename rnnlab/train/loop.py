@@ -117,6 +117,7 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     row: dict[str, Any] = {"epoch": fit.epoch + 1, **fit.task.begin_epoch(fit.epoch)}
     # a resumed mid-epoch checkpoint brings its position; else the epoch's batch order is drawn now
     pos = fit.position = fit.position or EpochPosition.start(fit.task.epoch_batches(fit.epoch), fit.hygiene.columns)
+    n0 = pos.count  # samples taken before a resume: the timing columns measure this segment
     for batch in pos.remaining():
         out = fit.task.train_step(fit.params, fit.state, batch)
         grads, gnorm, pen = fit.hygiene(fit.params, out.grads)
@@ -141,10 +142,10 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     val = fit.task.validate(fit.params, fit.state)
     if not math.isfinite(val["val_loss"]):
         raise Diverged(f"validation loss became {val['val_loss']} at epoch {fit.epoch + 1}")
-    seconds = time.perf_counter() - t0  # after a mid-epoch resume: this segment's
+    seconds = time.perf_counter() - t0
     row = {"epoch": row.pop("epoch"), "lr": fit.lr_trace[-1], **row, "train_loss": pos.total / pos.count,
            "val_loss": val.pop("val_loss"), "grad_norm": pos.gnorm_sum / fit.task.steps_per_epoch, "seconds": seconds,
-           "samples_per_s": pos.count / seconds, **{c: v / pos.count for c, v in pos.penalties.items()}, **val}
+           "samples_per_s": (pos.count - n0) / seconds, **{c: v / pos.count for c, v in pos.penalties.items()}, **val}
     for cb in callbacks:
         row.update(cb.epoch_columns(fit, row))
     with _signals_deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
