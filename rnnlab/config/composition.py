@@ -277,12 +277,15 @@ def _variants(overrides: list[str]) -> Iterator[list[str]]:
 # ----------------------------------------------------------------------------- a run's .hydra/ folder
 
 
-def write_run_config(run_dir, config: dict, overrides) -> None:
-    """What Hydra writes into a run's .hydra/ folder: the config and the overrides it came from (for
-    runs trained without hydra.main: rnnlab.api, search trials)."""
+def write_run_config(run_dir, config, overrides, hydra=None) -> None:
+    """What Hydra writes into a run's .hydra/ folder: the config, the overrides it came from and (for a
+    Hydra job) Hydra's own config. The run writes them once it holds the folder's lock, so a second run
+    refused there cannot overwrite them (conf/config.yaml turns Hydra's own copy off)."""
     import yaml
     from omegaconf import OmegaConf
 
     hydra_dir = Path(run_dir) / ".hydra"
     write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))
+    if hydra is not None:
+        write_text(hydra_dir / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
     write_text(hydra_dir / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))

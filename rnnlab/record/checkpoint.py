@@ -31,6 +31,7 @@ import numpy as np
 from rnnlab.engine import model as M
 from rnnlab.engine import seq2seq as Q
 from rnnlab.engine.seq2seq import Seq2SeqSpec
+from rnnlab.runtime import signals
 from rnnlab.runtime.io import atomic_write, strict_json, write_text
 
 FORMAT_VERSION = 2
@@ -137,8 +138,9 @@ def _link(src: Path, dst: Path) -> bool:
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)
-        os.link(src, tmp)
-        os.replace(tmp, dst)
+        with signals.temp_file(str(tmp)):
+            os.link(src, tmp)
+            os.replace(tmp, dst)
         return True
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -207,3 +209,8 @@ def load_training_state(folder: str | Path) -> tuple[dict[str, Any], dict[str, n
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"corrupt training state in {folder}: {exc}") from None
     return info, arrays
+
+
+def has_training_state(run_dir: str | Path) -> bool:
+    """Whether run_dir holds a completed epoch to resume from (checkpoint_last/'s training state)."""
+    return (Path(run_dir) / "checkpoint_last" / "training_state.json").is_file()

@@ -49,6 +49,7 @@ class Summary:
     final_val_loss: float | None = None
     test_weights: str | None = None  # best | last
     test_weights_epoch: int | None = None
+    interrupted_in: str | None = None  # start-up | training | test | monitor | plots | report (status interrupted)
     # results
     test_loss: float | None = None
     val_metrics: dict[str, Any] | None = None

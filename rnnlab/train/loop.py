@@ -16,10 +16,8 @@ data-parallel worker's death as `failed`; every outcome keeps the recorder's las
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +26,7 @@ import numpy as np
 from rnnlab.engine.optim import Optimizer, make_optimizer
 from rnnlab.engine.parallel import WorkerError
 from rnnlab.engine.schedules import Schedule, make_schedule
+from rnnlab.runtime import signals
 from rnnlab.train.callbacks import Callback, StepInfo, Stop
 from rnnlab.train.hygiene import StepHygiene
 from rnnlab.train.position import EpochPosition
@@ -76,7 +75,7 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
     recorder.begin(fit)
     try:
         with ExitStack() as stack:
-            stack.enter_context(_sigterm_as_interrupt())
+            stack.enter_context(signals.handling())  # SIGTERM stops the run like Ctrl-C
             # Overflow on the way to divergence is expected; the finite checks catch it.
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
             stack.enter_context(fit.task.session())  # e.g. the data-parallel workers
@@ -148,7 +147,7 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
            "samples_per_s": (pos.count - n0) / seconds, **{c: v / pos.count for c, v in pos.penalties.items()}, **val}
     for cb in callbacks:
         row.update(cb.epoch_columns(fit, row))
-    with _signals_deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
+    with signals.deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
         recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))
         fit.rows.append(row)
         fit.history.append(row["val_loss"])
@@ -157,7 +156,7 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     stop = _first_stop(cb.on_epoch_end(fit, row) for cb in callbacks)
     if stop is not None:
         fit.stop(*stop)
-    with _signals_deferred():
+    with signals.deferred():
         recorder.epoch_saved(fit)  # checkpoint_last with the training state, the callbacks' included
 
 
@@ -165,38 +164,3 @@ def _first_stop(results) -> Stop | None:
     """Run every hook (the generator), keep the first Stop."""
     stops = [r for r in results if r is not None]
     return stops[0] if stops else None
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextmanager
-def _signals_deferred():
-    """Ctrl-C or SIGTERM inside the block is held until the block ends, then raised as KeyboardInterrupt,
-    so what the block records is never half done (a second signal does not cut it either)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if caught:
-        raise KeyboardInterrupt(f"signal {caught[0]}")
