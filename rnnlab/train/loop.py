@@ -136,7 +136,7 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
         if stop is not None:
             return fit.stop(*stop)  # the partial epoch is not recorded (lr-find)
         if recorder.step_due(fit):  # train.checkpoint_every_steps
-            with _signals_deferred():
+            with signals.deferred():
                 recorder.step_saved(fit)
     val = fit.task.validate(fit.params, fit.state)
     if not math.isfinite(val["val_loss"]):

@@ -19,7 +19,7 @@ moment, resume it with `--resume`, and compare it with its uninterrupted twin.
 from `delay` and sends the signal; it returns a `Hit` (the exit code, the rows and checkpoint seen
 when the signal went, the moment in seconds since the start). Everything random is drawn from the
 given generator, so a failing case replays with its seed. `train`, `resume` and `interrupt` run
-`python -m rnnlab.cli train` in `cwd` (default: the run folder's parent) with COLUMNS=200; `start` is the
+`python -m rnnlab train` in `cwd` (default: the run folder's parent) with COLUMNS=200; `start` is the
 bare process (e.g. a twin running beside the interrupted run), `rows` and `last_checkpoint` what a run
 folder shows so far (to time a signal for a phase of your own).
 """
@@ -70,7 +70,7 @@ def start(args: list[str], run_dir: Path | None = None, cwd: Path | None = None)
     """`rnnlab train ARGS [hydra.run.dir=RUN_DIR]` as a process (stdout and stderr piped)."""
     full = [*args, f"hydra.run.dir={run_dir}"] if run_dir is not None else list(args)
     cwd = cwd or (Path(run_dir).parent if run_dir is not None else Path.cwd())
-    return subprocess.Popen([sys.executable, "-m", "rnnlab.cli", "train", *full], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "rnnlab", "train", *full], cwd=cwd,
                             env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
