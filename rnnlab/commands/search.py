@@ -10,7 +10,6 @@ from the study (also after Ctrl-C, which exits 130). Exit code 1 when no trial c
 from __future__ import annotations
 
 import multiprocessing
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT_N_TRIALS = 20
 SEARCH_DEFAULTS = ["train.progress=false", "train.plots=false"]  # trials run unattended; overrides may change it
-NAME_RE = re.compile(r"^[\w.-]+$")
 
 
 @dataclass
@@ -54,6 +52,7 @@ class SearchOptions:
 
 
 def _check_options(o: SearchOptions) -> None:
+    from rnnlab.config.validate import ConfigError, check_folder_name
     from rnnlab.search.study import PRUNERS, SAMPLERS
 
     if o.sampler not in SAMPLERS:
@@ -67,8 +66,11 @@ def _check_options(o: SearchOptions) -> None:
             raise SearchError(f"{name} must be >= {low} (got {value})")
     if o.timeout is not None and not o.timeout > 0:
         raise SearchError(f"--timeout must be > 0 seconds (got {o.timeout})")
-    if o.study_name is not None and not NAME_RE.match(o.study_name):
-        raise SearchError(f"--study-name '{o.study_name}': use letters, digits, '.', '-' and '_' (it names a folder)")
+    if o.study_name is not None:
+        try:
+            check_folder_name(o.study_name, "--study-name")
+        except ConfigError as exc:
+            raise SearchError(str(exc)) from None
 
 
 def _split_args(o: SearchOptions) -> tuple[str | None, list[str]]:

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
 from rnnlab.commands import sweep_resume
+from rnnlab.commands.folders import LaunchFolder
 from rnnlab.commands.outcome import Outcome
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
@@ -123,30 +124,33 @@ def run(args: list[str], console: Console | None = None) -> int:
     try:
         RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
-        multirun = bool(set(flags) & {"-m", "--multirun"})
+        folder = LaunchFolder(multirun=bool(set(flags) & {"-m", "--multirun"}))
         resume_sweep = RESUME is not None and sweep_resume.is_sweep(RESUME)
-        if RESUME is not None and multirun and not resume_sweep:
+        if RESUME is not None and folder.multirun and not resume_sweep:
             raise ConfigError(f"--resume continues one run here: {RESUME} is a run folder, not a sweep folder "
                               "(no multirun.yaml); drop -m")
-        if not set(flags) & hb.INFO_FLAGS:
-            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
-        if multirun:
+        launch = []
+        if folder.multirun:
             from rnnlab.commands import sweeper
 
-            overrides = [*overrides, *sweeper.launch_overrides(overrides, resume=resume_sweep)]
+            launch = sweeper.launch_overrides(overrides, resume=resume_sweep)
             RESUME = None  # a sweep's jobs resume by their folders (sweep_resume)
+        if not set(flags) & hb.INFO_FLAGS:
+            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")), on_first=folder.settle)
     except ConfigError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     LAST, code = None, 0
-    try:
-        hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
-    except SystemExit as exc:  # Hydra exits on its own errors (after printing them), and on a job's bug
-        code = exc.code if isinstance(exc.code, int) else 1
-    except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal
-        if not signals.received():
-            raise
-    if multirun:
+    with folder.launching():
+        try:
+            hb.launch(_hydra_main(), "rnnlab train", flags, [*overrides, *folder.overrides(), *launch])
+        except SystemExit as exc:  # Hydra exits on its own errors (after printing them), and on a job's bug
+            code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal
+            if not signals.received():
+                raise
+    folder.discard_if_unused()  # bad input leaves no run folder
+    if folder.multirun:
         code = _multirun_result(sweeper.last_plan(), code, console)
     elif not code and LAST is not None:  # --cfg, --info and friends run no job
         code = LAST.exit_code

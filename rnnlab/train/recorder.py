@@ -2,7 +2,9 @@
 
     recorder = RunRecorder(run_dir, plots=True, hooks=[fn])   # fn(fit) -> summary entries (cv, search)
     recorder.begin(fit)                   # summary.json "running", metrics.csv header, checkpoint/ (epoch 0)
-    recorder.epoch_end(fit, row, improved) # one metrics.csv line; checkpoint/ when improved; checkpoint_last/
+    recorder.epoch_end(fit, row, improved) # one metrics.csv line; checkpoint/ when improved
+    recorder.epoch_saved(fit)             # checkpoint_last/ with the training state
+    recorder.step_saved(fit)              # checkpoint_last/ inside an epoch, when step_due(fit) (every N steps)
     recorder.stopped(fit)                 # a stopped run's status at once (the test phase can take a while)
     recorder.table("predictions.csv", frame)
     recorder.finish(fit, entries, tables) # summary.json, then plots and report.html
@@ -165,7 +167,7 @@ class RunRecorder(RunFolder):
 
     def _resumed_from(self, fit) -> list[int]:
         """The epochs this run was resumed from so far (this segment's last), [] for a new run."""
-        if fit.epoch == 0:
+        if fit.step == 0:  # a mid-epoch checkpoint of epoch 1 resumes at epoch 0, step > 0
             return []
         try:
             earlier = summary_file.read(self.run_dir).get("resumed_from_epochs", [])
@@ -182,15 +184,28 @@ class RunRecorder(RunFolder):
 
     def epoch_saved(self, fit) -> None:
         """checkpoint_last: the epoch's weights and the training state, after every hook of the epoch ran.
-
-        Its files must agree (weights and training state of one epoch) even when the process is killed
-        while writing them, so they go into a folder of their own (.checkpoint_last.<epoch>) and the
-        symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes.
         An epoch that was the best links checkpoint/'s weights instead of writing them twice."""
         same = self.run_dir / "checkpoint" if fit.selection.epoch == fit.epoch else None
-        name = f".checkpoint_last.{fit.epoch}"
-        self._checkpoint(name, fit, fit.params, fit.state, {"epoch": fit.epoch},
-                         training=training_state(fit, self.callbacks), same_as=same)
+        self._save_last(fit, f".checkpoint_last.{fit.epoch}", {"epoch": fit.epoch}, same_as=same)
+
+    def step_due(self, fit) -> bool:
+        """True when train.checkpoint_every_steps asks for a mid-epoch checkpoint_last after this step
+        (not after an epoch's last batch: the epoch's own checkpoint follows)."""
+        every = fit.cfg.train.checkpoint_every_steps
+        return bool(every) and fit.step % every == 0 and not fit.position.done
+
+    def step_saved(self, fit) -> None:
+        """checkpoint_last inside an epoch: the weights after `fit.step` steps and the training state with the
+        position in the epoch (its batch order, the batches taken, the partial sums of its row)."""
+        self._save_last(fit, f".checkpoint_last.{fit.epoch}.{fit.step}",
+                        {"epoch": fit.epoch, "step": fit.step, "batch": fit.position.taken})
+
+    def _save_last(self, fit, name: str, meta: dict, same_as=None) -> None:
+        """Its files must agree (weights and training state of one moment) even when the process is killed
+        while writing them, so they go into a folder of their own (.checkpoint_last.<epoch>[.<step>]) and the
+        symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes."""
+        self._checkpoint(name, fit, fit.params, fit.state, meta, training=training_state(fit, self.callbacks),
+                         same_as=same_as)
         link = self.run_dir / "checkpoint_last"
         if link.is_dir() and not link.is_symlink():  # a folder of an older rnnlab: replaced once
             shutil.rmtree(link)
@@ -268,9 +283,17 @@ def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndar
     streams = {name: _stream_state(rng) for name, rng in rngs.items()}
     info = {"epoch": fit.epoch, "step": fit.step, "optimizer": fit.optimizer.name, "history": list(fit.history),
             "selection": fit.selection.state_dict(), "hygiene": fit.hygiene.state_dict(), "streams": streams,
-            "callbacks": {cb.name: cb.state_dict() for cb in callbacks if cb.name}}
+            "callbacks": {}}
     arrays = {checkpoint.OPTIM_PREFIX + k: v for k, v in fit.optimizer.state_dict().items()}
     arrays["lr_trace"] = np.asarray(fit.lr_trace, dtype=np.float64)
+    for cb in callbacks:  # a callback's arrays (the monitor's records) go to the npz, the rest to JSON
+        if cb.name:
+            prefix = checkpoint.callback_prefix(cb.name)
+            info["callbacks"][cb.name], more = checkpoint.split_arrays(cb.state_dict(), prefix)
+            arrays.update(more)
+    if fit.position is not None:  # a mid-epoch checkpoint (train.checkpoint_every_steps)
+        info["position"], more = checkpoint.split_arrays(fit.position.state_dict(), checkpoint.POSITION_PREFIX)
+        arrays.update(more)
     return info, arrays
 
 

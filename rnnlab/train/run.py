@@ -139,6 +139,7 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
         try:
             loaded = checkpoint.load(recorder.run_dir / "checkpoint_last")
             params, state, last_epoch = loaded.params, loaded.state or fit.state, int(loaded.info["epoch"])
+            use_last = "batch" not in loaded.info  # a mid-epoch checkpoint holds no epoch's weights: the best
         except checkpoint.CheckpointError:  # stopped before it was written: the best weights
             use_last = False
     if not use_last:
