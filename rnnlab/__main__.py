@@ -34,11 +34,16 @@ def _leave(code: int) -> None:
     run here (logging's flush, joblib's cleanup), with a signal held until they end, then os._exit."""
     import atexit
     import os
+    import threading
 
     from rnnlab.runtime import signals
 
     try:
         with signals.deferred():
+            # The interpreter's order: threads' exit hooks first (loky's, registered there, tells joblib's
+            # workers to stop), then atexit's; multiprocessing's atexit hook joins those workers, for ever
+            # when they were never told (`rnnlab train -m hydra/launcher=joblib` hung after its table).
+            threading._shutdown()
             atexit._run_exitfuncs()
             for stream in (sys.stdout, sys.stderr):
                 try:
