@@ -224,7 +224,8 @@ KILL = ["data.length=1000", "data.n_in=12", "arch.hidden_size=16", "train.epochs
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rnnlab.cli", *args], cwd=cwd, env={**os.environ, "COLUMNS": "250"},
+    """`rnnlab ARGS` as the console script runs it (`python -m rnnlab`: signal handlers from the first line)."""
+    return subprocess.Popen([sys.executable, "-m", "rnnlab", *args], cwd=cwd, env={**os.environ, "COLUMNS": "250"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
