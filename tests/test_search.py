@@ -365,10 +365,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_study(tmp_path):
     s = summary_of(out)
     assert s["this_run"]["interrupted"] is True and s["complete"] >= 1
     table = trials_of(out)
-    stopped = table[table["state"] == "failed"]
+    stopped = table[table["state"] == "interrupted"]
     assert len(stopped) == 1 and stopped["reason"].iloc[0].startswith("interrupted after")
-    # the study goes on where it stopped
-    r = run_cli(["search", "--param", LR, "--param", HS, "--n-trials", "1", "--output", str(out), *FAST],
-                cwd=tmp_path)
+    assert s["failed"] == 0 and s["waiting"] == 1  # its retry
+    # the study goes on where it stopped: the interrupted trial first, resumed in its folder
+    r = run_cli(["search", "--param", LR, "--param", HS, "--n-trials", "1", "--output", str(out), *TINY,
+                 "monitor=none", "train.epochs=40"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert summary_of(out)["n_trials"] == s["n_trials"] + 1
+    after = summary_of(out)
+    assert after["n_trials"] == s["n_trials"] and after["complete"] == s["complete"] + 1 and after["waiting"] == 0
+    folder = Path(stopped["run_dir"].iloc[0])
+    assert read_summary(folder)["status"] == "completed" and read_summary(folder)["resumed_from_epochs"]

@@ -114,7 +114,7 @@ class _Space:
 
 
 def _read(o: SearchOptions) -> _Space:
-    from rnnlab.search.compose import check_overrides
+    from rnnlab.search.compose import check_overrides, override_key, replaced
 
     _check_options(o)
     space_name, cli_overrides = _split_args(o)
@@ -127,11 +127,11 @@ def _read(o: SearchOptions) -> _Space:
         raise SearchError("the search space is empty: give a SPACE file (e.g. sine_small) or --param KEY=SPEC")
     base = SEARCH_DEFAULTS + (file.overrides if file else []) + cli_overrides
     check_overrides(base)
-    _check_conflicts(base[len(SEARCH_DEFAULTS):], params)
     metric = o.metric or (file.metric if file else None) or "val_loss"
     check_metric(metric)
     direction = choose_direction(metric, o.direction or (file.direction if file else None))
-    notes = []
+    notes = [f"{o} is replaced by the search space's {override_key(o)} in every trial"
+             for o in replaced(base[len(SEARCH_DEFAULTS):], params)]
     grid = None
     if o.sampler == "grid":
         grid = {k: grid_values(p) for k, p in params.items()}
@@ -187,16 +187,6 @@ def _plan_study(o: SearchOptions, sp: _Space, folder: Path, storage: str) -> Pla
         n_trials = DEFAULT_N_TRIALS
     setup = TrialSetup(params=sp.params, base=sp.base, metric=sp.metric, direction=sp.direction, output=str(folder))
     return Plan(spec=spec, setup=setup, direction=sp.direction, metric=sp.metric, n_trials=n_trials, notes=sp.notes)
-
-
-def _check_conflicts(overrides: list[str], params: dict) -> None:
-    """An override of a key the space sets would be dropped (the sampled value wins): refused instead."""
-    from rnnlab.search.compose import override_key
-
-    for o in overrides:
-        if override_key(o) in params:
-            raise SearchError(f"{o}: the search space also sets {override_key(o)}, so this override would be "
-                              "dropped: remove it, or the parameter from the space")
 
 
 def _make_folder(folder: Path) -> Path | None:

@@ -207,13 +207,20 @@ def test_too_long_study_name_is_refused():
     assert not Path("unused").exists()
 
 
-@pytest.mark.parametrize("override", ["optim.lr=abc", "optim.lr=0.5"])
-def test_override_of_a_searched_key_is_refused_not_dropped(tmp_path, override):
+@pytest.mark.parametrize("override, param, error", [
+    ("optim.lr=abc", LR, "optim.lr: Value 'abc' could not be converted to Float"),
+    ("arch=foo", "arch=choice:rnn,gru", "unknown arch 'foo' (choose from: "),
+])
+def test_bad_override_of_a_searched_key_is_refused_not_dropped(tmp_path, override, param, error):
     out = tmp_path / "s"
-    message = one_line(*search(out, LR, args=[override]))
-    assert message == (f"{override}: the search space also sets optim.lr, so this override would be dropped: "
-                       "remove it, or the parameter from the space")
+    message = one_line(*search(out, param, args=[override]))
+    assert message.startswith(f"overrides: {error}")
     assert not out.exists()
+
+
+def test_good_override_of_a_searched_key_is_replaced_with_a_note(tmp_path):
+    p = plan(SearchOptions(params=[LR], args=[*BASE, "optim.lr=0.5"], output=str(tmp_path / "s"), n_trials=1))
+    assert "optim.lr=0.5 is replaced by the search space's optim.lr in every trial" in p.notes
 
 
 def test_workers_must_agree_on_the_heartbeat(tmp_path):
@@ -253,14 +260,17 @@ def wait_for(predicate, timeout: float = 180, what: str = ""):
     return found
 
 
-def running_trial_of(out: Path, pid: int) -> int | None:
-    """The number of the trial that process pid trains, once it has a checkpoint_last (None before)."""
+def running_trial_of(out: Path, pid: int, epochs: int = 3) -> int | None:
+    """The number of the trial that process pid trains, once it has a checkpoint_last and `epochs` epochs
+    in metrics.csv (None before)."""
     for folder in out.glob("trial_*"):
         try:
             summary = json.loads((folder / "summary.json").read_text())
+            rows = len((folder / "metrics.csv").read_text().splitlines()) - 1
         except (OSError, ValueError):
             continue
-        if summary.get("pid") == pid and summary.get("status") == "running" and (folder / "checkpoint_last").is_dir():
+        if summary.get("pid") == pid and summary.get("status") == "running" and rows >= epochs \
+                and (folder / "checkpoint_last").is_dir():
             return int(folder.name[len("trial_"):])
     return None
 
@@ -317,10 +327,14 @@ def killed_worker_scenario(tmp_path: Path, storage: str) -> dict:
     study = optuna.load_study(study_name="shared", storage=storage)
     by_victim = sum(t.user_attrs.get("pid") == victim.pid for t in study.trials)
     check_killed_trial_resumed(out, storage, killed, by_victim + 4 + 2)
-    return {"killed": killed, "trials": len(study.trials),
-            "resumed_from": read_summary(out / f"trial_{killed:04d}")["resumed_from_epochs"]}
+    retry = next(t for t in study.trials if t.system_attrs.get("failed_trial") == killed)
+    return {"killed": killed, "trials": len(study.trials), "retried_as": retry.number,
+            "retried_by": "the restarted worker" if retry.user_attrs["pid"] == again.pid else "the other worker",
+            "resumed_from": read_summary(out / f"trial_{killed:04d}")["resumed_from_epochs"],
+            "stderr": "".join(err for _, err in results)}
 
 
 @pytest.mark.slow
 def test_killed_worker_trial_is_retried_and_resumed_sqlite(tmp_path):
-    killed_worker_scenario(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}")
+    outcome = killed_worker_scenario(tmp_path, f"sqlite:///{tmp_path / 'shared.db'}")
+    print(f"sqlite: {({k: v for k, v in outcome.items() if k != 'stderr'})}")  # for the note (pytest -s)
