@@ -356,8 +356,9 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_study(tmp_path):
             "--output", str(out), "--pruner", "none", *TINY, "monitor=none", "train.epochs=40"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (out / "trial_0001" / "metrics.csv").exists() and time.time() < deadline:
-        time.sleep(0.2)
+    metrics = out / "trial_0001" / "metrics.csv"  # two epochs in: a checkpoint to resume from
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2) and time.time() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

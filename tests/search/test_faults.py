@@ -140,6 +140,33 @@ def test_trial_interrupted_in_the_test_phase_is_not_left_running(tmp_path, monke
     assert s["best"]["run_dir"] == str(out / "trial_0000")
 
 
+@pytest.mark.slow  # 4 searches
+def test_a_retry_with_nothing_to_resume_starts_over_in_its_own_folder(tmp_path, monkeypatch):
+    """Stopped in epoch 1's hooks (before any checkpoint_last), or resumed with another model: the retry trains
+    the same point from the start in its own folder, and the old folder is left as it was."""
+    out = tmp_path / "s"
+    signal_at(monkeypatch, objective.PruneHook, "__call__", lambda a: a[0] == 1)
+    assert trials_only(out) == 130
+    monkeypatch.undo()
+    assert trials_only(out) == 0
+    first, retry = trials(out)
+    assert retry.state.name == "COMPLETE" and retry.user_attrs["run_dir"] == str(out / "trial_0001")
+    assert read_summary(out / "trial_0000")["status"] == "interrupted"
+    assert "resumed_from_epochs" not in read_summary(out / "trial_0001")
+
+    other = tmp_path / "t"  # stopped at epoch 3, then the search goes on with a bigger model
+    signal_at(monkeypatch, objective.PruneHook, "__call__", lambda a: a[0] == 3)
+    assert trials_only(other) == 130
+    monkeypatch.undo()
+    before = (other / "trial_0000" / ".hydra" / "config.yaml").read_text()
+    p = plan(SearchOptions(params=[ONE], args=[*BASE, "arch.hidden_size=10"], output=str(other), pruner="none",
+                           n_trials=1))
+    assert work(p.spec, p.setup, p.n_trials, None) == 0
+    assert trials(other)[1].user_attrs["run_dir"] == str(other / "trial_0001")
+    assert read_summary(other / "trial_0000")["status"] == "interrupted"
+    assert (other / "trial_0000" / ".hydra" / "config.yaml").read_text() == before  # the refused resume left it
+
+
 # ----------------------------------------------------------------------------- bad places and names: one line
 
 
