@@ -74,9 +74,11 @@ def signal_at(monkeypatch, cls, name: str, when) -> list:
 # ----------------------------------------------------------------------------- an interrupted trial resumes
 
 
-def trials_only(out: Path) -> int:
+def trials_only(out: Path, *args: str, notes: list | None = None) -> int:
     """The trials of `rnnlab search` without its outputs (the fast test; the slow ones check those): exit code."""
-    p = plan(SearchOptions(params=[ONE], args=BASE, output=str(out), pruner="none", n_trials=1))
+    p = plan(SearchOptions(params=[ONE], args=[*BASE, *args], output=str(out), pruner="none", n_trials=1))
+    if notes is not None:
+        notes.extend(p.notes)
     return work(p.spec, p.setup, p.n_trials, None)
 
 
@@ -85,7 +87,9 @@ def test_interrupted_trial_resumes_its_run_folder_exactly(tmp_path, monkeypatch)
     the next search resumes trial_0000 from its checkpoint, and the trial ends as the uninterrupted run."""
     out = tmp_path / "s"
     sent = signal_at(monkeypatch, objective.PruneHook, "__call__", lambda a: a[0] == 2)
-    assert trials_only(out) == 130 and sent
+    notes = []
+    assert trials_only(out, "optim.lr=0.5", notes=notes) == 130 and sent  # a good override the space replaces
+    assert notes == ["optim.lr=0.5 is replaced by the search space's optim.lr in every trial"]
     first, retry = trials(out)
     assert first.state.name == "FAIL" and first.user_attrs["status"] == "interrupted"
     assert first.user_attrs["reason"] == "interrupted after 2 completed epochs"
@@ -245,23 +249,26 @@ def test_bad_override_of_a_searched_key_is_refused_not_dropped(tmp_path, overrid
     assert not out.exists()
 
 
-def test_good_override_of_a_searched_key_is_replaced_with_a_note(tmp_path):
-    p = plan(SearchOptions(params=[LR], args=[*BASE, "optim.lr=0.5"], output=str(tmp_path / "s"), n_trials=1))
-    assert "optim.lr=0.5 is replaced by the search space's optim.lr in every trial" in p.notes
-
-
 def test_workers_must_agree_on_the_heartbeat(tmp_path):
-    """Each worker fails the trials whose heartbeat is older than its own grace period: one heartbeat per study.
-    (Also: --n-trials 0 on a study without trials writes its empty outputs.)"""
+    """Each worker fails the trials whose heartbeat is older than its own grace period: one heartbeat per study."""
     out = tmp_path / "s"
     out.mkdir()
     optuna.create_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}").set_user_attr("heartbeat_s", 5)
     message = one_line(*search(out, n_trials=1, heartbeat=7))
     assert message == ("study 'search' runs with --heartbeat 5 (all its workers must agree, or a short one fails "
                        "the others' running trials): leave it out or give 5")
-    code, text = search(out, n_trials=0)  # left out: the study's
+    assert plan(SearchOptions(params=[ONE], args=BASE, output=str(out), n_trials=0)).spec.heartbeat == 5
+
+
+@pytest.mark.slow  # the outputs (pandas, matplotlib)
+def test_n_trials_0_on_a_study_without_trials_writes_empty_outputs(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    optuna.create_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    code, text = search(out, n_trials=0)
     assert code == 1 and "Error" not in text and "Traceback" not in text  # 1: no trial completed
     assert pd.read_csv(out / "trials.csv").empty
+    assert json.loads((out / "search_summary.json").read_text())["n_trials"] == 0
 
 
 # ----------------------------------------------------------------------------- a killed worker (slow, processes)
