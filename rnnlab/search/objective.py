@@ -112,14 +112,13 @@ def _interrupted(trial, reason: str, console) -> None:
 
 
 def _run_trial(trial, setup: TrialSetup, console, where: dict) -> float:
-    import optuna
-
     from rnnlab.config.validate import ConfigError
     from rnnlab.search.compose import compose_trial, trial_overrides
 
     values = {key: suggest(trial, p) for key, p in setup.params.items()}
     overrides = trial_overrides(setup.base, values)
-    resume_dir = retry.resume_folder(trial, setup.output)
+    retry_of = retry.retried_trial(trial)
+    resume_dir = retry.resume_folder(trial, setup.output) if retry_of is not None else None
     own_dir = Path(setup.output) / f"trial_{trial.number:04d}"
     trial.set_user_attr("overrides", overrides)
     trial.set_user_attr("host", socket.gethostname())
@@ -133,7 +132,7 @@ def _run_trial(trial, setup: TrialSetup, console, where: dict) -> float:
     hook = PruneHook(trial, setup, rc.train.epochs)
     where["epoch"] = 0
     t0 = time.perf_counter()
-    attempt = _Attempt(trial, setup, composed.plain(), rc, overrides, hook, console)
+    attempt = _Attempt(trial, setup, composed.plain(), rc, overrides, hook, console, retry_of)
     try:  # a failing run records its failure in its summary.json itself
         summary = attempt.train(resume_dir) if resume_dir is not None else None
         if summary is None:  # a new trial, or an old folder that cannot be resumed with this config
@@ -146,7 +145,13 @@ def _run_trial(trial, setup: TrialSetup, console, where: dict) -> float:
         raise _fail(trial, f"error: {exc!r}", console) from None
     finally:
         where["epoch"] = hook.last_epoch
-    seconds = time.perf_counter() - t0
+    return _score(trial, setup, summary, values, time.perf_counter() - t0, console)
+
+
+def _score(trial, setup: TrialSetup, summary, values: dict[str, Any], seconds: float, console) -> float:
+    """The trial's value from its run's summary; the run's other endings as Optuna's (pruned, failed, interrupted)."""
+    import optuna
+
     status, message = summary["status"], summary.get("message") or ""
     for key, value in (("seconds", seconds), ("status", status), ("epochs_run", summary.get("epochs_run", 0)),
                        ("seconds_per_epoch", summary.get("seconds_per_epoch")), ("message", message)):
@@ -166,11 +171,10 @@ def _run_trial(trial, setup: TrialSetup, console, where: dict) -> float:
                           f"(it has: {', '.join(available_metrics(summary))})")
     if not math.isfinite(value):
         raise _fail(trial, f"{setup.metric} is {value}", console)
-    resumed = f", resumed from epoch {summary['resumed_from_epochs'][-1]}" if summary.get("resumed_from_epochs") \
-        and resume_dir is not None else ""
+    resumed = summary.get("resumed_from_epochs") if summary.get("search", {}).get("retry_of") is not None else None
     console.print(f"trial {trial.number}: [green]complete[/] {setup.metric}={value:.6g} "
-                  f"({summary.get('epochs_run')} epochs{resumed}, {seconds:.1f} s)  {escape(_params_text(values))}",
-                  soft_wrap=True)
+                  f"({summary.get('epochs_run')} epochs{f', resumed from epoch {resumed[-1]}' if resumed else ''}, "
+                  f"{seconds:.1f} s)  {escape(_params_text(values))}", soft_wrap=True)
     return value
 
 
@@ -184,6 +188,7 @@ class _Attempt:
     overrides: list[str]
     hook: PruneHook
     console: Any
+    retry_of: int | None = None
 
     def train(self, run_dir: Path, fresh: bool = False):
         """The run's summary; None when the old folder cannot be resumed with this config (left as it was)."""
@@ -192,8 +197,8 @@ class _Attempt:
         from rnnlab.train.run import train
 
         entry = {"output": str(self.setup.output), "trial": self.trial.number}
-        if not fresh:
-            entry["retry_of"] = retry.retried_trial(self.trial)
+        if self.retry_of is not None:
+            entry["retry_of"] = self.retry_of
         self.trial.set_user_attr("run_dir", str(run_dir))
         if fresh:
             write_run_config(run_dir, self.config, self.overrides)

@@ -42,7 +42,7 @@ def make_callback(max_retry: int | None = MAX_LOST_RETRIES):
 
     class Retry(base):
         def __call__(self, study, trial) -> None:
-            trial = copy.copy(trial)
+            trial = copy.deepcopy(trial)  # Optuna appends to its retry_history: never to a cached record's
             trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in KEPT_ATTRS}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # experimental-feature warnings of Optuna
@@ -94,10 +94,11 @@ def requeue_orphans(study) -> list[int]:
 
 
 def resume_folder(trial, output: str | Path) -> Path | None:
-    """The run folder this retry continues: the old trial's folder, looked up in this worker's study folder
-    (other machines see it there only on a shared file system), when it holds a completed epoch."""
+    """The run folder a retry continues: the old trial's folder (in the user attributes it inherited), looked up
+    in this worker's study folder (other machines see it there only on a shared file system), when it holds a
+    completed epoch."""
     old = trial.user_attrs.get("run_dir")
-    if retried_trial(trial) is None or not old:
+    if not old:
         return None
     folder = Path(output) / Path(old).name
     return folder if (folder / "checkpoint_last").is_dir() else None
