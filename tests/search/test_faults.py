@@ -57,15 +57,20 @@ def uninterrupted(tmp_path: Path) -> Path:
     return ref
 
 
-def signal_at(monkeypatch, cls, name: str, when) -> list:
-    """Patch cls.name to send this process a SIGINT once, before the call for which when(args) is true."""
+def signal_at(monkeypatch, cls, name: str, when, after: bool = False) -> list:
+    """Patch cls.name to send this process a SIGINT once, before (or after) the call for which when(args) is true."""
     sent, original = [], getattr(cls, name)
 
     def patched(self, *args):
-        if not sent and when(args):
+        now = not sent and when(args)
+        if now and not after:
             sent.append(1)
             signal.raise_signal(signal.SIGINT)
-        return original(self, *args)
+        result = original(self, *args)
+        if now and after:
+            sent.append(1)
+            signal.raise_signal(signal.SIGINT)
+        return result
 
     monkeypatch.setattr(cls, name, patched)
     return sent
@@ -108,6 +113,25 @@ def test_interrupted_trial_resumes_its_run_folder_exactly(tmp_path, monkeypatch)
     assert resumed["search"] == {"output": str(out), "trial": 1, "retry_of": 0}
     assert retry.value == resumed["best_val_loss"] == ref["best_val_loss"]
     pd.testing.assert_frame_equal(metrics(out / "trial_0000"), metrics(tmp_path / "ref"))
+
+
+def test_signal_while_optuna_starts_a_trial_is_held_until_the_trial_runs(tmp_path, monkeypatch):
+    """Ctrl-C while Optuna starts the trial's heartbeat thread (outside the objective): held, then raised as
+    the trial starts, so the trial is interrupted and retried, and no heartbeat thread is left running (an
+    interrupt there used to leave one, and the process never exited)."""
+    import threading
+
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    out = tmp_path / "s"
+    signal_at(monkeypatch, HeartbeatThread, "start", lambda a: True, after=True)  # the thread runs
+    threads = set(threading.enumerate())
+    assert trials_only(out) == 130
+    first, retry = trials(out)
+    assert first.state.name == "FAIL" and first.user_attrs["reason"] == "interrupted before training started"
+    assert retry.state.name == "WAITING"
+    left = [t for t in set(threading.enumerate()) - threads if t.is_alive()]
+    assert left == []
 
 
 @pytest.mark.slow  # 2 searches with their outputs
