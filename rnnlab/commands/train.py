@@ -45,11 +45,12 @@ def task(cfg, hooks=()) -> str:
 
         threadpool_limits(1)
     try:
-        rc = validated(cfg)  # checked before the launch: not again
-        from rnnlab import api
+        with signals.unmasked():  # Ctrl-C inside a library's import can come back as its ImportError
+            rc = validated(cfg)  # checked before the launch: not again
+            from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
-                            resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
+            summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
+                                resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
     except KeyboardInterrupt:  # before the run began (importing, validating): the folder says so
         summary = _interrupted_before_run(run_dir, hooks)
     except RunFolderError as exc:  # another run's folder: left as it is

@@ -155,6 +155,32 @@ def temp_file(path: str) -> Iterator[None]:
         _S.temp_files.discard(path)
 
 
+@contextmanager
+def unmasked() -> Iterator[None]:
+    """A signal that a library turned into another error inside the block is raised as the interrupt it
+    was: a C extension whose initialisation Ctrl-C cut reports "ImportError: initialization failed"
+    (the interrupt only as its cause), and the run must stop as interrupted, not as failed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        cause = _interrupt_behind(exc)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def received() -> int | None:
     """The first signal this process received, or None."""
     return _S.first
