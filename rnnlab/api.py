@@ -36,12 +36,13 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
 
 
 def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=None, epoch_hook=None,
-          callbacks=(), hooks=(), write_config: bool = True, resume: bool = False) -> Summary:
+          callbacks=(), hooks=(), write_config: bool = True, resume: bool = False, config_files=None) -> Summary:
     """Train one model into `run_dir` (created if needed) and return its summary.
 
     config: a `RunConfig` (from `compose`) or a list of overrides. The folder gets what a
     ``rnnlab train`` run folder holds, `.hydra/config.yaml` and `overrides.yaml` included
-    (write_config=False: the caller wrote them, as Hydra does for `rnnlab train`'s jobs).
+    (write_config=False: none; config_files(run_dir): the caller's, as `rnnlab train`'s jobs write Hydra's).
+    They are written once the run holds the folder (its lock), never into another run's folder.
     epoch_hook(epoch, row) may stop the run (status "pruned") by returning a message. callbacks:
     `rnnlab.train.callbacks.Callback`s (epoch and step hooks); hooks: fn(fit) -> summary entries.
     resume=True continues the run already in `run_dir` from its last completed epoch, exactly as if it
@@ -50,10 +51,12 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
     from rnnlab.train.run import train as fit
 
     rc = config if isinstance(config, RunConfig) else compose(config)
-    run_dir = Path(run_dir)
-    if write_config:  # the validated config, as adjusted in Python, and what it was composed from
+    if write_config and config_files is None:  # the validated config, as adjusted in Python, and its overrides
         from rnnlab.config.composition import write_run_config
 
-        write_run_config(run_dir, rc.to_dict(), rc.overrides)
-    return fit(rc, run_dir, console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks, resume=resume)
+        def config_files(folder):
+            write_run_config(folder, rc.to_dict(), rc.overrides)
+
+    return fit(rc, Path(run_dir), console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks,
+               resume=resume, config_files=config_files)
 

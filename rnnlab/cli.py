@@ -288,5 +288,7 @@ def search(
         seed=seed, heartbeat=heartbeat)))
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
+if __name__ == "__main__":  # pragma: no cover - `python -m rnnlab` is the same, with signals from the first line
+    from rnnlab.__main__ import main as _main
+
+    _main()

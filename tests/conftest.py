@@ -29,7 +29,7 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120, env: dict | None =
     """Run `rnnlab ...` in a subprocess (the real entry point), return CompletedProcess."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "rnnlab.cli", *args],
+        [sys.executable, "-m", "rnnlab", *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env,
     )
 

@@ -194,7 +194,7 @@ def test_missing_imdb_path_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if "IMDB data not found" in ln]
     assert len(lines) == 1 and lines[0].startswith("Error:")
-    assert read_summary(tmp_path / "r")["status"] == "failed"
+    assert not (tmp_path / "r").exists()  # bad input leaves no run folder
 
 
 # ---------------------------------------------------------------- per-step targets: copy

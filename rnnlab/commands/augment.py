@@ -53,6 +53,9 @@ def preview(overrides: list[str], aug: str | None, output: str | Path | None, n:
     dtype = np.dtype(cfg.train.dtype)
     data_rng = np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[0])  # the run's data stream
     data = registry.load(cfg.data, data_rng, dtype)
+    if registry.is_seq2seq(data):
+        raise DataError(f"data '{cfg.data.name}' is a sequence-to-sequence task: data.augment applies to "
+                        "sequence and forecasting data, not to seq2seq pairs")
     train = data.train
     if len(train) == 0:
         raise DataError(f"data '{cfg.data.name}' has no training sequences to augment")

@@ -143,8 +143,10 @@ def load_run(path: Path) -> Run:
         run.status = str(run.summary.get("status", "unknown"))
     except FileNotFoundError:
         run.summary, run.status = {}, "no summary"
-    except (OSError, ValueError, TypeError):
-        run.summary, run.status = {}, "unreadable summary"
+    except (OSError, ValueError, TypeError) as exc:  # the reason names the file (and the key of a wrong type)
+        file = str(path / "summary.json")
+        reason = str(exc) if str(exc).startswith(file) else f"{file}: {exc}"
+        run.summary, run.status = {"message": reason}, "unreadable summary"
     cfg = _load_yaml(path / ".hydra" / "config.yaml")
     run.config = cfg if isinstance(cfg, dict) else {}
     ovr = _load_yaml(path / ".hydra" / "overrides.yaml")
@@ -460,6 +462,7 @@ def _fmt(v: Any) -> str:
 
 def print_result(result: dict, console=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -496,6 +499,8 @@ def print_result(result: dict, console=None) -> None:
     if len(excluded):
         listing = ", ".join(f"{r} ({s})" for r, s in zip(excluded["run"], excluded["status"], strict=True))
         console.print(f"Excluded from the ranking and the statistics: {listing}")
+        for message in excluded.loc[excluded["status"] == "unreadable summary", "message"]:
+            console.print(f"unreadable summary: {escape(str(message))}", soft_wrap=True, highlight=False)
     if not tbl["included"].any():
         console.print("No completed runs: nothing to rank.")
 

@@ -26,6 +26,7 @@ from rnnlab.config.validate import ConfigError
 from rnnlab.data import folds as F
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
+from rnnlab.runtime.folders import check_dir, claim_new_dir, describe
 from rnnlab.runtime.io import write_csv, write_json
 
 SWEEP_ROOT = Path("outputs/cv")
@@ -111,13 +112,20 @@ def plan_folds(rc):
 
 
 def _sweep_dir(overrides: list[str], name: str | None) -> tuple[Path, list[str]]:
-    """The sweep folder, and the override that sets it unless the user gave hydra.sweep.dir."""
+    """The sweep folder, and the override that sets it unless the user gave hydra.sweep.dir: a new one
+    claimed (-2, -3, ... when a cv started in the same second has the name), or the given one checked.
+    ConfigError naming the folder and the cause when it cannot be written."""
     given = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.sweep.dir=")]
-    if given:
-        return Path(given[-1]), []
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S") + (f"_{name}" if name else "")
-    sweep = SWEEP_ROOT / stamp
-    return sweep, [f"hydra.sweep.dir={sweep}"]
+    sweep = Path(given[-1]) if given else SWEEP_ROOT / stamp
+    try:
+        if given:
+            check_dir(sweep)
+            return sweep, []
+        sweep = claim_new_dir(sweep)
+    except OSError as exc:
+        raise ConfigError(f"sweep folder {describe(exc, sweep)}") from None
+    return sweep, [f"hydra.sweep.dir='{sweep}'"]
 
 
 # ----------------------------------------------------------------------------- the command
@@ -136,10 +144,10 @@ def run(args: list[str], console: Console | None = None) -> int:
         _check_overrides(overrides)
         rc = hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
         data, strategy, folds = plan_folds(rc)
+        sweep, extra = _sweep_dir(overrides, rc.name)
     except (ConfigError, DataError) as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    sweep, extra = _sweep_dir(overrides, rc.name)
     flags = ["-m", *(f for f in flags if f not in ("-m", "--multirun"))]
     fold_sweep = "cv.fold=" + ",".join(str(f.index) for f in folds)
     console.print(f"[bold]rnnlab cv[/]: {len(folds)} folds ({strategy}) of data '{escape(rc.data.name)}' "

@@ -128,8 +128,11 @@ def with_defaults(args: list[str]) -> list[str]:
 
 
 def default_dir(name: str | None) -> Path:
+    """A new folder outputs/lr_find/<timestamp>[_<name>] (-2, -3, ... when that name is taken)."""
+    from rnnlab.runtime.folders import claim_new_dir
+
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return Path("outputs") / "lr_find" / (stamp + (f"_{name}" if name else ""))
+    return claim_new_dir(Path("outputs") / "lr_find" / (stamp + (f"_{name}" if name else "")))
 
 
 def write_outputs(folder, finder) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -33,8 +32,6 @@ if TYPE_CHECKING:
 
 DEFAULT_N_TRIALS = 20
 SEARCH_DEFAULTS = ["train.progress=false", "train.plots=false"]  # trials run unattended; overrides may change it
-NAME_RE = re.compile(r"^[\w.-]+$")
-NAME_MAX = 255  # bytes in a file name (ext4, xfs, btrfs, tmpfs, NTFS: 255)
 
 
 @dataclass
@@ -59,6 +56,7 @@ class SearchOptions:
 
 
 def _check_options(o: SearchOptions) -> None:
+    from rnnlab.config.validate import ConfigError, check_folder_name
     from rnnlab.search.study import PRUNERS, SAMPLERS
 
     if o.sampler not in SAMPLERS:
@@ -72,11 +70,11 @@ def _check_options(o: SearchOptions) -> None:
             raise SearchError(f"{name} must be >= {low} (got {value})")
     if o.timeout is not None and not o.timeout > 0:
         raise SearchError(f"--timeout must be > 0 seconds (got {o.timeout})")
-    if o.study_name is not None and not NAME_RE.match(o.study_name):
-        raise SearchError(f"--study-name '{o.study_name}': use letters, digits, '.', '-' and '_' (it names a folder)")
-    if o.study_name is not None and len(o.study_name.encode()) > NAME_MAX:
-        raise SearchError(f"--study-name is {len(o.study_name.encode())} bytes long: at most {NAME_MAX} "
-                          "(it names a folder)")
+    if o.study_name is not None:
+        try:
+            check_folder_name(o.study_name, "--study-name")
+        except ConfigError as exc:
+            raise SearchError(str(exc)) from None
 
 
 def _split_args(o: SearchOptions) -> tuple[str | None, list[str]]:
@@ -348,7 +346,7 @@ def run(o: SearchOptions, console: Console | None = None) -> int:
             codes = _run_workers(p, o, console)
         except KeyboardInterrupt:
             interrupted = True
-    interrupted = interrupted or 130 in codes
+    interrupted = interrupted or any(c in (130, 143) for c in codes)  # 128 + SIGINT or SIGTERM
     try:
         new_trials = len(load_study(p.spec).get_trials(deepcopy=False)) - p.spec.n_existing
         result = write_outputs(p, o, console, time.perf_counter() - t0, new_trials, interrupted)

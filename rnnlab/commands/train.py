@@ -14,8 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from rnnlab.commands import hydra_bridge as hb
+from rnnlab.commands.folders import LaunchFolder
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
+from rnnlab.record.summary import Summary
+from rnnlab.runtime import signals
+from rnnlab.runtime.io import StorageError
 
 # A job that failed on bad input (a missing data file, a malformed CSV) exits 2 like a bad config.
 EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
@@ -41,11 +45,14 @@ def task(cfg, hooks=()) -> str:
 
         threadpool_limits(1)
     try:
-        rc = validated(cfg)  # checked before the launch: not again
-        from rnnlab import api
+        with signals.unmasked():  # Ctrl-C inside a library's import can come back as its ImportError
+            rc = validated(cfg)  # checked before the launch: not again
+            from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, hooks=hooks, write_config=False,  # Hydra wrote .hydra/
-                            resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
+            summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
+                                resume=RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
+    except KeyboardInterrupt:  # before the run began (importing, validating): the folder says so
+        summary = _interrupted_before_run(run_dir, hooks)
     except RunFolderError as exc:  # another run's folder: left as it is
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         hb.report_result({"run_dir": str(run_dir), "status": "failed", "bad_input": True,
@@ -54,20 +61,44 @@ def task(cfg, hooks=()) -> str:
     except (ConfigError, DataError) as exc:
         summary = record_failure(run_dir, str(exc), bad_input=True, hooks=hooks)
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
+    except StorageError as exc:  # a full or read-only disk: what was computed is shown, then one line
+        summary = exc.summary or Summary(status="failed", message=str(exc), run_dir=str(run_dir))
+        _show(console, summary, with_message=False)
+        console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
     except Exception as exc:  # a bug: recorded in the run folder, then Hydra shows the traceback
         record_failure(run_dir, repr(exc), hooks=hooks)
         hb.report_result({"run_dir": str(run_dir), "status": "failed",
                           "overrides": list(hc.overrides.task), "message": repr(exc)})
         raise
     else:
-        from rnnlab.report.tables import summary_table
-
-        console.print(summary_table(summary))
-        if summary.get("message"):
-            console.print(escape(summary["message"]))
+        _show(console, summary)
     hb.report_result({"run_dir": str(run_dir), "status": summary.status, "bad_input": summary.bad_input,
                       "overrides": list(hc.overrides.task), "message": summary.message})
+    if signals.received() is not None:  # Ctrl-C or SIGTERM stops the sweep too: no further job starts
+        raise signals.Interrupted(signals.received())
     return summary.status
+
+
+def _show(console: Console, summary, with_message: bool = True) -> None:
+    from rnnlab.report.tables import summary_table
+
+    console.print(summary_table(summary))
+    if with_message and summary.get("message"):
+        console.print(escape(summary["message"]))
+
+
+def _interrupted_before_run(run_dir: Path, hooks):
+    from rnnlab.train.recorder import record_failure
+
+    return record_failure(run_dir, "interrupted during start-up: nothing was trained", status="interrupted",
+                          hooks=hooks)
+
+
+def _hydra_files(cfg, hc):
+    """The .hydra/ files of the job (config, Hydra's config, overrides), written once the run holds its folder."""
+    from rnnlab.config.composition import write_run_config
+
+    return lambda folder: write_run_config(folder, cfg, list(hc.overrides.task), hydra=hc)
 
 
 def _hydra_main():
@@ -84,21 +115,29 @@ def run(args: list[str], console: Console | None = None) -> int:
     try:
         RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
-        if RESUME is not None and set(flags) & {"-m", "--multirun"}:
+        folder = LaunchFolder(multirun=bool(set(flags) & {"-m", "--multirun"}))
+        if RESUME is not None and folder.multirun:
             raise ConfigError("--resume continues one run: resume a multirun's jobs one by one")
         if not set(flags) & hb.INFO_FLAGS:
-            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")))
+            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")), on_first=folder.settle)
     except ConfigError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    with hb.results_file() as results:
+    with hb.results_file() as results, folder.launching():
         try:
-            hb.launch(_hydra_main(), "rnnlab train", flags, overrides)
+            hb.launch(_hydra_main(), "rnnlab train", flags, [*overrides, *folder.overrides()])
         except SystemExit as exc:  # Hydra exits on its own errors, after printing them
             code = exc.code if isinstance(exc.code, int) else 1
             if code:
+                folder.discard_if_unused()
                 return code
+        except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal
+            if not signals.received():
+                raise
         records = hb.read_results(results)
+    folder.discard_if_unused()  # bad input leaves no run folder
+    if signals.received():
+        return signals.exit_code()
     if not records:
         return 0  # --cfg, --info and friends run no job
     if len(records) > 1:
@@ -130,9 +169,6 @@ def resume_args(args: list[str]) -> tuple[Path | None, list[str]]:
     saved = folder / ".hydra" / "overrides.yaml"
     if not saved.is_file():
         raise ConfigError(f"--resume {run_dir}: not a run folder (no .hydra/overrides.yaml)")
-    if not (folder / "checkpoint_last" / "training_state.json").is_file():
-        raise ConfigError(f"--resume {run_dir}: nothing to resume (no completed epoch: "
-                          "checkpoint_last/training_state.json is missing)")
     import yaml
 
     merged = {_key(o): o for o in (yaml.safe_load(saved.read_text()) or [])}

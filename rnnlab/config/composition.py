@@ -17,16 +17,18 @@ Hydra and OmegaConf are imported inside the functions: `rnnlab --help` does not 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rnnlab.config import schema
 from rnnlab.config.groups import group_options
-from rnnlab.config.validate import ConfigError, RunConfig, one_line, unknown_key, unknown_option
+from rnnlab.config.validate import ConfigError, RunConfig, one_line, shorten, unknown_key, unknown_option
+from rnnlab.runtime.folders import claim_new_dir
 from rnnlab.runtime.io import write_text
 
 CONFIG_MODULE = "rnnlab.conf"
@@ -48,10 +50,32 @@ def setup() -> None:
 
     if not OmegaConf.has_resolver("rnnlab_suffix"):
         OmegaConf.register_new_resolver("rnnlab_suffix", lambda name: f"_{name}" if name else "")
+    if not OmegaConf.has_resolver("rnnlab_new_dir"):
+        # conf/config.yaml's default run and sweep folders: claimed (created) when resolved, with -2, -3, ...
+        # when the name is taken. Cached per config object, as Hydra's ${now:}, so one run resolves one folder.
+        OmegaConf.register_new_resolver("rnnlab_new_dir", _new_dir, use_cache=True)
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group=group, name="_schema", node=getattr(schema, cls))
     _ready = True
+
+
+_claiming = True
+
+
+def _new_dir(path: str) -> str:
+    return str(claim_new_dir(path)) if _claiming else path
+
+
+@contextlib.contextmanager
+def folders_unclaimed() -> Iterator[None]:
+    """Resolve the default folders without creating them (--cfg all --resolve prints them, runs nothing)."""
+    global _claiming
+    _claiming = False
+    try:
+        yield
+    finally:
+        _claiming = True
 
 
 def open_keys(overrides: Sequence[str]) -> list[str]:
@@ -71,8 +95,11 @@ def explain(exc: Exception, overrides: Sequence[str] = ()) -> str:
     if isinstance(exc, OverrideParseException):
         reasons = [ln for ln in exc.message.strip().splitlines()
                    if not ln.startswith(("Error parsing override", "See https://"))]
-        return f"cannot parse override '{exc.override}': {' '.join(reasons) or 'bad syntax'}"
+        return f"cannot parse override '{shorten(exc.override)}': {' '.join(reasons) or 'bad syntax'}"
     msg = str(exc)
+    unreadable = _config_file_error(exc)
+    if unreadable:
+        return unreadable
     cause = _omegaconf_cause(exc)
     if cause is not None:
         return _explain_omegaconf(cause, msg)
@@ -89,8 +116,30 @@ def explain(exc: Exception, overrides: Sequence[str] = ()) -> str:
         return f"unknown key '{m.group(1)}'" if "append to your config" in msg else " ".join(msg.split())
     first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
     if isinstance(exc, TypeError | ValueError) and not isinstance(exc, ConfigError):
-        return f"cannot compose overrides {list(overrides)}: {first}"  # Hydra trips over e.g. arch=[1,2]
+        return f"cannot compose overrides {shorten(list(overrides), 200)}: {first}"  # Hydra trips over e.g. arch=[1,2]
     return first
+
+
+def _config_file_error(exc: BaseException) -> str | None:
+    """`config file PATH: what is wrong` when a YAML file of a config folder (-cd) cannot be read: a syntax
+    error, or bytes that are not UTF-8 text (a binary file). Hydra names no file in either case; its file
+    source's `load_config` frame holds the path."""
+    import yaml
+
+    if not isinstance(exc, yaml.YAMLError | UnicodeDecodeError):
+        return None
+    path, tb = "a config file", exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "load_config" and "full_path" in tb.tb_frame.f_locals:
+            path = str(tb.tb_frame.f_locals["full_path"])
+        tb = tb.tb_next
+    if isinstance(exc, UnicodeDecodeError):
+        return f"config file {path}: not a text file (byte 0x{exc.object[exc.start]:02x} is not UTF-8)"
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    what = ": ".join(str(p) for p in (getattr(exc, "context", None), getattr(exc, "problem", None)) if p)
+    what = what or str(exc).strip().splitlines()[0]  # a ReaderError (a control character) has no problem
+    return f"config file {path}: not valid YAML: {what}{where}"
 
 
 def _omegaconf_cause(exc: BaseException):
@@ -132,9 +181,26 @@ def parse(overrides: Sequence[str]) -> list:
     from hydra.errors import HydraException
 
     try:
-        return OverridesParser.create().parse_overrides(list(overrides))
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as exc:
         raise ConfigError(explain(exc, overrides)) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        bad = next((o for o in overrides if _unparsable(o)), None)
+        raise ConfigError(f"cannot parse override '{shorten(bad or overrides)}': {str(exc).split(';')[0]}") from None
+    for o in parsed:
+        if not o.key_or_group:
+            raise ConfigError(f"override '{shorten(o.input_line)}' has no key (write KEY=VALUE, e.g. train.epochs=5)")
+    return parsed
+
+
+def _unparsable(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        OverridesParser.create().parse_overrides([override])
+    except Exception:  # noqa: BLE001 - only which override it was is wanted here
+        return True
+    return False
 
 
 class Composed:
@@ -164,6 +230,8 @@ class Composer:
     any number of configs (`with Composer(dir) as c: c.compose(overrides)`)."""
 
     def __init__(self, config_dir: str | Path | None = None):
+        if config_dir is not None:
+            check_config_dir(config_dir)
         self.extra = [f"hydra.searchpath=[file://{Path(config_dir).resolve()}]"] if config_dir else []
         self._session = None
 
@@ -180,6 +248,7 @@ class Composer:
 
     def compose(self, overrides: Sequence[str]) -> Composed:
         """The config of `rnnlab train OVERRIDES` (one value per key); ConfigError with one line."""
+        import yaml
         from hydra import compose
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
@@ -187,9 +256,16 @@ class Composer:
         overrides = list(overrides)
         try:
             cfg = compose(config_name="config", overrides=open_keys(overrides) + self.extra, return_hydra_config=True)
-        except (HydraException, OmegaConfBaseException, TypeError, ValueError) as exc:
+        except (HydraException, OmegaConfBaseException, TypeError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, overrides)) from None
         return Composed(cfg)
+
+
+def check_config_dir(config_dir: str | Path) -> None:
+    """A -cd folder must exist: Hydra would warn in two lines and go on without it."""
+    path = Path(config_dir)
+    if not path.is_dir():
+        raise ConfigError(f"config folder {path}: {'is a file' if path.exists() else 'not found'}")
 
 
 def plain(cfg) -> dict[str, Any]:
@@ -214,6 +290,9 @@ def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None)
 
 # ----------------------------------------------------------------------------- before a launch, and in its jobs
 
+# Hydra's keys composed before a launch: the run and sweep folders (on_first reads them).
+FOLDER_OVERRIDES = ("hydra.run.dir=", "hydra.sweep.dir=")
+
 # Configs validated before a launch in this process, by content: a job of the launch that gets the same
 # config takes its RunConfig instead of validating again. A few at most are kept (one per sweep value).
 _validated: dict[str, RunConfig] = {}
@@ -224,19 +303,24 @@ def _key(cfg) -> str:
     return json.dumps(plain(cfg), sort_keys=True, default=str)
 
 
-def compose_and_validate(overrides: Sequence[str], config_dir: str | Path | None = None) -> RunConfig:
+def compose_and_validate(overrides: Sequence[str], config_dir: str | Path | None = None,
+                         on_first: Callable[[Composed], None] | None = None) -> RunConfig:
     """Before a launch: compose and validate each value of every sweep once (the others at their first
     value, not the product; Hydra's own keys left to Hydra); returns the first RunConfig. The jobs of
-    the launch that run in this process find their config validated (`validated`)."""
-    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    the launch that run in this process find their config validated (`validated`). on_first(composed):
+    called with the first variant composed once all are valid (e.g. to resolve its run folder: of Hydra's
+    overrides only FOLDER_OVERRIDES are in it)."""
+    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra") or o.startswith(FOLDER_OVERRIDES)]
     first = None
     with Composer(config_dir) as c:
         for variant in _variants(ours):
             composed = c.compose(variant)
             rc = composed.validate()
             _remember(composed.cfg, rc)
-            first = first or rc
-    return first
+            first = first or (rc, composed)
+    if on_first is not None:  # after every variant passed: bad input creates no folder
+        on_first(first[1])
+    return first[0]
 
 
 def validated(cfg) -> RunConfig:
@@ -277,12 +361,15 @@ def _variants(overrides: list[str]) -> Iterator[list[str]]:
 # ----------------------------------------------------------------------------- a run's .hydra/ folder
 
 
-def write_run_config(run_dir, config: dict, overrides) -> None:
-    """What Hydra writes into a run's .hydra/ folder: the config and the overrides it came from (for
-    runs trained without hydra.main: rnnlab.api, search trials)."""
+def write_run_config(run_dir, config, overrides, hydra=None) -> None:
+    """What Hydra writes into a run's .hydra/ folder: the config, the overrides it came from and (for a
+    Hydra job) Hydra's own config. The run writes them once it holds the folder's lock, so a second run
+    refused there cannot overwrite them (conf/config.yaml turns Hydra's own copy off)."""
     import yaml
     from omegaconf import OmegaConf
 
     hydra_dir = Path(run_dir) / ".hydra"
     write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))
+    if hydra is not None:
+        write_text(hydra_dir / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
     write_text(hydra_dir / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))

@@ -15,6 +15,7 @@ deltas over one default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,14 @@ DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
 ATTENTIONS = ("none", "luong", "bahdanau")  # seq2seq data only (arch.attention)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as taskset or Slurm set it), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -159,6 +168,9 @@ class TrainConf:
     workers: int = 1
     # At most this many training batches per epoch (null = all), as Lightning's limit_train_batches: smoke tests.
     limit_batches: int | None = None
+    # Also save checkpoint_last every N optimizer steps inside an epoch (null = at epoch ends only),
+    # as Lightning's every_n_train_steps: a resume then continues from that step.
+    checkpoint_every_steps: int | None = None
     # Seq2seq data only: teacher-forcing ratio at the first epoch, decaying linearly to teacher_forcing_end
     # (null = no decay) by the last one (scheduled sampling), and the beam width of the test decoding (1 = greedy).
     teacher_forcing: float = 1.0
@@ -191,8 +203,13 @@ class TrainConf:
         if self.blas_threads is not None:
             _at_least("train.blas_threads", self.blas_threads, 1)
         _at_least("train.workers", self.workers, 1)
+        cores = usable_cores()
+        if self.workers > cores:  # each worker is a full model replica busy-polling its socket: more is only slower
+            raise ValueError(f"train.workers must be <= {cores}, the cores this process may use (got {self.workers})")
         if self.limit_batches is not None:
             _at_least("train.limit_batches", self.limit_batches, 1)
+        if self.checkpoint_every_steps is not None:
+            _at_least("train.checkpoint_every_steps", self.checkpoint_every_steps, 1)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
 

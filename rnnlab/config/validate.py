@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
@@ -92,6 +93,28 @@ def unknown_option(what: str, option: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(option, choices, n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return f"unknown {what} '{option}' (choose from: {', '.join(choices)}{hint})"
+
+
+# A name becomes part of a folder name (outputs/train/<timestamp>_<name>, outputs/search/<study>): one path
+# component of these characters, short enough for the file-name limit (255 bytes) with the timestamp added.
+NAME_RE = re.compile(r"^[\w.-]+$")
+NAME_MAX_BYTES = 200
+
+
+def check_folder_name(value: str, what: str) -> None:
+    """ConfigError (one line) unless `value` can name a folder: no path separators, not '.' or '..'
+    (which would write outside the outputs folder or nest folders), at most NAME_MAX_BYTES bytes."""
+    if not NAME_RE.match(value) or not value.strip("."):
+        raise ConfigError(f"{what} '{shorten(value)}': use letters, digits, '.', '-' and '_' (it names a folder)")
+    if len(value.encode()) > NAME_MAX_BYTES:
+        raise ConfigError(f"{what} is {len(value.encode())} bytes long: at most {NAME_MAX_BYTES} (it names a folder, "
+                          "and file names are limited to 255 bytes)")
+
+
+def shorten(text: str, width: int = 60) -> str:
+    """`text`, or its start and its length when longer than `width` (a 100,000-digit value stays one line)."""
+    text = str(text)
+    return text if len(text) <= width else f"{text[:width - 20]}... ({len(text)} characters)"
 
 
 def one_line(exc: Exception, prefix: str = "") -> str:
@@ -204,7 +227,9 @@ def validate(cfg: DictConfig) -> RunConfig:
         raise ConfigError(f"seed must be a non-negative integer (got {seed!r})")
     name = cfg.get("name")
     if name is not None and not isinstance(name, str | int):
-        raise ConfigError(f"name must be a string (got {name!r})")
+        raise ConfigError(f"name must be a string (got {shorten(repr(name))})")
+    if name is not None:
+        check_folder_name(str(name), "name")
 
     arch = _typed(ArchConf, cfg.get("arch"), "arch")
     reg = _typed(RegConf, cfg.get("reg"), "reg")

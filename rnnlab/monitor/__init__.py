@@ -16,6 +16,7 @@ Hooks (all cheap unless their analysis is due):
     mon.on_step(step, epoch, params, grads, grad_norm)   # after backward, before the update
     extra = mon.on_epoch_end(epoch, params)              # dict merged into the metrics row
     entries = mon.finish(params, rows)                   # dict merged into summary.json
+    mon.state_dict() / mon.load_state_dict(d)            # the accumulators, for exact resume
 
 Nothing is kept on the model; the monitor holds only its own records. It writes its tables and
 figures through the run folder (`rnnlab.record.folder.RunFolder`, which the run recorder is), never by
@@ -66,6 +67,17 @@ class RunMonitor:
         if self.cfg.weights or self.cfg.histograms:
             extra.update(self.weights.on_epoch_end(epoch, params))
         return extra
+
+    def state_dict(self) -> dict[str, Any]:
+        """The trackers' accumulators (flat: JSON values and arrays), so a resumed run ends with the files
+        and summary entries of the uninterrupted one. The states analysis needs nothing: it runs at the end."""
+        parts = {"grad/": self.grad, "weights/": self.weights}
+        return {p + k: v for p, t in parts.items() if t is not None for k, v in t.state_dict().items()}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        for p, t in {"grad/": self.grad, "weights/": self.weights}.items():
+            if t is not None and any(k.startswith(p) for k in d):
+                t.load_state_dict({k[len(p):]: v for k, v in d.items() if k.startswith(p)})
 
     def finish(self, params: dict, rows: list[dict], state: dict | None = None) -> dict[str, Any]:
         """Write the monitor's files and plots (through the folder); returns the summary.json entries."""

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from rnnlab.monitor import saved
 from rnnlab.report import monitor_plots as mp
 
 GRAD_COLUMNS = ("step", "epoch", "param", "grad_norm", "weight_norm", "ratio", "grad_mean", "grad_std")
@@ -65,6 +66,7 @@ class GradientTracker:
         self.last_grads_step: int | None = None
         self.curves: list[tuple[int, str, np.ndarray]] = []  # (epoch, layer, (T,) norms)
         self.ratio: float | None = None
+        self._columns = saved.Columns(GRAD_COLUMNS, "rows.")  # the records as arrays, for the checkpoint
 
     # ------------------------------------------------------------------ every step
 
@@ -152,6 +154,29 @@ class GradientTracker:
             "grad_t_first_over_last": self.ratio,
             "files": [folder.relative(p) for p in written if p is not None],
         }
+
+    # ------------------------------------------------------------------ resume
+
+    def state_dict(self) -> dict:
+        """What the tracker accumulated (records as arrays; see `monitor.saved`), for the training checkpoint."""
+        grads = self.last_grads or {}
+        return {"counts": dict(self.counts), "warned": dict(self._warned), "ratio": saved.number(self.ratio),
+                **self._columns(self.rows),
+                "last_grads_step": self.last_grads_step, "last_grads": None if self.last_grads is None else list(grads),
+                **{f"last_grads:{i}": g for i, g in enumerate(grads.values())},
+                "curves.epoch": np.asarray([c[0] for c in self.curves], dtype=np.int64),
+                "curves.layer": [c[1] for c in self.curves], **saved.ragged([c[2] for c in self.curves], "curves.",
+                                                                            np.float64)}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.counts, self._warned = dict(d["counts"]), dict(d["warned"])
+        self.ratio = saved.unnumber(d["ratio"])
+        self.rows = saved.records(d, GRAD_COLUMNS, "rows.")
+        names = d["last_grads"]
+        self.last_grads = None if names is None else {n: np.asarray(d[f"last_grads:{i}"]) for i, n in enumerate(names)}
+        self.last_grads_step = d["last_grads_step"]
+        self.curves = list(zip(np.asarray(d["curves.epoch"]).tolist(), d["curves.layer"],
+                               saved.unragged(d, "curves."), strict=True))
 
     def time_frame(self):
         import pandas as pd

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.monitor import saved
 from rnnlab.monitor.inspect import of
 from rnnlab.report import monitor_plots as mp
 
@@ -143,6 +144,20 @@ class Histogram:
         if self._klo <= self._khi:
             self._klo, self._khi = self._klo >> 1, self._khi >> 1
 
+    def state_dict(self, prefix: str) -> dict[str, Any]:
+        return {prefix + "grid": saved.number(self.origin), prefix + "width": np.array(self.width),
+                prefix + "epochs": np.asarray(self.epochs, dtype=np.int64),
+                prefix + "starts": np.asarray(self.starts, dtype=np.int64),
+                prefix + "range": np.array([self._klo, self._khi], dtype=np.int64),
+                **saved.ragged(self.counts, prefix + "counts.", np.int64)}
+
+    def load_state_dict(self, d: dict[str, Any], prefix: str) -> None:
+        self.origin, self.width = saved.unnumber(d[prefix + "grid"]), float(d[prefix + "width"])
+        self.epochs = np.asarray(d[prefix + "epochs"]).tolist()
+        self.starts = np.asarray(d[prefix + "starts"]).tolist()
+        self._klo, self._khi = np.asarray(d[prefix + "range"]).tolist()
+        self.counts = saved.unragged(d, prefix + "counts.")
+
     def grid(self) -> tuple[np.ndarray, np.ndarray]:
         """(edges (n+1,), counts (epochs, n)) of all epochs on one aligned grid."""
         nonempty = [(s, c) for s, c in zip(self.starts, self.counts, strict=True) if len(c)]
@@ -228,6 +243,24 @@ class WeightTracker:
                 radius = sr
         self.radius[layer] = radius
         self.sv_max[layer] = float(svs[0]) if svs is not None and len(svs) else math.nan
+
+    # ------------------------------------------------------------------ resume
+
+    def state_dict(self) -> dict[str, Any]:
+        """What the tracker accumulated (records as arrays; see `monitor.saved`), for the training checkpoint."""
+        hists = {k: v for i, h in enumerate(self.hists.values()) for k, v in h.state_dict(f"hist:{i}:").items()}
+        return {**saved.columns(self.rows, COLUMNS, "rows."), "hists": list(self.hists), **hists,
+                "final": list(self.final), **{f"final:{i}": v for i, v in enumerate(self.final.values())},
+                **saved.floats(self.radius, "radius."), **saved.floats(self.sv_max, "sv_max.")}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.rows = [dict(zip(COLUMNS, r, strict=True)) for r in saved.records(d, COLUMNS, "rows.")]
+        self.hists = {}
+        for i, name in enumerate(d["hists"]):
+            self.hists[name] = Histogram()
+            self.hists[name].load_state_dict(d, f"hist:{i}:")
+        self.final = {name: np.array(d[f"final:{i}"]) for i, name in enumerate(d["final"])}
+        self.radius, self.sv_max = saved.unfloats(d, "radius."), saved.unfloats(d, "sv_max.")
 
     # ------------------------------------------------------------------ at the end
 

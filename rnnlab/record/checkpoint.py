@@ -1,12 +1,17 @@
 """Checkpoints without pickle, in a versioned layout, and one loader for every kind of model.
 
     checkpoint/              the selected (best) epoch; checkpoint_last/: the last completed epoch
+                             (or, with train.checkpoint_every_steps, the last saved step inside an epoch)
       model.npz              parameters, and the model's state (BatchNorm statistics) as "state:<name>"
       model.json             {"format_version": 2, "model": "sequence" | "seq2seq", "spec": {...},
                               "epoch", "val_loss", "data", "task", "loss", "dtype", ...}
-      training_state.npz     (checkpoint_last) the optimizer's arrays (moments), "optim:<slot>:<param>"
+                             (a mid-epoch checkpoint_last adds "step" and "batch": batches of epoch + 1 taken)
+      training_state.npz     (checkpoint_last) the optimizer's arrays (moments), "optim:<slot>:<param>";
+                             the lr trace; callbacks' arrays "callback:<name>:<key>" (the monitor's
+                             records); a mid-epoch position "position:<key>" (batch order, partial sums)
       training_state.json    (checkpoint_last) epoch, step, optimizer scalars, random streams,
-                             model selection and early-stopping state, the loss history
+                             model selection and early-stopping state, the loss history, the
+                             callbacks' other state, the position's counters
 
 `load` reads any of them (format 1 too, written before the kinds were named) and checks the
 parameter and state names and shapes against what the spec builds; a missing, truncated or
@@ -26,11 +31,29 @@ import numpy as np
 from rnnlab.engine import model as M
 from rnnlab.engine import seq2seq as Q
 from rnnlab.engine.seq2seq import Seq2SeqSpec
+from rnnlab.runtime import signals
 from rnnlab.runtime.io import atomic_write, strict_json, write_text
 
 FORMAT_VERSION = 2
 STATE_PREFIX = "state:"
 OPTIM_PREFIX = "optim:"
+POSITION_PREFIX = "position:"  # a mid-epoch checkpoint's batch order and partial sums
+
+
+def callback_prefix(name: str) -> str:
+    """Where a callback's arrays (the monitor's records) go in training_state.npz."""
+    return f"callback:{name}:"
+
+
+def split_arrays(state: dict[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A flat state dict as (its JSON values, its arrays keyed prefix + name) for training_state.json / .npz."""
+    arrays = {prefix + k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    return {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}, arrays
+
+
+def join_arrays(values: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    """The state dict `split_arrays` split, put back together."""
+    return {**values, **{k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}}
 
 
 class CheckpointError(ValueError):
@@ -115,8 +138,9 @@ def _link(src: Path, dst: Path) -> bool:
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)
-        os.link(src, tmp)
-        os.replace(tmp, dst)
+        with signals.temp_file(str(tmp)):
+            os.link(src, tmp)
+            os.replace(tmp, dst)
         return True
     except OSError:
         tmp.unlink(missing_ok=True)
@@ -185,3 +209,8 @@ def load_training_state(folder: str | Path) -> tuple[dict[str, Any], dict[str, n
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"corrupt training state in {folder}: {exc}") from None
     return info, arrays
+
+
+def has_training_state(run_dir: str | Path) -> bool:
+    """Whether run_dir holds a completed epoch to resume from (checkpoint_last/'s training state)."""
+    return (Path(run_dir) / "checkpoint_last" / "training_state.json").is_file()

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rnnlab.runtime.io import write_text
+from rnnlab.runtime.io import storage_errors, write_text
 
 FILE = "metrics.csv"
 
@@ -60,8 +60,8 @@ class MetricsLog:
             self.columns += new
             self._rewrite()
             return
-        with open(self.path, "a") as fh:  # one write and a flush; a torn line is dropped by the readers
-            fh.write(_line([row.get(c) for c in self.columns]))
+        with storage_errors(self.path), open(self.path, "a") as fh:  # one write and a flush; a torn line
+            fh.write(_line([row.get(c) for c in self.columns]))  # is dropped by the readers
             fh.flush()
 
     def _rewrite(self) -> None:

@@ -49,6 +49,7 @@ class Summary:
     final_val_loss: float | None = None
     test_weights: str | None = None  # best | last
     test_weights_epoch: int | None = None
+    interrupted_in: str | None = None  # start-up | training | test | monitor | plots | report (status interrupted)
     # results
     test_loss: float | None = None
     val_metrics: dict[str, Any] | None = None
@@ -114,10 +115,15 @@ class Summary:
         return Path(self.run_dir) / FILE
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON object (extras at the top level; False bad_input left out)."""
+        """The flat JSON object (extras at the top level; False bad_input left out). A bad-input stub holds
+        only what is known (status, message, bad_input, run_dir and any entry that was set): it says plainly
+        that nothing ran, without a page of nulls."""
         out = {f: getattr(self, f) for f in _FIELDS if f != "extra"}
         if not self.bad_input:
             del out["bad_input"]
+        else:
+            defaults = Summary()
+            out = {k: v for k, v in out.items() if v != getattr(defaults, k) or k in _STUB_KEYS}
         out.update(self.extra)
         return out
 
@@ -136,6 +142,23 @@ class Summary:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(Summary))
+_STUB_KEYS = ("status", "run_dir", "message", "bad_input", "format_version")
+# What a field may hold in the file (or null), by its annotation: a summary.json with, say, test_metrics as
+# a list is unreadable, in one line naming the file and the key, rather than a crash where the key is used.
+_KINDS = {"dict": ((dict,), "an object"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+          "str": ((str,), "a string"), "bool": ((bool,), "true or false")}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+               float: "a number"}
+
+
+def _check_types(d: dict[str, Any], path: Path) -> None:
+    for f in dataclasses.fields(Summary):
+        kind, value = _KINDS.get(str(f.type).split("[")[0].split(" |")[0]), d.get(f.name)
+        if kind is None or value is None or f.name == "extra":
+            continue
+        types, want = kind
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ValueError(f"{path}: {f.name} must be {want} (got {_JSON_NAMES.get(type(value), 'null')})")
 
 
 def read(run_dir: str | Path) -> Summary:
@@ -146,4 +169,5 @@ def read(run_dir: str | Path) -> Summary:
     data = json.loads(p.read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{p} does not hold a JSON object")
+    _check_types(data, p)
     return Summary.from_dict(data)

@@ -13,13 +13,11 @@ functions: importing this module is cheap, and a run with ``train.plots=false`` 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from rnnlab.runtime.io import FILE_MODE
+from rnnlab.runtime.io import atomic_write
 
 MAX_FRAMES = 60  # GIF frames (epochs evenly spaced beyond that)
 GIF_FPS = 4
@@ -227,9 +225,6 @@ def weight_hist_gif(grids: dict[str, tuple[np.ndarray, np.ndarray]], epochs: lis
     space_subplots(fig, suptitle=True)
     title.set_visible(False)
     canvas = fig.canvas
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".gif")
-    os.close(fd)
     try:
         canvas.draw()
         background = canvas.copy_from_bbox(fig.bbox)
@@ -246,15 +241,10 @@ def weight_hist_gif(grids: dict[str, tuple[np.ndarray, np.ndarray]], epochs: lis
             fig.draw_artist(title)
             rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
             images.append(Image.fromarray(rgb).quantize(colors=255, method=Image.Quantize.FASTOCTREE))
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=int(1000 / GIF_FPS), loop=0)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return atomic_write(path, lambda fh: images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                                                        duration=int(1000 / GIF_FPS), loop=0), mode="wb")
 
 
 def spectral_plot(table, recurrent: list[str], gates: tuple[str, ...], path: Path) -> Path:

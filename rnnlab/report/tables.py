@@ -40,11 +40,14 @@ def summary_table(summary: dict[str, Any]) -> Table:
         for split, m in (("val", val), ("test", test)):
             if m:
                 table.add_row(name, split, *(fmt_cell(m.get(k)) for k in cols))
+    if not table.rows:  # stopped before its test (interrupted in it, a full disk, bad input)
+        table.add_row("model", "-", *(["-"] * len(cols)))
     extra = ""
     if summary.get("threshold") is not None:
         extra = f"threshold {summary['threshold']:.3f} ({summary.get('threshold_source')})  ·  "
     table.caption = extra + (
-        f"best epoch {summary.get('best_epoch')} of {summary.get('epochs_run')}  ·  "
+        ("no test metrics  ·  " if not summary.get("test_metrics") else "") +
+        f"best epoch {summary.get('best_epoch') or '-'} of {summary.get('epochs_run') or 0}  ·  "
         f"{summary.get('n_params')} parameters  ·  {fmt_cell(summary.get('runtime_s'))} s  ·  "
         f"seed {summary.get('seed')}  ·  {summary.get('run_dir')}"
     )

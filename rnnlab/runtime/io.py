@@ -5,12 +5,16 @@ A crash or Ctrl-C mid-write leaves the previous complete file, never a torn one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from rnnlab.runtime import signals
 
 
 def _current_umask() -> int:
@@ -23,17 +27,55 @@ def _current_umask() -> int:
 FILE_MODE = 0o666 & ~_current_umask()
 
 
+# The storage itself refusing (full, read-only, no permission, a quota, an I/O error), as opposed to a bug.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.ENOTDIR,
+                  errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
+
+
+class StorageError(OSError):
+    """A file that could not be written because of the disk (full, read-only, ...): one line naming the path
+    and the cause. `summary` is set by whoever still holds results the disk refused (the run's summary)."""
+
+    summary = None
+
+    def __init__(self, path: str | Path, exc: OSError):
+        super().__init__(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+@contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """OSErrors of the storage inside the block become one StorageError naming `path`."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        if exc.errno in STORAGE_ERRNOS:
+            raise StorageError(path, exc) from None
+        raise
+
+
 def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w") -> Path:
     path = Path(path)
+    with storage_errors(path):
+        return _atomic_write(path, write, mode)
+
+
+def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
+        with signals.temp_file(tmp):  # a fast exit (a second Ctrl-C) removes it too
+            with os.fdopen(fd, mode) as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -82,16 +82,18 @@ class Interrupted(KeyboardInterrupt):
     """The run stopped as interrupted (its summary says so, with the reason)."""
 
 
-def run_trial(trial, setup: TrialSetup, console, held: list | tuple = ()) -> float:
+def run_trial(trial, setup: TrialSetup, console) -> float:
     """The Optuna objective (bound to setup and console by the worker). Ctrl-C or SIGTERM anywhere in it
-    (start-up, training, test, report), or one the worker held while Optuna started the trial (`held`),
-    marks the trial interrupted with its reason and enqueues its retry, which resumes the run folder;
-    Optuna then records the trial as FAIL and stops the worker."""
+    (start-up, training, test, report), or one the worker held while Optuna started the trial, marks the
+    trial interrupted with its reason and enqueues its retry (signals deferred again: a second Ctrl-C
+    does not cut it), which resumes the run folder; Optuna then records the trial as FAIL and stops the
+    worker."""
+    from rnnlab.runtime import signals
+
     where = {"epoch": None}  # the latest recorded epoch, once training started
     try:
-        if held:
-            raise KeyboardInterrupt(f"signal {held[0]}")
-        return _run_trial(trial, setup, console, where)
+        with signals.undeferred():  # the worker defers signals around trials (study.work)
+            return _run_trial(trial, setup, console, where)
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted):
             reason = str(exc)

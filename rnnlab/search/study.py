@@ -205,65 +205,14 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
-class WorkerSignals:
-    """Ctrl-C and SIGTERM in a worker. Inside a trial they raise KeyboardInterrupt, which the trial handles
-    (interrupted, retried). Outside one they are held: there Optuna asks for the trial, starts and joins its
-    heartbeat thread and records its state, and an interrupt could leave a heartbeat thread running (the
-    process then never exits) or a trial without a state. A held signal stops the study after the current
-    trial (`stop`, an Optuna callback) or is raised as the next trial starts; a signal whose KeyboardInterrupt
-    some library swallowed inside a trial stops the study too."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.pending: list[int] = []
-        self._old: dict = {}
-
-    def _hold(self, signum, frame) -> None:
-        self.pending.append(signum)
-
-    def _raise(self, signum, frame) -> None:
-        self.pending.append(signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    def _set(self, handler) -> None:
-        for s in self.SIGNALS:
-            self._old.setdefault(s, signal.signal(s, handler))
-            signal.signal(s, handler)
-
-    def __enter__(self):
-        try:
-            self._set(self._hold)
-        except ValueError:  # not the main thread: signals are not ours to handle
-            self._old = {}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-
-    def objective(self, func):
-        def run_one(trial):
-            if not self._old:
-                return func(trial)
-            self._set(self._raise)
-            try:
-                return func(trial)  # which raises a held signal as it starts (run_trial's `held`)
-            finally:
-                self._set(self._hold)
-        return run_one
-
-    def stop(self, study, trial) -> None:
-        if self.pending:
-            study.stop()
-
-
 def work(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: float | None, worker: int = 0,
          one_blas_thread: bool = False) -> int:
     """Run trials until n_trials, the timeout, the end of the grid or Ctrl-C; returns an exit code
     (0, 2 for a SearchError that stopped it, 130 interrupted)."""
     from rich.console import Console
     from rich.markup import escape
+
+    from rnnlab.runtime import signals
 
     console = Console(stderr=True)
     limit = contextlib.nullcontext()
@@ -272,20 +221,29 @@ def work(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: floa
         from threadpoolctl import threadpool_limits
 
         limit = threadpool_limits(1, user_api="blas")
-    signals = WorkerSignals()
     try:
-        with signals, limit:
+        # Optuna's bookkeeping (asking for a trial, starting and joining its heartbeat thread, recording its
+        # state) runs with signals deferred: an interrupt there left a heartbeat thread running (the process
+        # never exited) or a trial without a state. Inside the objective they raise (run_trial: undeferred);
+        # one held meanwhile is raised as the next trial starts, and the study stops after the trial.
+        with signals.deferred(), limit:
             study = load_study(spec, worker=worker)
-            objective = functools.partial(run_trial, setup=setup, console=console, held=signals.pending)
-            study.optimize(signals.objective(objective),
-                           n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=[signals.stop])
-    except KeyboardInterrupt:
-        return 130
+            study.optimize(functools.partial(run_trial, setup=setup, console=console), n_trials=n_trials,
+                           timeout=timeout, catch=(TrialFailed,), callbacks=[_stop_when_signalled])
+    except KeyboardInterrupt as exc:
+        return 128 + signals.signum_of(exc)
     except SearchError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    # A signal held outside a trial, or swallowed inside one: the study stopped after the trial.
-    return 130 if signals.pending else 0
+    # A signal whose KeyboardInterrupt a library swallowed inside a trial: the study stopped after it.
+    return signals.exit_code() if signals.received() is not None else 0
+
+
+def _stop_when_signalled(study, trial) -> None:
+    from rnnlab.runtime import signals
+
+    if signals.received() is not None:
+        study.stop()
 
 
 def work_in_process(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: float | None,

@@ -10,7 +10,8 @@
 `fit` is the loop's state (`loop.Fit`: params, optimizer, schedule, rows, step, epoch...). A callback
 that holds resources (a progress display, an event file) opens them in `session(fit)`, a context
 manager the loop enters around the epochs. `state_dict()` / `load_state_dict()` carry a callback's
-own state in the training checkpoint (early stopping's counters), so a resumed run goes on exactly.
+own state in the training checkpoint (early stopping's counters, the monitor's records), so a resumed
+run goes on exactly: JSON values go to training_state.json, NumPy arrays to training_state.npz.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class Progress(Callback):
 class Monitor(Callback):
     """The run monitor (rnnlab.monitor): gradients every N steps, per-epoch analyses, end-of-run files."""
 
+    name = "monitor"
+
     def __init__(self, monitor):
         self.monitor = monitor
 
@@ -140,3 +143,9 @@ class Monitor(Callback):
         t = time.perf_counter()
         cols = self.monitor.on_epoch_end(row["epoch"] - 1, fit.params, fit.state)
         return {**cols, "monitor_seconds": time.perf_counter() - t}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.monitor.state_dict()  # arrays among it go to training_state.npz
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.monitor.load_state_dict(d)

@@ -7,18 +7,17 @@ One step: the task's loss and gradients -> hygiene (penalties, noise, clipping) 
 `on_step` -> finite check -> the schedule's lr -> the optimizer's update -> the cells'
 projections -> `on_step_end`. One epoch: steps, then the task's validation, the row of
 metrics (with the callbacks' columns), model selection, the recorder's epoch files, then
-`on_epoch_end` (pruning, early stopping, progress). A NaN/inf loss, gradient or validation
-loss ends the run as `diverged`; Ctrl-C or SIGTERM as `interrupted`; a data-parallel
-worker's death as `failed`; every outcome keeps the recorder's last good files.
+`on_epoch_end` (pruning, early stopping, progress). With train.checkpoint_every_steps the recorder
+also saves checkpoint_last every N steps, with the position inside the epoch (`position`). A NaN/inf
+loss, gradient or validation loss ends the run as `diverged`; Ctrl-C or SIGTERM as `interrupted`; a
+data-parallel worker's death as `failed`; every outcome keeps the recorder's last good files.
 """
 
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +26,10 @@ import numpy as np
 from rnnlab.engine.optim import Optimizer, make_optimizer
 from rnnlab.engine.parallel import WorkerError
 from rnnlab.engine.schedules import Schedule, make_schedule
+from rnnlab.runtime import signals
 from rnnlab.train.callbacks import Callback, StepInfo, Stop
 from rnnlab.train.hygiene import StepHygiene
+from rnnlab.train.position import EpochPosition
 from rnnlab.train.selection import ModelSelection
 
 
@@ -56,6 +57,7 @@ class Fit:
     status: str = "running"
     message: str | None = None
     mid_epoch: bool = False  # stopped inside an epoch: the weights are past the last recorded epoch
+    position: EpochPosition | None = None  # inside an epoch: its batches and partial sums (mid-epoch resume)
 
     @classmethod
     def start(cls, task, cfg) -> Fit:
@@ -73,7 +75,7 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
     recorder.begin(fit)
     try:
         with ExitStack() as stack:
-            stack.enter_context(_sigterm_as_interrupt())
+            stack.enter_context(signals.handling())  # SIGTERM stops the run like Ctrl-C
             # Overflow on the way to divergence is expected; the finite checks catch it.
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore"))
             stack.enter_context(fit.task.session())  # e.g. the data-parallel workers
@@ -96,8 +98,9 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
 def _epochs(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     """The epochs, and how they end: completed, or stopped (diverged, interrupted, failed, a callback's Stop)."""
     try:
-        while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
-            _epoch(fit, recorder, callbacks)
+        with signals.unmasked():  # an interrupt a library turned into another error is still one
+            while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
+                _epoch(fit, recorder, callbacks)
     except Diverged as exc:
         fit.stop("diverged", str(exc))
     except KeyboardInterrupt:
@@ -112,9 +115,10 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     t0 = time.perf_counter()
     fit.mid_epoch = True
     row: dict[str, Any] = {"epoch": fit.epoch + 1, **fit.task.begin_epoch(fit.epoch)}
-    total = count = gnorm_sum = 0.0
-    penalties = dict.fromkeys(fit.hygiene.columns, 0.0)
-    for batch in fit.task.epoch_batches(fit.epoch):
+    # a resumed mid-epoch checkpoint brings its position; else the epoch's batch order is drawn now
+    pos = fit.position = fit.position or EpochPosition.start(fit.task.epoch_batches(fit.epoch), fit.hygiene.columns)
+    n0 = pos.count  # samples taken before a resume: the timing columns measure this segment
+    for batch in pos.remaining():
         out = fit.task.train_step(fit.params, fit.state, batch)
         grads, gnorm, pen = fit.hygiene(fit.params, out.grads)
         info = StepInfo(fit.step, fit.epoch, out.loss, out.grads, gnorm, out.n, None)
@@ -128,31 +132,32 @@ def _epoch(fit: Fit, recorder, callbacks: list[Callback]) -> None:
         fit.state = out.state  # a new dict each step: the best epoch's state stays as it was
         fit.lr_trace.append(lr)
         fit.step += 1
-        total, count, gnorm_sum = total + out.loss * out.n, count + out.n, gnorm_sum + gnorm
-        for c, v in pen.items():
-            penalties[c] += v * out.n
+        pos.add(out.loss, out.n, gnorm, pen)
         stop = _first_stop(cb.on_step_end(fit, info._replace(lr=lr)) for cb in callbacks)
         if stop is not None:
             return fit.stop(*stop)  # the partial epoch is not recorded (lr-find)
+        if recorder.step_due(fit):  # train.checkpoint_every_steps
+            with signals.deferred():
+                recorder.step_saved(fit)
     val = fit.task.validate(fit.params, fit.state)
     if not math.isfinite(val["val_loss"]):
         raise Diverged(f"validation loss became {val['val_loss']} at epoch {fit.epoch + 1}")
     seconds = time.perf_counter() - t0
-    row = {"epoch": row.pop("epoch"), "lr": fit.lr_trace[-1], **row, "train_loss": total / count,
-           "val_loss": val.pop("val_loss"), "grad_norm": gnorm_sum / fit.task.steps_per_epoch, "seconds": seconds,
-           "samples_per_s": count / seconds, **{c: v / count for c, v in penalties.items()}, **val}
+    row = {"epoch": row.pop("epoch"), "lr": fit.lr_trace[-1], **row, "train_loss": pos.total / pos.count,
+           "val_loss": val.pop("val_loss"), "grad_norm": pos.gnorm_sum / fit.task.steps_per_epoch, "seconds": seconds,
+           "samples_per_s": (pos.count - n0) / seconds, **{c: v / pos.count for c, v in pos.penalties.items()}, **val}
     for cb in callbacks:
         row.update(cb.epoch_columns(fit, row))
-    with _signals_deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
+    with signals.deferred():  # the epoch is recorded whole: row, metrics line, best checkpoint
         recorder.epoch_end(fit, row, improved=fit.selection.update(row, fit.params, fit.state))
         fit.rows.append(row)
         fit.history.append(row["val_loss"])
         fit.epoch += 1
-        fit.mid_epoch = False
+        fit.mid_epoch, fit.position = False, None
     stop = _first_stop(cb.on_epoch_end(fit, row) for cb in callbacks)
     if stop is not None:
         fit.stop(*stop)
-    with _signals_deferred():
+    with signals.deferred():
         recorder.epoch_saved(fit)  # checkpoint_last with the training state, the callbacks' included
 
 
@@ -160,38 +165,3 @@ def _first_stop(results) -> Stop | None:
     """Run every hook (the generator), keep the first Stop."""
     stops = [r for r in results if r is not None]
     return stops[0] if stops else None
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM into KeyboardInterrupt so both stop the run the same clean way."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
-@contextmanager
-def _signals_deferred():
-    """Ctrl-C or SIGTERM inside the block is held until the block ends, then raised as KeyboardInterrupt,
-    so what the block records is never half done (a second signal does not cut it either)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-    if caught:
-        raise KeyboardInterrupt(f"signal {caught[0]}")

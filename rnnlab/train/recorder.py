@@ -2,7 +2,9 @@
 
     recorder = RunRecorder(run_dir, plots=True, hooks=[fn])   # fn(fit) -> summary entries (cv, search)
     recorder.begin(fit)                   # summary.json "running", metrics.csv header, checkpoint/ (epoch 0)
-    recorder.epoch_end(fit, row, improved) # one metrics.csv line; checkpoint/ when improved; checkpoint_last/
+    recorder.epoch_end(fit, row, improved) # one metrics.csv line; checkpoint/ when improved
+    recorder.epoch_saved(fit)             # checkpoint_last/ with the training state
+    recorder.step_saved(fit)              # checkpoint_last/ inside an epoch, when step_due(fit) (every N steps)
     recorder.stopped(fit)                 # a stopped run's status at once (the test phase can take a while)
     recorder.table("predictions.csv", frame)
     recorder.finish(fit, entries, tables) # summary.json, then plots and report.html
@@ -31,7 +33,8 @@ from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
 from rnnlab.record.summary import Summary
 from rnnlab.report.html import write_report
-from rnnlab.runtime.io import write_text
+from rnnlab.runtime import signals
+from rnnlab.runtime.io import StorageError, storage_errors, write_text
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,18 @@ class RunRecorder(RunFolder):
         self.summary = Summary(run_dir=str(self.run_dir))
         self.metrics = MetricsLog(self.run_dir)
         self.callbacks: list = []  # whose state goes into the training checkpoint
+        self._phase = "start-up"
+
+    @property
+    def phase(self) -> str:
+        """Where the run is: start-up | training | test | monitor | plots | report | done (the run moves it
+        on; a signal's `interrupted_in`). Logged at DEBUG (`hydra.verbose=rnnlab.train.recorder`)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, phase: str) -> None:
+        log.debug("phase %s", phase)
+        self._phase = phase
 
     # ------------------------------------------------------------------ the folder
     def claim(self, resume: bool = False) -> None:
@@ -55,18 +70,32 @@ class RunRecorder(RunFolder):
         already holds a run is refused unless resuming it. RunFolderError (one line) when refused."""
         import fcntl
 
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.run_dir / ".lock", "a+")  # noqa: SIM115 - held for the run's life
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.run_dir / ".lock", "a+")  # noqa: SIM115 - held for the run's life
+        except OSError as exc:  # a file in the way, a read-only or full disk: before anything is trained
+            raise RunFolderError(f"run folder {self.run_dir}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
             raise RunFolderError(f"run folder {self.run_dir} is in use by another run; choose another folder") \
                 from None
-        if not resume and (self.run_dir / "checkpoint").exists():  # a run trained here (a bad-input stub is no run)
+        if not resume and checkpoint.has_training_state(self.run_dir):  # a run trained here (a stub is no run)
             self.release()
             raise RunFolderError(f"run folder {self.run_dir} already holds a run: continue it with "
                                  f"rnnlab train --resume {self.run_dir}, or choose another folder")
+        self._sweep_leftovers()
+
+    def _sweep_leftovers(self) -> None:
+        """Temporary files a killed process (SIGKILL, a lost machine) left mid-write: ours to remove now
+        that the folder is locked (a signal's own exit removes them itself)."""
+        for tmp in [*self.run_dir.rglob(".*.tmp"), *self.run_dir.glob(".checkpoint_last.link.*")]:
+            tmp.unlink(missing_ok=True)
+
+    def started_here(self) -> bool:
+        """Whether a run began in this folder (its summary.json, or Hydra's record of the job)."""
+        return (self.run_dir / summary_file.FILE).is_file() or (self.run_dir / ".hydra" / "config.yaml").is_file()
 
     def release(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -77,11 +106,46 @@ class RunRecorder(RunFolder):
     # ------------------------------------------------------------------ the one summary.json writer
     def write_summary(self) -> Path:
         self.summary.run_dir = str(self.run_dir)
-        return write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
+        with signals.deferred():  # a signal now waits for the file: the summary on disk is this one, whole
+            return write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
 
-    def write_stub(self, status: str, message: str, bad_input: bool = False) -> Summary:
+    def storage_failed(self, exc: StorageError) -> StorageError:
+        """The disk refused a file: the summary says so with every result computed so far (when the disk
+        still takes the summary), and the error carries that summary for the caller to show."""
+        self.summary.update(status="failed", message=f"{exc} (after {len(self.metrics.rows)} completed "
+                                                     "epochs; the files written before are whole)")
+        try:
+            self.write_summary()
+        except StorageError:
+            pass  # the summary on disk stays the last one written, whole
+        exc.summary = self.summary
+        return exc
+
+    def interrupted(self) -> Summary:
+        """A signal no phase caught (during start-up, or a late one): the summary says where the run stopped."""
+        if self.phase == "start-up":
+            return self.write_stub("interrupted", "interrupted during start-up: nothing was trained",
+                                   interrupted_in="start-up")
+        if self.summary.status != "interrupted":
+            self.summary.update(status="interrupted", message=f"interrupted during the {self.phase} phase")
+        self.summary.update(interrupted_in=self.phase)
+        self.write_summary()
+        return self.summary
+
+    def last_words(self) -> None:
+        """Before a fast exit (a second signal within a second): the summary says where the run stopped."""
+        if self.phase == "done":
+            return
+        at_once = f"stopped at once by a second signal during the {self.phase} phase"
+        if self.summary.status == "interrupted":  # where the first signal stopped it stays the answer
+            self.summary.update(message=f"{self.summary.message}; {at_once}")
+        else:
+            self.summary.update(status="interrupted", interrupted_in=self.phase, message=at_once)
+        write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
+
+    def write_stub(self, status: str, message: str, bad_input: bool = False, **entries) -> Summary:
         """The summary of a run that did not get far (or failed on its input); what is known is kept."""
-        self.summary.update(status=status, message=message, bad_input=bad_input)
+        self.summary.update(status=status, message=message, bad_input=bad_input, **entries)
         self._hooks(None)
         self.write_summary()
         return self.summary
@@ -103,7 +167,7 @@ class RunRecorder(RunFolder):
 
     def _resumed_from(self, fit) -> list[int]:
         """The epochs this run was resumed from so far (this segment's last), [] for a new run."""
-        if fit.epoch == 0:
+        if fit.step == 0:  # a mid-epoch checkpoint of epoch 1 resumes at epoch 0, step > 0
             return []
         try:
             earlier = summary_file.read(self.run_dir).get("resumed_from_epochs", [])
@@ -120,22 +184,36 @@ class RunRecorder(RunFolder):
 
     def epoch_saved(self, fit) -> None:
         """checkpoint_last: the epoch's weights and the training state, after every hook of the epoch ran.
-
-        Its files must agree (weights and training state of one epoch) even when the process is killed
-        while writing them, so they go into a folder of their own (.checkpoint_last.<epoch>) and the
-        symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes.
         An epoch that was the best links checkpoint/'s weights instead of writing them twice."""
         same = self.run_dir / "checkpoint" if fit.selection.epoch == fit.epoch else None
-        name = f".checkpoint_last.{fit.epoch}"
-        self._checkpoint(name, fit, fit.params, fit.state, {"epoch": fit.epoch},
-                         training=training_state(fit, self.callbacks), same_as=same)
+        self._save_last(fit, f".checkpoint_last.{fit.epoch}", {"epoch": fit.epoch}, same_as=same)
+
+    def step_due(self, fit) -> bool:
+        """True when train.checkpoint_every_steps asks for a mid-epoch checkpoint_last after this step
+        (not after an epoch's last batch: the epoch's own checkpoint follows)."""
+        every = fit.cfg.train.checkpoint_every_steps
+        return bool(every) and fit.step % every == 0 and not fit.position.done
+
+    def step_saved(self, fit) -> None:
+        """checkpoint_last inside an epoch: the weights after `fit.step` steps and the training state with the
+        position in the epoch (its batch order, the batches taken, the partial sums of its row)."""
+        self._save_last(fit, f".checkpoint_last.{fit.epoch}.{fit.step}",
+                        {"epoch": fit.epoch, "step": fit.step, "batch": fit.position.taken})
+
+    def _save_last(self, fit, name: str, meta: dict, same_as=None) -> None:
+        """Its files must agree (weights and training state of one moment) even when the process is killed
+        while writing them, so they go into a folder of their own (.checkpoint_last.<epoch>[.<step>]) and the
+        symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes."""
+        self._checkpoint(name, fit, fit.params, fit.state, meta, training=training_state(fit, self.callbacks),
+                         same_as=same_as)
         link = self.run_dir / "checkpoint_last"
         if link.is_dir() and not link.is_symlink():  # a folder of an older rnnlab: replaced once
             shutil.rmtree(link)
         tmp = self.run_dir / f".checkpoint_last.link.{os.getpid()}"
         tmp.unlink(missing_ok=True)
-        os.symlink(name, tmp)
-        os.replace(tmp, link)
+        with signals.temp_file(str(tmp)), storage_errors(link):
+            os.symlink(name, tmp)
+            os.replace(tmp, link)
         for old in self.run_dir.glob(".checkpoint_last.*"):  # the previous one, and any a kill left behind
             if old.name != name and old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
@@ -144,7 +222,8 @@ class RunRecorder(RunFolder):
         """A stopped run's status at once: a second signal during the test must not leave "running"."""
         self.summary.update(epochs_run=len(fit.rows))
         if fit.status != "completed":
-            self.summary.update(status=fit.status, message=fit.message)
+            self.summary.update(status=fit.status, message=fit.message,
+                                **({"interrupted_in": "training"} if fit.status == "interrupted" else {}))
             self.write_summary()
 
     def _checkpoint(self, name: str, fit, params, state, meta: dict, training=None, same_as=None) -> None:
@@ -166,15 +245,37 @@ class RunRecorder(RunFolder):
         self.summary.status, self.summary.message = fit.status, fit.message
         self.write_summary()
         if self.plots:
-            from rnnlab.report import plots
+            try:
+                with signals.unmasked():
+                    self.phase = "plots"
+                    from rnnlab.report import plots
 
-            plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch, **report.tables)
-            self._report()
+                    plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch,
+                                         **report.tables)
+                    self.phase = "report"
+                    self._report()
+            except KeyboardInterrupt:  # the files so far are whole; the summary says what is missing
+                self._interrupted_after(fit)
+        self.phase = "done"
         return self.summary
+
+    def _interrupted_after(self, fit) -> None:
+        phase = self.phase
+        done = "" if fit.status == "completed" else f" ({fit.message})"
+        self.summary.update(status="interrupted", interrupted_in=phase,
+                            message=f"interrupted while writing the {phase}{done}; the trained model and "
+                                    "every result above are kept")
+        self.write_summary()
+        if phase == "plots":  # a short partial report of what is there
+            self.phase = "report"
+            self._report()
 
     def _report(self) -> None:
         try:  # report.html last; a failure here never loses the run
-            write_report(self.run_dir)
+            with signals.unmasked():
+                write_report(self.run_dir)
+        except (StorageError, KeyboardInterrupt):  # the disk, or a signal, not the report: the run says so
+            raise
         except Exception as exc:
             log.warning("report.html not written: %r", exc)
 
@@ -185,9 +286,17 @@ def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndar
     streams = {name: _stream_state(rng) for name, rng in rngs.items()}
     info = {"epoch": fit.epoch, "step": fit.step, "optimizer": fit.optimizer.name, "history": list(fit.history),
             "selection": fit.selection.state_dict(), "hygiene": fit.hygiene.state_dict(), "streams": streams,
-            "callbacks": {cb.name: cb.state_dict() for cb in callbacks if cb.name}}
+            "callbacks": {}}
     arrays = {checkpoint.OPTIM_PREFIX + k: v for k, v in fit.optimizer.state_dict().items()}
     arrays["lr_trace"] = np.asarray(fit.lr_trace, dtype=np.float64)
+    for cb in callbacks:  # a callback's arrays (the monitor's records) go to the npz, the rest to JSON
+        if cb.name:
+            prefix = checkpoint.callback_prefix(cb.name)
+            info["callbacks"][cb.name], more = checkpoint.split_arrays(cb.state_dict(), prefix)
+            arrays.update(more)
+    if fit.position is not None:  # a mid-epoch checkpoint (train.checkpoint_every_steps)
+        info["position"], more = checkpoint.split_arrays(fit.position.state_dict(), checkpoint.POSITION_PREFIX)
+        arrays.update(more)
     return info, arrays
 
 

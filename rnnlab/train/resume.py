@@ -4,9 +4,11 @@ A resumed run rebuilds everything from the config and the seed (data, model, opt
 callbacks), then overwrites the state that moved: the weights and the model's state, the
 optimizer's moments and step, the epoch and step, the loss history and lr trace, model selection
 (with checkpoint/'s best weights), the step hygiene's noise counter, every random stream (the
-run's six, and the task's own such as data.augment's), the callbacks' state (early stopping) and
-the metrics rows up to the checkpoint's epoch (a torn line, or rows of epochs past it, are
-dropped). The schedule needs nothing: it is a function of the step, the epoch and the history.
+run's six, and the task's own such as data.augment's), the callbacks' state (early stopping, the
+monitor's records) and the metrics rows up to the checkpoint's epoch (a torn line, or rows of
+epochs past it, are dropped). A mid-epoch checkpoint (train.checkpoint_every_steps) also brings
+the position in the epoch: its batch order, the batches taken and the partial sums of its row.
+The schedule needs nothing: it is a function of the step, the epoch and the history.
 Continuing then draws exactly the numbers the uninterrupted run drew.
 """
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from rnnlab.config.validate import ConfigError
 from rnnlab.record import checkpoint, metrics_log
+from rnnlab.train.position import EpochPosition
 from rnnlab.train.recorder import RunFolderError, restore_stream
 
 
@@ -60,12 +63,17 @@ def restore(fit, run_dir: str | Path, callbacks=()) -> None:
     saved = info.get("callbacks", {})
     for cb in callbacks:
         if cb.name and cb.name in saved:
-            cb.load_state_dict(saved[cb.name])
+            cb.load_state_dict(checkpoint.join_arrays(saved[cb.name], arrays, checkpoint.callback_prefix(cb.name)))
+    if "position" in info:  # a mid-epoch checkpoint: the epoch goes on from its next batch
+        fit.position = EpochPosition.from_state(checkpoint.join_arrays(info["position"], arrays,
+                                                                       checkpoint.POSITION_PREFIX))
     fit.rows = _rows(run_dir, fit.epoch)
 
 
 def _rows(run_dir: Path, epochs: int) -> list[dict]:
     """metrics.csv's rows of the first `epochs` epochs, as the loop made them (numbers, NaN for empty)."""
+    if epochs == 0:  # resumed inside the first epoch: no row yet
+        return []
     try:
         frame = metrics_log.read(run_dir)
     except FileNotFoundError:

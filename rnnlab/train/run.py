@@ -21,37 +21,42 @@ from rnnlab.data.base import DataError
 from rnnlab.monitor import RunMonitor
 from rnnlab.record import checkpoint
 from rnnlab.record.summary import Summary
+from rnnlab.runtime import signals
+from rnnlab.runtime.io import StorageError
 from rnnlab.runtime.memory import keep_freed_memory
 from rnnlab.train import callbacks as C
 from rnnlab.train import loop, tasks
 from rnnlab.train.recorder import RunFolderError, RunRecorder
 from rnnlab.train.resume import restore
-from rnnlab.train.tasks.base import Streams
+from rnnlab.train.tasks.base import Streams, TestReport
 from rnnlab.train.tensorboard import TensorBoardLogger
 
 
 def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, callbacks=(), hooks=(),
-          resume: bool = False) -> Summary:
+          resume: bool = False, config_files=None) -> Summary:
     """Train one model into run_dir; returns the summary (also in run_dir/summary.json).
 
     epoch_hook(epoch, row): called after each recorded epoch (1-based); a returned message stops
     the run as "pruned" (rnnlab search's pruner). callbacks: more `callbacks.Callback`s. hooks:
     fn(fit) -> summary entries, attached when the run starts and when it ends (cv's fold, a search trial).
     resume: continue the run in run_dir from its checkpoint_last/ (`resume.restore`), exactly.
+    config_files(run_dir): writes the run's config files, once the folder is this run's.
     """
     recorder = RunRecorder(run_dir, plots=cfg.train.plots, hooks=hooks)
     recorder.claim(resume)  # refused: nothing in the folder is touched
+    if resume and recorder.started_here() and not checkpoint.has_training_state(recorder.run_dir):
+        resume = False  # stopped before its first epoch ended: starting over is resuming it
     try:
-        if cfg.train.blas_threads is None:
-            return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
-        from threadpoolctl import threadpool_limits
-
-        # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
-        # another process holds a core (every GEMM then waits for the descheduled thread).
-        with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
-            return _train(cfg, recorder, console, epoch_hook, list(callbacks), resume)
+        with signals.handling(), signals.last_words(recorder.last_words), signals.unmasked():
+            if config_files is not None:
+                config_files(recorder.run_dir)
+            return _threads_limited(cfg, recorder, console, epoch_hook, list(callbacks), resume)
     except RunFolderError:  # another run's folder, or one that cannot be resumed: left as it is
         raise
+    except StorageError as exc:  # a full or read-only disk: one line, and the results so far
+        raise recorder.storage_failed(exc) from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the loop began, or one the phases after it passed on
+        return recorder.interrupted()
     except (ConfigError, DataError) as exc:
         recorder.write_stub("failed", str(exc), bad_input=True)
         raise
@@ -60,6 +65,17 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
         raise
     finally:
         recorder.release()
+
+
+def _threads_limited(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list, resume: bool) -> Summary:
+    if cfg.train.blas_threads is None:
+        return _train(cfg, recorder, console, epoch_hook, extra, resume)
+    from threadpoolctl import threadpool_limits
+
+    # Small per-step GEMMs gain little from a second BLAS thread and lose a lot when
+    # another process holds a core (every GEMM then waits for the descheduled thread).
+    with threadpool_limits(cfg.train.blas_threads, user_api="blas"):
+        return _train(cfg, recorder, console, epoch_hook, extra, resume)
 
 
 def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: list, resume: bool) -> Summary:
@@ -79,12 +95,29 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     recorder.callbacks = cbs
     if resume:
         restore(fit, recorder.run_dir, cbs)
+    recorder.phase = "training"
     loop.run(fit, recorder, cbs)
+    return _after_fit(fit, monitor, recorder, t_start)
+
+
+def _after_fit(fit: loop.Fit, monitor: RunMonitor, recorder: RunRecorder, t_start: float) -> Summary:
+    """Test the selected weights and the monitor's end analysis, then the recorder's summary, plots and
+    report. A signal stops the phase it arrives in: the run becomes `interrupted`, with what was computed
+    so far, the trained model kept and `interrupted_in` naming the phase ("test": no test metrics)."""
     params, state, entries = _tested_weights(fit, recorder)
-    report = task.test_report(params, state)
-    entries.update(report.entries)
-    entries.update(monitor.finish(params, fit.rows, state))
-    entries.update(_timing(fit, t_start, cfg.train.monitor))
+    report = TestReport({}, {}, {})
+    try:
+        with signals.unmasked():
+            recorder.phase = "test"
+            report = fit.task.test_report(params, state)
+            entries.update(report.entries)
+            recorder.phase = "monitor"
+            entries.update(monitor.finish(params, fit.rows, state))
+    except KeyboardInterrupt:
+        done = f"after {len(fit.rows)} completed epochs" if fit.status == "completed" else f"({fit.message})"
+        fit.stop("interrupted", f"interrupted during the {recorder.phase} phase {done}; the trained model is kept")
+        entries["interrupted_in"] = recorder.phase
+    entries.update(_timing(fit, t_start, fit.cfg.train.monitor))
     return recorder.finish(fit, entries, report)
 
 
@@ -107,6 +140,7 @@ def _tested_weights(fit: loop.Fit, recorder: RunRecorder):
         try:
             loaded = checkpoint.load(recorder.run_dir / "checkpoint_last")
             params, state, last_epoch = loaded.params, loaded.state or fit.state, int(loaded.info["epoch"])
+            use_last = "batch" not in loaded.info  # a mid-epoch checkpoint holds no epoch's weights: the best
         except checkpoint.CheckpointError:  # stopped before it was written: the best weights
             use_last = False
     if not use_last:

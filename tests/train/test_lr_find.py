@@ -59,6 +59,7 @@ class NoRecorder:
     def begin(self, fit): pass
     def epoch_end(self, fit, row, improved): pass
     def epoch_saved(self, fit): pass
+    def step_due(self, fit): return False
     def stopped(self, fit): pass
 
 
