@@ -252,7 +252,10 @@ Objective: any number of summary.json (val_loss = best epoch's validation loss, 
 ...), minimised or maximised (inferred from the name, or --direction). Poor trials are pruned from \
 their per-epoch validation metric (--pruner median|hyperband|none). The study lives in \
 sqlite:///outputs/search/STUDY/study.db: the same command again adds --n-trials more trials; \
-several processes given the same --storage and --study-name share the study. Ctrl-C stops cleanly. \
+several processes given the same --storage and --study-name share the study (on several machines: \
+--storage postgresql+psycopg://USER:PASSWORD@HOST/DB, with pip install 'rnnlab[postgres]'). Ctrl-C stops \
+cleanly; a trial interrupted, or whose worker was killed (no heartbeat), is retried first when the search \
+goes on and resumes its run folder from its last completed epoch. \
 The folder gets trials.csv, search_summary.json, best_config.yaml, experiment/best.yaml, \
 optimization_history.png and param_importances.png. For a plain grid over config values, \
 Hydra's multirun also works: rnnlab train -m arch=rnn,lstm optim.lr=0.01,0.001.
@@ -278,6 +281,8 @@ def search(
     study_name: str = typer.Option(None, "--study-name", help="Study name (default: the SPACE name, or 'search')."),
     output: str = typer.Option(None, "--output", help="Study folder (default: outputs/search/STUDY)."),
     seed: int = typer.Option(None, "--seed", help="Seeds the sampler (default: the trials' seed=...)."),
+    heartbeat: int = typer.Option(None, "--heartbeat", help="Seconds between a running trial's heartbeats; one "
+                                  "silent for 4 is retried (default: the study's, else 30)."),
 ) -> None:
     from rnnlab.commands.search import SearchOptions, run
 
@@ -285,7 +290,7 @@ def search(
         space=space, params=list(param or []), args=list(ctx.args), sampler=sampler, n_trials=n_trials,
         timeout=timeout, metric=metric, direction=direction, pruner=pruner, pruner_startup=pruner_startup,
         pruner_warmup=pruner_warmup, n_jobs=n_jobs, storage=storage, study_name=study_name, output=output,
-        seed=seed)))
+        seed=seed, heartbeat=heartbeat)))
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m rnnlab` is the same, with signals from the first line

@@ -356,8 +356,9 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_study(tmp_path):
             "--output", str(out), "--pruner", "none", *TINY, "monitor=none", "train.epochs=40"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (out / "trial_0001" / "metrics.csv").exists() and time.time() < deadline:
-        time.sleep(0.2)
+    metrics = out / "trial_0001" / "metrics.csv"  # two epochs in: a checkpoint to resume from
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) > 2) and time.time() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -365,10 +366,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_study(tmp_path):
     s = summary_of(out)
     assert s["this_run"]["interrupted"] is True and s["complete"] >= 1
     table = trials_of(out)
-    stopped = table[table["state"] == "failed"]
+    stopped = table[table["state"] == "interrupted"]
     assert len(stopped) == 1 and stopped["reason"].iloc[0].startswith("interrupted after")
-    # the study goes on where it stopped
-    r = run_cli(["search", "--param", LR, "--param", HS, "--n-trials", "1", "--output", str(out), *FAST],
-                cwd=tmp_path)
+    assert s["failed"] == 0 and s["waiting"] == 1  # its retry
+    # the study goes on where it stopped: the interrupted trial first, resumed in its folder
+    r = run_cli(["search", "--param", LR, "--param", HS, "--n-trials", "1", "--output", str(out), *TINY,
+                 "monitor=none", "train.epochs=40"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert summary_of(out)["n_trials"] == s["n_trials"] + 1
+    after = summary_of(out)
+    assert after["n_trials"] == s["n_trials"] and after["complete"] == s["complete"] + 1 and after["waiting"] == 0
+    folder = Path(stopped["run_dir"].iloc[0])
+    assert read_summary(folder)["status"] == "completed" and read_summary(folder)["resumed_from_epochs"]

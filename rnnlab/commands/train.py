@@ -48,11 +48,12 @@ def task(cfg, hooks=()) -> Outcome:
     resume = (multirun and sweep_resume.resumes(run_dir, hc.sweeper)) or (
         RESUME is not None and Path(RESUME).resolve() == run_dir.resolve())
     try:
-        rc = validated(cfg)  # checked before the launch: not again
-        from rnnlab import api
+        with signals.unmasked():  # Ctrl-C inside a library's import can come back as its ImportError
+            rc = validated(cfg)  # checked before the launch: not again
+            from rnnlab import api
 
-        summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
-                            resume=resume)
+            summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
+                                resume=resume)
     except KeyboardInterrupt:  # before the run began (importing, validating): the folder says so
         summary = _interrupted_before_run(run_dir, hooks)
     except RunFolderError as exc:  # another run's folder, or one it cannot resume: left as it is

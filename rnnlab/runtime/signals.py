@@ -3,6 +3,7 @@
     signals.install()              # the CLI's first line: from here on both signals raise Interrupted
     with signals.handling(): ...   # the same inside one call (api.train in a user's script), then restored
     with signals.deferred(): ...   # writes that must not be cut: a signal waits until the block ends
+    with signals.undeferred(): ... # inside a deferred block, signals raise again (a search trial)
     with signals.last_words(fn):   # fn() runs before a fast exit (say "interrupted" in summary.json)
     signals.exit_code()            # 128 + the first signal (130 SIGINT, 143 SIGTERM), as shells and Slurm expect
 
@@ -136,6 +137,25 @@ def deferred() -> Iterator[None]:
 
 
 @contextmanager
+def undeferred() -> Iterator[None]:
+    """Inside a deferred block, a block where signals raise again (rnnlab search: Optuna's bookkeeping
+    around a trial is deferred, the trial itself is not). A signal held so far is raised as it starts."""
+    if not _main_thread() or not _S.depth:
+        yield
+        return
+    depth, _S.depth = _S.depth, 0
+    try:
+        if _S.fast is not None:
+            fast_exit()
+        if _S.held is not None:
+            held, _S.held = _S.held, None
+            raise Interrupted(held)
+        yield
+    finally:
+        _S.depth = depth
+
+
+@contextmanager
 def last_words(fn: Callable[[], None]) -> Iterator[None]:
     """fn runs if the process exits at once (a second signal) while the block is open."""
     _S.words.append(fn)
@@ -153,6 +173,32 @@ def temp_file(path: str) -> Iterator[None]:
         yield
     finally:
         _S.temp_files.discard(path)
+
+
+@contextmanager
+def unmasked() -> Iterator[None]:
+    """A signal that a library turned into another error inside the block is raised as the interrupt it
+    was: a C extension whose initialisation Ctrl-C cut reports "ImportError: initialization failed"
+    (the interrupt only as its cause), and the run must stop as interrupted, not as failed."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        cause = _interrupt_behind(exc)
+        if cause is None:
+            raise
+        raise cause from None
+
+
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def received() -> int | None:

@@ -55,8 +55,9 @@ def compose_trial(overrides: list[str], config_dir: str | None = None) -> tuple[
 
 def check_space(params: dict[str, Param], base: list[str], config_dir: str | None = None) -> RunConfig:
     """Compose and validate the base config with each probe value of each parameter (the others at
-    their first value); returns the RunConfig with every parameter at its first value. SearchError
-    names the override or parameter value at fault."""
+    their first value), and each override the space replaces in place of its parameter; returns the
+    RunConfig with every parameter at its first value. SearchError names the override or parameter
+    value at fault."""
 
     first = {k: probe_values(p)[0] for k, p in params.items()}
     with Composer(config_dir) as c:
@@ -79,7 +80,18 @@ def check_space(params: dict[str, Param], base: list[str], config_dir: str | Non
                     named = override(key, value) if rc is not None else _culprit(c, base, first, str(exc))
                     raise SearchError(f"search space {named}: {exc}") from None
                 rc = rc or rc_v
+        for o in replaced(base, params):  # dropped from every trial, but a bad value is still bad input
+            others = {k: v for k, v in first.items() if k != override_key(o)}
+            try:
+                c.compose(trial_overrides(base, others)).validate()
+            except ConfigError as exc:
+                raise SearchError(f"overrides: {exc}") from None
     return rc
+
+
+def replaced(overrides: list[str], params: dict[str, Param]) -> list[str]:
+    """The overrides of keys the space sets: every trial has the sampled value instead."""
+    return [o for o in overrides if override_key(o) in params]
 
 
 def _culprit(c: Composer, base: list[str], first: dict[str, Any], message: str) -> str:

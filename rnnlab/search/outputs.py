@@ -14,7 +14,6 @@ so the trials of other workers and machines are included.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,10 +23,13 @@ from rich.table import Table
 
 from rnnlab.report.tables import fmt_cell
 from rnnlab.runtime.io import atomic_write, write_csv, write_text
+from rnnlab.search import retry
+from rnnlab.search.retry import INTERRUPTED
 from rnnlab.search.space import format_value
 
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                "WAITING": "waiting"}
+STATES = ("complete", "pruned", "failed", "interrupted", "lost", "running", "waiting")  # counted in the summary
 MAX_TABLE_ROWS = 30
 
 
@@ -35,12 +37,29 @@ def _attr(t, key: str, default: Any = None) -> Any:
     return t.user_attrs.get(key, default)
 
 
+def _state(t) -> tuple[str, str | None]:
+    """(state, reason): Optuna's FAIL is told apart as failed, interrupted (a signal) or lost (no heartbeat)."""
+    state = STATE_NAMES.get(t.state.name, t.state.name.lower())
+    reason = _attr(t, "reason") or (_attr(t, "message") if state == "pruned" else None)
+    if state == "failed" and _attr(t, "status") == INTERRUPTED:
+        return "interrupted", reason
+    if state == "failed" and "reason" not in t.user_attrs:  # failed by a worker's heartbeat check: no words of its own
+        return "lost", "its worker stopped sending heartbeats (killed, or its machine lost)"
+    return state, reason
+
+
 def trial_rows(study, metric: str) -> list[dict[str, Any]]:
     """One dict per trial, ranked: completed by value, then pruned (furthest first), then the rest."""
     minimize = study.direction.name == "MINIMIZE"
+    trials = study.get_trials(deepcopy=False)
+    retried_by = retry.retried_by(trials)
     rows = []
-    for t in study.get_trials(deepcopy=False):
-        state = STATE_NAMES.get(t.state.name, t.state.name.lower())
+    for t in trials:
+        state, reason = _state(t)
+        if t.number in retried_by:
+            reason = f"{reason or state}; retried as trial {retried_by[t.number]}"
+        elif reason is None and retry.retried_trial(t) is not None:
+            reason = f"retries trial {retry.retried_trial(t)}"
         seconds = _attr(t, "seconds")
         if seconds is None and t.datetime_start and t.datetime_complete:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
@@ -52,7 +71,7 @@ def trial_rows(study, metric: str) -> list[dict[str, Any]]:
             "epochs_run": epochs, "epochs_planned": planned, "seconds": seconds,
             "seconds_per_epoch": _attr(t, "seconds_per_epoch"),
             "pruner_last_value": t.intermediate_values[t.last_step] if t.last_step is not None else None,
-            "reason": _attr(t, "reason") or (_attr(t, "message") if state == "pruned" else None),
+            "reason": reason, "retry_of": retry.retried_trial(t),
             "run_dir": _attr(t, "run_dir"),
         })
 
@@ -82,7 +101,7 @@ def ranked_table(rows: list[dict[str, Any]], metric: str, study_name: str) -> Ta
     table = Table(title=f"Study {escape(study_name)}: {len(rows)} trials", title_justify="left")
     for col in ("rank", "trial", "state", metric, *(c[7:] for c in param_cols), "epochs", "seconds", "note"):
         table.add_column(escape(col), overflow="fold", min_width=min(len(col), 12) if col != "note" else 8)
-    colours = {"complete": "green", "pruned": "yellow", "failed": "red"}
+    colours = {"complete": "green", "pruned": "yellow", "failed": "red", "interrupted": "yellow", "lost": "yellow"}
     for r in rows[:MAX_TABLE_ROWS]:
         c = colours.get(r["state"], "white")
         epochs = "-" if r["epochs_run"] is None else f"{r['epochs_run']}/{r['epochs_planned'] or '?'}"
@@ -97,7 +116,7 @@ def ranked_table(rows: list[dict[str, Any]], metric: str, study_name: str) -> Ta
 
 def summary(study, rows: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
     """search_summary.json: the best trial, counts, seconds, and what pruning saved."""
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("complete", "pruned", "failed", "running")}
+    counts = {s: sum(r["state"] == s for r in rows) for s in STATES}
     secs = {s: sum(r["seconds"] or 0.0 for r in rows if r["state"] == s) for s in ("complete", "pruned", "failed")}
     pruned = [r for r in rows if r["state"] == "pruned" and r["epochs_run"] and r["epochs_planned"]]
     epochs_saved = sum(r["epochs_planned"] - r["epochs_run"] for r in pruned)
@@ -128,8 +147,9 @@ def summary(study, rows: list[dict[str, Any]], info: dict[str, Any]) -> dict[str
 def write_trials_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(rows)
-    for col in ("rank", "epochs_run", "epochs_planned"):  # whole numbers with gaps, not floats
+    whole = ("rank", "epochs_run", "epochs_planned", "retry_of")
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=["trial", "state", *whole])  # a study with no trial
+    for col in whole:  # whole numbers with gaps, not floats
         frame[col] = frame[col].astype("Int64")
     first = ["rank", "trial", "state"]
     write_csv(path, frame[first + [c for c in frame.columns if c not in first]])
@@ -214,8 +234,3 @@ def write_plots(folder: Path, study, rows: list[dict[str, Any]], metric: str, co
     for n in notes:
         console.print(f"[yellow]Note:[/] {escape(n)}")
     return written
-
-
-def mask_url(url: str) -> str:
-    """A storage URL without its password (postgresql://user:secret@host -> postgresql://user:***@host)."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import signal
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rnnlab.search import SearchError
@@ -25,7 +27,8 @@ from rnnlab.search.space import Param, distribution
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 SQLITE_TIMEOUT_S = 60  # workers wait this long for sqlite's write lock instead of failing at once
-HEARTBEAT_S, GRACE_S = 30, 120  # a trial whose worker died (SIGKILL, power) is failed after GRACE_S
+HEARTBEAT_S = 30  # a RUNNING trial's worker writes a heartbeat this often (--heartbeat)
+GRACE_HEARTBEATS = 4  # ... and one silent for 4 heartbeats (120 s) is lost: failed and retried (see retry.py)
 STORAGE_ATTEMPTS = 5  # opening the storage (see open_storage)
 
 
@@ -42,10 +45,13 @@ class StudySpec:
     seed: int = 0
     grid: dict[str, list[Any]] | None = None
     n_existing: int = 0
+    heartbeat: int = HEARTBEAT_S
 
 
-def open_storage(url: str):
+def open_storage(url: str, heartbeat: int = HEARTBEAT_S):
     import optuna
+
+    from rnnlab.search.retry import make_callback
 
     # Optuna logs every study it creates and each failed trial with its traceback; we print one line each.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -58,14 +64,32 @@ def open_storage(url: str):
         try:
             with warnings.catch_warnings():  # the heartbeat is marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S, **kwargs)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=heartbeat,
+                                                  grace_period=GRACE_HEARTBEATS * heartbeat,
+                                                  heartbeat_stale_trial_callback=make_callback(), **kwargs)
         except Exception as exc:  # SQLAlchemy's errors for bad URLs, missing drivers, unreachable servers
             racing = type(exc).__name__ in ("IntegrityError", "OperationalError")
             if racing and attempt + 1 < STORAGE_ATTEMPTS:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise SearchError(f"cannot open storage {url}: {first}") from None
+            raise SearchError(f"cannot open storage {mask_url(url)}: {first}") from None
+
+
+def mask_url(url: str) -> str:
+    """A storage URL without its password (postgresql://user:secret@host -> postgresql://user:***@host)."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def study_exists(storage: str, name: str) -> bool:
+    """Whether the storage holds the study; a sqlite file that is not there is not created to find out."""
+    import optuna
+
+    if storage.startswith("sqlite:///"):
+        path = storage[len("sqlite:///"):].split("?")[0]
+        if path != ":memory:" and not Path(path).is_file():
+            return False
+    return name in optuna.get_all_study_names(open_storage(storage))
 
 
 def sampler_seed(seed: int, n_existing: int, worker: int) -> int:
@@ -103,7 +127,7 @@ def load_study(spec: StudySpec, direction: str | None = None, worker: int = 0):
     """Create the study (direction given) or load it; the sampler and pruner are this worker's."""
     import optuna
 
-    storage = open_storage(spec.storage)
+    storage = open_storage(spec.storage, spec.heartbeat)
     sampler, pruner = make_sampler(spec, worker), make_pruner(spec)
     try:
         if direction is None:
@@ -114,7 +138,7 @@ def load_study(spec: StudySpec, direction: str | None = None, worker: int = 0):
         if isinstance(exc, KeyboardInterrupt):
             raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SearchError(f"cannot open study '{spec.name}' in {spec.storage}: {first}") from None
+        raise SearchError(f"cannot open study '{spec.name}' in {mask_url(spec.storage)}: {first}") from None
 
 
 def check_study(study, metric: str, direction: str, params: dict[str, Param]) -> None:
@@ -140,6 +164,19 @@ def check_study(study, metric: str, direction: str, params: dict[str, Param]) ->
                 except ValueError:
                     raise SearchError(f"study '{study.study_name}' searched {key} as {_describe(old)}; this space "
                                       f"says {params[key].describe()}: use another --study-name") from None
+
+
+def settle_heartbeat(study, asked: int | None) -> int:
+    """The study's heartbeat in seconds: every worker must use the same, since each one fails the trials
+    whose heartbeat is older than its own grace period. Recorded by the first worker; SearchError on another."""
+    stored = study.user_attrs.get("heartbeat_s")
+    if asked is not None and stored is not None and asked != stored:
+        raise SearchError(f"study '{study.study_name}' runs with --heartbeat {stored} (all its workers must agree, "
+                          f"or a short one fails the others' running trials): leave it out or give {stored}")
+    value = asked or stored or HEARTBEAT_S
+    if stored is None:
+        study.set_user_attr("heartbeat_s", value)
+    return value
 
 
 def _describe(dist) -> str:
@@ -175,6 +212,8 @@ def work(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: floa
     from rich.console import Console
     from rich.markup import escape
 
+    from rnnlab.runtime import signals
+
     console = Console(stderr=True)
     limit = contextlib.nullcontext()
     if one_blas_thread:  # parallel workers share the cores: one BLAS thread each, or they oversubscribe
@@ -183,16 +222,28 @@ def work(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: floa
 
         limit = threadpool_limits(1, user_api="blas")
     try:
-        with sigterm_as_interrupt(), limit:
+        # Optuna's bookkeeping (asking for a trial, starting and joining its heartbeat thread, recording its
+        # state) runs with signals deferred: an interrupt there left a heartbeat thread running (the process
+        # never exited) or a trial without a state. Inside the objective they raise (run_trial: undeferred);
+        # one held meanwhile is raised as the next trial starts, and the study stops after the trial.
+        with signals.deferred(), limit:
             study = load_study(spec, worker=worker)
             study.optimize(functools.partial(run_trial, setup=setup, console=console), n_trials=n_trials,
-                           timeout=timeout, catch=(TrialFailed,))
-    except KeyboardInterrupt:
-        return 130
+                           timeout=timeout, catch=(TrialFailed,), callbacks=[_stop_when_signalled])
+    except KeyboardInterrupt as exc:
+        return 128 + signals.signum_of(exc)
     except SearchError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
-    return 0
+    # A signal whose KeyboardInterrupt a library swallowed inside a trial: the study stopped after it.
+    return signals.exit_code() if signals.received() is not None else 0
+
+
+def _stop_when_signalled(study, trial) -> None:
+    from rnnlab.runtime import signals
+
+    if signals.received() is not None:
+        study.stop()
 
 
 def work_in_process(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: float | None,

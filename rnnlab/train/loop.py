@@ -98,8 +98,9 @@ def run(fit: Fit, recorder, callbacks: list[Callback]) -> Fit:
 def _epochs(fit: Fit, recorder, callbacks: list[Callback]) -> None:
     """The epochs, and how they end: completed, or stopped (diverged, interrupted, failed, a callback's Stop)."""
     try:
-        while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
-            _epoch(fit, recorder, callbacks)
+        with signals.unmasked():  # an interrupt a library turned into another error is still one
+            while fit.status == "running" and fit.epoch < fit.cfg.train.epochs:
+                _epoch(fit, recorder, callbacks)
     except Diverged as exc:
         fit.stop("diverged", str(exc))
     except KeyboardInterrupt:

@@ -246,12 +246,14 @@ class RunRecorder(RunFolder):
         self.write_summary()
         if self.plots:
             try:
-                self.phase = "plots"
-                from rnnlab.report import plots
+                with signals.unmasked():
+                    self.phase = "plots"
+                    from rnnlab.report import plots
 
-                plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch, **report.tables)
-                self.phase = "report"
-                self._report()
+                    plots.save_run_plots(self.run_dir, fit.rows, fit.lr_trace, fit.task.steps_per_epoch,
+                                         **report.tables)
+                    self.phase = "report"
+                    self._report()
             except KeyboardInterrupt:  # the files so far are whole; the summary says what is missing
                 self._interrupted_after(fit)
         self.phase = "done"
@@ -270,8 +272,9 @@ class RunRecorder(RunFolder):
 
     def _report(self) -> None:
         try:  # report.html last; a failure here never loses the run
-            write_report(self.run_dir)
-        except StorageError:  # the disk, not the report: the run says so
+            with signals.unmasked():
+                write_report(self.run_dir)
+        except (StorageError, KeyboardInterrupt):  # the disk, or a signal, not the report: the run says so
             raise
         except Exception as exc:
             log.warning("report.html not written: %r", exc)

@@ -47,7 +47,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
     if resume and recorder.started_here() and not checkpoint.has_training_state(recorder.run_dir):
         resume = False  # stopped before its first epoch ended: starting over is resuming it
     try:
-        with signals.handling(), signals.last_words(recorder.last_words):
+        with signals.handling(), signals.last_words(recorder.last_words), signals.unmasked():
             if config_files is not None:
                 config_files(recorder.run_dir)
             return _threads_limited(cfg, recorder, console, epoch_hook, list(callbacks), resume)
@@ -107,11 +107,12 @@ def _after_fit(fit: loop.Fit, monitor: RunMonitor, recorder: RunRecorder, t_star
     params, state, entries = _tested_weights(fit, recorder)
     report = TestReport({}, {}, {})
     try:
-        recorder.phase = "test"
-        report = fit.task.test_report(params, state)
-        entries.update(report.entries)
-        recorder.phase = "monitor"
-        entries.update(monitor.finish(params, fit.rows, state))
+        with signals.unmasked():
+            recorder.phase = "test"
+            report = fit.task.test_report(params, state)
+            entries.update(report.entries)
+            recorder.phase = "monitor"
+            entries.update(monitor.finish(params, fit.rows, state))
     except KeyboardInterrupt:
         done = f"after {len(fit.rows)} completed epochs" if fit.status == "completed" else f"({fit.message})"
         fit.stop("interrupted", f"interrupted during the {recorder.phase} phase {done}; the trained model is kept")

@@ -132,3 +132,19 @@ def test_exit_codes_are_128_plus_the_signal():
         assert signals.exit_code() == 143
     finally:
         signals.reset()
+
+
+def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt():
+    """Ctrl-C inside a C extension's initialisation comes back as "ImportError: initialization failed"."""
+    def cut_import():
+        try:
+            raise signals.Interrupted(signal.SIGINT)
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    with pytest.raises(signals.Interrupted):
+        with signals.unmasked():
+            cut_import()
+    with pytest.raises(ValueError):  # a plain error stays what it is
+        with signals.unmasked():
+            raise ValueError("a bug")
