@@ -87,10 +87,20 @@ def _show(console: Console, summary, with_message: bool = True) -> None:
 
 
 def _interrupted_before_run(run_dir: Path, hooks):
+    """A signal the run did not catch: before it began, or as it returned (then its own words stand)."""
+    import os
+
+    from rnnlab.record.summary import read
     from rnnlab.train.recorder import record_failure
 
+    try:
+        earlier = read(run_dir)
+    except (OSError, ValueError, TypeError):
+        earlier = None
+    if earlier is not None and earlier.pid == os.getpid() and earlier.status != "running":
+        return earlier
     return record_failure(run_dir, "interrupted during start-up: nothing was trained", status="interrupted",
-                          hooks=hooks)
+                          hooks=hooks, interrupted_in="start-up")
 
 
 def _hydra_files(cfg, hc):

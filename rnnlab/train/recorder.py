@@ -337,7 +337,7 @@ def versions() -> dict[str, str]:
 
 
 def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, status: str = "failed",
-                   hooks=()) -> Summary:
+                   hooks=(), **entries) -> Summary:
     """Mark a run folder as failed (or `status`) after an error outside the run. The summary this
     process's run already wrote there is kept (the run records its own failures first); anything
     else in the folder (an older run's summary) is replaced by a fresh stub."""
@@ -350,6 +350,6 @@ def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, s
         if (earlier.status, earlier.message) == (status, message):
             return earlier  # already recorded by the run itself
         recorder.summary = earlier
-    return recorder.write_stub(status, message, bad_input)
+    return recorder.write_stub(status, message, bad_input, **entries)
 
 
