@@ -45,6 +45,7 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_compare_multirun_folder(sweep, tmp_path):
     out = tmp_path / "out"
     r = run_cli(["compare", str(sweep), "--output", str(out)], cwd=tmp_path)

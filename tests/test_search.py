@@ -118,6 +118,7 @@ def test_shipped_spaces_compose(name):
 # ----------------------------------------------------------------------------- studies
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_tiny_study_outputs_best_config_and_refusals(tmp_path):
     """One study of 3 trials: its folder, table and plots; `rnnlab compare` reads it; the best config trains
     again to the same loss; the kept study refuses another space or metric (the two-study reproducibility
@@ -185,6 +186,7 @@ def test_tiny_study_is_reproducible(tmp_path):
     assert trials_of(a)[same].equals(trials_of(b)[same])
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_pruning_stops_poor_trials_early(tmp_path):
     out = tmp_path / "s"
     code, text = search("optim.lr=float:1e-4:1e-1:log", HS, args=["train.epochs=4"], sampler="random", n_trials=8,

@@ -171,6 +171,7 @@ def _train(tmp_path, capsys, monkeypatch, *extra, name="run"):
     return d, out + err
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path, capsys, monkeypatch):
     # thresholds that make every step "explode"
     d, text = _train(tmp_path, capsys, monkeypatch, "monitor.every_n_steps=1", "arch=bilstm", "arch.num_layers=2",

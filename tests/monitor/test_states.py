@@ -149,6 +149,7 @@ def _task_data(x, mask, kind="regression"):
     return TaskData(kind=kind, train=split, val=split, test=split, input_size=1, output_size=1, default_loss="mse")
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_every_file_after_a_tiny_run(tmp_path):
     """Token ids with padding, a stacked bidirectional LSTM with per-step outputs."""
     rng = np.random.default_rng(0)

@@ -75,6 +75,7 @@ def test_a_resumed_run_equals_the_uninterrupted_one(case, tmp_path):
     assert again.test_metrics == whole.test_metrics and again.best_epoch == whole.best_epoch
 
 
+@pytest.mark.slow  # suite time: the scenario is in the slow suite
 def test_resuming_twice_lists_both_segments_and_still_matches(tmp_path):
     overrides = [*TINY, "train.epochs=5", "reg=dropout"]
     api.train(overrides, tmp_path / "whole")
