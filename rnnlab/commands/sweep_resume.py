@@ -149,6 +149,8 @@ def decide(job_dir: Path, overrides: list[str], resume: bool) -> str:
             raise SweepError(f"{job_dir} already holds a run")
         return START
     saved = _job_overrides(job_dir)
+    if saved is None and not has_training_state(job_dir):
+        return START  # stopped before it wrote its config: nothing was trained there
     if saved is None or _values(saved) != _values(list(overrides)):
         raise SweepError(f"{job_dir} holds a run of other overrides than this job's ({' '.join(overrides)})")
     done = outcome.read(job_dir)

@@ -55,7 +55,7 @@ def task(cfg, hooks=()) -> Outcome:
             summary = api.train(rc, run_dir, console=console, hooks=hooks, config_files=_hydra_files(cfg, hc),
                                 resume=resume)
     except KeyboardInterrupt:  # before the run began (importing, validating): the folder says so
-        summary = _interrupted_before_run(run_dir, hooks)
+        summary = _interrupted_before_run(run_dir, hooks, _hydra_files(cfg, hc))
     except RunFolderError as exc:  # another run's folder, or one it cannot resume: left as it is
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         LAST = Outcome("failed", bad_input=True, message=str(exc), unrecorded=True)
@@ -86,7 +86,7 @@ def _show(console: Console, summary, with_message: bool = True) -> None:
         console.print(escape(summary["message"]))
 
 
-def _interrupted_before_run(run_dir: Path, hooks):
+def _interrupted_before_run(run_dir: Path, hooks, config_files):
     """A signal the run did not catch: before it began, or as it returned (then its own words stand)."""
     import os
 
@@ -100,7 +100,7 @@ def _interrupted_before_run(run_dir: Path, hooks):
     if earlier is not None and earlier.pid == os.getpid() and earlier.status != "running":
         return earlier
     return record_failure(run_dir, "interrupted during start-up: nothing was trained", status="interrupted",
-                          hooks=hooks, interrupted_in="start-up")
+                          hooks=hooks, config_files=config_files, interrupted_in="start-up")
 
 
 def _hydra_files(cfg, hc):

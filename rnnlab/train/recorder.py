@@ -337,11 +337,26 @@ def versions() -> dict[str, str]:
 
 
 def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, status: str = "failed",
-                   hooks=(), **entries) -> Summary:
+                   hooks=(), config_files=None, **entries) -> Summary:
     """Mark a run folder as failed (or `status`) after an error outside the run. The summary this
     process's run already wrote there is kept (the run records its own failures first); anything
-    else in the folder (an older run's summary) is replaced by a fresh stub."""
+    else in the folder (an older run's summary) is replaced by a fresh stub. A folder another run
+    holds is left alone (the stub is only returned). config_files(run_dir): written when the folder
+    has none, so `--resume` knows the run's config."""
     recorder = RunRecorder(run_dir, plots=False, hooks=hooks)
+    try:
+        recorder.claim(resume=True)
+    except RunFolderError:  # in use by another run, or not writable: nothing here is ours to change
+        recorder.summary.update(status=status, message=message, bad_input=bad_input, **entries)
+        return recorder.summary
+    try:
+        return _record_failure(recorder, message, bad_input, status, config_files, entries)
+    finally:
+        recorder.release()
+
+
+def _record_failure(recorder: RunRecorder, message, bad_input, status, config_files, entries) -> Summary:
+    run_dir = recorder.run_dir
     try:
         earlier = summary_file.read(run_dir)
     except (OSError, ValueError, TypeError):
@@ -350,6 +365,8 @@ def record_failure(run_dir: str | Path, message: str, bad_input: bool = False, s
         if (earlier.status, earlier.message) == (status, message):
             return earlier  # already recorded by the run itself
         recorder.summary = earlier
+    if config_files is not None and not (run_dir / ".hydra" / "overrides.yaml").is_file():
+        config_files(run_dir)
     return recorder.write_stub(status, message, bad_input, **entries)
 
 

@@ -48,8 +48,9 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
         resume = False  # stopped before its first epoch ended: starting over is resuming it
     try:
         with signals.handling(), signals.last_words(recorder.last_words), signals.unmasked():
-            if config_files is not None:
-                config_files(recorder.run_dir)
+            with signals.deferred():  # a run folder has its config files before a signal can stop the run
+                if config_files is not None:
+                    config_files(recorder.run_dir)
             return _threads_limited(cfg, recorder, console, epoch_hook, list(callbacks), resume)
     except RunFolderError:  # another run's folder, or one that cannot be resumed: left as it is
         raise
