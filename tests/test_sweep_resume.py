@@ -22,8 +22,8 @@ import yaml
 from rnnlab import api
 from rnnlab.commands import sweep_resume as R
 from rnnlab.commands.train import run
-from rnnlab.train.callbacks import Callback
 from tests.conftest import TINY, read_summary
+from tests.train.test_resume import InterruptAt
 
 TIMING = ["seconds", "samples_per_s", "monitor_seconds"]
 JOB = ["arch=rnn", "seed=0"]  # the overrides of the job in the fixture folders
@@ -162,15 +162,6 @@ def test_a_job_folder_of_another_sweep_is_refused_before_any_job_runs(tmp_path, 
 # ---------------------------------------------------------------------------- the CLI, in-process
 
 SHORT = [*TINY, "train.limit_batches=3"]  # 3 steps an epoch
-
-
-class InterruptAt(Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, fit, info):
-        if info.step == self.step:
-            raise KeyboardInterrupt
 
 
 def _table(err: str) -> list[list[str]]:

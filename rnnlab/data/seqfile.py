@@ -446,6 +446,46 @@ def _pad(x: np.ndarray, lengths: np.ndarray, t: int) -> np.ndarray:
 
 
 def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
+    """The sequence file (and data.test_path's) as a classification task: labels encoded, split
+    (stratified), padded with masks, optionally scaled on the training steps."""
+    path, fmt, seqs, test_path, test_fmt, test, dropped = _read_files(cfg)
+    classes, y_all, y_test = _labels(cfg, path, fmt, seqs, test_path, test)
+    test_frac = 0.0 if test is not None else cfg.test_frac
+    idx = _stratified(y_all, classes, cfg.val_frac, test_frac, rng, path.name)
+    lengths_all = seqs.lengths if cfg.max_len is None else np.minimum(seqs.lengths, cfg.max_len)
+    parts = {k: (seqs.x[ix], lengths_all[ix], y_all[ix]) for k, ix in idx.items() if k != "test" or test is None}
+    if test is not None:
+        t_len = test.lengths if cfg.max_len is None else np.minimum(test.lengths, cfg.max_len)
+        parts["test"] = (test.x, t_len, y_test)
+    for k, (_, lens, _) in parts.items():
+        if len(lens) == 0:
+            raise DataError(
+                f"{path.name}: the {k} split is empty ({len(y_all)} sequences with val_frac={cfg.val_frac}, "
+                f"test_frac={test_frac})"
+            )
+    splits, t, scaler = _padded_splits(parts, cfg.scale, dtype)
+    binary = len(classes) == 2
+    lengths_used = np.concatenate([lens for _, lens, _ in parts.values()])
+    meta = {
+        "task": "seqfile", "format": fmt, "path": str(path),
+        "test_path": None if test_path is None else str(test_path), "test_format": test_fmt,
+        "classes": list(classes), "n_classes": len(classes), "n_features": seqs.x.shape[2], "features": seqs.features,
+        "max_len": t, "truncate": cfg.max_len,
+        "lengths": {"min": int(lengths_used.min()), "max": int(lengths_used.max()),
+                    "mean": float(lengths_used.mean())},
+        "class_counts": {k: np.bincount(s.y, minlength=len(classes)).tolist() for k, s in splits.items()},
+        "nan_policy": cfg.nan_policy, "dropped": dropped, "scale": bool(cfg.scale), "scaler": scaler,
+    }
+    return TaskData(
+        kind="binary" if binary else "multiclass", train=splits["train"], val=splits["val"], test=splits["test"],
+        input_size=seqs.x.shape[2], output_size=1 if binary else len(classes),
+        default_loss="bce" if binary else "cross_entropy",
+        baselines={}, meta=meta, classes=list(classes),
+    )
+
+
+def _read_files(cfg):
+    """(path, format, sequences, test path, test format, test sequences, dropped) of data.path and data.test_path."""
     if not cfg.path:
         raise DataError("data.path must name a sequence file (CSV or NPZ), e.g. data.path=train.csv")
     path = resolve_path(cfg.path)
@@ -460,7 +500,11 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
                 f"test file {test_path.name} has {test.x.shape[2]} features per step, "
                 f"but {path.name} has {seqs.x.shape[2]}"
             )
+    return path, fmt, seqs, test_path, test_fmt, test, dropped
 
+
+def _labels(cfg, path, fmt, seqs, test_path, test):
+    """(classes in order, training labels as indices, test labels as indices or None)."""
     classes = sorted(set(seqs.labels), key=_class_order)
     if len(classes) < 2:
         source = "y" if fmt == "npz" else f"label column '{cfg.label_column}'"
@@ -469,6 +513,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         )
     index = {name: i for i, name in enumerate(classes)}
     y_all = np.array([index[lab] for lab in seqs.labels], dtype=np.int64)
+    y_test = None
     if test is not None:
         unknown = sorted({lab for lab in test.labels if lab not in index}, key=_class_order)
         if unknown:
@@ -477,27 +522,17 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
                 "(every class must appear in training)"
             )
         y_test = np.array([index[lab] for lab in test.labels], dtype=np.int64)
+    return classes, y_all, y_test
 
-    test_frac = 0.0 if test is not None else cfg.test_frac
-    idx = _stratified(y_all, classes, cfg.val_frac, test_frac, rng, path.name)
-    lengths_all = seqs.lengths if cfg.max_len is None else np.minimum(seqs.lengths, cfg.max_len)
-    parts = {k: (seqs.x[ix], lengths_all[ix], y_all[ix]) for k, ix in idx.items() if k != "test" or test is None}
-    if test is not None:
-        t_len = test.lengths if cfg.max_len is None else np.minimum(test.lengths, cfg.max_len)
-        parts["test"] = (test.x, t_len, y_test)
-    for k, (_, lens, _) in parts.items():
-        if len(lens) == 0:
-            raise DataError(
-                f"{path.name}: the {k} split is empty ({len(y_all)} sequences with val_frac={cfg.val_frac}, "
-                f"test_frac={test_frac})"
-            )
+
+def _padded_splits(parts, scale: bool, dtype):
+    """({split: Split}, padded length, scaler or None): every split padded to the longest sequence, with
+    masks unless every sequence fills it, scaled by the training steps' mean and std when asked."""
     t = int(max(lens.max() for _, lens, _ in parts.values()))
-    d = seqs.x.shape[2]
-
     padded = {k: _pad(x, lens, t) for k, (x, lens, _) in parts.items()}
     masks = {k: (np.arange(t)[None, :] < lens[:, None]) for k, (_, lens, _) in parts.items()}
     scaler = None
-    if cfg.scale:
+    if scale:
         real = padded["train"][masks["train"]]  # (real train steps, D)
         mean = real.mean(axis=0)
         std = real.std(axis=0)
@@ -513,21 +548,4 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         )
         for k in ("train", "val", "test")
     }
-    binary = len(classes) == 2
-    lengths_used = np.concatenate([lens for _, lens, _ in parts.values()])
-    meta = {
-        "task": "seqfile", "format": fmt, "path": str(path),
-        "test_path": None if test_path is None else str(test_path), "test_format": test_fmt,
-        "classes": list(classes), "n_classes": len(classes), "n_features": d, "features": seqs.features,
-        "max_len": t, "truncate": cfg.max_len,
-        "lengths": {"min": int(lengths_used.min()), "max": int(lengths_used.max()),
-                    "mean": float(lengths_used.mean())},
-        "class_counts": {k: np.bincount(s.y, minlength=len(classes)).tolist() for k, s in splits.items()},
-        "nan_policy": cfg.nan_policy, "dropped": dropped, "scale": bool(cfg.scale), "scaler": scaler,
-    }
-    return TaskData(
-        kind="binary" if binary else "multiclass", train=splits["train"], val=splits["val"], test=splits["test"],
-        input_size=d, output_size=1 if binary else len(classes),
-        default_loss="bce" if binary else "cross_entropy",
-        baselines={}, meta=meta, classes=list(classes),
-    )
+    return splits, t, scaler
