@@ -54,6 +54,8 @@ def test_types_are_converted():
         (["data.periods=[]"], "data.periods and data.amplitudes must be non-empty"),
         (["optim.amsgrad=maybe"], "optim.amsgrad"),
         (["-m", "optim.lr=0.1,-0.1"], "optim.lr must be > 0 (got -0.1)"),
+        (["optim.lr=inf"], "optim.lr must be finite (got inf)"),
+        (["optim=adamw", "optim.weight_decay=inf"], "optim.weight_decay must be finite (got inf)"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

@@ -15,6 +15,7 @@ deltas over one default.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -571,9 +572,12 @@ DATA_SCHEMAS: dict[str, type] = {
 
 def _opt_number(key: str, value: Any) -> float:
     try:
-        return float(value)
+        v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"optim.{key} must be a number (got {value!r})") from None
+    if math.isinf(v):  # optim.lr=inf passed "> 0" and the first step turned every weight into NaN
+        raise ValueError(f"optim.{key} must be finite (got {v})")
+    return v
 
 
 def _opt_positive(key: str, value: Any) -> None:

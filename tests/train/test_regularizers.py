@@ -159,6 +159,9 @@ def test_bad_ranges_exit_2_with_one_line(tmp_path, capsys, override, message):
     "override,message",
     [
         ("train.loss=focal", "train.loss=focal needs a classification data set"),
+        ("train.loss=bce", "train.loss=bce needs two classes, but data 'sine' is regression (use mse, mae or huber"),
+        ("train.loss=cross_entropy", "train.loss=cross_entropy needs three or more classes, but data 'sine' is "
+                                     "regression"),
         ("train.label_smoothing=0.1", "train.label_smoothing needs loss bce, cross_entropy or focal (got mse)"),
     ],
 )

@@ -25,6 +25,13 @@ from rnnlab.train.tasks.base import StepOut, Streams, TestReport, limited_steps
 from rnnlab.train.tasks.predict import accuracy, evaluate, loss_targets
 
 SMOOTHABLE = ("bce", "cross_entropy", "focal")
+# The targets each classification loss takes (bce: one logit per sequence; cross_entropy: one per class).
+# A regression loss on class labels still trains (a deliberate choice some make); these would not.
+LOSS_TARGETS = {"bce": ("binary",), "cross_entropy": ("multiclass",), "focal": ("binary", "multiclass"),
+                "mse": ("regression", "binary", "multiclass"), "mae": ("regression", "binary", "multiclass"),
+                "huber": ("regression", "binary", "multiclass")}
+LOSS_FITS = {"regression": "mse, mae or huber", "binary": "bce or focal", "multiclass": "cross_entropy or focal"}
+LOSS_NEEDS = {"bce": "two classes", "cross_entropy": "three or more classes", "focal": "a classification data set"}
 
 
 def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
@@ -58,8 +65,9 @@ def check_task(cfg: RunConfig, data: TaskData, spec: M.ModelSpec) -> None:
         raise DataError(f"reg.mixup_alpha needs float inputs, but data '{cfg.data.name}' feeds token ids "
                         "to an embedding (set reg.mixup_alpha=0)")
     name = cfg.train.loss or data.default_loss
-    if name == "focal" and data.kind == "regression":
-        raise DataError(f"train.loss=focal needs a classification data set (data '{cfg.data.name}' is regression)")
+    if data.kind not in LOSS_TARGETS.get(name, (data.kind,)):
+        raise DataError(f"train.loss={name} needs {LOSS_NEEDS[name]}, but data '{cfg.data.name}' is "
+                        f"{data.kind} (use {LOSS_FITS[data.kind]}, or leave train.loss unset for {data.default_loss})")
     if cfg.train.label_smoothing > 0 and name not in SMOOTHABLE:
         raise DataError(f"train.label_smoothing needs loss bce, cross_entropy or focal (got {name})")
     alpha = cfg.train.focal_alpha
