@@ -23,7 +23,8 @@ def sweep(tmp_path_factory) -> Path:
     Hydra multirun (`rnnlab train -m`), which must have run every job of the grid in order."""
     root = tmp_path_factory.mktemp("compare")
     sweep_dir = root / "sweep"
-    assert train(["-m", *TINY, "seed=0,1,2", "arch=gru,lstm", f"hydra.sweep.dir={sweep_dir}"]) == 0
+    assert train(["-m", *TINY, "train.epochs=2", "train.limit_batches=3", "seed=0,1,2", "arch=gru,lstm",
+                  f"hydra.sweep.dir={sweep_dir}"]) == 0
     jobs = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit())
     assert jobs == [str(i) for i in range(6)]
     assert all(read_summary(sweep_dir / str(i))["status"] == "completed" for i in range(6))

@@ -89,9 +89,13 @@ def _train(overrides, tmp_path, monkeypatch, data_dir, adjust=None):
 
 
 OPTIONS = [(g, o) for g in GROUPS for o in group_options(g)]
+# Options whose run costs seconds of imports (tensorboardX) and that have a fast test file of their own.
+SLOW_OPTIONS = {("logger", "tensorboard")}
 
 
-@pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+@pytest.mark.parametrize("group, option", [
+    pytest.param(g, o, id=f"{g}={o}", marks=[pytest.mark.slow] if (g, o) in SLOW_OPTIONS else [])
+    for g, o in OPTIONS])
 def test_every_option_trains_or_is_refused_in_one_line(group, option, tmp_path, monkeypatch, data_dir):
     overrides = ["debug=tiny", f"{group}={option}"]
     if group != "monitor":
