@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rnnlab.runtime import signals
+from rnnlab.runtime.folders import describe
 
 
 def _current_umask() -> int:
@@ -39,7 +40,7 @@ class StorageError(OSError):
     summary = None
 
     def __init__(self, path: str | Path, exc: OSError):
-        super().__init__(exc.errno, f"cannot write {path}: {exc.strerror or exc}")
+        super().__init__(exc.errno, f"cannot write {describe(exc, path)}")  # one wording for the disk's refusals
         self.path = Path(path)
 
     def __str__(self) -> str:

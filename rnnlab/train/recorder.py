@@ -34,6 +34,7 @@ from rnnlab.record.metrics_log import MetricsLog
 from rnnlab.record.summary import Summary
 from rnnlab.report.html import write_report
 from rnnlab.runtime import signals
+from rnnlab.runtime.folders import describe
 from rnnlab.runtime.io import StorageError, storage_errors, write_text
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class RunRecorder(RunFolder):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._lock = open(self.run_dir / ".lock", "a+")  # noqa: SIM115 - held for the run's life
         except OSError as exc:  # a file in the way, a read-only or full disk: before anything is trained
-            raise RunFolderError(f"run folder {self.run_dir}: {exc.strerror or exc}") from None
+            raise RunFolderError(f"run folder {describe(exc, self.run_dir)}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -126,9 +127,9 @@ class RunRecorder(RunFolder):
         if self.phase == "start-up":
             return self.write_stub("interrupted", "interrupted during start-up: nothing was trained",
                                    interrupted_in="start-up")
-        if self.summary.status != "interrupted":
-            self.summary.update(status="interrupted", message=f"interrupted during the {self.phase} phase")
-        self.summary.update(interrupted_in=self.phase)
+        if self.summary.status != "interrupted":  # else where the first signal stopped it stays the answer
+            self.summary.update(status="interrupted", message=f"interrupted during the {self.phase} phase",
+                                interrupted_in=self.phase)
         self.write_summary()
         return self.summary
 

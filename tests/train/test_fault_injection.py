@@ -108,7 +108,7 @@ def _hit(target, sig, timeline, rng, cwd, run_dir):
     return w.finish(), "".join(w.err), sent
 
 
-def _phase_hit(run_dir: Path, rc: int, sig: int) -> str:
+def _phase_hit(run_dir: Path) -> str:
     """Where the signal landed, from the outcome."""
     summary = run_dir / "summary.json"
     if not summary.exists():
@@ -187,7 +187,7 @@ def test_signals_and_kills_in_every_phase_then_resume(tmp_path):
             return i, target, sig, "missed", []
         if rc == -sig and sent < PRE_PYTHON_S and not run_dir.exists():
             return i, target, sig, "before python", []  # the OS default, before rnnlab's first line ran
-        landed = _phase_hit(run_dir, rc, sig) if sig != signal.SIGKILL else f"kill:{target}"
+        landed = _phase_hit(run_dir) if sig != signal.SIGKILL else f"kill:{target}"
         problems = _check_folder(run_dir, rc, sig, err)
         if (run_dir / "summary.json").exists():  # resume it (a run with no completed epoch starts over)
             again = _cli(["--resume", str(run_dir), "train.plots=false"], tmp_path)

@@ -148,3 +148,16 @@ def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt(
     with pytest.raises(ValueError):  # a plain error stays what it is
         with signals.unmasked():
             raise ValueError("a bug")
+
+
+@pytest.mark.slow
+def test_a_later_signal_keeps_the_phase_the_first_one_stopped(tmp_path, monkeypatch):
+    """SIGTERM in the plots, another (over a second later) in the partial report that follows: the run
+    still says it was interrupted in the plots."""
+    targets = _phase_targets()
+    _signal_on_entry(monkeypatch, *targets["plots"])
+    _signal_on_entry(monkeypatch, *targets["report"])
+    monkeypatch.setattr(signals, "FAST_EXIT_S", 0.0)  # the second signal is a late one, not a fast exit
+    s = api.train([*RUN, "train.plots=true"], tmp_path / "run")
+    assert s.status == "interrupted" and s.interrupted_in == "plots"
+    assert read_summary(tmp_path / "run").interrupted_in == "plots"
