@@ -88,6 +88,12 @@ class TaskData:
     # evaluation; horizon_targets holds the (N, horizon) targets of val and test.
     recursive_horizon: int | None = None
     horizon_targets: dict[str, np.ndarray] = field(default_factory=dict)
+    # What one sample is, for the counts on the console and in the report: "sequences", or
+    # "windows" for forecasting (where each test window is one forecast origin).
+    sample_unit: str = "sequences"
+    # Forecasting: the in-sample MAE of the (seasonal) naive forecast on the data before the
+    # first test origin, the denominator of MASE; None where MASE does not apply.
+    mase_scale: float | None = None
 
     def to_original(self, y: np.ndarray, split: str) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
