@@ -238,7 +238,7 @@ def test_csv_forecasting_run_writes_the_forecast(tmp_path):
     f = pd.read_csv(d / "forecast.csv")
     assert f["horizon"].tolist() == [1, 2, 3, 4, 5]
     assert f["date"].iloc[0] > dates[-1].strftime("%Y-%m-%d")
-    assert (d / "plots" / "forecast.png").is_file()
+    assert (d / "plots" / "forecast.png").is_file() and (d / "plots" / "error_by_horizon.png").is_file()
 
 
 def test_missing_csv_is_one_line_exit_2(tmp_path, capsys):

@@ -37,7 +37,7 @@ PLOT_SECTIONS: list[tuple[str, str, list[str]]] = [
     ("gradients", "Gradients", ["gradient_flow", "grad_norms", "grad_hist"]),
     ("weights", "Weights", ["weight_hist", "spectral", "weight_heatmaps"]),
     ("states", "Hidden states", ["states_heatmap", "states_pca", "states_kmeans", "gates"]),
-    ("predictions", "Predictions", ["predictions", "forecast", "confusion", "roc", "pr"]),
+    ("predictions", "Predictions", ["predictions", "error_by_horizon", "forecast", "confusion", "roc", "pr"]),
 ]
 OTHER_SECTION = ("other", "Other")
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif"}

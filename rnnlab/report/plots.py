@@ -1,4 +1,5 @@
-"""Matplotlib plots of a run: loss curves, test predictions, learning rate.
+"""Matplotlib plots of a run: loss curves, learning rate, classification curves (the forecasting
+plots are in rnnlab.report.prediction_plots).
 
 Imported only where plots are drawn (matplotlib costs about half a second to import).
 Each figure is written atomically into <run>/plots/.
@@ -51,42 +52,6 @@ def lr_plot(lr_trace: list[float], steps_per_epoch: int, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def predictions_plot(pred, path: Path, max_points: int = 400) -> Path:
-    """Targets and predictions of the test split at horizon 1, in time order."""
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    p = pred[pred["horizon"] == 1].head(max_points)
-    ax.plot(p["sample"], p["target"], lw=1.2, label="target")
-    ax.plot(p["sample"], p["prediction"], lw=1.2, label="model")
-    for col in p.columns:
-        if col.startswith("naive"):
-            ax.plot(p["sample"], p[col], lw=0.8, ls="--", alpha=0.7, label=col)
-    ax.set(xlabel="test sample (time order)", ylabel="value", title="Test predictions (horizon 1)")
-    ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
-def forecast_plot(forecast, future: dict, path: Path, history_points: int = 250) -> Path:
-    """The last stretch of history and the forecast past the end of the data."""
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    hist = np.asarray(future["history"])[-history_points:]
-    dates = future.get("dates")
-    if dates is not None and "date" in forecast:
-        import pandas as pd
-
-        ax.plot(dates.iloc[-len(hist):], hist, lw=1.2, label="history")
-        ax.plot(pd.to_datetime(forecast["date"]), forecast["forecast"], lw=1.6, label="forecast")
-        fig.autofmt_xdate()
-    else:
-        n = len(hist)
-        ax.plot(np.arange(n), hist, lw=1.2, label="history")
-        ax.plot(np.arange(n, n + len(forecast)), forecast["forecast"], lw=1.6, label="forecast")
-    ax.set(title=f"Forecast of the next {len(forecast)} steps", ylabel="value")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
 def confusion_plot(cm: np.ndarray, classes, path: Path) -> Path:
     """Counts with row-normalised shading (rows: true class)."""
     n = len(cm)
@@ -127,10 +92,14 @@ def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions=N
         made.append(loss_plot(rows, out / "loss.png"))
     if lr_trace:
         made.append(lr_plot(lr_trace, steps_per_epoch, out / "lr.png"))
+    from rnnlab.report import prediction_plots as pp  # here: it imports this module
+
     if predictions is not None and len(predictions):
-        made.append(predictions_plot(predictions, out / "predictions.png"))
+        made.append(pp.predictions_plot(predictions, out / "predictions.png", future))
+        if predictions["horizon"].max() > 1:  # at one step the report's metrics table has each MAE
+            made.append(pp.error_by_horizon_plot(predictions, out / "error_by_horizon.png"))
     if future is not None and forecast is not None:
-        made.append(forecast_plot(forecast, future, out / "forecast.png"))
+        made.append(pp.forecast_plot(forecast, future, out / "forecast.png"))
     curves = curves or {}
     if "confusion" in curves:
         made.append(confusion_plot(*curves["confusion"], out / "confusion.png"))
