@@ -49,7 +49,7 @@ def test_single_run_writes_the_run_folder(tmp_path, tiny_overrides):
     assert info["spec"]["cell"] == "lstm" and info["epoch"] == s["best_epoch"]
     assert set(info["data"]["scaler"]) == {"mean", "std"}
     p = pd.read_csv(run_dir / "predictions.csv")
-    assert list(p.columns) == ["sample", "horizon", "target", "prediction", "naive_last"]
+    assert list(p.columns) == ["sample", "horizon", "step", "target", "prediction", "naive_last"]
     assert len(p) == s["n_test"]
     cfg = yaml.safe_load((run_dir / ".hydra/config.yaml").read_text())
     assert cfg["arch"]["hidden_size"] == 8

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnlab.data.augment import normalize_specs
+from rnnlab.data.calendar import offset
+from rnnlab.data.windows import fraction
 from rnnlab.engine.model import check_spec
 
 DTYPES = ("float32", "float64")
@@ -326,12 +328,20 @@ class CvConf:
 
 @dataclass
 class WindowConf:
-    """Forecasting windows shared by the series data sets: n_in steps in, n_out out, time-ordered splits."""
+    """Forecasting windows shared by the series data sets: n_in steps in, n_out out, time-ordered splits.
+
+    The test part is stated by one of test_frac, test_size (and for dated CSVs test_start or
+    test_path), the validation part by one of val_frac, val_size (val_start); a fraction of 0.15
+    when none is given. The rule is in rnnlab/data/windows.py.
+    """
 
     n_in: int = 50
     n_out: int = 1
-    val_frac: float = 0.15
-    test_frac: float = 0.15
+    val_frac: float | None = None
+    test_frac: float | None = None
+    # Rows held out at the end (test) and right before it (validation), counted in rows of the series.
+    val_size: int | None = None
+    test_size: int | None = None
     scale: bool = True
     # direct: one model output per horizon step; recursive: predict one step, roll n_out times
     strategy: str = "direct"
@@ -342,8 +352,26 @@ class WindowConf:
         _choice("data.strategy", self.strategy, ("direct", "recursive"))
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
-        _splits(self.val_frac, self.test_frac)
+        for part in ("val", "test"):
+            self._check_part(part)
+        val, test = fraction(self, "val"), fraction(self, "test")
+        if val is not None and test is not None:
+            _splits(val, test)
         self.augment = _augment_specs(self.augment)
+
+    def _check_part(self, part: str) -> None:
+        """At most one way of stating the part (none: the default fraction), each in range."""
+        given = [f"data.{part}_{k}" for k in ("frac", "size", "start", "path")
+                 if getattr(self, f"{part}_{k}", None) is not None]
+        if len(given) > 1:
+            raise ValueError(f"{' and '.join(given)} both state the {part} part: give only one (set the other "
+                             "to null)")
+        if getattr(self, f"{part}_frac") is not None:
+            _fraction(f"data.{part}_frac", getattr(self, f"{part}_frac"))
+        size = getattr(self, f"{part}_size")
+        if size is not None and size < self.n_out:
+            raise ValueError(f"data.{part}_size must be >= data.n_out={self.n_out}, the targets of one window "
+                             f"(got {size}): no {part} window would fit")
 
 
 @dataclass
@@ -362,7 +390,9 @@ class SineConf(WindowConf):
         for p in self.periods:
             _positive("data.periods", p)
         # Each split needs at least one window, so the train part alone must hold one.
-        need = int((self.n_in + self.n_out) / (1 - self.val_frac - self.test_frac)) + 3
+        held = [self.length * f if f is not None else s
+                for f, s in ((fraction(self, "val"), self.val_size), (fraction(self, "test"), self.test_size))]
+        need = int(self.n_in + self.n_out + sum(held)) + 3
         if self.length < need:
             raise ValueError(
                 f"data.length {self.length} is too short for n_in={self.n_in}, n_out={self.n_out}"
@@ -372,6 +402,7 @@ class SineConf(WindowConf):
 
 TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
 NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
+DUPLICATES = ("error", "mean", "last", "first", "sum")
 
 
 @dataclass
@@ -386,8 +417,17 @@ class CsvConf(WindowConf):
     transform: str = "none"
     covariate_transform: str = "none"
     nan_policy: str = "error"
+    # Rows sharing a date: error, or aggregate them (mean, last, first, sum).
+    duplicates: str = "error"
+    # The series' frequency (a pandas offset alias: D, B, W, MS, ME, QS, YS, h, ...); null = inferred from the dates.
+    freq: str | None = None
     n_in: int = 60
-    seasonal_period: int = 5
+    # Season of the seasonal-naive baseline; null = from the frequency (5 business days, 12 months, ...), 0 = off.
+    seasonal_period: int | None = None
+    # The validation and test parts from a date on (the first target date), and a test file continuing the series.
+    val_start: str | None = None
+    test_start: str | None = None
+    test_path: str | None = None
 
     def __post_init__(self) -> None:
         if not self.path and not self.default_file:
@@ -395,8 +435,38 @@ class CsvConf(WindowConf):
         _choice("data.transform", self.transform, TRANSFORMS)
         _choice("data.covariate_transform", self.covariate_transform, TRANSFORMS)
         _choice("data.nan_policy", self.nan_policy, NAN_POLICIES)
+        _choice("data.duplicates", self.duplicates, DUPLICATES)
         self._check_windows()
-        _at_least("data.seasonal_period", self.seasonal_period, 0)
+        if self.seasonal_period is not None:
+            _at_least("data.seasonal_period", self.seasonal_period, 0)
+        if self.freq is not None:
+            try:
+                offset(self.freq)
+            except ValueError as exc:
+                raise ValueError(f"data.freq: {exc}") from None
+        self._check_dated()
+
+    def _check_dated(self) -> None:
+        """The options that read the date column need one, and dates."""
+        for key in ("val_start", "test_start"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if not self.date_column:
+                raise ValueError(f"data.{key} needs dates: set data.date_column")
+            if not _is_date(value):
+                raise ValueError(f"data.{key} must be a date such as 2020-01-31 (got {value!r})")
+        if self.duplicates != "error" and not self.date_column:
+            raise ValueError("data.duplicates aggregates rows of one date, so it needs data.date_column")
+
+
+def _is_date(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return not pd.isna(pd.Timestamp(str(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass

@@ -78,7 +78,7 @@ class TaskData:
     meta: dict[str, Any] = field(default_factory=dict)
     # Model outputs (scaled) of a split -> original units; the default undoes the scaler.
     inverse: Callable[[np.ndarray, str], np.ndarray] | None = None
-    # Optional forecast past the end of the data: {"x": (1, n_in, D), "dates", "history"};
+    # Optional forecast past the end of the data: {"x": (1, n_in, D), "dates", "history", "freq"};
     # to_original(y, "future") maps its output to original units.
     future: dict[str, Any] | None = None
     classes: list[str] | None = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.data.base import Split, StandardScaler, TaskData
-from rnnlab.data.windows import split_windows
+from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
 
 
 def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) -> np.ndarray:
@@ -22,7 +22,10 @@ def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) ->
 
 def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     series = make_series(cfg.length, cfg.periods, cfg.amplitudes, cfg.noise, rng)
-    idx, _, t_val = split_windows(len(series), cfg.n_in, cfg.n_out, cfg.val_frac, cfg.test_frac)
+    parts = part_starts(cfg, len(series))
+    train_horizon = 1 if cfg.strategy == "recursive" else cfg.n_out  # recursive trains on one-step targets
+    idx, first_target = split_windows(len(series), cfg.n_in, cfg.n_out, parts, train_horizon)
+    t_val = parts.val
     win = np.lib.stride_tricks.sliding_window_view(series, cfg.n_in + cfg.n_out)
     x, y = win[:, : cfg.n_in], win[:, cfg.n_in :]
     tr, va, te = idx["train"], idx["val"], idx["test"]
@@ -31,7 +34,8 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     ys = scaler.transform(y).astype(dtype)
 
     def split(idx):
-        return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]))
+        return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
+                     info=target_rows(idx, first_target))
 
     # Naive forecast: the last observed value, repeated over the horizon.
     naive = scaler.inverse(np.repeat(xs[:, -1, :].astype(np.float64), cfg.n_out, axis=1))
@@ -46,5 +50,6 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         scaler=scaler,
         # train rows too, so cross-validation folds can score it on any validation rows
         baselines={"naive_last": {"train": naive[tr], "val": naive[va], "test": naive[te]}},
-        meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out},
+        meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out, **origins(idx, first_target)},
+        sample_unit="windows",
     )

@@ -1,6 +1,7 @@
 """Forecasting from a CSV file: a date column, a target column, optional covariates.
 
-Pipeline: read and check the file -> optional transform of the target (log, returns,
+Pipeline: read and check the file (and data.test_path's, appended) -> its calendar
+(rnnlab.data.calendar: the frequency and the season) -> optional transform of the target (log, returns,
 log returns, differences) and of the covariates -> windows of `n_in` steps predicting
 the next `n_out` target values directly (one multi-output head) -> time-ordered split
 (rnnlab.data.windows) -> per-column standardization fitted on the train
@@ -17,15 +18,39 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
+from rnnlab.data.calendar import default_season, infer_freq, offset
 from rnnlab.data.paths import resolve_path
-from rnnlab.data.windows import split_windows
+from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
 
 TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
 NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
 
 
-def read_table(path: Path, date_column: str | None, columns: list[str], nan_policy: str):
-    """The named numeric columns (float64 DataFrame) and the dates; one-line DataError on bad input."""
+def read_table(path: Path, date_column: str | None, columns: list[str], nan_policy: str,
+               duplicates: str = "error"):
+    """The named numeric columns (float64 DataFrame) and the dates, sorted by date; one-line DataError on bad input.
+
+    Row numbers in messages are the file's line numbers (the header is line 1).
+    """
+    frame = _read_csv(path)
+    wanted = ([date_column] if date_column else []) + columns
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path.name} has no column {', '.join(repr(m) for m in missing)} "
+            f"(columns: {', '.join(map(str, frame.columns))})"
+        )
+    values = _numbers(frame, columns, path)
+    values, frame = _fill(values, frame, nan_policy, path)
+    if not date_column:
+        return values.reset_index(drop=True).astype(np.float64), None
+    dates = _dates(frame[date_column], date_column, path)
+    order = np.argsort(dates.to_numpy(), kind="stable")
+    values, dates = _duplicates(values.iloc[order], dates.iloc[order], duplicates, path)
+    return values.reset_index(drop=True).astype(np.float64), dates.reset_index(drop=True)
+
+
+def _read_csv(path: Path):
     import pandas as pd
 
     if not path.is_file():
@@ -38,41 +63,71 @@ def read_table(path: Path, date_column: str | None, columns: list[str], nan_poli
         raise DataError(f"cannot parse {path} as CSV: {str(exc).splitlines()[0]}") from None
     if frame.empty:
         raise DataError(f"data file has a header but no rows: {path}")
-    wanted = ([date_column] if date_column else []) + columns
-    missing = [c for c in wanted if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path.name} has no column {', '.join(repr(m) for m in missing)} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
+    return frame
+
+
+def _lines(index) -> list[int]:
+    """File line numbers of rows (by their index in the file's frame): the header is line 1."""
+    return (np.asarray(index) + 2).tolist()
+
+
+def _numbers(frame, columns: list[str], path: Path):
+    """The columns as floats; text and infinities are refused (an inf cell made the run diverge)."""
+    import pandas as pd
+
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     bad_text = values.isna() & frame[columns].notna()
     if bad_text.any().any():
-        rows = (np.flatnonzero(bad_text.any(axis=1).to_numpy()) + 2).tolist()  # +2: header, 1-based
-        raise DataError(f"{path.name}: non-numeric values in rows {_rows(rows)} (file line numbers)")
+        raise DataError(f"{path.name}: non-numeric values in rows {_rows(_lines(values.index[bad_text.any(axis=1)]))} "
+                        "(file line numbers)")
+    infinite = np.isinf(values.to_numpy(dtype=np.float64)).any(axis=1)
+    if infinite.any():
+        raise DataError(f"{path.name}: infinite values in rows {_rows(_lines(values.index[infinite]))} "
+                        "(file line numbers)")
+    return values
+
+
+def _fill(values, frame, nan_policy: str, path: Path):
+    """Empty cells by data.nan_policy: refused, their rows dropped, or filled."""
     nan_rows = values.isna().any(axis=1).to_numpy()
-    if nan_rows.any():
-        if nan_policy == "error":
-            rows = (np.flatnonzero(nan_rows) + 2).tolist()
-            raise DataError(
-                f"{path.name}: missing values in rows {_rows(rows)} (set data.nan_policy to drop, ffill or interpolate)"
-            )
-        if nan_policy == "drop":
-            keep = ~nan_rows
-            values, frame = values[keep], frame[keep]
-        elif nan_policy == "ffill":
-            values = values.ffill().bfill()
-        else:
-            values = values.interpolate(limit_direction="both")
-    dates = None
-    if date_column:
-        dates = pd.to_datetime(frame[date_column], errors="coerce")
-        if dates.isna().any():
-            rows = (np.flatnonzero(dates.isna().to_numpy()) + 2).tolist()
-            raise DataError(f"{path.name}: unreadable dates in column '{date_column}', rows {_rows(rows)}")
-        order = np.argsort(dates.to_numpy(), kind="stable")
-        values, dates = values.iloc[order], dates.iloc[order]
-    return values.reset_index(drop=True).astype(np.float64), (None if dates is None else dates.reset_index(drop=True))
+    if not nan_rows.any():
+        return values, frame
+    if nan_policy == "error":
+        raise DataError(f"{path.name}: missing values in rows {_rows(_lines(values.index[nan_rows]))} "
+                        "(set data.nan_policy to drop, ffill or interpolate)")
+    if nan_policy == "drop":
+        return values[~nan_rows], frame[~nan_rows]
+    if nan_policy == "ffill":
+        return values.ffill().bfill(), frame
+    return values.interpolate(limit_direction="both"), frame
+
+
+def _dates(column, name: str, path: Path):
+    import pandas as pd
+
+    dates = pd.to_datetime(column, errors="coerce")
+    if dates.isna().any():
+        rows = _rows(_lines(dates.index[dates.isna()]))
+        raise DataError(f"{path.name}: unreadable dates in column '{name}', rows {rows}")
+    return dates
+
+
+def _duplicates(values, dates, policy: str, path: Path):
+    """Rows sharing a date (sorted by date): refused naming them, or aggregated by data.duplicates."""
+    repeated = dates.duplicated(keep=False).to_numpy()
+    if not repeated.any():
+        return values, dates
+    if policy == "error":
+        groups = {}
+        for line, day in zip(_lines(dates.index[repeated]), dates[repeated], strict=True):
+            groups.setdefault(day, []).append(line)
+        shown = [f"{day.isoformat().removesuffix('T00:00:00')} (rows {', '.join(map(str, lines))})"
+                 for day, lines in list(groups.items())[:3]]
+        more = f" and {len(groups) - 3} more" if len(groups) > 3 else ""
+        raise DataError(f"{path.name}: duplicate dates {'; '.join(shown)}{more} (set data.duplicates to mean, "
+                        "last, first or sum to aggregate them)")
+    merged = values.groupby(dates.to_numpy(), sort=True).agg(policy)
+    return merged, dates.drop_duplicates().set_axis(merged.index)
 
 
 def _rows(rows: list[int], limit: int = 5) -> str:
@@ -115,28 +170,57 @@ def invert_transform(values: np.ndarray, anchor: np.ndarray, kind: str) -> np.nd
     return a * np.exp(np.cumsum(values, axis=1))
 
 
-def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
-    del rng  # the file decides everything; kept for the loader signature
-    path = resolve_path(cfg.path, cfg.default_file)
-    columns = [cfg.target] + [c for c in cfg.covariates if c != cfg.target]
-    table, dates = read_table(path, cfg.date_column, columns, cfg.nan_policy)
+def read_series(cfg, path: Path, columns: list[str]):
+    """(table, dates, test rows): data.path's rows, and data.test_path's appended (test rows None without one)."""
+    import pandas as pd
+
+    table, dates = read_table(path, cfg.date_column, columns, cfg.nan_policy, cfg.duplicates)
+    if not cfg.test_path:
+        return table, dates, None
+    test_file = resolve_path(cfg.test_path)
+    test, test_dates = read_table(test_file, cfg.date_column, columns, cfg.nan_policy, cfg.duplicates)
+    if dates is not None and test_dates.iloc[0] <= dates.iloc[-1]:
+        raise DataError(f"data.test_path {test_file.name} must continue {path.name}: its first date "
+                        f"{test_dates.iloc[0].date()} is not after {path.name}'s last date {dates.iloc[-1].date()}")
+    dates = None if dates is None else pd.concat([dates, test_dates], ignore_index=True)
+    return pd.concat([table, test], ignore_index=True), dates, len(test)
+
+
+def series_calendar(cfg, dates) -> tuple[str | None, str | None, int]:
+    """(frequency, where it came from, season of the seasonal-naive baseline)."""
+    if cfg.freq:
+        freq, source = offset(cfg.freq).freqstr, "data.freq"
+    elif dates is not None:
+        freq, source = infer_freq(dates)
+    else:
+        freq, source = None, None
+    season = cfg.seasonal_period if cfg.seasonal_period is not None else default_season(freq)
+    return freq, source, season
+
+
+def features(table, columns: list[str], cfg):
+    """(target levels (L,), transformed features (L, F) with the target first, rows the transform drops)."""
     level = table[cfg.target].to_numpy()
     feats = [apply_transform(level, cfg.transform, cfg.target)]
     for c in columns[1:]:
         feats.append(apply_transform(table[c].to_numpy(), cfg.covariate_transform, c))
-    feats = np.stack(feats, axis=1)  # (L, F), column 0 = transformed target
-    start = 1 if np.isnan(feats[0]).any() else 0  # the first difference/return is undefined
+    feats = np.stack(feats, axis=1)
+    return level, feats, 1 if np.isnan(feats[0]).any() else 0  # the first difference/return is undefined
+
+
+def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
+    del rng  # the file decides everything; kept for the loader signature
+    path = resolve_path(cfg.path, cfg.default_file)
+    columns = [cfg.target] + [c for c in cfg.covariates if c != cfg.target]
+    table, dates, test_rows = read_series(cfg, path, columns)
+    freq, freq_source, season = series_calendar(cfg, dates)
+    level, feats, start = features(table, columns, cfg)
     n, n_in, n_out = len(level) - start, cfg.n_in, cfg.n_out
-    need = n_in + n_out
-    min_len = int(np.ceil(need / max(1e-9, 1 - cfg.val_frac - cfg.test_frac))) + 2
-    if n < min_len:
-        raise DataError(
-            f"{path.name}: the series has {n} usable rows, too short for n_in={n_in} + n_out={n_out} "
-            f"with val_frac={cfg.val_frac}, test_frac={cfg.test_frac} (need at least {min_len})"
-        )
+    parts = part_starts(cfg, len(level), start, dates, test_rows, what=path.name)
     feats, level_s = feats[start:], level[start:]
-    idx, first_target, t_val = split_windows(n, n_in, n_out, cfg.val_frac, cfg.test_frac, what=path.name)
-    n_win = len(first_target)
+    train_horizon = 1 if cfg.strategy == "recursive" else n_out  # recursive trains on one-step targets
+    idx, first_target = split_windows(n, n_in, n_out, parts, train_horizon, what=path.name)
+    t_val, n_win = parts.val, len(first_target)
 
     scalers = [StandardScaler.fit(feats[:t_val, j]) if cfg.scale else StandardScaler() for j in range(feats.shape[1])]
     scaled = np.stack([s.transform(feats[:, j]) for j, s in enumerate(scalers)], axis=1).astype(dtype)
@@ -144,7 +228,6 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     x_all = np.ascontiguousarray(win[:n_win].transpose(0, 2, 1))
     tgt = np.lib.stride_tricks.sliding_window_view(scaled[:, 0], n_out)[n_in:][:n_win]
     anchor = level_s[first_target - 1]  # last observed level before each window's targets
-    season = cfg.seasonal_period
 
     def to_original(y_scaled: np.ndarray, split_name: str) -> np.ndarray:
         y = scalers[0].inverse(np.asarray(y_scaled, dtype=np.float64))
@@ -166,16 +249,16 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     meta = {
         "path": str(path), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
-        "scalers": [s.to_dict() for s in scalers],
+        "scalers": [s.to_dict() for s in scalers], "freq": freq, "freq_source": freq_source,
+        "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path)),
+        **origins(idx, first_target, start, dates, freq),
     }
-    split = {k: Split(x_all[ix], np.ascontiguousarray(tgt[ix])) for k, ix in idx.items()}
+    split = {k: Split(x_all[ix], np.ascontiguousarray(tgt[ix]), info=target_rows(ix, first_target, start))
+             for k, ix in idx.items()}
     return TaskData(
         kind="regression", train=split["train"], val=split["val"], test=split["test"],
         input_size=scaled.shape[1], output_size=n_out, default_loss="mse", scaler=scalers[0],
-        baselines=baselines, meta=meta, inverse=to_original,
-        future={
-            "x": last_window,
-            "dates": None if dates is None else dates.iloc[start:].reset_index(drop=True),
-            "history": level_s,
-        },
+        baselines=baselines, meta=meta, inverse=to_original, sample_unit="windows",
+        # dates and history: every row as loaded (predictions.csv labels targets by their row)
+        future={"x": last_window, "dates": dates, "history": level, "freq": freq},
     )

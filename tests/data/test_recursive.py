@@ -31,9 +31,12 @@ def test_sine_recursive_keeps_full_horizon_targets():
     rec = registry.load(SineConf(length=400, n_in=12, n_out=4, strategy="recursive"), np.random.default_rng(0),
                         np.float32)
     assert rec.output_size == 1 and rec.recursive_horizon == 4
-    for split in ("train", "val", "test"):
+    for split in ("val", "test"):
         assert getattr(rec, split).y.shape == (len(getattr(direct, split)), 1)
         np.testing.assert_array_equal(getattr(rec, split).y[:, 0], getattr(direct, split).y[:, 0])
+    # one-step training targets: the n_out - 1 windows before validation whose later targets it holds count too
+    assert len(rec.train) == len(direct.train) + 3
+    np.testing.assert_array_equal(rec.train.y[: len(direct.train), 0], direct.train.y[:, 0])
     for split in ("val", "test"):
         np.testing.assert_allclose(rec.targets_original(split), direct.targets_original(split))
 

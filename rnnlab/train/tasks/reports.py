@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.analysis import metrics as mt
+from rnnlab.data import calendar
 from rnnlab.engine import model as M
 from rnnlab.train.tasks.base import TestReport
 from rnnlab.train.tasks.predict import evaluate, predict_split, rolled_forecast
@@ -23,8 +24,6 @@ MOST_WRONG = 25
 
 def regression_report(task, params, state) -> TestReport:
     """Test metrics in original units beside the baselines; predictions.csv (and forecast.csv)."""
-    import pandas as pd
-
     spec, data, bs = task.spec, task.data, task.cfg.train.eval_batch_size
     test_loss, pred = evaluate(spec, params, data.test, task.loss_fn, bs, state=state)
     val_pred = predict_split(spec, params, data.val, bs, state)
@@ -41,11 +40,7 @@ def regression_report(task, params, state) -> TestReport:
                "test_metrics": mt.regression_metrics(y_true, b["test"])}
         for name, b in data.baselines.items()
     }
-    n, h = y_true.shape
-    frame = pd.DataFrame({"sample": np.repeat(np.arange(n), h), "horizon": np.tile(np.arange(1, h + 1), n),
-                          "target": y_true.ravel(), "prediction": y_pred.ravel()})
-    for name, b in data.baselines.items():
-        frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
+    frame = predictions_frame(data, y_true, y_pred)
     files = {"predictions.csv": frame}
     tables: dict[str, Any] = {"predictions": frame}
     if data.future is not None:
@@ -53,6 +48,26 @@ def regression_report(task, params, state) -> TestReport:
         files["forecast.csv"] = tables["forecast"]
         out["forecast"] = tables["forecast"]["forecast"].tolist()
     return TestReport(out, tables, files)
+
+
+def predictions_frame(data, y_true: np.ndarray, y_pred: np.ndarray):
+    """predictions.csv: sample (test window, time order), horizon (1..h), the target's date (dated series) or
+    step (its row in the series as loaded) when the data labels its windows, target, prediction, baselines."""
+    import pandas as pd
+
+    n, h = y_true.shape
+    frame = pd.DataFrame({"sample": np.repeat(np.arange(n), h), "horizon": np.tile(np.arange(1, h + 1), n)})
+    if data.sample_unit == "windows" and data.test.info is not None:
+        steps = (np.asarray(data.test.info)[:, None] + np.arange(h)).ravel()
+        future = data.future or {}
+        if future.get("dates") is not None:
+            frame["date"] = calendar.iso(future["dates"].iloc[steps], future.get("freq"))
+        else:
+            frame["step"] = steps
+    frame["target"], frame["prediction"] = y_true.ravel(), y_pred.ravel()
+    for name, b in data.baselines.items():
+        frame[name] = np.asarray(b["test"], dtype=np.float64).ravel()
+    return frame
 
 
 def forecast(task, params, state):
@@ -65,11 +80,11 @@ def forecast(task, params, state):
     else:
         y_scaled = M.predict(spec, params, data.future["x"], state=state)
     y = data.to_original(y_scaled, "future")[0]
-    dates = data.future.get("dates")
+    dates, freq = data.future.get("dates"), data.future.get("freq")
     frame = pd.DataFrame({"horizon": np.arange(1, len(y) + 1), "forecast": y})
-    if dates is not None and len(dates):
-        # business days after the last date (daily market data); other data can ignore the column
-        frame.insert(1, "date", pd.bdate_range(dates.iloc[-1], periods=len(y) + 1)[1:].strftime("%Y-%m-%d"))
+    if dates is not None and len(dates) and freq:
+        # the steps after the last date on the series' own calendar (rnnlab.data.calendar)
+        frame.insert(1, "date", calendar.iso(calendar.future_dates(dates.iloc[-1], len(y), freq), freq))
     return frame
 
 
