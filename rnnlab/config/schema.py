@@ -22,6 +22,8 @@ from typing import Any
 
 from rnnlab.data.augment import normalize_specs
 from rnnlab.data.calendar import offset
+from rnnlab.data.seqformats import FORMATS as SEQFILE_FORMATS
+from rnnlab.data.seqformats.npzfile import LAYOUTS as NPZ_LAYOUTS
 from rnnlab.data.windows import fraction
 from rnnlab.engine.model import check_spec
 
@@ -543,7 +545,7 @@ class CopyConf:
 
 @dataclass
 class SeqfileConf:
-    """Sequence classification from a wide/long CSV or an NPZ file (rnnlab/data/seqfile.py)."""
+    """Sequence classification from a wide/long CSV, an NPZ or a UCR/UEA .ts file (rnnlab/data/seqfile.py)."""
 
     name: str = "seqfile"
     # The data file; checked when the data is loaded (absolute, relative, or inside $RNNLAB_DATA).
@@ -551,9 +553,15 @@ class SeqfileConf:
     test_path: str | None = None
     format: str = "auto"
     label_column: str = "label"
-    id_column: str = "id"
-    time_column: str = "time"
+    # Long CSV: null = found by name and content (rnnlab/data/seqformats/layout.py).
+    id_column: str | None = None
+    time_column: str | None = None
     feature_columns: list[str] | None = None
+    # NPZ: the arrays' names (null = x or X, y or Y) and x's axes (NTD, NDT = channel-first; null =
+    # NTD, refusing an x with fewer steps than features).
+    x_key: str | None = None
+    y_key: str | None = None
+    layout: str | None = None
     max_len: int | None = None
     nan_policy: str = "error"
     val_frac: float = 0.15
@@ -563,8 +571,17 @@ class SeqfileConf:
     augment: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        _choice("data.format", self.format, ("auto", "wide", "long", "npz"))
+        _choice("data.format", self.format, SEQFILE_FORMATS)
         _choice("data.nan_policy", self.nan_policy, ("error", "drop", "fill"))
+        if self.layout is not None:
+            _choice("data.layout", self.layout, NPZ_LAYOUTS)
+        for key in ("label_column", "id_column", "time_column", "x_key", "y_key"):
+            if getattr(self, key) == "":
+                raise ValueError(f"data.{key} must name a column or array, or be null (got an empty name)")
+        if self.x_key and self.x_key == self.y_key:
+            raise ValueError(f"data.x_key and data.y_key name the same array ('{self.x_key}')")
+        if self.id_column and self.id_column == self.time_column:
+            raise ValueError(f"data.id_column and data.time_column name the same column ('{self.id_column}')")
         if self.max_len is not None:
             _at_least("data.max_len", self.max_len, 1)
         _splits(self.val_frac, self.test_frac)

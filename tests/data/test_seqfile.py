@@ -322,8 +322,16 @@ TWO = "label,a,b\n0,1,2\n1,3,4\n0,5,6\n1,7,8\n0,1,1\n1,2,2\n0,3,3\n1,4,4\n0,5,5\
         (_write(TWO, "d.json"), {}, "cannot tell the format of d.json from its extension"),
         (_write(TWO), {"label_column": "class"},
          "d.csv has no label column 'class' (set data.label_column; columns: label, a, b)"),
-        (_write(TWO), {"format": "long"}, "d.csv has no id column 'id' (set data.id_column; columns: label, a, b)"),
+        (_write(TWO), {"format": "long"},
+         "d.csv is read as long (data.format=long) but no column looks like a sequence id (named like id, "
+         "sample_id, series, ... or in runs); set data.id_column (columns: label, a, b)"),
+        (_write(TWO), {"format": "long", "id_column": "id"},
+         "d.csv has no id column 'id' (set data.id_column; columns: label, a, b)"),
         (_write("id,label,a\ns,0,1\n"), {"format": "long"},
+         "d.csv is read as long (data.format=long) but has no column named like a time (t, time, step, "
+         "timestamp, date, ...); set data.time_column, or data.format=wide if each row is one sequence "
+         "(columns: id, label, a)"),
+        (_write("id,label,a\ns,0,1\n"), {"format": "long", "time_column": "time"},
          "d.csv has no time column 'time' (set data.time_column; columns: id, label, a)"),
         (_write(TWO), {"feature_columns": ["a", "z"]},
          "d.csv has no column 'z' in data.feature_columns (columns: label, a, b)"),
@@ -338,9 +346,9 @@ TWO = "label,a,b\n0,1,2\n1,3,4\n0,5,6\n1,7,8\n0,1,1\n1,2,2\n0,3,3\n1,4,4\n0,5,5\
          "d.csv: id 'a' has time '0' more than once (rows 2 and 3, file line numbers)"),
         (_write("id,time,label,f\na,0,x,1\na,soon,x,2\nb,0,y,1\n"), {},
          "d.csv: time column 'time' has values that are neither numbers nor dates in rows 3"),
-        (_write(TWO), {"path": None}, "data.path must name a sequence file (CSV or NPZ)"),
+        (_write(TWO), {"path": None}, "data.path must name a sequence file (CSV, NPZ or .ts)"),
         (_write_npz(x=np.ones((4, 3))), {},
-         "seqs.npz has no array 'y' (arrays: x); it needs x (N, T, D) or (N, T) and y (N,)"),
+         "seqs.npz has no array 'y' or 'Y' (arrays: x); it needs x (N, T, D) or (N, T) and y (N,), or set data.y_key"),
         (_write_npz(x=np.ones((4, 3)), y=np.arange(3)), {},
          "seqs.npz: y must have shape (N,) = (4,) to match x (got (3,))"),
         (_write_npz(x=np.ones(4), y=np.arange(4)), {}, "seqs.npz: x must have shape (N, T, D) or (N, T)"),
@@ -403,7 +411,7 @@ def test_config_composes_validates_and_loads(tmp_path):
     "override, message",
     [
         ("data.bogus=1", "unknown key 'data.bogus'"),
-        ("data.format=json", "data.format must be one of auto, wide, long, npz (got 'json')"),
+        ("data.format=json", "data.format must be one of auto, wide, long, npz, ts (got 'json')"),
         ("data.nan_policy=ffill", "data.nan_policy must be one of error, drop, fill (got 'ffill')"),
         ("data.max_len=0", "data.max_len must be >= 1 (got 0)"),
         ("data.max_len=abc", "data.max_len: Value 'abc' could not be converted to Integer"),
