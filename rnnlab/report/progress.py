@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from rnnlab.record.run_log import log
+from rnnlab.report.console import make_console
 
 
 class SamplesPerSecondColumn(ProgressColumn):
@@ -62,7 +63,7 @@ class SignalsColumn(ProgressColumn):
 class TrainingProgress:
     def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, console: Console | None = None,
                  samples_per_step: float | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console()
         self.enabled = enabled and self.console.is_terminal
         self.epochs = epochs
         self.steps = steps_per_epoch
