@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -23,25 +24,7 @@ def _lines(run_dir) -> list[str]:
     return [m.group(1) for ln in (run_dir / run_log.FILE).read_text().splitlines() if (m := stamped.fullmatch(ln))]
 
 
-def test_a_run_logs_its_start_config_epochs_and_status(tmp_path):
-    s = api.train(TINY, tmp_path / "run")
-    lines = _lines(tmp_path / "run")
-    assert lines[0].startswith(f"run started in {tmp_path / 'run'} (rnnlab ")
-    assert lines[1] == "overrides: " + " ".join(TINY)
-    assert any(ln.startswith("config arch: cell=lstm hidden_size=8 num_layers=1 ") for ln in lines)
-    epochs = [ln for ln in lines if ln.startswith("epoch ")]
-    assert [ln.split()[1] for ln in epochs] == ["1/3", "2/3", "3/3"]
-    import pandas as pd
-
-    m = pd.read_csv(tmp_path / "run" / "metrics.csv")
-    for ln, (_, row) in zip(epochs, m.iterrows(), strict=True):  # the metrics.csv numbers, as the bar shows them
-        assert f"loss {row['train_loss']:.4g}  val {row['val_loss']:.4g}  lr {row['lr']:.3g}" in ln
-    assert lines[-1] == (f"completed; best epoch {s.best_epoch} of 3; test "
-                         + " ".join(f"{k} {v:.4g}" for k, v in s.test_metrics.items()) + f"; {s.runtime_s:.3g} s")
-    assert sum(ln.startswith("completed") for ln in lines) == 1  # the summary is written twice: one status line
-
-
-def test_a_resumed_run_appends_and_a_bug_leaves_its_traceback(tmp_path):
+def test_a_run_logs_its_start_config_epochs_status_and_a_failure_and_its_resume_append(tmp_path):
     class Boom(Callback):
         def on_epoch_end(self, fit, row):
             if row["epoch"] == 2:
@@ -53,10 +36,20 @@ def test_a_resumed_run_appends_and_a_bug_leaves_its_traceback(tmp_path):
     text = (run / run_log.FILE).read_text()
     assert "ERROR   the run failed with this traceback:\nTraceback (most recent call last):" in text
     assert "RuntimeError: boom" in text and "ERROR   failed (RuntimeError('boom'))" in text
-    api.train(TINY, run, resume=True)
+    s = api.train(TINY, run, resume=True)  # from epoch 1 (epoch 2's checkpoint_last was never written)
     lines = _lines(run)
-    assert lines[0].startswith("run started") and any(ln.startswith("run resumed after epoch 1 in") for ln in lines)
-    assert lines[-1].startswith("completed; best epoch")
+    assert lines[0].startswith(f"run started in {run} (rnnlab ")
+    assert lines[1] == "overrides: " + " ".join(TINY)
+    assert any(ln.startswith("config arch: cell=lstm hidden_size=8 num_layers=1 ") for ln in lines)
+    assert sum(ln.startswith("run resumed after epoch 1 in") for ln in lines) == 1
+    epochs = [ln for ln in lines if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/3", "2/3", "2/3", "3/3"]
+    m = pd.read_csv(run / "metrics.csv")
+    for ln, (_, row) in zip([epochs[0], *epochs[2:]], m.iterrows(), strict=True):  # the bar's numbers
+        assert f"loss {row['train_loss']:.4g}  val {row['val_loss']:.4g}  lr {row['lr']:.3g}" in ln
+    assert lines[-1] == (f"completed; best epoch {s.best_epoch} of 3; test "
+                         + " ".join(f"{k} {v:.4g}" for k, v in s.test_metrics.items()) + f"; {s.runtime_s:.3g} s")
+    assert sum(ln.startswith("completed") for ln in lines) == 1  # the summary is written twice: one status line
 
 
 def test_show_puts_the_same_words_on_the_console_and_in_the_log(tmp_path):
