@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from rnnlab.config.groups import GROUPS, group_options
 
@@ -65,7 +66,52 @@ def main() -> None:
     """rnnlab: recurrent neural networks in NumPy, with Hydra configs."""
 
 
-@app.command(context_settings=HYDRA_ARGS, help=TRAIN_HELP)
+def options_help(args: list[str]) -> str:
+    """The keys of the data, arch and optim options `rnnlab train ARGS` picks, with their defaults and the
+    comments of their YAML files (rnnlab.config.option_docs); UnknownOption for a name no file has."""
+    from rich.markup import escape
+
+    from rnnlab.config.option_docs import DETAILED, chosen_options, read_option
+
+    chosen = chosen_options(args)
+    parts = ["[bold]Keys of the chosen options[/bold] (GROUP.KEY=DEFAULT  # comment; another option's keys: "
+             "e.g. rnnlab train data=csv --help):"]
+    for group in DETAILED:
+        doc = read_option(group, chosen[group])
+        lines = [_hanging(f"  {group}={doc.option}: {doc.about}", 4)]
+        lines += [_hanging(f"    {group}.{k.name}={k.value}" + (f"  # {k.comment}" if k.comment else ""), 8)
+                  for k in doc.keys.values()]
+        parts.append("\n".join(escape(line) for line in lines))
+    return "\n\n".join(parts)
+
+
+def _hanging(line: str, indent: int) -> str:
+    """A line wrapped to the help's width with its continuation lines indented (Rich would start them at 0)."""
+    import os
+    import shutil
+    import textwrap
+
+    width = int(os.environ.get("TERMINAL_WIDTH") or shutil.get_terminal_size().columns) - 3  # Typer's margins
+    return textwrap.fill(line, width=max(width, 40), subsequent_indent=" " * indent, break_on_hyphens=False,
+                         break_long_words=False, drop_whitespace=True)
+
+
+class TrainCommand(TyperCommand):
+    """`rnnlab train`: its help lists the keys of the options the command line picks (`data=csv --help`)."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if "--help" in args:
+            from rnnlab.config.option_docs import UnknownOption
+
+            try:
+                self.help = f"{TRAIN_HELP}\n\n{options_help(args)}"
+            except UnknownOption as exc:
+                typer.echo(f"Error: {exc}", err=True)
+                ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=TrainCommand, context_settings=HYDRA_ARGS, help=TRAIN_HELP)
 def train(ctx: typer.Context) -> None:
     from rnnlab.commands.train import run
 

@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.analysis.main_metric import MAIN_METRIC as DEFAULT_METRIC
 from rnnlab.runtime.io import write_csv, write_json
 
 MAX_DEPTH = 3
 DEFAULT_OUTPUT = "comparison"
 CONFIG_KEYS = ("arch.cell", "arch.hidden_size", "optim.name", "optim.lr", "reg.name", "seed")
 SHOWN_METRICS = {"regression": ("mse", "rmse", "mae", "r2"), "classification": ("accuracy", "f1", "roc_auc")}
-DEFAULT_METRIC = {"regression": "test_mse", "classification": "test_accuracy"}
 LOWER_IS_BETTER = {"mse", "rmse", "mae", "mape", "huber", "loss"}
 HIGHER_IS_BETTER = {"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision",
                     "sequence_accuracy", "accuracy_at_0.5"}
@@ -461,11 +461,12 @@ def _fmt(v: Any) -> str:
 
 
 def print_result(result: dict, console=None) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    from rnnlab.report.console import make_console
+
+    console = console or make_console(stderr=False)
     metric, family = result["metric"], result["family"]
     tbl = result["table"]
     arrow = "higher is better" if result["higher_is_better"] else "lower is better"

@@ -29,6 +29,7 @@ from rnnlab.config.validate import ConfigError
 from rnnlab.data import folds as F
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
+from rnnlab.report.console import make_console
 from rnnlab.runtime import signals
 from rnnlab.runtime.folders import check_dir, claim_new_dir, describe
 from rnnlab.runtime.io import write_csv, write_json
@@ -119,7 +120,7 @@ def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     from rnnlab.commands import sweep_resume, sweeper
 
-    console = console or Console(stderr=True)
+    console = console or make_console()
     try:
         resume, args = sweep_resume.take_flag(args)
         if resume is not None:  # the cv in that folder again: finished folds kept, the others resumed or run

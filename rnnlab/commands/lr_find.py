@@ -103,9 +103,9 @@ class StatusLine(Callback):
     (gone when it ends, so an error stays one line) and only on a terminal."""
 
     def __init__(self, finder, console=None):
-        from rich.console import Console
+        from rnnlab.report.console import make_console
 
-        self.finder, self.console = finder, console or Console(stderr=True)
+        self.finder, self.console = finder, console or make_console()
         self.status = None
 
     def session(self, fit):

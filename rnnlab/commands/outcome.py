@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.analysis.main_metric import main_metric
+
 # Process exit code of one run by status; bad input is 2 whatever the status.
 EXIT_CODES = {"completed": 0, "diverged": 1, "failed": 1, "interrupted": 130}
 
@@ -24,6 +26,9 @@ class Outcome:
     # Not what the job's folder records: the job left it as it was (another run's folder, or one it could
     # not resume), so the job's return value is its outcome.
     unrecorded: bool = False
+    # The run's main metric (rnnlab.analysis.main_metric): its name, and its value when the run was tested.
+    metric: str | None = None
+    value: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -40,4 +45,5 @@ def read(run_dir: str | Path) -> Outcome:
         return Outcome("missing", message=f"no summary.json in {run_dir}: the job did not start, or was killed first")
     except (OSError, ValueError, TypeError) as exc:
         return Outcome("unreadable", message=f"{Path(run_dir) / 'summary.json'}: {exc}")
-    return Outcome(s.status, bool(s.bad_input), s.message)
+    metric, value = main_metric(s) or (None, None)
+    return Outcome(s.status, bool(s.bad_input), s.message, metric=metric, value=value)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from rnnlab.report.console import make_console
 from rnnlab.runtime.io import write_json
 from rnnlab.search import SearchError
 from rnnlab.search.metric import check_metric, choose_direction
@@ -322,7 +323,7 @@ def _report(result: dict, console: Console) -> None:
 
 def run(o: SearchOptions, console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
-    console = console or Console(stderr=True)
+    console = console or make_console()
     try:
         p = plan(o)
     except SearchError as exc:

@@ -22,6 +22,7 @@ from rnnlab.commands.outcome import Outcome
 from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
 from rnnlab.record.summary import Summary
+from rnnlab.report.console import make_console
 from rnnlab.runtime import signals
 from rnnlab.runtime.io import StorageError
 
@@ -40,7 +41,7 @@ def task(cfg, hooks=()) -> Outcome:
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
-    console = Console(stderr=True)
+    console = make_console()
     multirun = str(hc.mode) == "RunMode.MULTIRUN"
     if multirun:
         console.print(f"[bold]job {hc.job.num}[/]: {escape(' '.join(hc.overrides.task))}")
@@ -131,7 +132,7 @@ def _hydra_main():
 def run(args: list[str], console: Console | None = None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     global RESUME, LAST
-    console = console or Console(stderr=True)
+    console = console or make_console()
     try:
         RESUME, args = resume_args(args)
         flags, overrides = hb.split_args(args)
@@ -213,16 +214,43 @@ def _key(override: str) -> str:
 
 
 def _multirun_table(plan, outcomes):
+    """One row per job: its overrides, status, main metric (rnnlab.analysis.main_metric; the best job's row in
+    bold) and folder. Overrides and folders fold onto more lines rather than being cut."""
     from rich.table import Table
 
+    from rnnlab.analysis.main_metric import HIGHER_IS_BETTER
+    from rnnlab.report.tables import fmt_cell
+
     actions = {"skip": "kept", "resume": "resumed", "start": "run"}
-    table = Table(title="Multirun", title_justify="left")
-    for col in ("job", "overrides", "status", *(["this time"] if plan.resume else []), "run folder"):
-        table.add_column(col)
-    for job, o in zip(plan.jobs, outcomes, strict=True):
+    names = {o.metric for o in outcomes if o.metric}
+    metric = next(iter(names)) if len(names) == 1 else None  # mixed tasks: each cell names its metric
+    best = _best_job(outcomes, metric, HIGHER_IS_BETTER.get(metric))
+    table = Table(title="Multirun", title_justify="left",
+                  caption=f"bold: the best {metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
+                  if best is not None else None)
+    table.add_column("job")
+    table.add_column("overrides", overflow="fold")
+    table.add_column("status")
+    if plan.resume:
+        table.add_column("this time")
+    if names:
+        table.add_column(metric or "main metric", justify="right")
+    table.add_column("run folder", overflow="fold")
+    for i, (job, o) in enumerate(zip(plan.jobs, outcomes, strict=True)):
+        score = [(fmt_cell(o.value) if metric else f"{o.metric} {fmt_cell(o.value)}") if o.metric else "-"]
         table.add_row(str(job.num), escape(" ".join(job.overrides)), o.status,
-                      *([actions[job.action]] if plan.resume else []), escape(str(job.run_dir)))
+                      *([actions[job.action]] if plan.resume else []), *(score if names else []),
+                      escape(str(job.run_dir)), style="bold" if i == best else None)
     return table
+
+
+def _best_job(outcomes, metric: str | None, higher: bool | None) -> int | None:
+    """Index of the completed job with the best main metric (None: mixed metrics, or fewer than two scored)."""
+    scored = [(o.value, i) for i, o in enumerate(outcomes)
+              if metric and o.status == "completed" and o.value is not None]
+    if len(scored) < 2:
+        return None
+    return (max(scored) if higher else min(scored))[1]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from rnnlab.config.groups import group_options
+from rnnlab.config.groups import group_options, unknown_option
 from rnnlab.config.schema import (
     DATA_SCHEMAS,
     ArchConf,
@@ -85,14 +85,6 @@ def unknown_key(key: str, known: Iterable[str], rest: str = "") -> str:
     parent, _, name = key.rpartition(".")
     before = f"{parent}." if parent else ""
     return f"unknown key '{key}{rest}'" + did_you_mean(name, known, before, rest)
-
-
-def unknown_option(what: str, option: str, choices: Iterable[str]) -> str:
-    """`unknown arch 'lstn' (choose from: ...; did you mean lstm?)`."""
-    choices = list(choices)
-    close = difflib.get_close_matches(option, choices, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
-    return f"unknown {what} '{option}' (choose from: {', '.join(choices)}{hint})"
 
 
 # A name becomes part of a folder name (outputs/train/<timestamp>_<name>, outputs/search/<study>): one path

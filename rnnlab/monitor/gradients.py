@@ -23,11 +23,13 @@ real step (means over the sequences): orders of magnitude below 1 is the vanishi
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 
 from rnnlab.monitor import saved
+from rnnlab.record.run_log import show
 from rnnlab.report import monitor_plots as mp
 
 GRAD_COLUMNS = ("step", "epoch", "param", "grad_norm", "weight_norm", "ratio", "grad_mean", "grad_std")
@@ -82,13 +84,12 @@ class GradientTracker:
         if self._warned[kind] == epoch:
             return
         self._warned[kind] = epoch
-        if self.console is not None:
-            if kind == "exploding":
-                rel = f"> {self.explode_above:g}" if math.isfinite(gn) else "is not finite"
-            else:
-                rel = f"< {self.vanish_below:g}"
-            self.console.print(f"[yellow]warning: {kind} gradients: global norm {gn:.3g} {rel} "
-                               f"at step {step} (epoch {epoch + 1})[/]")
+        if kind == "exploding":
+            rel = f"> {self.explode_above:g}" if math.isfinite(gn) else "is not finite"
+        else:
+            rel = f"< {self.vanish_below:g}"
+        show(self.console, f"warning: {kind} gradients: global norm {gn:.3g} {rel} at step {step} (epoch {epoch + 1})",
+             logging.WARNING, style="yellow")
 
     def _record(self, step, epoch, params, grads, gn) -> None:
         ep = epoch + 1

@@ -1,5 +1,8 @@
 """Live Rich progress bar for training: epoch, loss, val loss (+ val accuracy), lr, samples/s, ETA.
 
+Each epoch's numbers also go to the run's train.log as one line (`epoch_line`, rnnlab.record.run_log),
+bar or no bar: the log holds what the bar showed at every epoch's end.
+
 Switched off when disabled or when the console is not a terminal (CI logs, joblib
 workers), so it costs nothing there; updates are a few attribute writes per batch.
 Samples/s comes from Rich's own step-speed estimate (steps/s x samples per step), so
@@ -14,6 +17,9 @@ import math
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
+
+from rnnlab.record.run_log import log
+from rnnlab.report.console import make_console
 
 
 class SamplesPerSecondColumn(ProgressColumn):
@@ -57,7 +63,7 @@ class SignalsColumn(ProgressColumn):
 class TrainingProgress:
     def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool = True, console: Console | None = None,
                  samples_per_step: float | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console()
         self.enabled = enabled and self.console.is_terminal
         self.epochs = epochs
         self.steps = steps_per_epoch
@@ -99,11 +105,24 @@ class TrainingProgress:
     def epoch_end(self, epoch: int, train_loss: float, val_loss: float, lr: float,
                   val_accuracy: float | None = None, samples_per_s: float | None = None,
                   rows: list[dict] | None = None) -> None:
+        signals = live_signals(rows or [])
+        log.info(epoch_line(epoch + 1, self.epochs, train_loss, val_loss, lr, val_accuracy, samples_per_s, signals))
         if self.progress is not None:
             self.progress.update(
                 self.task, completed=(epoch + 1) * self.steps, loss=train_loss, val=val_loss, lr=lr,
-                acc=val_accuracy, sps=samples_per_s, signals=live_signals(rows or []),
+                acc=val_accuracy, sps=samples_per_s, signals=signals,
             )
+
+
+def epoch_line(epoch: int, epochs: int, train_loss: float, val_loss: float, lr: float,
+               val_accuracy: float | None = None, samples_per_s: float | None = None, signals: str = "") -> str:
+    """'epoch 3/30  loss 0.1234  val 0.2345  acc 0.912  lr 0.001  12,345 samples/s  mem 250 MB': the bar's
+    fields at an epoch's end, as one line of train.log."""
+    parts = [f"epoch {epoch}/{epochs}", f"loss {train_loss:.4g}",
+             f"val {val_loss:.4g}" + (f"  acc {val_accuracy:.3f}" if val_accuracy is not None else ""), f"lr {lr:.3g}"]
+    if samples_per_s is not None and math.isfinite(samples_per_s):
+        parts.append(f"{samples_per_s:,.0f} samples/s")
+    return "  ".join([*parts, *([signals] if signals else [])])
 
 
 def live_signals(rows: list[dict]) -> str:

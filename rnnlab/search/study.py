@@ -209,12 +209,12 @@ def work(spec: StudySpec, setup: TrialSetup, n_trials: int | None, timeout: floa
          one_blas_thread: bool = False) -> int:
     """Run trials until n_trials, the timeout, the end of the grid or Ctrl-C; returns an exit code
     (0, 2 for a SearchError that stopped it, 130 interrupted)."""
-    from rich.console import Console
     from rich.markup import escape
 
+    from rnnlab.report.console import make_console
     from rnnlab.runtime import signals
 
-    console = Console(stderr=True)
+    console = make_console()
     limit = contextlib.nullcontext()
     if one_blas_thread:  # parallel workers share the cores: one BLAS thread each, or they oversubscribe
         import numpy  # noqa: F401  (threadpoolctl limits only the BLAS libraries already loaded)

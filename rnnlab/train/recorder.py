@@ -10,7 +10,8 @@
     recorder.finish(fit, entries, tables) # summary.json, then plots and report.html
     recorder.write_stub(status, message)  # a run that never started (bad input, a skipped fold)
 
-Every file is written atomically (metrics.csv: one appended line per epoch, flushed). The
+Every file is written atomically (metrics.csv: one appended line per epoch, flushed); train.log is open
+from `claim` to `release` (rnnlab.record.run_log: the start, the config, every status the summary records). The
 checkpoint layout is `rnnlab.record.checkpoint`'s; checkpoint_last/ carries the training state
 (optimizer moments, random streams, selection and callback state, epoch and step) for resume.
 """
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 import rnnlab
-from rnnlab.record import checkpoint
+from rnnlab.record import checkpoint, run_log
 from rnnlab.record import summary as summary_file
 from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
@@ -52,6 +53,7 @@ class RunRecorder(RunFolder):
         self.metrics = MetricsLog(self.run_dir)
         self.callbacks: list = []  # whose state goes into the training checkpoint
         self._phase = "start-up"
+        self._log: run_log.RunLog | None = None  # train.log, open while the run holds the folder
 
     @property
     def phase(self) -> str:
@@ -87,6 +89,7 @@ class RunRecorder(RunFolder):
             raise RunFolderError(f"run folder {self.run_dir} already holds a run: continue it with "
                                  f"rnnlab train --resume {self.run_dir}, or choose another folder")
         self._sweep_leftovers()
+        self._log = run_log.RunLog.open(self.run_dir)
 
     def _sweep_leftovers(self) -> None:
         """Temporary files a killed process (SIGKILL, a lost machine) left mid-write: ours to remove now
@@ -99,6 +102,9 @@ class RunRecorder(RunFolder):
         return (self.run_dir / summary_file.FILE).is_file() or (self.run_dir / ".hydra" / "config.yaml").is_file()
 
     def release(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         lock = getattr(self, "_lock", None)
         if lock is not None:
             lock.close()  # closing drops the flock
@@ -108,7 +114,13 @@ class RunRecorder(RunFolder):
     def write_summary(self) -> Path:
         self.summary.run_dir = str(self.run_dir)
         with signals.deferred():  # a signal now waits for the file: the summary on disk is this one, whole
-            return write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
+            path = write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
+        self._log_status()
+        return path
+
+    def _log_status(self) -> None:
+        if self._log is not None:
+            self._log.status(self.summary)
 
     def storage_failed(self, exc: StorageError) -> StorageError:
         """The disk refused a file: the summary says so with every result computed so far (when the disk
@@ -118,7 +130,7 @@ class RunRecorder(RunFolder):
         try:
             self.write_summary()
         except StorageError:
-            pass  # the summary on disk stays the last one written, whole
+            self._log_status()  # the summary on disk stays the last one written, whole; the log may still take it
         exc.summary = self.summary
         return exc
 
@@ -143,6 +155,7 @@ class RunRecorder(RunFolder):
         else:
             self.summary.update(status="interrupted", interrupted_in=self.phase, message=at_once)
         write_text(self.run_dir / summary_file.FILE, self.summary.to_json())
+        self._log_status()
 
     def write_stub(self, status: str, message: str, bad_input: bool = False, **entries) -> Summary:
         """The summary of a run that did not get far (or failed on its input); what is known is kept."""
@@ -161,10 +174,20 @@ class RunRecorder(RunFolder):
                             monitored_metric=fit.cfg.train.monitor, **fit.task.summary_entries(),
                             **({"resumed_from_epochs": resumed} if resumed else {}))
         self._hooks(fit)
+        run_log.started(self.run_dir, self.summary.versions, resumed, fit.cfg.to_dict(), self._overrides(fit))
         self.metrics.start(fit.rows)
         if not resumed:
             self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": 0})
         self.write_summary()
+
+    def _overrides(self, fit) -> list[str]:
+        """What the run's config was composed from: its .hydra/overrides.yaml (a Hydra job's), else the config's."""
+        import yaml
+
+        try:
+            return [str(o) for o in yaml.safe_load((self.run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
+        except (OSError, yaml.YAMLError, TypeError):
+            return list(getattr(fit.cfg, "overrides", ()))
 
     def _resumed_from(self, fit) -> list[int]:
         """The epochs this run was resumed from so far (this segment's last), [] for a new run."""

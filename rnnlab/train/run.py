@@ -19,7 +19,7 @@ from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.data import registry
 from rnnlab.data.base import DataError
 from rnnlab.monitor import RunMonitor
-from rnnlab.record import checkpoint
+from rnnlab.record import checkpoint, run_log
 from rnnlab.record.summary import Summary
 from rnnlab.runtime import signals
 from rnnlab.runtime.io import StorageError
@@ -62,6 +62,7 @@ def train(cfg: RunConfig, run_dir: str | Path, console=None, epoch_hook=None, ca
         recorder.write_stub("failed", str(exc), bad_input=True)
         raise
     except Exception as exc:  # a bug: recorded, then the caller shows the traceback
+        run_log.log.error("the run failed with this traceback:", exc_info=True)
         recorder.write_stub("failed", repr(exc))
         raise
     finally:
