@@ -238,3 +238,21 @@ def test_readme_cv_examples_validate():
         rc = compose_and_validate(overrides)
         if rc.data.name == "sine":  # the data of the others is not in the repository
             cv_cmd.plan_folds(rc)
+
+
+def test_folds_at_chance_level_are_counted_and_named(sine_cv, capsys):
+    """Two epochs of a tiny LSTM lose to the naive forecast: every fold says "completed" and warns; cv_summary.json
+    names the folds at chance level and the console lists each fold's warning and their count."""
+    from rich.console import Console
+
+    _, sweep = sine_cv
+    out = json.loads((sweep / "cv_summary.json").read_text())
+    summaries = [read_summary(sweep / str(i)) for i in range(3)]
+    assert [s["chance_check"]["chance"] for s in summaries] == [True] * 3
+    assert out["chance_folds"] == [0, 1, 2]
+    assert [f["warnings"] for f in out["folds"]] == [s["warnings"] for s in summaries]
+    console = Console(file=__import__("io").StringIO(), width=400, color_system=None)
+    cv_cmd._print_warnings(out["folds"], out["chance_folds"], console)
+    lines = console.file.getvalue().splitlines()
+    assert lines[:3] == [f"fold {i} warning: {summaries[i]['warnings'][0]}" for i in range(3)]
+    assert lines[3] == "3 of 3 folds ended at chance level (fold 0, 1, 2): their scores enter the mean as they are"

@@ -10,6 +10,9 @@ with train.plots, cv_folds.png, cv_loss.png and cv_predictions.png in the sweep 
 `rnnlab cv --resume CV_DIR` runs the cv in that folder again: finished folds kept, interrupted
 ones resumed, the others run (commands/sweep_resume.py), then the same table over every fold.
 
+Folds whose run ended at chance level (summary.json `chance_check`, `warnings`) are counted and named under the
+table (`chance_folds` in cv_summary.json).
+
 Exit codes: 0 every fold completed, 1 a fold failed or diverged, 2 bad input, 130 (143) interrupted by
 Ctrl-C (SIGTERM), after which no further fold starts.
 """
@@ -206,8 +209,11 @@ def _report(rc, data, strategy, folds, run_dirs, bad_input: bool, sweep: Path, o
         "n_dev": len(data.train) + len(data.val), "n_test": len(data.test),
         "mean": mean, "std": std,
         "folds": [{**r, "run_dir": run_dirs[r["fold"]], "cv": summaries[r["fold"]].get("cv") or plan[r["fold"]],
-                   "message": summaries[r["fold"]].get("message")} for r in rows],
+                   "message": summaries[r["fold"]].get("message"),
+                   "warnings": summaries[r["fold"]].get("warnings") or []} for r in rows],
     }
+    out["chance_folds"] = [r["fold"] for r in rows if r["status"] == "completed" and
+                           (summaries[r["fold"]].get("chance_check") or {}).get("chance")]
     plots = _plots(rc, data, strategy, folds, out["folds"], sweep) if rc.train.plots else []
     out["plots"] = [p.name for p in plots]
     write_json(sweep / "cv_summary.json", out)
@@ -216,9 +222,21 @@ def _report(rc, data, strategy, folds, run_dirs, bad_input: bool, sweep: Path, o
     for r in out["folds"]:
         if r["status"] != "completed" and r.get("message"):
             console.print(f"fold {r['fold']} {r['status']}: {escape(str(r['message']))}", soft_wrap=True)
+    _print_warnings(out["folds"], out["chance_folds"], console)
     console.print(f"written: {escape(str(sweep))}/cv_results.csv, cv_summary.json"
                   + "".join(f", {p.name}" for p in plots))
     return _exit_code(bad_input, rows)
+
+
+def _print_warnings(fold_rows: list[dict], chance_folds: list[int], console) -> None:
+    """Each fold's warnings (a fold at chance level says "completed" all the same), then the folds at chance level."""
+    for r in fold_rows:
+        for w in r["warnings"]:
+            console.print(f"[yellow]fold {r['fold']} warning: {escape(str(w))}[/]", soft_wrap=True)
+    if chance_folds:
+        console.print(f"[yellow]{len(chance_folds)} of {len(fold_rows)} folds ended at chance level (fold "
+                      f"{', '.join(map(str, chance_folds))}): their scores enter the mean as they are[/]",
+                      soft_wrap=True)
 
 
 def _plots(rc, data, strategy, folds, fold_rows, sweep: Path) -> list[Path]:

@@ -176,6 +176,9 @@ class TrainConf:
     # Also save checkpoint_last every N optimizer steps inside an epoch (null = at epoch ends only),
     # as Lightning's every_n_train_steps: a resume then continues from that step.
     checkpoint_every_steps: int | None = None
+    # Retrain from new initial weights (a new seed stream) up to N times when an attempt ends at chance level
+    # (its best validation score no better than the baseline's); the best attempt by validation is kept.
+    restarts: int = 0
     # Seq2seq data only: teacher-forcing ratio at the first epoch, decaying linearly to teacher_forcing_end
     # (null = no decay) by the last one (scheduled sampling), and the beam width of the test decoding (1 = greedy).
     teacher_forcing: float = 1.0
@@ -215,6 +218,7 @@ class TrainConf:
             _at_least("train.limit_batches", self.limit_batches, 1)
         if self.checkpoint_every_steps is not None:
             _at_least("train.checkpoint_every_steps", self.checkpoint_every_steps, 1)
+        _at_least("train.restarts", self.restarts, 0)
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"train.threshold must be in (0, 1) or null (got {self.threshold})")
 

@@ -40,6 +40,10 @@ class Summary:
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
+    sample_unit: str | None = None  # what n_train/n_val/n_test count: sequences | windows
+    n_test_origins: int | None = None  # forecasting: the test windows' forecast origins (= n_test)
+    data_format: str | None = None  # the file layout the loader read (seqfile: wide | long | npz)
+    data_format_reason: str | None = None  # why (data.format=auto's decision)
     # how it went
     epochs_run: int = 0
     best_epoch: int | None = None
@@ -50,6 +54,14 @@ class Summary:
     test_weights: str | None = None  # best | last
     test_weights_epoch: int | None = None
     interrupted_in: str | None = None  # start-up | training | test | monitor | plots | report (status interrupted)
+    # train.restarts: every attempt ({attempt, seed_stream, status, best_epoch, best_val_loss, val_metric,
+    # val_score, baseline, baseline_score, chance}) and the one kept (the best by validation)
+    attempts: list[dict[str, Any]] | None = None
+    kept_attempt: int | None = None
+    warnings: list[str] | None = None  # what a reader must not miss (the run ended at chance level)
+    # the tested attempt's best epoch against the baseline on the validation split (train/chance.py):
+    # {val_metric, val_score, baseline, baseline_score, chance}
+    chance_check: dict[str, Any] | None = None
     # results
     test_loss: float | None = None
     val_metrics: dict[str, Any] | None = None
@@ -146,7 +158,7 @@ _STUB_KEYS = ("status", "run_dir", "message", "bad_input", "format_version")
 # What a field may hold in the file (or null), by its annotation: a summary.json with, say, test_metrics as
 # a list is unreadable, in one line naming the file and the key, rather than a crash where the key is used.
 _KINDS = {"dict": ((dict,), "an object"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
-          "str": ((str,), "a string"), "bool": ((bool,), "true or false")}
+          "str": ((str,), "a string"), "bool": ((bool,), "true or false"), "list": ((list,), "a list")}
 _JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
                float: "a number"}
 

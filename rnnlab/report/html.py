@@ -26,6 +26,7 @@ from typing import Any
 from rnnlab.record import summary as summary_file
 from rnnlab.record.metrics_log import read_rows
 from rnnlab.record.summary import Summary
+from rnnlab.report import notes
 from rnnlab.runtime.io import write_text
 
 REPORT_NAME = "report.html"
@@ -277,6 +278,33 @@ def _banner(status: str, summary: dict | None) -> str:
             f"It shows what the run folder holds.{detail}</div>")
 
 
+ATTEMPT_COLUMNS = ("attempt", "seed_stream", "status", "epochs_run", "best_epoch", "best_val_loss", "val_metric",
+                   "val_score", "baseline", "baseline_score", "chance")
+
+
+def _run_notes(summary: dict | None) -> str:
+    """The run's warnings (a box under the banner: a run at chance level), the data's counts and
+    train.restarts' attempts (the kept one marked)."""
+    if summary is None:
+        return ""
+    parts = []
+    warnings = [w for w in summary.get("warnings") or [] if w]
+    if warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        parts.append(f'<div class="banner warn" id="warnings"><strong>Warnings:</strong><ul>{items}</ul></div>')
+    line = notes.data_line(summary)
+    if line:
+        parts.append(f'<p class="meta" id="data">{_e(line)}</p>')
+    attempts = [a for a in summary.get("attempts") or [] if isinstance(a, dict)]
+    if len(attempts) > 1:
+        kept = summary.get("kept_attempt")
+        body = [[fmt(a.get(c)) for c in ATTEMPT_COLUMNS] for a in attempts]
+        classes = ["model" if a.get("attempt") == kept else "" for a in attempts]
+        parts.append(f"<details open><summary>{_e(notes.attempts_line(summary))}</summary>"
+                     + _table(list(ATTEMPT_COLUMNS), body, left=3, row_class=classes) + "</details>")
+    return "".join(parts)
+
+
 def _metric_columns(metric_dicts: list[dict]) -> list[str]:
     keys: list[str] = []
     for m in metric_dicts:
@@ -473,7 +501,8 @@ def render_report(run_dir: str | Path) -> tuple[str, list[str]]:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(run_dir.name)} · {_e(status)} · rnnlab report</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-        f"{header}\n{_banner(status, summary)}{warn_html}\n{nav}\n<main>\n" + "\n".join(body) + "\n</main>\n"
+        f"{header}\n{_banner(status, summary)}{_run_notes(summary)}{warn_html}\n{nav}\n<main>\n" + "\n".join(body)
+        + "\n</main>\n"
         "<footer>Written by rnnlab report; self-contained (images embedded, no external resources).</footer>\n"
         "</body>\n</html>\n"
     )

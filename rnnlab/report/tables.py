@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
+
+from rnnlab.report import notes
 
 
 def fmt_cell(v: Any, other=str) -> str:
@@ -51,4 +54,12 @@ def summary_table(summary: dict[str, Any]) -> Table:
         f"{summary.get('n_params')} parameters  ·  {fmt_cell(summary.get('runtime_s'))} s  ·  "
         f"seed {summary.get('seed')}  ·  {summary.get('run_dir')}"
     )
+    table.caption += notes_caption(summary)
     return table
+
+
+def notes_caption(summary: dict[str, Any]) -> str:
+    """More caption lines: the data's counts, train.restarts' attempts and the run's warnings (yellow)."""
+    lines = [escape(line) for line in (notes.data_line(summary), notes.attempts_line(summary)) if line]
+    lines += [f"[yellow]warning: {escape(str(w))}[/]" for w in summary.get("warnings") or []]
+    return "".join("\n" + line for line in lines)

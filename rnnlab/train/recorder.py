@@ -6,6 +6,8 @@
     recorder.epoch_saved(fit)             # checkpoint_last/ with the training state
     recorder.step_saved(fit)              # checkpoint_last/ inside an epoch, when step_due(fit) (every N steps)
     recorder.stopped(fit)                 # a stopped run's status at once (the test phase can take a while)
+    recorder.attempt_started(fit)         # train.restarts: checkpoint_last at epoch 0 of a new attempt
+    recorder.keep_attempt(k) / settle_attempt(kept, current, others)   # the best attempt's snapshot, then the kept one
     recorder.table("predictions.csv", frame)
     recorder.finish(fit, entries, tables) # summary.json, then plots and report.html
     recorder.write_stub(status, message)  # a run that never started (bad input, a skipped fold)
@@ -18,6 +20,7 @@ checkpoint layout is `rnnlab.record.checkpoint`'s; checkpoint_last/ carries the 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -36,7 +39,7 @@ from rnnlab.record.summary import Summary
 from rnnlab.report.html import write_report
 from rnnlab.runtime import signals
 from rnnlab.runtime.folders import describe
-from rnnlab.runtime.io import StorageError, storage_errors, write_text
+from rnnlab.runtime.io import StorageError, atomic_write, storage_errors, strict_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ class RunRecorder(RunFolder):
         self.summary = Summary(run_dir=str(self.run_dir))
         self.metrics = MetricsLog(self.run_dir)
         self.callbacks: list = []  # whose state goes into the training checkpoint
+        self.attempt: int | None = None  # train.restarts: the attempt being trained (in the checkpoints' meta)
+        self.other_rows: list[dict[str, Any]] = []  # train.restarts: the other attempts' metrics.csv rows
         self._phase = "start-up"
         self._log: run_log.RunLog | None = None  # train.log, open while the run holds the folder
 
@@ -175,7 +180,10 @@ class RunRecorder(RunFolder):
                             **({"resumed_from_epochs": resumed} if resumed else {}))
         self._hooks(fit)
         run_log.started(self.run_dir, self.summary.versions, resumed, fit.cfg.to_dict(), self._overrides(fit))
-        self.metrics.start(fit.rows)
+        rows = [*self.other_rows, *fit.rows]
+        if self.attempt is not None:  # train.restarts: attempts in order (the kept one resumes after later ones)
+            rows.sort(key=lambda r: r.get("attempt", 0))
+        self.metrics.start(rows)
         if not resumed:
             self._checkpoint("checkpoint", fit, fit.params, fit.state, {"epoch": 0})
         self.write_summary()
@@ -230,6 +238,10 @@ class RunRecorder(RunFolder):
         symlink checkpoint_last is switched to it in one atomic rename; then the previous one goes."""
         self._checkpoint(name, fit, fit.params, fit.state, meta, training=training_state(fit, self.callbacks),
                          same_as=same_as)
+        self._switch_last(name)
+
+    def _switch_last(self, name: str) -> None:
+        """Point checkpoint_last at the complete folder `name` (one atomic rename), then remove the others."""
         link = self.run_dir / "checkpoint_last"
         if link.is_dir() and not link.is_symlink():  # a folder of an older rnnlab: replaced once
             shutil.rmtree(link)
@@ -251,8 +263,54 @@ class RunRecorder(RunFolder):
             self.write_summary()
 
     def _checkpoint(self, name: str, fit, params, state, meta: dict, training=None, same_as=None) -> None:
-        checkpoint.save(self.run_dir / name, fit.task.spec, params, {**fit.task.checkpoint_meta(), **meta}, state,
-                        training=training, same_as=same_as)
+        attempt = {} if self.attempt is None else {"attempt": self.attempt}
+        checkpoint.save(self.run_dir / name, fit.task.spec, params, {**fit.task.checkpoint_meta(), **attempt, **meta},
+                        state, training=training, same_as=same_as)
+
+    # ------------------------------------------------------------------ train.restarts
+    # A new attempt first gets its own checkpoint_last (epoch 0, the records of the attempts before it), then
+    # checkpoint/ its initial weights (`begin`); the best attempt so far lives in attempt_<k>/ (its checkpoint/
+    # and checkpoint_last/, copied whole) until the run ends, when the kept attempt's files become the run's.
+    # Each step leaves a folder that resumes into the same decisions (a resumed run redoes the step).
+    def attempt_started(self, fit) -> None:
+        """checkpoint_last of a new attempt before it trains: a resume goes on in this attempt, not the last."""
+        self._save_last(fit, f".checkpoint_last.{fit.epoch}", {"epoch": fit.epoch})
+
+    def keep_attempt(self, attempt: int) -> None:
+        """Snapshot checkpoint/ and checkpoint_last/ (the attempt just ended, the best so far) as attempt_<k>/."""
+        dest, part = attempt_folder(self.run_dir, attempt), self.run_dir / f".attempt_{attempt}.partial"
+        with storage_errors(dest):
+            shutil.rmtree(part, ignore_errors=True)
+            for name in ("checkpoint", "checkpoint_last"):
+                shutil.copytree(self.run_dir / name, part / name)  # the link's folder, its files as copies
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(part, dest)
+
+    def drop_snapshots(self, keep: int | None = None) -> None:
+        """Remove the attempt_<k>/ snapshots (but `keep`'s), and any a kill left half-copied."""
+        for old in [*self.run_dir.glob("attempt_*"), *self.run_dir.glob(".attempt_*.partial")]:
+            if old.is_dir() and old != (None if keep is None else attempt_folder(self.run_dir, keep)):
+                shutil.rmtree(old, ignore_errors=True)
+
+    def settle_attempt(self, kept: int, current: int, others: list[dict]) -> None:
+        """The kept attempt's files become the run's: when it is not the attempt trained last, checkpoint_last
+        is its end (its training state listing the `others`) and checkpoint/ its best epoch. Then the snapshots go."""
+        snap = attempt_folder(self.run_dir, kept)
+        if kept != current:
+            name = f".checkpoint_last.kept{kept}"
+            with storage_errors(self.run_dir / name):
+                shutil.rmtree(self.run_dir / name, ignore_errors=True)
+                shutil.copytree(snap / "checkpoint_last", self.run_dir / name)
+                info, _ = checkpoint.load_training_state(self.run_dir / name)
+                info["callbacks"]["restarts"]["others"] = others
+                write_text(self.run_dir / name / "training_state.json", strict_json(info))
+            self._switch_last(name)
+        best = self.run_dir / "checkpoint"
+        if json.loads((best / "model.json").read_text()).get("attempt", kept) != kept:  # written last: it names them
+            for f in ("model.npz", "model.json"):
+                data = (snap / "checkpoint" / f).read_bytes()
+                atomic_write(best / f, lambda fh, data=data: fh.write(data), mode="wb")
+        self.drop_snapshots()
 
     def _hooks(self, fit) -> None:
         """Entries the caller attaches (cv's fold, a search trial); fit is None for a run that never started."""
@@ -302,6 +360,11 @@ class RunRecorder(RunFolder):
             raise
         except Exception as exc:
             log.warning("report.html not written: %r", exc)
+
+
+def attempt_folder(run_dir: Path, attempt: int) -> Path:
+    """Where train.restarts keeps the best attempt so far (its checkpoint/ and checkpoint_last/)."""
+    return Path(run_dir) / f"attempt_{attempt}"
 
 
 def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

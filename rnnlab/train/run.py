@@ -1,6 +1,7 @@
 """One training run: `train(cfg, run_dir) -> Summary`. Kept apart from the CLI and Hydra.
 
-Load the data -> pick the task adapter -> fit (`loop`) with the run's callbacks (monitor,
+Load the data (its counts on the console) -> pick the task adapter -> fit (`loop`, inside `attempts`: the
+chance-level check and train.restarts) with the run's callbacks (monitor,
 progress, pruning, early stopping, cfg.logger's loggers, and the caller's) -> test the selected
 weights (the adapter's report) -> the monitor's end analysis -> the recorder writes summary.json,
 plots and report.html. Bad input (ConfigError, DataError) and unexpected errors are recorded in
@@ -21,13 +22,13 @@ from rnnlab.data.base import DataError
 from rnnlab.monitor import RunMonitor
 from rnnlab.record import checkpoint, run_log
 from rnnlab.record.summary import Summary
+from rnnlab.report import notes
 from rnnlab.runtime import signals
 from rnnlab.runtime.io import StorageError
 from rnnlab.runtime.memory import keep_freed_memory
+from rnnlab.train import attempts, loop
 from rnnlab.train import callbacks as C
-from rnnlab.train import loop, tasks
 from rnnlab.train.recorder import RunFolderError, RunRecorder
-from rnnlab.train.resume import restore
 from rnnlab.train.tasks.base import Streams, TestReport
 from rnnlab.train.tensorboard import TensorBoardLogger
 
@@ -85,28 +86,39 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
     keep_freed_memory()
     streams = Streams.from_seed(cfg.seed)
     data = registry.load(cfg.data, streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
-    task = tasks.for_data(cfg, data, streams)
-    fit = loop.Fit.start(task, cfg)
+    recorder.summary.update(data_entries(data))
 
-    monitor = RunMonitor(cfg.monitor, task.inspector(), recorder, console)
-    t = cfg.train
-    cbs = [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
-           *([C.Pruning(epoch_hook)] if epoch_hook else []),
-           C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta),
-           *loggers(cfg, recorder.run_dir), *extra]
-    recorder.callbacks = cbs
-    if resume:
-        restore(fit, recorder.run_dir, cbs)
-    recorder.phase = "training"
-    loop.run(fit, recorder, cbs)
-    return _after_fit(fit, monitor, recorder, t_start)
+    def callbacks_for(task) -> tuple[list[C.Callback], RunMonitor]:  # an attempt's own (train.restarts)
+        monitor = RunMonitor(cfg.monitor, task.inspector(), recorder, console)
+        t = cfg.train
+        return [C.Monitor(monitor), C.Progress(cfg, task.steps_per_epoch, len(data.train), console),
+                *([C.Pruning(epoch_hook)] if epoch_hook else []),
+                C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta),
+                *loggers(cfg, recorder.run_dir), *extra], monitor
+
+    def announce() -> None:  # the split sizes, once the task accepted them
+        run_log.show(console, notes.data_line(recorder.summary))
+
+    fit, monitor, entries = attempts.fit_run(cfg, data, streams, recorder, callbacks_for, resume, console, announce)
+    return _after_fit(fit, monitor, recorder, t_start, entries)
 
 
-def _after_fit(fit: loop.Fit, monitor: RunMonitor, recorder: RunRecorder, t_start: float) -> Summary:
+def data_entries(data) -> dict:
+    """summary.json's counts of the data (in its unit: sequences, or windows with their forecast origins) and
+    the file layout its loader chose (meta format and format_reason), known before any epoch."""
+    unit, meta = getattr(data, "sample_unit", "sequences"), getattr(data, "meta", None) or {}
+    return {"n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test), "sample_unit": unit,
+            "n_test_origins": len(data.test) if unit == "windows" else None,
+            "data_format": meta.get("format"), "data_format_reason": meta.get("format_reason")}
+
+
+def _after_fit(fit: loop.Fit, monitor: RunMonitor, recorder: RunRecorder, t_start: float, more: dict) -> Summary:
     """Test the selected weights and the monitor's end analysis, then the recorder's summary, plots and
     report. A signal stops the phase it arrives in: the run becomes `interrupted`, with what was computed
-    so far, the trained model kept and `interrupted_in` naming the phase ("test": no test metrics)."""
+    so far, the trained model kept and `interrupted_in` naming the phase ("test": no test metrics).
+    more: the fit's own entries (warnings, train.restarts' attempts)."""
     params, state, entries = _tested_weights(fit, recorder)
+    entries.update(more)
     report = TestReport({}, {}, {})
     try:
         with signals.unmasked():

@@ -53,7 +53,7 @@ MONITOR_FILES = ("gradients.csv", "time_gradients.csv", "weights.csv", "states_s
 # resume history do)
 SAME_ENTRIES = ("status", "epochs_run", "best_epoch", "best_val_loss", "final_train_loss", "final_val_loss",
                 "test_weights", "test_weights_epoch", "test_loss", "val_metrics", "test_metrics", "baselines",
-                "monitor")
+                "monitor", "attempts", "kept_attempt", "warnings", "chance_check")
 
 
 @dataclass

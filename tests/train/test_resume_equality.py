@@ -5,7 +5,8 @@ weights in checkpoint/ and checkpoint_last/, the same test metrics and monitor e
 the same monitor files. Cases cover float64 and float32, dropout (between layers and before the head),
 recurrent dropout and zoneout, train.workers=2, seq2seq, the monitor, and runs with and without
 train.checkpoint_every_steps (then the kill usually lands after a mid-epoch checkpoint, and the resume goes on
-from that step). Some cases are signalled twice: once in the first run, once in the resumed one."""
+from that step), and runs that restart (train.restarts) signalled in a later attempt. Some cases are signalled
+twice: once in the first run, once in the resumed one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from tests.train import faults
 
 SMALL, SEQ2SEQ = faults.SMALL, faults.SEQ2SEQ
+RESTARTS = [*(a for a in SMALL if not a.startswith("train.epochs=")), "train.epochs=3", "optim.lr=1e-9",
+            "train.restarts=2"]
 
 # name: (signal, arguments, interrupts before the final resume)
 CASES = {
@@ -30,21 +33,27 @@ CASES = {
     "sigkill-seq2seq-monitor-every-3-steps": (
         "SIGKILL", [*SEQ2SEQ, "monitor=default", "train.checkpoint_every_steps=3"], 1),
     "sigint-seq2seq-float64": ("SIGINT", [*SEQ2SEQ, "train.dtype=float64"], 1),
+    # train.restarts: a run that cannot learn (lr 1e-9) restarts twice; signalled once attempt 1 has begun (its
+    # first row or later, so in attempt 1 or 2 or between them), resumed into that attempt with the records
+    # and rows of the ones before
+    "sigkill-restarts-every-10-steps": ("SIGKILL", [*RESTARTS, "train.checkpoint_every_steps=10"], 2, (4, 7)),
+    "sigterm-restarts-early-stopping": ("SIGTERM", [*RESTARTS, "train.early_stopping_patience=1"], 1, (3, 6)),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_signalled_and_resumed_run_equals_its_uninterrupted_twin(case, tmp_path):
-    sig, args, kills = CASES[case]
+    sig, args, kills, *rows = CASES[case]
     rng = np.random.default_rng(list(CASES).index(case))
     epochs = int(next(a for a in reversed(args) if a.startswith("train.epochs=")).split("=")[1])
+    after_rows = rows[0] if rows else (0, epochs - 3)  # metrics.csv rows (of every attempt) before the signal
     twin = faults.start(args, tmp_path / "whole")  # beside the interrupted run: two cores
     d = tmp_path / "run"
     hits = []
     for k in range(kills):
         hit = faults.interrupt(args if k == 0 else [], d, faults.SIGNALS[sig], rng=rng, resume=k > 0,
-                               after_rows=(0, epochs - 3), delay=(0.0, 0.15))
+                               after_rows=after_rows, delay=(0.0, 0.15))
         hits.append(hit)
         assert hit.code != 0, f"the signal came after the run ended: {hit}"  # a real interruption
         signum = int(faults.SIGNALS[sig])  # Ctrl-C and SIGTERM: stopped as interrupted (or killed outside the loop)
