@@ -118,7 +118,8 @@ def test_a_stuck_classifier_warns_and_a_learning_one_does_not(tmp_path):
     on_disk = json.loads((tmp_path / "stuck" / "summary.json").read_text())
     assert on_disk["warnings"] == [expected] and on_disk["attempts"] is None  # restarts off: no attempts
     text = buf.getvalue()
-    assert text.splitlines()[0] == "data: 56 training, 12 validation, 12 test sequences; format wide"
+    assert text.splitlines()[0] == ("data: 56 training, 12 validation, 12 test sequences; format wide "
+                                     "(no column repeats like a sequence id: one sequence per row)")
     assert f"warning: {expected}" in text.replace("\n", "")
 
     console, buf = _console()
