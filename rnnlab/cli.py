@@ -246,11 +246,14 @@ down) or quoted globs. Runs that failed, diverged or were interrupted are listed
 ranking and the statistics. --metric (default test_mse for regression, test_accuracy for \
 classification; e.g. val_mae, r2, f1) sets the ranking. --by KEY groups the runs by a config value \
 (mean, std, n; Welch's t-test and Mann-Whitney U of the best group against each other group, into \
-comparison_groups.csv). --ensemble averages the runs' test predictions (soft vote for classification).
+comparison_groups.csv). --ensemble averages the runs' test predictions (soft vote for classification). \
+--baselines ranks the runs' baselines among them (rows "baseline: ets", ...): does any run beat ETS?
 
   rnnlab compare outputs/train/multirun/2024-05-01_12-00-00
 
   rnnlab compare 'outputs/train/2024-05-*' --metric val_mae
+
+  rnnlab compare outputs/train/multirun/2024-05-01_12-00-00 --baselines --metric test_mase
 
   rnnlab compare outputs/train/multirun/2024-05-01_12-00-00 --by arch.cell --ensemble --output /tmp/cmp
 """
@@ -263,10 +266,13 @@ def compare(
     metric: str = typer.Option(None, "--metric", help="Rank by this metric (test_mse, val_accuracy, r2, ...)."),
     output: str = typer.Option(None, "--output", "-o", help="Folder for the files (default: ./comparison)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Also score the mean of the runs' test predictions."),
+    baselines: bool = typer.Option(False, "--baselines",
+                                   help="Rank the runs' baselines (naive, drift, ETS, ...) among them."),
 ) -> None:
     from rnnlab.commands.compare import run
 
-    raise typer.Exit(run(inputs, by=by, metric=metric, output=output, use_ensemble=ensemble))
+    raise typer.Exit(run(inputs, by=by, metric=metric, output=output, use_ensemble=ensemble,
+                         use_baselines=baselines))
 
 
 SEARCH_HELP = """Hyper-parameter search with Optuna: each trial is a training run in outputs/search/STUDY/trial_NNNN/.

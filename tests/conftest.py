@@ -21,6 +21,8 @@ TINY = [
     "train.progress=false",
     "train.plots=false",
     "monitor=none",
+    # ETS costs a process ~1.5 s of statsmodels imports: only where a test is about it
+    "data.baselines=[naive,drift,mean]",
 ]
 TINY_VIEWS = ["train.plots=true", "monitor=default"]
 

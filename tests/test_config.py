@@ -56,6 +56,8 @@ def test_types_are_converted():
         (["-m", "optim.lr=0.1,-0.1"], "optim.lr must be > 0 (got -0.1)"),
         (["optim.lr=inf"], "optim.lr must be finite (got inf)"),
         (["optim=adamw", "optim.weight_decay=inf"], "optim.weight_decay must be finite (got inf)"),
+        (["data.baselines=[naive,arima]"], "data.baselines must be one of naive, seasonal_naive, drift, mean, ets "
+                                           "(got 'arima')"),
     ],
 )
 def test_bad_values_name_the_key(overrides, message):

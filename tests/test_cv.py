@@ -21,7 +21,7 @@ from tests.conftest import read_summary, run_cli
 
 # Tiny sine folds: 3 folds of about a second each.
 TINY = ["data.length=400", "data.n_in=12", "arch.hidden_size=8", "train.epochs=2", "train.batch_size=32",
-        "train.progress=false", "train.plots=false", "monitor=none"]
+        "train.progress=false", "train.plots=false", "monitor=none", "data.baselines=[naive,drift,mean]"]
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 

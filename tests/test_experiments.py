@@ -53,7 +53,7 @@ def test_sp500_30day_runs(tmp_path):
     assert res.returncode == 0, res.stderr
     s = read_summary(d)
     assert s["status"] == "completed"
-    assert set(s["baselines"]) == {"naive_last", "seasonal_naive_5"}
+    assert set(s["baselines"]) == {"naive", "seasonal_naive", "drift", "mean", "ets"}
     assert len(s["forecast"]) == 30
     p = pd.read_csv(d / "predictions.csv")
     assert sorted(p["horizon"].unique()) == list(range(1, 31))

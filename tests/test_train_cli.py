@@ -40,7 +40,7 @@ def test_single_run_writes_the_run_folder(tmp_path, tiny_overrides):
     assert s["status"] == "completed"
     assert s["epochs_run"] == 3 and 1 <= s["best_epoch"] <= 3
     assert set(s["test_metrics"]) >= {"mse", "rmse", "mae", "r2"}
-    assert "naive_last" in s["baselines"]
+    assert set(s["baselines"]) == {"naive", "drift", "mean"}  # TINY leaves ETS out
     assert s["n_params"] == 4 * 8 * (1 + 8 + 2) + 9
     with np.load(run_dir / "checkpoint/model.npz", allow_pickle=False) as z:
         assert z["rnn.weight_hh_l0"].shape == (32, 8)
@@ -49,7 +49,7 @@ def test_single_run_writes_the_run_folder(tmp_path, tiny_overrides):
     assert info["spec"]["cell"] == "lstm" and info["epoch"] == s["best_epoch"]
     assert set(info["data"]["scaler"]) == {"mean", "std"}
     p = pd.read_csv(run_dir / "predictions.csv")
-    assert list(p.columns) == ["sample", "horizon", "step", "target", "prediction", "naive_last"]
+    assert list(p.columns) == ["sample", "horizon", "step", "target", "prediction", "naive", "drift", "mean"]
     assert len(p) == s["n_test"]
     cfg = yaml.safe_load((run_dir / ".hydra/config.yaml").read_text())
     assert cfg["arch"]["hidden_size"] == 8
@@ -233,7 +233,12 @@ def test_csv_forecasting_run_writes_the_forecast(tmp_path):
             "arch.hidden_size=8", "train.epochs=2", "train.progress=false", "monitor=none", f"hydra.run.dir={d}"]
     assert run(args) == 0  # plots stay on: the forecast plot is part of the run
     s = read_summary(d)
-    assert set(s["baselines"]) == {"naive_last", "seasonal_naive_5"}
+    assert set(s["baselines"]) == {"naive", "seasonal_naive", "drift", "mean", "ets"}
+    assert s["baselines"]["ets"]["model"].startswith("ETS(")  # the model the AICc search chose
+    # MASE on the scale of the (lag-5) seasonal naive before the first test origin, for model and baselines
+    m = s["test_metrics"]
+    assert s["mase_scale"] > 0 and m["mase"] == pytest.approx(m["mae"] / s["mase_scale"])
+    assert all("mase" in b["test_metrics"] and "smape" in b["val_metrics"] for b in s["baselines"].values())
     assert len(s["forecast"]) == 5
     f = pd.read_csv(d / "forecast.csv")
     assert f["horizon"].tolist() == [1, 2, 3, 4, 5]

@@ -5,9 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, huber_delta: float = 1.0) -> dict[str, float]:
-    """MSE, RMSE, MAE, R2, MAPE (in %, over targets whose |y| > 1e-8 so zeros cannot blow it up) and Huber.
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, huber_delta: float = 1.0,
+                       mase_scale: float | None = None) -> dict[str, float]:
+    """MSE, RMSE, MAE, R2, MAPE, sMAPE, Huber, and MASE when `mase_scale` is given.
 
+    MAPE (in %) counts targets whose |y| > 1e-8, so zeros cannot blow it up. sMAPE is the M4
+    competition's, in %: 200/n * sum |y - f| / (|y| + |f|), a term with |y| + |f| = 0 counting 0.
+    MASE = MAE / mase_scale, the scale being the in-sample MAE of the (seasonal) naive forecast
+    (Hyndman & Koehler 2006; rnnlab.data.baselines.mase_scale); NaN when the scale is not positive.
     Huber (delta 1.0 by default): 0.5 e^2 where |e| <= delta, else delta (|e| - delta / 2), averaged.
     """
     t = np.asarray(y_true, dtype=np.float64).ravel()
@@ -18,15 +23,39 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, huber_delta: floa
     nz = np.abs(t) > 1e-8
     mape = float(np.mean(np.abs(err[nz] / t[nz])) * 100) if nz.any() else float("nan")
     abs_err = np.abs(err)
+    denom = np.abs(t) + np.abs(p)
+    terms = np.divide(abs_err, denom, out=np.zeros_like(abs_err), where=denom > 0)
     huber = np.where(abs_err <= huber_delta, 0.5 * err**2, huber_delta * (abs_err - 0.5 * huber_delta))
-    return {
+    mae = float(np.mean(abs_err))
+    out = {
         "mse": mse,
         "rmse": float(np.sqrt(mse)),
-        "mae": float(np.mean(np.abs(err))),
+        "mae": mae,
         "r2": 1.0 - mse / var if var > 0 else float("nan"),
         "mape": mape,
+        "smape": float(200.0 * np.mean(terms)) if len(err) else float("nan"),
         "huber": float(np.mean(huber)) if len(err) else float("nan"),
     }
+    if mase_scale is not None:
+        out["mase"] = mae / mase_scale if mase_scale > 0 else float("nan")
+    return out
+
+
+# The metric that picks the best row of a model-beside-baselines table, per task: (key, higher is
+# better). Regression: MAE, which orders the rows as MASE does (one scale for all of them).
+BEST_BY = {"regression": ("mae", False), "binary": ("accuracy", True), "multiclass": ("accuracy", True)}
+
+
+def best_row(rows: list[dict | None], task: str | None) -> int | None:
+    """Index of the best metric dict among `rows` by BEST_BY[task] (missing or NaN never best; ties: the
+    first); None when no row has a finite value or the task has no rule."""
+    if task not in BEST_BY:
+        return None
+    key, higher = BEST_BY[task]
+    scores = [(r or {}).get(key) for r in rows]
+    finite = [(v if higher else -v, -i) for i, v in enumerate(scores)
+              if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]
+    return -max(finite)[1] if finite else None
 
 
 # ---------------------------------------------------------------------------- classification

@@ -16,6 +16,9 @@ Written into --output (default ``./comparison/``, created):
   scipy.stats) of the best group against each other group; n < 2 gives no test;
 * ``ensemble.json`` (``--ensemble``): the test metrics of the averaged predictions.
 
+``--baselines`` adds the runs' baselines (forecasting: naive, seasonal naive, drift, mean,
+ETS) as rows "baseline: NAME", ranked among the runs (rnnlab/commands/compare_baselines.py).
+
 Bad input gives one line ``Error: ...`` on stderr and exit code 2.
 """
 
@@ -37,11 +40,13 @@ from rnnlab.runtime.io import write_csv, write_json
 MAX_DEPTH = 3
 DEFAULT_OUTPUT = "comparison"
 CONFIG_KEYS = ("arch.cell", "arch.hidden_size", "optim.name", "optim.lr", "reg.name", "seed")
-SHOWN_METRICS = {"regression": ("mse", "rmse", "mae", "r2"), "classification": ("accuracy", "f1", "roc_auc")}
-LOWER_IS_BETTER = {"mse", "rmse", "mae", "mape", "huber", "loss"}
+SHOWN_METRICS = {"regression": ("mse", "rmse", "mae", "mase", "smape", "mape", "r2"),
+                 "classification": ("accuracy", "f1", "roc_auc")}
+LOWER_IS_BETTER = {"mse", "rmse", "mae", "mase", "smape", "mape", "huber", "loss"}
 HIGHER_IS_BETTER = {"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision",
                     "sequence_accuracy", "accuracy_at_0.5"}
 RUN_COLUMNS = ("best_epoch", "epochs_run", "runtime_s", "n_params")
+BASELINE = "baseline"  # the status of --baselines rows (rnnlab/commands/compare_baselines.py)
 _MISSING = object()
 
 
@@ -304,7 +309,7 @@ def ensemble(runs: list[Run]) -> dict:
         if not all("prediction" in f for f in frames):
             raise CompareError("--ensemble: a predictions.csv has no prediction column")
         pred = np.mean([f["prediction"].to_numpy(np.float64) for f in frames], axis=0)
-        metrics = mt.regression_metrics(target, pred)
+        metrics = mt.regression_metrics(target, pred, mase_scale=runs[0].summary.get("mase_scale"))
         how = "mean prediction per (sample, horizon)"
     elif all("prob" in f for f in frames):
         prob = np.mean([f["prob"].to_numpy(np.float64) for f in frames], axis=0)
@@ -325,7 +330,7 @@ def ensemble(runs: list[Run]) -> dict:
 
 
 def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
-            output: str | Path | None = None, use_ensemble: bool = False) -> dict:
+            output: str | Path | None = None, use_ensemble: bool = False, use_baselines: bool = False) -> dict:
     """Collect, rank, write the files; returns what was computed (frames, groups, ensemble, paths)."""
     import pandas as pd
 
@@ -380,7 +385,12 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
         row["message"] = r.summary.get("message")
         row["path"] = str(r.path)
         rows.append(row)
-    table = pd.DataFrame(rows)
+    columns = list(rows[0])
+    if use_baselines:
+        from rnnlab.commands.compare_baselines import baseline_rows, rerank
+
+        rows = rerank([*rows, *baseline_rows(done, metric_cols)], metric, lambda v: _sort_key(v, higher))
+    table = pd.DataFrame(rows, columns=columns)
     table["rank"] = table["rank"].astype("Int64")
 
     out_dir = Path(output) if output is not None else Path(DEFAULT_OUTPUT)
@@ -471,10 +481,14 @@ def print_result(result: dict, console=None) -> None:
     tbl = result["table"]
     arrow = "higher is better" if result["higher_is_better"] else "lower is better"
     shown = [c for c in tbl.columns if c.startswith("test_") or c == metric]
-    # config keys with one value in every run go into the caption, not into columns
-    varying = [k for k in CONFIG_KEYS if tbl[k].astype(str).nunique() > 1]
-    constant = [f"{k}={_fmt(tbl[k].iloc[0])}" for k in CONFIG_KEYS if k not in varying and tbl[k].notna().any()]
-    t = Table(title=f"{len(tbl)} runs ({family}), ranked by {metric} ({arrow})",
+    # config keys with one value in every run go into the caption, not into columns (baseline rows have none)
+    runs_tbl = tbl[tbl["status"] != BASELINE]
+    varying = [k for k in CONFIG_KEYS if runs_tbl[k].astype(str).nunique() > 1]
+    constant = [f"{k}={_fmt(runs_tbl[k].iloc[0])}" for k in CONFIG_KEYS
+                if k not in varying and runs_tbl[k].notna().any()]
+    n_base = int((tbl["status"] == BASELINE).sum())
+    t = Table(title=f"{len(tbl) - n_base} runs{f' and {n_base} baselines' if n_base else ''} ({family}), "
+                    f"ranked by {metric} ({arrow})",
               caption=("all runs: " + ", ".join(constant)) if constant else None)
     cols = ["#", "run", "status", "overrides", *varying, *shown, *RUN_COLUMNS]
     for c in cols:
@@ -483,17 +497,25 @@ def print_result(result: dict, console=None) -> None:
     by_label = {r.label: r for r in result["runs"]}
     ens = result.get("ensemble")
     for i, row in tbl.iterrows():
-        r = by_label[row["run"]]
+        r = by_label.get(row["run"])  # None: a baseline row
         status = row["status"] if row["included"] else f"[red]{row['status']}[/red] (excluded)"
-        t.add_row(_fmt(row["rank"]), row["run"], status, result["distinct"][id(r)] or "-",
+        style = "bold" if i == 0 and row["included"] else None
+        if r is None:
+            style = "bold italic" if style else "italic"
+        t.add_row(_fmt(row["rank"]), escape(row["run"]), status, (result["distinct"][id(r)] if r else "") or "-",
                   *(_fmt(row[k]) for k in varying), *(_fmt(row[c]) for c in shown),
-                  *(_fmt(row[c]) for c in RUN_COLUMNS),
-                  style="bold" if i == 0 and row["included"] else None)
+                  *(_fmt(row[c]) for c in RUN_COLUMNS), style=style)
         if ens is not None and i == 0:
             t.add_row("E", f"ensemble of {ens['n']}", "ensemble", "-", *("-" for _ in varying),
                       *(_fmt(ens["test_metrics"].get(c[5:])) if c.startswith("test_") else "-" for c in shown),
                       *("-" for _ in RUN_COLUMNS), style="cyan")
     console.print(t)
+    if (tbl["status"] == BASELINE).any():
+        from rnnlab.commands.compare_baselines import verdict
+
+        line = verdict(tbl, metric, result["higher_is_better"])
+        if line:
+            console.print(line, highlight=False, soft_wrap=True)
     if ens is not None:
         console.print(f"Ensemble (row E, beside the best run): {ens['method']} over {ens['n']} completed runs.")
     excluded = tbl[~tbl["included"]]
@@ -523,10 +545,11 @@ def print_result(result: dict, console=None) -> None:
 
 
 def run(inputs: list[str], by: str | None = None, metric: str | None = None,
-        output: str | Path | None = None, use_ensemble: bool = False) -> int:
+        output: str | Path | None = None, use_ensemble: bool = False, use_baselines: bool = False) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     try:
-        result = compare(inputs, by=by, metric=metric, output=output, use_ensemble=use_ensemble)
+        result = compare(inputs, by=by, metric=metric, output=output, use_ensemble=use_ensemble,
+                         use_baselines=use_baselines)
     except CompareError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2

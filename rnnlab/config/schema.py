@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rnnlab.data.augment import normalize_specs
+from rnnlab.data.baselines import BASELINES
 from rnnlab.data.calendar import offset
 from rnnlab.data.seqformats import FORMATS as SEQFILE_FORMATS
 from rnnlab.data.seqformats.npzfile import LAYOUTS as NPZ_LAYOUTS
@@ -353,9 +354,14 @@ class WindowConf:
     strategy: str = "direct"
     # Training-batch augmentation (rnnlab/data/augment.py): names or {name: ..., params, p: ...}.
     augment: list[Any] = field(default_factory=list)
+    # Forecasting baselines scored beside the model (rnnlab/data/baselines.py); [] for none.
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
 
     def _check_windows(self) -> None:
         _choice("data.strategy", self.strategy, ("direct", "recursive"))
+        for name in self.baselines:
+            _choice("data.baselines", name, tuple(BASELINES))
+        self.baselines = list(dict.fromkeys(self.baselines))  # each once, in the order given
         _at_least("data.n_in", self.n_in, 1)
         _at_least("data.n_out", self.n_out, 1)
         for part in ("val", "test"):

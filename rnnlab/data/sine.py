@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.data import baselines as B
 from rnnlab.data.base import Split, StandardScaler, TaskData
 from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
 
@@ -37,8 +38,11 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
                      info=target_rows(idx, first_target))
 
-    # Naive forecast: the last observed value, repeated over the horizon.
-    naive = scaler.inverse(np.repeat(xs[:, -1, :].astype(np.float64), cfg.n_out, axis=1))
+    # Baselines on the raw series, fitted before the first origin of the split they forecast (train
+    # rows too, so cross-validation folds can score them on any val rows). The sum of sines has no
+    # single season: no seasonal naive, and MASE scales by the one-step naive forecast.
+    first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
+    baselines, models = B.split_forecasts(series, first, cfg.n_out, None, cfg.baselines)
     return TaskData(
         kind="regression",
         train=split(tr),
@@ -48,8 +52,9 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         output_size=cfg.n_out,
         default_loss="mse",
         scaler=scaler,
-        # train rows too, so cross-validation folds can score it on any validation rows
-        baselines={"naive_last": {"train": naive[tr], "val": naive[va], "test": naive[te]}},
-        meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out, **origins(idx, first_target)},
+        baselines=baselines,
+        mase_scale=B.mase_scale(series[: first["test"].min()], None),
+        meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out, **origins(idx, first_target),
+              "baseline_models": models},
         sample_unit="windows",
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data import baselines as B
 from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
 from rnnlab.data.calendar import default_season, infer_freq, offset
 from rnnlab.data.paths import resolve_path
@@ -234,16 +235,10 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         base = level_s[-1:] if split_name == "future" else anchor[idx[split_name]]
         return invert_transform(y, base, cfg.transform)
 
-    baselines = {}
-    # train rows too, so cross-validation folds (rnnlab/data/folds.py) can score them on any val rows
-    for name, ix in idx.items():
-        naive = np.repeat(anchor[ix][:, None], n_out, axis=1)
-        baselines.setdefault("naive_last", {})[name] = naive
-        if season and season > 0:
-            # y[t+h] forecast as y[t+h-season*k], the latest value one or more seasons back
-            h = np.arange(1, n_out + 1)
-            back = first_target[ix][:, None] - 1 + h - season * np.ceil(h / season).astype(int)
-            baselines.setdefault(f"seasonal_naive_{season}", {})[name] = level_s[np.maximum(back, 0)]
+    # Baselines on the level series in original units, fitted before the first origin of the split
+    # they forecast (train rows too, so cross-validation folds can score them on any val rows).
+    first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
+    baselines, models = B.split_forecasts(level_s, first, n_out, season, cfg.baselines)
 
     last_window = np.ascontiguousarray(scaled[-n_in:][None])  # input for the forecast past the data
     meta = {
@@ -251,7 +246,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
         "scalers": [s.to_dict() for s in scalers], "freq": freq, "freq_source": freq_source,
         "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path)),
-        **origins(idx, first_target, start, dates, freq),
+        **origins(idx, first_target, start, dates, freq), "baseline_models": models,
     }
     split = {k: Split(x_all[ix], np.ascontiguousarray(tgt[ix]), info=target_rows(ix, first_target, start))
              for k, ix in idx.items()}
@@ -259,6 +254,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         kind="regression", train=split["train"], val=split["val"], test=split["test"],
         input_size=scaled.shape[1], output_size=n_out, default_loss="mse", scaler=scalers[0],
         baselines=baselines, meta=meta, inverse=to_original, sample_unit="windows",
+        mase_scale=B.mase_scale(level_s[: first["test"].min()], season),
         # dates and history: every row as loaded (predictions.csv labels targets by their row)
         future={"x": last_window, "dates": dates, "history": level, "freq": freq},
     )

@@ -27,6 +27,7 @@ from rnnlab.record import summary as summary_file
 from rnnlab.record.metrics_log import read_rows
 from rnnlab.record.summary import Summary
 from rnnlab.report import notes
+from rnnlab.report.key_metrics import rows_by_split
 from rnnlab.runtime.io import write_text
 
 REPORT_NAME = "report.html"
@@ -43,9 +44,10 @@ PLOT_SECTIONS: list[tuple[str, str, list[str]]] = [
 OTHER_SECTION = ("other", "Other")
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif"}
 
-METRIC_ORDER = ["mse", "rmse", "mae", "r2", "mape", "huber",
+METRIC_ORDER = ["mae", "rmse", "mase", "smape", "mape", "mse", "r2", "huber",
                 "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
 METRIC_LABELS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE %", "huber": "Huber",
+                 "mase": "MASE", "smape": "sMAPE %",
                  "f1": "F1", "roc_auc": "ROC-AUC", "average_precision": "AP"}
 DASHBOARD_LABELS = {
     "seconds_per_epoch": "seconds per epoch (mean)",
@@ -89,7 +91,7 @@ nav{margin:.8rem 0;font-size:.9rem}nav a{margin-right:.9rem;color:#2a5db0;text-d
 table{border-collapse:collapse;margin:.4rem 0 1rem;font-size:.88rem}
 th,td{border:1px solid #dde2e6;padding:.25rem .6rem;text-align:right;white-space:nowrap}
 th{background:#f3f5f7;font-weight:600}td.l,th.l{text-align:left;white-space:normal}
-tr.model td{font-weight:600}tbody tr:nth-child(even){background:#fafbfc}
+tr.model td{font-weight:600}tr.best td{background:#e3f4e8}tbody tr:nth-child(even){background:#fafbfc}
 .scroll{overflow-x:auto}.scroll.tall{max-height:36rem;overflow-y:auto}
 pre{background:#f6f8fa;border:1px solid #e3e7eb;border-radius:.3rem;padding:.7rem;overflow-x:auto;
 font-size:.85rem;max-height:36rem}
@@ -320,22 +322,16 @@ def _summary_section(summary: dict | None) -> str:
     if summary is None:
         parts.append('<p class="empty">No readable summary.json.</p></section>')
         return "".join(parts)
-    rows = [("model", summary.get("val_metrics"), summary.get("test_metrics"))]
-    baselines = summary.get("baselines")
-    if isinstance(baselines, dict):
-        for name, b in baselines.items():
-            if isinstance(b, dict):
-                rows.append((name, b.get("val_metrics"), b.get("test_metrics")))
-    dicts = [m for _, v, t in rows for m in (v, t) if isinstance(m, dict)]
+    blocks = rows_by_split(summary)
+    dicts = [m for rows in blocks.values() for _, m, _ in rows]
     if dicts:
         cols = _metric_columns(dicts)
         body, classes = [], []
-        for name, val, test in rows:
-            for split, m in (("val", val), ("test", test)):
-                if isinstance(m, dict):
-                    body.append([name, split, *(fmt(m.get(k)) for k in cols)])
-                    classes.append("model" if name == "model" else "")
-        parts.append("<h3>Key metrics (model beside the baselines)</h3>")
+        for split, rows in blocks.items():
+            for name, m, best in rows:
+                body.append([name + (" (best)" if best else ""), split, *(fmt(m.get(c)) for c in cols)])
+                classes.append(" ".join(c for c, on in (("model", name == "model"), ("best", best)) if on))
+        parts.append("<h3>Key metrics (model beside the baselines; best row of each split marked)</h3>")
         parts.append(_table(["model / baseline", "split", *(METRIC_LABELS.get(k, k) for k in cols)], body,
                             left=2, row_class=classes))
     else:

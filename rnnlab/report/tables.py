@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rnnlab.report import notes
+from rnnlab.report.key_metrics import rows_by_split
 
 
 def fmt_cell(v: Any, other=str) -> str:
@@ -20,7 +21,7 @@ def fmt_cell(v: Any, other=str) -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    """Model against baselines on val and test, plus the run's vital signs."""
+    """Model against baselines on val and test (the best row of each split marked), plus the run's vital signs."""
     status = summary.get("status", "?")
     colour = {"completed": "green", "diverged": "red", "interrupted": "yellow", "pruned": "yellow",
               "failed": "red"}.get(status, "white")
@@ -29,20 +30,17 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_column("split")
     task = summary.get("task", "regression")
     if task == "regression":
-        cols = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R2"}
+        cols = {"mae": "MAE", "rmse": "RMSE", "mase": "MASE", "smape": "sMAPE %", "mape": "MAPE %", "r2": "R2"}
     else:
         cols = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1"}
         if task == "binary":
             cols["roc_auc"] = "ROC-AUC"
     for label in cols.values():
         table.add_column(label, justify="right")
-    rows = [("model", summary.get("val_metrics"), summary.get("test_metrics"))]
-    for name, b in (summary.get("baselines") or {}).items():
-        rows.append((name, b.get("val_metrics"), b.get("test_metrics")))
-    for name, val, test in rows:
-        for split, m in (("val", val), ("test", test)):
-            if m:
-                table.add_row(name, split, *(fmt_cell(m.get(k)) for k in cols))
+    for split, rows in rows_by_split(summary).items():  # one block per split: the rows compared sit together
+        for k, (name, m, best) in enumerate(rows):
+            table.add_row(name + (" (best)" if best else ""), split, *(fmt_cell(m.get(c)) for c in cols),
+                          style="bold" if best else None, end_section=k == len(rows) - 1)
     if not table.rows:  # stopped before its test (interrupted in it, a full disk, bad input)
         table.add_row("model", "-", *(["-"] * len(cols)))
     extra = ""

@@ -17,7 +17,7 @@ from rnnlab.search import SearchError
 TOP_LEVEL = ("best_val_loss", "final_val_loss", "final_train_loss", "test_loss", "runtime_s",
              "seconds_per_epoch", "n_params", "best_epoch", "epochs_run")
 SPLIT_RE = re.compile(r"^(val|test)_(\w+)$")
-LOWER = {"mse", "rmse", "mae", "mape", "huber", "loss", "runtime_s", "seconds_per_epoch", "n_params",
+LOWER = {"mse", "rmse", "mae", "mase", "smape", "mape", "huber", "loss", "runtime_s", "seconds_per_epoch", "n_params",
          "best_epoch", "epochs_run"}
 HIGHER = {"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision", "sequence_accuracy",
           "accuracy_at_0.5"}

@@ -200,15 +200,17 @@ def test_resplit_sine_keeps_test_and_rebuilds_val_baselines():
     rng_seed = 0
     base = registry.load(SINE, np.random.default_rng(rng_seed), np.float32)
     dev_x = np.concatenate([base.train.x, base.val.x])
-    dev_naive = np.concatenate([base.baselines["naive_last"]["train"], base.baselines["naive_last"]["val"]])
+    dev = {name: np.concatenate([b["train"], b["val"]]) for name, b in base.baselines.items()}
+    assert set(dev) == {"naive", "drift", "mean", "ets"}  # sine has no season: no seasonal naive
     _, folds = F.plan(base, CvConf(k=3), seed=0)
     for f in folds:
         d = registry.load(SINE, np.random.default_rng(rng_seed), np.float32, cv=CvConf(fold=f.index, k=3), seed=0)
         np.testing.assert_array_equal(d.train.x, dev_x[f.train])
         np.testing.assert_array_equal(d.val.x, dev_x[f.val])
         np.testing.assert_array_equal(d.test.x, base.test.x)
-        np.testing.assert_array_equal(d.baselines["naive_last"]["val"], dev_naive[f.val])
-        np.testing.assert_array_equal(d.baselines["naive_last"]["test"], base.baselines["naive_last"]["test"])
+        for name, b in d.baselines.items():
+            np.testing.assert_array_equal(b["val"], dev[name][f.val])
+            np.testing.assert_array_equal(b["test"], base.baselines[name]["test"])
         cv = d.meta["cv"]
         assert cv["strategy"] == "expanding" and cv["gap"] == 2
         assert cv["train_range"] == [0, len(f.train)] and cv["val_range"] == [int(f.val[0]), int(f.val[-1]) + 1]
@@ -240,8 +242,8 @@ def test_resplit_csv_maps_each_row_through_its_own_inverse(tmp_path):
     np.testing.assert_allclose(d.targets_original("val"), dev_levels[folds[0].val])
     np.testing.assert_allclose(d.targets_original("train"), dev_levels[folds[0].train])
     np.testing.assert_allclose(d.targets_original("test"), base.targets_original("test"))
-    assert set(d.baselines) == {"naive_last", "seasonal_naive_5"}
-    assert len(d.baselines["seasonal_naive_5"]["val"]) == len(d.val)
+    assert set(d.baselines) == {"naive", "seasonal_naive", "drift", "mean", "ets"}
+    assert len(d.baselines["seasonal_naive"]["val"]) == len(d.val)
 
 
 def test_resplit_drops_baselines_without_train_rows():

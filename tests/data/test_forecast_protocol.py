@@ -27,9 +27,12 @@ def _csv(tmp_path, n=120, freq="MS", start="2000-01-01", name="series.csv", seed
     return path, frame
 
 
+SEASONAL = ["naive", "seasonal_naive"]  # not ETS: a second of fits a load (tests/data/test_baselines.py has it)
+
+
 def _load(path, **kw):
-    return registry.load(CsvConf(path=str(path), **{"n_in": 12, "n_out": 6, **kw}), np.random.default_rng(0),
-                         np.float32)
+    return registry.load(CsvConf(path=str(path), **{"n_in": 12, "n_out": 6, "baselines": SEASONAL, **kw}),
+                         np.random.default_rng(0), np.float32)
 
 
 # ----------------------------------------------------------------------------- the calendar
@@ -39,7 +42,7 @@ def test_monthly_series_has_monthly_dates_and_season(tmp_path):
     path, _ = _csv(tmp_path, freq="MS")
     d = _load(path)
     assert (d.meta["freq"], d.meta["freq_source"], d.meta["seasonal_period"]) == ("MS", "inferred", 12)
-    assert set(d.baselines) == {"naive_last", "seasonal_naive_12"}  # was seasonal_naive_5 on every series
+    assert set(d.baselines) == {"naive", "seasonal_naive"} and d.mase_scale is not None
     assert d.future["freq"] == "MS" and d.sample_unit == "windows"
 
 
@@ -47,7 +50,7 @@ def test_yearly_series_has_no_season(tmp_path):
     path, _ = _csv(tmp_path, n=80, freq="YS", start="1940-01-01")
     d = _load(path, n_in=5, n_out=2)
     assert (d.meta["freq"], d.meta["seasonal_period"]) == ("YS-JAN", 0)
-    assert set(d.baselines) == {"naive_last"}
+    assert set(d.baselines) == {"naive"}
 
 
 def test_business_days_with_holidays_keep_a_weekly_season(tmp_path):
@@ -68,7 +71,7 @@ def test_freq_and_season_options(tmp_path):
     path, _ = _csv(tmp_path, freq="MS")
     d = _load(path, freq="QS", seasonal_period=3)
     assert (d.meta["freq"], d.meta["freq_source"], d.meta["seasonal_period"]) == ("QS-JAN", "data.freq", 3)
-    assert set(_load(path, seasonal_period=0).baselines) == {"naive_last"}
+    assert set(_load(path, seasonal_period=0).baselines) == {"naive"}
     undated = _load(path, date_column=None, freq="MS")
     assert (undated.meta["freq"], undated.meta["seasonal_period"], undated.future["dates"]) == ("MS", 12, None)
     assert _load(path, date_column=None).meta["seasonal_period"] == 0
@@ -99,8 +102,7 @@ def test_predictions_carry_the_target_dates(tmp_path):
     d = _load(path, test_size=8, n_out=3)  # 6 origins
     y = d.targets_original("test")
     p = reports.predictions_frame(d, y, y + 1)
-    assert list(p.columns) == ["sample", "horizon", "date", "target", "prediction", "naive_last",
-                               "seasonal_naive_12"]
+    assert list(p.columns) == ["sample", "horizon", "date", "target", "prediction", "naive", "seasonal_naive"]
     assert len(p) == 6 * 3
     last = p[p["sample"] == 5]
     assert last["date"].tolist() == frame["Date"].iloc[-3:].tolist() == ["2009-10-01", "2009-11-01", "2009-12-01"]
@@ -110,10 +112,10 @@ def test_predictions_carry_the_target_dates(tmp_path):
 
 
 def test_sine_predictions_carry_the_target_steps():
-    d = sine.load(SineConf(length=300, n_in=10, n_out=3, test_size=5), np.random.default_rng(0))
+    d = sine.load(SineConf(length=300, n_in=10, n_out=3, test_size=5, baselines=["naive"]), np.random.default_rng(0))
     y = d.targets_original("test")
     p = reports.predictions_frame(d, y, y)
-    assert list(p.columns) == ["sample", "horizon", "step", "target", "prediction", "naive_last"]
+    assert list(p.columns) == ["sample", "horizon", "step", "target", "prediction", "naive"]
     assert p["step"].tolist() == [295, 296, 297, 296, 297, 298, 297, 298, 299]
 
 
@@ -269,11 +271,10 @@ def test_monthly_run_dates_predictions_and_forecast(tmp_path):
     run_dir = tmp_path / "run"
     args = ["data=csv", f"data.path={path}", "data.n_in=12", "data.n_out=12", "data.test_size=12",
             "data.val_size=24", "arch.hidden_size=4", "train.epochs=1", "train.progress=false", "train.plots=false",
-            "monitor=none"]
+            "monitor=none", "data.baselines=[naive,seasonal_naive]"]
     assert api.train(args, run_dir).status == "completed"
     p = pd.read_csv(run_dir / "predictions.csv")
-    assert list(p.columns) == ["sample", "horizon", "date", "target", "prediction", "naive_last",
-                               "seasonal_naive_12"]
+    assert list(p.columns) == ["sample", "horizon", "date", "target", "prediction", "naive", "seasonal_naive"]
     assert p["date"].tolist() == frame["Date"].iloc[-12:].tolist()  # one origin: the last 12 months
     f = pd.read_csv(run_dir / "forecast.csv")
     assert f["date"].tolist()[:3] == ["2012-07-31", "2012-08-31", "2012-09-30"]

@@ -15,6 +15,8 @@ from rnnlab.engine import model as M
 from rnnlab.train.tasks.predict import rolled_forecast
 from tests.conftest import TINY, read_summary
 
+NO_ETS = ["naive", "seasonal_naive", "drift", "mean"]  # ETS (a second of fits a load) has its own tests
+
 
 def _prices(tmp_path, n=300):
     rng = np.random.default_rng(1)
@@ -42,16 +44,18 @@ def test_sine_recursive_keeps_full_horizon_targets():
 
 
 def test_recursive_refuses_covariates(tmp_path):
-    cfg = CsvConf(path=str(_prices(tmp_path)), n_in=10, n_out=3, covariates=["Volume"], strategy="recursive")
+    cfg = CsvConf(path=str(_prices(tmp_path)), n_in=10, n_out=3, covariates=["Volume"], strategy="recursive",
+                  baselines=NO_ETS)
     with pytest.raises(DataError, match="strategy=recursive .* 2 input features") as exc:
         registry.load(cfg, np.random.default_rng(0), np.float32)
     assert "\n" not in str(exc.value)
 
 
 def test_csv_recursive_maps_back_to_prices(tmp_path):
-    cfg = CsvConf(path=str(_prices(tmp_path)), n_in=10, n_out=3, transform="log_returns", strategy="recursive")
+    cfg = CsvConf(path=str(_prices(tmp_path)), n_in=10, n_out=3, transform="log_returns", strategy="recursive",
+                  baselines=NO_ETS)
     d = registry.load(cfg, np.random.default_rng(0), np.float32)
-    direct = registry.load(CsvConf(path=cfg.path, n_in=10, n_out=3, transform="log_returns"),
+    direct = registry.load(CsvConf(path=cfg.path, n_in=10, n_out=3, transform="log_returns", baselines=NO_ETS),
                            np.random.default_rng(0), np.float32)
     np.testing.assert_allclose(d.targets_original("test"), direct.targets_original("test"))
     assert d.targets_original("test").shape == (len(d.test), 3)

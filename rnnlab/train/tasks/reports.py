@@ -32,14 +32,7 @@ def regression_report(task, params, state) -> TestReport:
         val_pred = rolled_forecast(spec, params, data.val.x, data.recursive_horizon, bs, state)
     out: dict[str, Any] = {"test_loss": test_loss}
     y_true, y_pred = data.targets_original("test"), data.to_original(pred, "test")
-    val_true = data.targets_original("val")
-    out["val_metrics"] = mt.regression_metrics(val_true, data.to_original(val_pred, "val"))
-    out["test_metrics"] = mt.regression_metrics(y_true, y_pred)
-    out["baselines"] = {
-        name: {"val_metrics": mt.regression_metrics(val_true, b["val"]),
-               "test_metrics": mt.regression_metrics(y_true, b["test"])}
-        for name, b in data.baselines.items()
-    }
+    out.update(regression_scores(data, data.to_original(val_pred, "val"), y_pred))
     frame = predictions_frame(data, y_true, y_pred)
     files = {"predictions.csv": frame}
     tables: dict[str, Any] = {"predictions": frame}
@@ -48,6 +41,25 @@ def regression_report(task, params, state) -> TestReport:
         files["forecast.csv"] = tables["forecast"]
         out["forecast"] = tables["forecast"]["forecast"].tolist()
     return TestReport(out, tables, files)
+
+
+def regression_scores(data, val_pred, test_pred) -> dict[str, Any]:
+    """Val and test metrics of the model (original units) and of every baseline, MASE on one scale
+    (data.mase_scale, from the data before the first test origin); a baseline's fitted model by name."""
+    scale = data.mase_scale
+    val_true, test_true = data.targets_original("val"), data.targets_original("test")
+    models = data.meta.get("baseline_models", {})
+    out: dict[str, Any] = {"val_metrics": mt.regression_metrics(val_true, val_pred, mase_scale=scale),
+                           "test_metrics": mt.regression_metrics(test_true, test_pred, mase_scale=scale),
+                           "baselines": {}}
+    for name, b in data.baselines.items():
+        out["baselines"][name] = {"val_metrics": mt.regression_metrics(val_true, b["val"], mase_scale=scale),
+                                  "test_metrics": mt.regression_metrics(test_true, b["test"], mase_scale=scale)}
+        if name in models:
+            out["baselines"][name]["model"] = models[name]
+    if scale is not None:
+        out["mase_scale"] = scale
+    return out
 
 
 def predictions_frame(data, y_true: np.ndarray, y_pred: np.ndarray):
