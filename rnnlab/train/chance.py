@@ -10,7 +10,7 @@ A run whose best validation score is no better than the baseline's ended at chan
   the majority class of the training labels, scored on the validation split; at chance when it is not
   above it by more than half a percentage point or one sample, whichever is more.
 - Regression and forecasting: the best epoch's weights' validation MAE in original units (one prediction
-  pass) against the first baseline of BASELINES the data has (naive, its older name naive_last, the
+  pass) against the first baseline of BASELINES the data has (naive, the
   training mean); at chance when it is not below it. No such baseline: no verdict.
 - Seq2seq: tokens, the free-running val_accuracy against the most frequent target token; continuous
   targets, val_mse against predicting the training mean (both as the test report's baselines).
@@ -24,8 +24,8 @@ import numpy as np
 
 from rnnlab.train.tasks.predict import predict_split, rolled_forecast
 
-# Regression baselines by preference: the naive forecast (naive_last before it was renamed), then the mean.
-BASELINES = ("naive", "naive_last", "train_mean", "predict_mean")
+# Regression baselines by preference: the naive forecast, then the mean.
+BASELINES = ("naive", "train_mean", "predict_mean")
 TOLERANCE = 0.005  # accuracy within half a percentage point (or one sample) of the baseline is no better
 
 

@@ -36,6 +36,7 @@ from rnnlab.record import summary as summary_file
 from rnnlab.record.folder import RunFolder
 from rnnlab.record.metrics_log import MetricsLog
 from rnnlab.record.summary import Summary
+from rnnlab.report import notes
 from rnnlab.report.html import write_report
 from rnnlab.runtime import signals
 from rnnlab.runtime.folders import describe
@@ -180,6 +181,7 @@ class RunRecorder(RunFolder):
                             **({"resumed_from_epochs": resumed} if resumed else {}))
         self._hooks(fit)
         run_log.started(self.run_dir, self.summary.versions, resumed, fit.cfg.to_dict(), self._overrides(fit))
+        run_log.show(None, notes.data_line(self.summary))  # the console had it when the task accepted the data
         rows = [*self.other_rows, *fit.rows]
         if self.attempt is not None:  # train.restarts: attempts in order (the kept one resumes after later ones)
             rows.sort(key=lambda r: r.get("attempt", 0))

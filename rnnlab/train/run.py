@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.markup import escape
 
 from rnnlab.analysis.dashboard import dashboard, peak_memory_mb
 from rnnlab.config.validate import ConfigError, RunConfig
@@ -96,8 +97,9 @@ def _train(cfg: RunConfig, recorder: RunRecorder, console, epoch_hook, extra: li
                 C.EarlyStopping(t.monitor, t.early_stopping_patience, t.early_stopping_min_delta),
                 *loggers(cfg, recorder.run_dir), *extra], monitor
 
-    def announce() -> None:  # the split sizes, once the task accepted them
-        run_log.show(console, notes.data_line(recorder.summary))
+    def announce() -> None:  # the split sizes, once the task accepted them (train.log has them after its start line)
+        if console is not None:
+            console.print(escape(notes.data_line(recorder.summary)), soft_wrap=True, highlight=False)
 
     fit, monitor, entries = attempts.fit_run(cfg, data, streams, recorder, callbacks_for, resume, console, announce)
     return _after_fit(fit, monitor, recorder, t_start, entries)

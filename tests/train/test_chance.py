@@ -90,9 +90,9 @@ def test_regression_compares_the_best_weights_val_mae_in_original_units_with_the
 
     truth = data.targets_original("val")
     mae = float(np.mean(np.abs(data.to_original(predict_split(task.spec, params, data.val, 64, state), "val") - truth)))
-    naive = float(np.mean(np.abs(data.baselines["naive_last"]["val"] - truth)))
-    v = chance.check(task, fit)  # untrained weights against the naive forecast (today's name naive_last)
-    assert (v.metric, v.baseline, v.chance) == ("mae", "naive_last", True)
+    naive = float(np.mean(np.abs(data.baselines["naive"]["val"] - truth)))
+    v = chance.check(task, fit)  # untrained weights against the naive forecast
+    assert (v.metric, v.baseline, v.chance) == ("mae", "naive", True)
     assert v.score == pytest.approx(mae, rel=1e-9) and v.baseline_score == pytest.approx(naive, rel=1e-12)
     data.baselines["naive"] = {"val": truth + 10 * mae, "test": truth}  # the preferred name, and a worse forecast
     v = chance.check(task, fit)

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -181,7 +182,8 @@ def test_command_writes_the_files_and_prints_a_pasteable_override(tmp_path, caps
     assert entry["steps"] == 30 and entry["steps_run"] == len(frame) and "not those of a trained model" in entry["note"]
     override = printed.strip().splitlines()[-1]
     assert override == entry["override"] and override.startswith("optim.lr=")
-    assert f"rnnlab train {' '.join(TINY)} arch=gru {override}\n" in printed  # the user's overrides, not ours
+    # the user's overrides, not ours, quoted for the shell where they need it
+    assert f"rnnlab train {' '.join(map(shlex.quote, TINY))} arch=gru {override}\n" in printed
     assert api.compose([override]).optim["lr"] == pytest.approx(entry["suggested_lr"], rel=0.05)
     assert frame["lr"].min() <= entry["suggested_lr"] <= frame["lr"].max()
 
