@@ -2,15 +2,16 @@
 
 The series is a sum of sines with the configured periods and amplitudes plus Gaussian
 noise. Windows are split in time order (rnnlab.data.windows); the scaler is fitted on
-the train part of the series.
+the train part of the series (the steps the training windows cover; a cross-validation
+fold refits it on its own training windows' steps).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rnnlab.data.base import Split, StandardScaler, TaskData
-from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
+from rnnlab.data.base import Refit, Split, StandardScaler, TaskData
+from rnnlab.data.windows import covered, origins, part_starts, split_windows, target_rows
 
 
 def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) -> np.ndarray:
@@ -25,25 +26,30 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     parts = part_starts(cfg, len(series))
     train_horizon = 1 if cfg.strategy == "recursive" else cfg.n_out  # recursive trains on one-step targets
     idx, first_target = split_windows(len(series), cfg.n_in, cfg.n_out, parts, train_horizon)
-    t_val = parts.val
     win = np.lib.stride_tricks.sliding_window_view(series, cfg.n_in + cfg.n_out)
     x, y = win[:, : cfg.n_in], win[:, cfg.n_in :]
     tr, va, te = idx["train"], idx["val"], idx["test"]
-    scaler = StandardScaler.fit(series[:t_val]) if cfg.scale else StandardScaler()
-    xs = scaler.transform(x).astype(dtype)[:, :, None]
-    ys = scaler.transform(y).astype(dtype)
 
-    def split(idx):
-        return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
-                     info=target_rows(idx, first_target))
+    def scaled(train_windows):
+        """(scaled windows, the fields that depend on the scaler) with the scaler fitted on the steps
+        `train_windows` cover: the train part of the series, or a cross-validation fold's."""
+        steps = covered(train_windows, cfg.n_in, train_horizon, len(series))
+        scaler = StandardScaler.fit(series[steps]) if cfg.scale else StandardScaler()
+        xs = scaler.transform(x).astype(dtype)[:, :, None]
+        ys = scaler.transform(y).astype(dtype)
+        splits = {name: Split(np.ascontiguousarray(xs[ix]), np.ascontiguousarray(ys[ix]),
+                              info=target_rows(ix, first_target)) for name, ix in idx.items()}
+        return xs, {**splits, "scaler": scaler, "meta": {"scaler": scaler.to_dict()}}
 
+    xs, fields = scaled(tr)
+    scaler = fields["scaler"]
     # Naive forecast: the last observed value, repeated over the horizon.
     naive = scaler.inverse(np.repeat(xs[:, -1, :].astype(np.float64), cfg.n_out, axis=1))
-    return TaskData(
+    data = TaskData(
         kind="regression",
-        train=split(tr),
-        val=split(va),
-        test=split(te),
+        train=fields["train"],
+        val=fields["val"],
+        test=fields["test"],
         input_size=1,
         output_size=cfg.n_out,
         default_loss="mse",
@@ -53,3 +59,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out, **origins(idx, first_target)},
         sample_unit="windows",
     )
+    if cfg.scale:  # development rows are the train windows, then the val windows
+        dev = np.concatenate([tr, va])
+        data.refit = Refit("scaler", lambda rows: data.refitted(**scaled(dev[rows])[1]))
+    return data
