@@ -152,3 +152,60 @@ def test_csv_fold_refits_every_column_scaler_the_inverse_and_the_forecast_input(
     again = _fold(CsvConf(path=str(bumped), n_in=8, n_out=2, covariates=["Volume"], transform="diff"), cv,
                   loader=ts.load)
     assert again.meta["scalers"] == d.meta["scalers"]
+
+
+# ----------------------------------------------------------------------------- imdb: the vocabulary
+
+
+def _imdb(tmp_path, **kw):
+    from rnnlab.config.schema import ImdbConf
+    from rnnlab.data import imdb
+    from tests.data import imdb_tree as tree
+
+    cfg = ImdbConf(path=str(tree.write_folder(tmp_path, 12)), **{"vocab_size": 1000, "maxlen": 30, "val_frac": 0.25,
+                                                                 "embed_dim": 4, **kw})
+    return cfg, imdb.load, imdb.load(cfg, np.random.default_rng(0))
+
+
+def _last_tokens(split) -> np.ndarray:
+    """Each review's last real token: its marker, a word of that review only (tests/data/imdb_tree.py)."""
+    return split.x[np.arange(len(split)), split.mask.sum(axis=1).astype(int) - 1]
+
+
+def test_imdb_fold_vocabulary_comes_from_its_training_reviews(tmp_path):
+    from rnnlab.data.text import OOV_ID
+
+    cfg, load, base = _imdb(tmp_path)
+    assert (_last_tokens(base.train) != OOV_ID).all() and (_last_tokens(base.val) == OOV_ID).all()
+    cv = CvConf(fold=1, k=3)
+    d = _fold(cfg, cv, loader=load)
+    assert d.meta["cv"]["preprocessing"] == REFITTED + "vocabulary"
+    # a word of one validation review only is <oov> in that fold, though the loader's vocabulary has it
+    # for the validation reviews that come from its train part; every training review's marker is known
+    assert (_last_tokens(d.val) == OOV_ID).all() and (_last_tokens(d.train) != OOV_ID).all()
+    markers = {w for w in d.meta["vocab"] if w.startswith("idtrain")}
+    assert len(markers) == len(d.train)
+    # the embedding follows the fold's vocabulary; the test reviews are encoded with it too
+    assert d.embedding["vocab_size"] == d.meta["vocab_size"] == len(d.meta["vocab"]) != base.meta["vocab_size"]
+    assert d.test.x.max() < len(d.meta["vocab"]) and len(d.test) == len(base.test)
+    assert d.test.info.equals(base.test.info)
+    # the loader's own rows give the loader's encoding back: the same code fits both
+    own = base.refit.fit(np.arange(len(base.train)))
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(getattr(own, split).x, getattr(base, split).x)
+    assert own.meta == base.meta
+
+
+def test_imdb_fold_looks_pretrained_vectors_up_for_its_vocabulary(tmp_path):
+    vec = tmp_path / "glove.txt"
+    markers = [f"idtrain{label}{i}" for label in ("neg", "pos") for i in range(12)]  # one word per review
+    vec.write_text("great 1 2 3 4\nawful -1 -2 -3 -4\n" + "".join(f"{m} 0 0 0 1\n" for m in markers))
+    cfg, load, base = _imdb(tmp_path, pretrained=str(vec))
+    a, b = (_fold(cfg, CvConf(fold=2, k=3), loader=load) for _ in range(2))
+    vocab, w = a.meta["vocab"], a.embedding["weights"]
+    # the fold's training reviews' markers have vectors, its validation reviews' are not in its vocabulary
+    assert w.shape == (len(vocab), 4) and a.meta["pretrained_coverage"] == 2 + len(a.train)
+    assert base.meta["pretrained_coverage"] == 2 + len(base.train) != a.meta["pretrained_coverage"]
+    np.testing.assert_array_equal(w[vocab.index("great")], [1, 2, 3, 4])
+    np.testing.assert_array_equal(w[vocab.index("awful")], [-1, -2, -3, -4])
+    np.testing.assert_array_equal(w, b.embedding["weights"])  # the same vectors every time (cv --resume)
