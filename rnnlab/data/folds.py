@@ -36,9 +36,10 @@ TIME_SERIES = ("expanding", "sliding")
 # Fold assignment has its own random stream: SeedSequence([seed, CV_STREAM]), independent of the
 # trainer's streams (children of SeedSequence(seed)), so shuffling the folds changes no other draw.
 CV_STREAM = 0xC5
-# meta["cv"]["preprocessing"] of a fold: "<REFITTED>: scaler", or NOTHING_TO_REFIT for data whose loader
-# fits nothing on its training rows (adding, copy, seq2seq, data.scale=false).
-REFITTED = "refit on the fold's training rows"
+# meta["cv"]["preprocessing"] of a fold: "scaler refitted on the fold's training rows" (REFITTED after the
+# loader's Refit.what), or NOTHING_TO_REFIT for data whose loader fits nothing on its training rows
+# (adding, copy, seq2seq, data.scale=false).
+REFITTED = "refitted on the fold's training rows"
 NOTHING_TO_REFIT = "none needed"
 
 
@@ -276,7 +277,7 @@ def _refit(data: TaskData, fold: Fold) -> tuple[TaskData, str]:
         return data, NOTHING_TO_REFIT
     refitted = data.refit.fit(fold.train)
     refitted.refit = None  # its rows are re-split next: a refit of them would address the wrong rows
-    return refitted, f"{REFITTED}: {data.refit.what}"
+    return refitted, f"{data.refit.what} {REFITTED}"
 
 
 def resplit(data, cv, seed: int, data_name: str = "the data"):

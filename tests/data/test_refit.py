@@ -14,7 +14,7 @@ from rnnlab.data import timeseries as ts
 from rnnlab.data.base import StandardScaler
 
 SINE = SineConf(length=400, n_in=12, n_out=3)  # t_val 280, t_test 340: 266 train windows, 58 val windows
-REFITTED = "refit on the fold's training rows: "
+REFITTED = " refitted on the fold's training rows"
 
 
 def _series(cfg=SINE, seed=0):
@@ -47,7 +47,7 @@ def test_sine_fold_scaler_is_fitted_on_the_steps_of_its_training_windows(cv):
     expected = StandardScaler.fit(_series()[steps])
     assert (d.scaler.mean, d.scaler.std) == (expected.mean, expected.std)  # exactly, each step once
     assert d.meta["scaler"] == expected.to_dict()
-    assert d.meta["cv"]["preprocessing"] == REFITTED + "scaler"
+    assert d.meta["cv"]["preprocessing"] == "scaler" + REFITTED
     # the fold's training windows, every covered step once: mean 0 and std 1 in scaled units
     values = np.array(list(_values_by_step(d.train, SINE.n_in).values()))
     assert len(values) == len(steps)
@@ -134,7 +134,7 @@ def test_csv_fold_refits_every_column_scaler_the_inverse_and_the_forecast_input(
     rows = _steps(d.train, cfg.n_in, cfg.n_out) - 1  # info counts rows as loaded
     fitted = [StandardScaler.fit(feats[rows, j]) for j in range(2)]
     assert d.meta["scalers"] == [s.to_dict() for s in fitted]
-    assert d.scaler == fitted[0] and d.meta["cv"]["preprocessing"] == REFITTED + "scalers"
+    assert d.scaler == fitted[0] and d.meta["cv"]["preprocessing"] == "scalers" + REFITTED
     np.testing.assert_allclose(d.train.x[:, -1, 1], fitted[1].transform(feats[np.asarray(d.train.info) - 2, 1]),
                                rtol=1e-5)
     # the inverse undoes the fold's scaler (then the difference), back to the file's levels
@@ -179,7 +179,7 @@ def test_imdb_fold_vocabulary_comes_from_its_training_reviews(tmp_path):
     assert (_last_tokens(base.train) != OOV_ID).all() and (_last_tokens(base.val) == OOV_ID).all()
     cv = CvConf(fold=1, k=3)
     d = _fold(cfg, cv, loader=load)
-    assert d.meta["cv"]["preprocessing"] == REFITTED + "vocabulary"
+    assert d.meta["cv"]["preprocessing"] == "vocabulary" + REFITTED
     # a word of one validation review only is <oov> in that fold, though the loader's vocabulary has it
     # for the validation reviews that come from its train part; every training review's marker is known
     assert (_last_tokens(d.val) == OOV_ID).all() and (_last_tokens(d.train) != OOV_ID).all()
