@@ -209,3 +209,53 @@ def test_imdb_fold_looks_pretrained_vectors_up_for_its_vocabulary(tmp_path):
     np.testing.assert_array_equal(w[vocab.index("great")], [1, 2, 3, 4])
     np.testing.assert_array_equal(w[vocab.index("awful")], [-1, -2, -3, -4])
     np.testing.assert_array_equal(w, b.embedding["weights"])  # the same vectors every time (cv --resume)
+
+
+# ----------------------------------------------------------------------------- seqfile: per-feature scaler
+
+
+def _sequences(tmp_path, bump=None, name="seqs.npz"):
+    """60 sequences of 2 features and lengths 3..9 (NPZ with lengths); `bump`: sequence whose values change."""
+    rng = np.random.default_rng(5)
+    x = rng.normal([3.0, -20.0], [2.0, 7.0], size=(60, 9, 2))
+    if bump is not None:
+        x[bump] += [100.0, 1000.0]
+    path = tmp_path / name
+    np.savez(path, x=x, y=np.arange(60) % 3, lengths=3 + np.arange(60) % 7)
+    return path
+
+
+def test_seqfile_fold_scaler_is_fitted_on_its_training_sequences_real_steps(tmp_path):
+    from rnnlab.config.schema import SeqfileConf
+    from rnnlab.data import seqfile
+
+    path = _sequences(tmp_path)
+    cv = CvConf(fold=2, k=4)
+    d = _fold(SeqfileConf(path=str(path)), cv, loader=seqfile.load)
+    raw = _fold(SeqfileConf(path=str(path), scale=False), cv, loader=seqfile.load)  # the same fold, unscaled
+    assert d.meta["cv"]["preprocessing"] == "scaler" + REFITTED
+    real = raw.train.x[raw.train.mask > 0].astype(np.float64)  # the fold's training sequences' real steps
+    np.testing.assert_allclose(d.meta["scaler"]["mean"], real.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(d.meta["scaler"]["std"], real.std(axis=0), rtol=1e-6)
+    scaled = d.train.x[d.train.mask > 0]
+    np.testing.assert_allclose(scaled.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(scaled.std(axis=0), 1.0, atol=1e-5)
+    assert (d.train.x[d.train.mask == 0] == 0).all() and (d.test.x[d.test.mask == 0] == 0).all()  # padding stays 0
+    mean, std = (np.array(d.meta["scaler"][k]) for k in ("mean", "std"))
+    for split in ("val", "test"):
+        np.testing.assert_allclose(getattr(d, split).x, ((getattr(raw, split).x - mean) / std)
+                                   * getattr(raw, split).mask[:, :, None], atol=1e-5)
+    # a sequence of the fold's validation part that the loader trains on: changing it changes the loader's
+    # scaler, not the fold's
+    first = np.load(path)["x"][:, 0, 0]
+
+    def file_rows(split):
+        return {int(np.flatnonzero(np.isclose(first, v, rtol=1e-6))[0]) for v in split.x[:, 0, 0]}
+
+    base = seqfile.load(SeqfileConf(path=str(path), scale=False), np.random.default_rng(0), np.float32)
+    moved = min(file_rows(raw.val) & file_rows(base.train))
+    bumped = str(_sequences(tmp_path, bump=moved, name="bumped.npz"))
+    again = _fold(SeqfileConf(path=bumped), cv, loader=seqfile.load)
+    assert again.meta["scaler"] == d.meta["scaler"]
+    plain = seqfile.load(SeqfileConf(path=str(path)), np.random.default_rng(0)).meta["scaler"]
+    assert seqfile.load(SeqfileConf(path=bumped), np.random.default_rng(0)).meta["scaler"] != plain
