@@ -204,6 +204,7 @@ def _report(rc, data, strategy, folds, run_dirs, bad_input: bool, sweep: Path, o
     failed = [r["fold"] for r in rows if r["status"] != "completed"]
     out: dict[str, Any] = {
         "k": k, "strategy": strategy, "gap": F.resolve_gap(rc.cv, data, strategy), "seed": rc.seed,
+        "preprocessing": R.preprocessing(list(summaries.values())),
         "data": rc.data.name, "overrides": overrides, "sweep_dir": str(sweep),
         "n_completed": k - len(failed), "failed_folds": failed,
         "n_dev": len(data.train) + len(data.val), "n_test": len(data.test),
@@ -219,6 +220,8 @@ def _report(rc, data, strategy, folds, run_dirs, bad_input: bool, sweep: Path, o
     write_json(sweep / "cv_summary.json", out)
     title = f"Cross-validation: {k} folds ({strategy}) of data '{rc.data.name}'"
     console.print(R.results_table(rows, mean, std, escape(title)))
+    if out["preprocessing"]:  # said once: every fold fits its scalers or vocabulary on its own training rows
+        console.print(f"preprocessing: {escape(out['preprocessing'])}", soft_wrap=True)
     for r in out["folds"]:
         if r["status"] != "completed" and r.get("message"):
             console.print(f"fold {r['fold']} {r['status']}: {escape(str(r['message']))}", soft_wrap=True)

@@ -15,7 +15,7 @@ Classification tasks name their classes (index = label id) in TaskData.classes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,20 @@ class StandardScaler:
         return {"mean": self.mean, "std": self.std}
 
 
+@dataclass(frozen=True)
+class Refit:
+    """A loader's preprocessing fitted again on other training rows: cross-validation refits it per fold.
+
+    `fit(rows)`, given indices into the development set (train + val, in that order) of the rows a
+    fold trains on, returns the same data set (every split's rows unchanged) with the preprocessing
+    fitted on those rows only and applied to all three splits (inputs, targets, the inverse, the
+    forecast input, the meta data). `what` names it for the fold's record ("scaler", "vocabulary").
+    """
+
+    what: str
+    fit: Callable[[np.ndarray], TaskData]
+
+
 @dataclass
 class TaskData:
     kind: str  # "regression", "binary" or "multiclass"
@@ -94,6 +108,17 @@ class TaskData:
     # Forecasting: the in-sample MAE of the (seasonal) naive forecast on the data before the
     # first test origin, the denominator of MASE; None where MASE does not apply.
     mase_scale: float | None = None
+    # How to refit the preprocessing on other training rows (rnnlab/data/folds.py), or None when the
+    # loader fits nothing on its train split. Holds the unprocessed data; registry.load drops it.
+    refit: Refit | None = None
+
+    def refitted(self, **fields: Any) -> TaskData:
+        """A copy with `fields` replaced; "meta" and "future" are merged into the existing dicts (what a
+        refit changes, the rest kept)."""
+        for key in ("meta", "future"):
+            if key in fields and getattr(self, key) is not None:
+                fields[key] = {**getattr(self, key), **fields[key]}
+        return replace(self, **fields)
 
     def to_original(self, y: np.ndarray, split: str) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)

@@ -17,8 +17,9 @@ Split functions follow scikit-learn (written here to avoid the dependency):
   its block minus `gap` samples (expanding window), or on at most max_train_size of them
   (sliding window).
 
-Preprocessing (scalers, vocabularies) stays as the loader fitted it, on the original train
-part: see docs/design.md ("Cross-validation").
+Preprocessing fitted on training rows (scalers, vocabularies) is refitted on the fold's
+training rows through the loader's `TaskData.refit`, so a fold's validation rows inform
+nothing but its validation scores: see docs/design.md ("Cross-validation").
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ TIME_SERIES = ("expanding", "sliding")
 # Fold assignment has its own random stream: SeedSequence([seed, CV_STREAM]), independent of the
 # trainer's streams (children of SeedSequence(seed)), so shuffling the folds changes no other draw.
 CV_STREAM = 0xC5
+# meta["cv"]["preprocessing"] of a fold: "scaler refitted on the fold's training rows" (REFITTED after the
+# loader's Refit.what), or NOTHING_TO_REFIT for data whose loader fits nothing on its training rows
+# (adding, copy, seq2seq, data.scale=false).
+REFITTED = "refitted on the fold's training rows"
+NOTHING_TO_REFIT = "none needed"
 
 
 @dataclass(frozen=True)
@@ -265,11 +271,21 @@ def _resplit_baselines(baselines: dict, fold: Fold) -> tuple[dict, list[str]]:
     return kept, dropped
 
 
+def _refit(data: TaskData, fold: Fold) -> tuple[TaskData, str]:
+    """The data with its preprocessing fitted on the fold's training rows, and what that was (for meta["cv"])."""
+    if data.refit is None:
+        return data, NOTHING_TO_REFIT
+    refitted = data.refit.fit(fold.train)
+    refitted.refit = None  # its rows are re-split next: a refit of them would address the wrong rows
+    return refitted, f"{data.refit.what} {REFITTED}"
+
+
 def resplit(data, cv, seed: int, data_name: str = "the data"):
     """The data set with train/val replaced by fold `cv.fold` of train + val (test untouched).
 
     Call it before `as_recursive` (the recursive view keeps only one-step targets of train).
-    `data.meta["cv"]` records the fold (see `describe`).
+    The loader's preprocessing is refitted on the fold's training rows first (`TaskData.refit`).
+    `data.meta["cv"]` records the fold (see `describe`) and what was refitted ("preprocessing").
     """
     if getattr(data, "recursive_horizon", None):
         raise ValueError("resplit needs the direct task; apply as_recursive after it")
@@ -280,6 +296,7 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
     n_train, n_val = len(data.train), len(data.val)
     entry = describe(fold, cv.k, strategy)
     if isinstance(data, TaskData):
+        data, entry["preprocessing"] = _refit(data, fold)
         dev = _dev_split(data.train, data.val)
         data.train, data.val = _take(dev, fold.train), _take(dev, fold.val)
         data.baselines, dropped = _resplit_baselines(data.baselines, fold)
@@ -294,5 +311,6 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
         dev = Seq2SeqSplit(*(np.concatenate([getattr(tr, f), getattr(va, f)])
                              for f in ("src", "src_mask", "tgt_in", "tgt_out", "tgt_mask")))
         data.train, data.val = dev.batch(fold.train), dev.batch(fold.val)
+        entry["preprocessing"] = NOTHING_TO_REFIT
     data.meta = {**data.meta, "cv": entry}
     return data

@@ -3,7 +3,8 @@
 Reads ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` from the extracted folder
 (the aclImdb folder or the folder holding it) or straight from the ``.tar.gz`` (the
 original Stanford archive, whose ``train/unsup`` part is ignored, or the labelled-only
-one in ../shared/data). The vocabulary is fitted on the training reviews only; a
+one in ../shared/data). The vocabulary is fitted on the training reviews only (a
+cross-validation fold refits it on the fold's training reviews: TaskData.refit); a
 stratified `val_frac` of them is held out for validation (model selection and the
 decision threshold), and the 25k test reviews are touched once, at the end.
 
@@ -12,14 +13,16 @@ Inputs are token ids (N, maxlen) with a mask (N, maxlen); labels 1 = positive.
 
 from __future__ import annotations
 
+import copy
 import re
 import tarfile
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.data import text
-from rnnlab.data.base import DataError, Split, TaskData
+from rnnlab.data.base import DataError, Refit, Split, TaskData
 from rnnlab.data.paths import resolve_path
 
 DEFAULT_FILE = "aclImdb_v1_labeled.tar.gz"
@@ -98,35 +101,48 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     if len(val_idx) == 0 or len(fit_idx) == 0:
         raise DataError(f"data.val_frac={cfg.val_frac} leaves no reviews for training or validation")
 
-    def tok(rows, idx):
-        return [text.tokenize(rows[i][2], cfg.lowercase, cfg.punctuation) for i in idx]
+    # One corpus, documents in split order (train, val, test): development row r is document r.
+    def tokens(rows, idx):
+        return (text.tokenize(rows[i][2], cfg.lowercase, cfg.punctuation) for i in idx)
 
-    fit_docs = tok(train_rows, fit_idx)
-    vocab = text.fit_vocab(fit_docs, cfg.vocab_size, cfg.min_freq)
+    corpus = text.Corpus(chain(tokens(train_rows, fit_idx), tokens(train_rows, val_idx), tokens(test_rows, test_idx)))
+    bounds = np.cumsum([0, len(fit_idx), len(val_idx), len(test_idx)])
+    parts = {name: (np.arange(bounds[k], bounds[k + 1]), y)
+             for k, (name, y) in enumerate((("train", train_y[fit_idx]), ("val", train_y[val_idx]),
+                                            ("test", test_y[test_idx])))}
+    test_info = _test_info(test_rows, test_idx, corpus.lengths(parts["test"][0]))
+    vectors_rng = copy.deepcopy(rng)  # a refit draws the vectors of words without one as the loader did
 
-    def split(rows, labels, idx, docs=None, with_text=False):
-        docs = docs if docs is not None else tok(rows, idx)
-        ids, mask = text.encode(docs, vocab, cfg.maxlen, cfg.truncating, cfg.padding)
-        info = None
-        if with_text:
-            import pandas as pd
+    def encoded(fit_docs: np.ndarray, rng: np.random.Generator) -> TaskData:
+        """The reviews encoded with the vocabulary of documents `fit_docs` (the training reviews, or a
+        cross-validation fold's)."""
+        vocab = corpus.fit_vocab(fit_docs, cfg.vocab_size, cfg.min_freq)
+        splits = {}
+        for name, (rows, y) in parts.items():
+            ids, mask = corpus.encode(rows, vocab, cfg.maxlen, cfg.truncating, cfg.padding)
+            splits[name] = Split(ids, y, mask, info=test_info if name == "test" else None)
+        return _task(cfg, path, splits, vocab, corpus.lengths(fit_docs), rng, dtype)
 
-            info = pd.DataFrame({
-                "review": [rows[i][0] for i in idx],
-                "rating": [rows[i][1] for i in idx],
-                "tokens": [len(d) for d in docs],
-                "text": [rows[i][2] for i in idx],
-            })
-        return Split(ids, labels[idx], mask, info=info), docs
+    data = encoded(parts["train"][0], rng)
+    data.refit = Refit("vocabulary", lambda rows: encoded(rows, copy.deepcopy(vectors_rng)))
+    return data
 
-    train, _ = split(train_rows, train_y, fit_idx, fit_docs)
-    val, _ = split(train_rows, train_y, val_idx)
-    test, test_docs = split(test_rows, test_y, test_idx, with_text=True)
 
+def _test_info(rows, idx: np.ndarray, tokens: np.ndarray):
+    """Split.info of the test reviews: file name, rating, tokens and text (for the report)."""
+    import pandas as pd
+
+    return pd.DataFrame({"review": [rows[i][0] for i in idx], "rating": [rows[i][1] for i in idx],
+                         "tokens": tokens, "text": [rows[i][2] for i in idx]})
+
+
+def _task(cfg, path: Path, splits: dict[str, Split], vocab: list[str], fit_lengths: np.ndarray, rng,
+          dtype) -> TaskData:
+    """The TaskData of encoded splits: embedding (pretrained vectors looked up for this vocabulary) and meta."""
+    test = splits["test"]
     weights, covered = None, None
     if cfg.pretrained:
         weights, covered = text.load_vectors(cfg.pretrained, vocab, cfg.embed_dim, rng, dtype)
-    lengths = np.array([len(d) for d in fit_docs])
     meta = {
         "task": "imdb",
         "path": str(path),
@@ -136,15 +152,15 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         "padding": cfg.padding,
         "lowercase": cfg.lowercase,
         "punctuation": cfg.punctuation,
-        "tokens_median": float(np.median(lengths)),
-        "truncated_frac": float(np.mean(lengths > cfg.maxlen)),
+        "tokens_median": float(np.median(fit_lengths)),
+        "truncated_frac": float(np.mean(fit_lengths > cfg.maxlen)),
         "oov_rate_test": float(np.mean(test.x[test.mask > 0] == text.OOV_ID)),
         "pretrained": cfg.pretrained,
         "pretrained_coverage": covered,
         "vocab": vocab,
     }
     return TaskData(
-        kind="binary", train=train, val=val, test=test,
+        kind="binary", train=splits["train"], val=splits["val"], test=test,
         input_size=cfg.embed_dim, output_size=1, default_loss="bce",
         meta=meta, classes=["neg", "pos"],
         embedding={"vocab_size": len(vocab), "dim": cfg.embed_dim, "weights": weights,

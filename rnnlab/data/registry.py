@@ -27,6 +27,8 @@ def load(cfg, rng, dtype, cv=None, seed: int = 0):
         from rnnlab.data.folds import resplit
 
         data = resplit(data, cv, seed, cfg.name)
+    if getattr(data, "refit", None) is not None:
+        data.refit = None  # only resplit needs it: free the unprocessed data it holds
     if getattr(cfg, "strategy", "direct") == "recursive":
         from rnnlab.data.windows import as_recursive
 

@@ -11,7 +11,7 @@ BCE), more give "multiclass" (C outputs, cross entropy). Labels that look contin
 split is stratified by label (every class keeps its share in each split) and seeded by the
 generator passed to `load`; a separate test file can replace the test split. Features are
 standardized per feature with a mean and std fitted on the real (unpadded) steps of the
-train split.
+train split (a cross-validation fold refits them on its training sequences: TaskData.refit).
 
 Shapes: x (N, T, D) in the run dtype, post-padded with zeros; y int64 (N,); mask
 (N, T) of 0/1 (1 = real step) or None when every sequence has all T steps.
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.data import seqformats
-from rnnlab.data.base import DataError, Split, TaskData
+from rnnlab.data.base import DataError, Refit, Split, TaskData
 from rnnlab.data.paths import resolve_path
 from rnnlab.data.seqformats.common import Read, Seqs, class_order, listing
 from rnnlab.data.seqformats.csvfiles import missing_error
@@ -127,7 +127,9 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
                 f"{path.name}: the {k} split is empty ({len(y_all)} sequences with val_frac={cfg.val_frac}, "
                 f"test_frac={test_frac})"
             )
-    splits, t, scaler = _padded_splits(parts, cfg.scale, dtype)
+    padded, masks = _padded(parts)
+    t = padded["train"].shape[1]
+    splits, scaler = _splits(parts, padded, masks, np.arange(len(parts["train"][2])) if cfg.scale else None, dtype)
     binary = len(classes) == 2
     lengths_used = np.concatenate([lens for _, lens, _ in parts.values()])
     meta = {
@@ -142,12 +144,15 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         "class_counts": {k: np.bincount(s.y, minlength=len(classes)).tolist() for k, s in splits.items()},
         "nan_policy": cfg.nan_policy, "dropped": dropped, "scale": bool(cfg.scale), "scaler": scaler,
     }
-    return TaskData(
+    data = TaskData(
         kind="binary" if binary else "multiclass", train=splits["train"], val=splits["val"], test=splits["test"],
         input_size=seqs.x.shape[2], output_size=1 if binary else len(classes),
         default_loss="bce" if binary else "cross_entropy",
         baselines={}, meta=meta, classes=list(classes),
     )
+    if cfg.scale:
+        data.refit = Refit("scaler", lambda rows: _refitted(data, parts, padded, masks, rows, dtype))
+    return data
 
 
 def _read_files(cfg) -> tuple[Path, Read, Path | None, Read | None, int]:
@@ -216,21 +221,27 @@ def _labels(path: Path, main: Read, test_path: Path | None, test: Seqs | None):
     return classes, y_all, y_test
 
 
-def _padded_splits(parts, scale: bool, dtype):
-    """({split: Split}, padded length, scaler or None): every split padded to the longest sequence, with
-    masks unless every sequence fills it, scaled by the training steps' mean and std when asked."""
+def _padded(parts) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every split padded to the longest sequence (unscaled), and its masks of real steps."""
     t = int(max(lens.max() for _, lens, _ in parts.values()))
     padded = {k: _pad(x, lens, t) for k, (x, lens, _) in parts.items()}
     masks = {k: (np.arange(t)[None, :] < lens[:, None]) for k, (_, lens, _) in parts.items()}
+    return padded, masks
+
+
+def _splits(parts, padded, masks, fit_rows: np.ndarray | None, dtype) -> tuple[dict[str, Split], dict | None]:
+    """({split: Split}, scaler or None): with fit_rows (indices into train + val, in that order) every split
+    scaled per feature by the mean and std of those sequences' real steps, unscaled without; masks unless
+    every sequence fills the padded length."""
     scaler = None
-    if scale:
-        real = padded["train"][masks["train"]]  # (real train steps, D)
+    if fit_rows is not None:
+        dev, dev_masks = (np.concatenate([a["train"], a["val"]])[fit_rows] for a in (padded, masks))
+        real = dev[dev_masks]  # (real steps of the sequences fitted on, D)
         mean = real.mean(axis=0)
         std = real.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         scaler = {"mean": mean.tolist(), "std": std.tolist()}
-        for k in padded:
-            padded[k] = (padded[k] - mean) / std * masks[k][:, :, None]
+        padded = {k: (padded[k] - mean) / std * masks[k][:, :, None] for k in padded}
     full = all(m.all() for m in masks.values())
     splits = {
         k: Split(
@@ -239,4 +250,10 @@ def _padded_splits(parts, scale: bool, dtype):
         )
         for k in ("train", "val", "test")
     }
-    return splits, t, scaler
+    return splits, scaler
+
+
+def _refitted(data: TaskData, parts, padded, masks, rows: np.ndarray, dtype) -> TaskData:
+    """The data scaled by the real steps of development rows `rows` (a cross-validation fold's training rows)."""
+    splits, scaler = _splits(parts, padded, masks, rows, dtype)
+    return data.refitted(**splits, meta={"scaler": scaler})

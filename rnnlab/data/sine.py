@@ -2,7 +2,8 @@
 
 The series is a sum of sines with the configured periods and amplitudes plus Gaussian
 noise. Windows are split in time order (rnnlab.data.windows); the scaler is fitted on
-the train part of the series.
+the train part of the series (the steps the training windows cover; a cross-validation
+fold refits it on its own training windows' steps).
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from rnnlab.data import baselines as B
-from rnnlab.data.base import Split, StandardScaler, TaskData
-from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
+from rnnlab.data.base import Refit, Split, StandardScaler, TaskData
+from rnnlab.data.windows import covered, origins, part_starts, split_windows, target_rows
 
 
 def make_series(length, periods, amplitudes, noise, rng: np.random.Generator) -> np.ndarray:
@@ -26,28 +27,33 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     parts = part_starts(cfg, len(series))
     train_horizon = 1 if cfg.strategy == "recursive" else cfg.n_out  # recursive trains on one-step targets
     idx, first_target = split_windows(len(series), cfg.n_in, cfg.n_out, parts, train_horizon)
-    t_val = parts.val
     win = np.lib.stride_tricks.sliding_window_view(series, cfg.n_in + cfg.n_out)
     x, y = win[:, : cfg.n_in], win[:, cfg.n_in :]
-    tr, va, te = idx["train"], idx["val"], idx["test"]
-    scaler = StandardScaler.fit(series[:t_val]) if cfg.scale else StandardScaler()
-    xs = scaler.transform(x).astype(dtype)[:, :, None]
-    ys = scaler.transform(y).astype(dtype)
+    tr, va = idx["train"], idx["val"]
 
-    def split(idx):
-        return Split(np.ascontiguousarray(xs[idx]), np.ascontiguousarray(ys[idx]),
-                     info=target_rows(idx, first_target))
+    def scaled(train_windows):
+        """(scaled windows, the fields that depend on the scaler) with the scaler fitted on the steps
+        `train_windows` cover: the train part of the series, or a cross-validation fold's."""
+        steps = covered(train_windows, cfg.n_in, train_horizon, len(series))
+        scaler = StandardScaler.fit(series[steps]) if cfg.scale else StandardScaler()
+        xs = scaler.transform(x).astype(dtype)[:, :, None]
+        ys = scaler.transform(y).astype(dtype)
+        splits = {name: Split(np.ascontiguousarray(xs[ix]), np.ascontiguousarray(ys[ix]),
+                              info=target_rows(ix, first_target)) for name, ix in idx.items()}
+        return xs, {**splits, "scaler": scaler, "meta": {"scaler": scaler.to_dict()}}
 
+    _, fields = scaled(tr)
+    scaler = fields["scaler"]
     # Baselines on the raw series, fitted before the first origin of the split they forecast (train
     # rows too, so cross-validation folds can score them on any val rows). The sum of sines has no
     # single season: no seasonal naive, and MASE scales by the one-step naive forecast.
     first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
     baselines, models = B.split_forecasts(series, first, cfg.n_out, None, cfg.baselines)
-    return TaskData(
+    data = TaskData(
         kind="regression",
-        train=split(tr),
-        val=split(va),
-        test=split(te),
+        train=fields["train"],
+        val=fields["val"],
+        test=fields["test"],
         input_size=1,
         output_size=cfg.n_out,
         default_loss="mse",
@@ -58,3 +64,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
               "baseline_models": models},
         sample_unit="windows",
     )
+    if cfg.scale:  # development rows are the train windows, then the val windows
+        dev = np.concatenate([tr, va])
+        data.refit = Refit("scaler", lambda rows: data.refitted(**scaled(dev[rows])[1]))
+    return data

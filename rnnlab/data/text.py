@@ -9,7 +9,7 @@ including words seen only in the test reviews, maps to ``<oov>``.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from array import array
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -38,13 +38,8 @@ def tokenize(text: str, lowercase: bool = True, punctuation: str = "strip") -> l
 
 def fit_vocab(docs: Iterable[Sequence[str]], size: int, min_freq: int = 1) -> list[str]:
     """Words by id: [<pad>, <oov>, most frequent ...] with at most `size` entries."""
-    if size < 3:
-        raise DataError(f"data.vocab_size must be at least 3 (<pad>, <oov> and one word), got {size}")
-    counts = Counter()
-    for d in docs:
-        counts.update(d)
-    words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
-    return [PAD, OOV, *words[: size - 2]]
+    corpus = Corpus(docs)
+    return corpus.fit_vocab(np.arange(len(corpus)), size, min_freq)
 
 
 def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], maxlen: int,
@@ -56,18 +51,65 @@ def encode(docs: Sequence[Sequence[str]], vocab: Sequence[str], maxlen: int,
     tokens, "pre" before them. An empty document keeps one <oov> token so every sequence
     has at least one real step.
     """
-    index = {w: i for i, w in enumerate(vocab)}
-    n = len(docs)
-    ids = np.zeros((n, maxlen), dtype=np.int32)
-    mask = np.zeros((n, maxlen), dtype=np.float32)
-    for r, doc in enumerate(docs):
-        toks = doc[-maxlen:] if truncating == "pre" else doc[:maxlen]
-        row = [index.get(w, OOV_ID) for w in toks] or [OOV_ID]
-        k = len(row)
-        cols = slice(0, k) if padding == "post" else slice(maxlen - k, maxlen)
-        ids[r, cols] = row
-        mask[r, cols] = 1.0
-    return ids, mask
+    corpus = Corpus(docs)
+    return corpus.encode(np.arange(len(corpus)), vocab, maxlen, truncating, padding)
+
+
+class Corpus:
+    """Tokenised documents kept as ids into the table of their distinct words (4 bytes a token rather
+    than a string each), so that a vocabulary can be fitted on any subset of them and every document
+    encoded with it without tokenising again: cross-validation refits the IMDB vocabulary per fold."""
+
+    def __init__(self, docs: Iterable[Sequence[str]]):
+        self.index: dict[str, int] = {}
+        tokens, lengths = array("i"), [0]
+        for doc in docs:
+            tokens.extend(self.index.setdefault(w, len(self.index)) for w in doc)  # a new word: the next id
+            lengths.append(len(doc))
+        self.words = list(self.index)
+        self.tokens = np.frombuffer(tokens, dtype=np.intc) if tokens else np.zeros(0, dtype=np.intc)
+        self.starts = np.cumsum(lengths)  # document r is tokens[starts[r]:starts[r + 1]]
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def lengths(self, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Tokens of documents `rows` (all by default)."""
+        return np.diff(self.starts)[rows]
+
+    def fit_vocab(self, rows: np.ndarray, size: int, min_freq: int = 1) -> list[str]:
+        """The vocabulary of documents `rows`: [<pad>, <oov>, most frequent ...], at most `size` entries,
+        words with at least min_freq occurrences, ties in frequency broken by the word."""
+        if size < 3:
+            raise DataError(f"data.vocab_size must be at least 3 (<pad>, <oov> and one word), got {size}")
+        chosen = np.zeros(len(self), dtype=bool)
+        chosen[rows] = True
+        counts = np.bincount(self.tokens[np.repeat(chosen, self.lengths())], minlength=len(self.words))
+        kept = np.flatnonzero(counts >= max(min_freq, 1))
+        words = sorted(kept.tolist(), key=lambda i: (-counts[i], self.words[i]))
+        return [PAD, OOV, *(self.words[i] for i in words[: size - 2])]
+
+    def encode(self, rows: np.ndarray, vocab: Sequence[str], maxlen: int, truncating: str = "pre",
+               padding: str = "post") -> tuple[np.ndarray, np.ndarray]:
+        """Documents `rows` as ids (len(rows), maxlen) and mask, as `encode` (words not in vocab are <oov>)."""
+        lookup = np.full(len(self.words), OOV_ID, dtype=np.int32)
+        for i, w in enumerate(vocab):
+            if w in self.index:
+                lookup[self.index[w]] = i
+        ids = np.zeros((len(rows), maxlen), dtype=np.int32)
+        mask = np.zeros((len(rows), maxlen), dtype=np.float32)
+        for r, doc in enumerate(rows):
+            start, stop = self.starts[doc], self.starts[doc + 1]
+            if truncating == "pre":
+                start = max(start, stop - maxlen)
+            else:
+                stop = min(stop, start + maxlen)
+            row = lookup[self.tokens[start:stop]] if stop > start else [OOV_ID]
+            k = len(row)
+            cols = slice(0, k) if padding == "post" else slice(maxlen - k, maxlen)
+            ids[r, cols] = row
+            mask[r, cols] = 1.0
+        return ids, mask
 
 
 def load_vectors(path: str, vocab: Sequence[str], dim: int, rng: np.random.Generator,

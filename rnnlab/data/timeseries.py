@@ -5,7 +5,8 @@ Pipeline: read and check the file (and data.test_path's, appended) -> its calend
 log returns, differences) and of the covariates -> windows of `n_in` steps predicting
 the next `n_out` target values directly (one multi-output head) -> time-ordered split
 (rnnlab.data.windows) -> per-column standardization fitted on the train
-part only. Predictions are mapped back to the original units (undoing the scaler and
+part only (the rows the training windows cover; a cross-validation fold refits it on its
+own). Predictions are mapped back to the original units (undoing the scaler and
 the transform from the last observed level of each window) for metrics and plots.
 
 Shapes: x (N, n_in, 1 + n_covariates), y (N, n_out).
@@ -18,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from rnnlab.data import baselines as B
-from rnnlab.data.base import DataError, Split, StandardScaler, TaskData
+from rnnlab.data.base import DataError, Refit, Split, StandardScaler, TaskData
 from rnnlab.data.calendar import default_season, infer_freq, offset
 from rnnlab.data.paths import resolve_path
-from rnnlab.data.windows import origins, part_starts, split_windows, target_rows
+from rnnlab.data.windows import covered, origins, part_starts, split_windows, target_rows
 
 TRANSFORMS = ("none", "log", "diff", "returns", "log_returns")
 NAN_POLICIES = ("error", "drop", "ffill", "interpolate")
@@ -221,26 +222,24 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     feats, level_s = feats[start:], level[start:]
     train_horizon = 1 if cfg.strategy == "recursive" else n_out  # recursive trains on one-step targets
     idx, first_target = split_windows(n, n_in, n_out, parts, train_horizon, what=path.name)
-    t_val, n_win = parts.val, len(first_target)
-
-    scalers = [StandardScaler.fit(feats[:t_val, j]) if cfg.scale else StandardScaler() for j in range(feats.shape[1])]
-    scaled = np.stack([s.transform(feats[:, j]) for j, s in enumerate(scalers)], axis=1).astype(dtype)
-    win = np.lib.stride_tricks.sliding_window_view(scaled, n_in, axis=0)  # (L-n_in+1, F, n_in)
-    x_all = np.ascontiguousarray(win[:n_win].transpose(0, 2, 1))
-    tgt = np.lib.stride_tricks.sliding_window_view(scaled[:, 0], n_out)[n_in:][:n_win]
     anchor = level_s[first_target - 1]  # last observed level before each window's targets
 
-    def to_original(y_scaled: np.ndarray, split_name: str) -> np.ndarray:
-        y = scalers[0].inverse(np.asarray(y_scaled, dtype=np.float64))
-        base = level_s[-1:] if split_name == "future" else anchor[idx[split_name]]
-        return invert_transform(y, base, cfg.transform)
+    def scaled(train_windows):
+        """(scalers, the fields that depend on them) with a scaler per column fitted on the rows
+        `train_windows` cover: the train part of the series, or a cross-validation fold's."""
+        steps = covered(train_windows, n_in, train_horizon, n)
+        scalers = [StandardScaler.fit(feats[steps, j]) if cfg.scale else StandardScaler()
+                   for j in range(feats.shape[1])]
+        return scalers, {**scaled_windows(feats, scalers, idx, first_target, start, n_in, n_out, dtype),
+                         "inverse": _inverse(scalers[0], level_s, anchor, idx, cfg.transform)}
+
+    scalers, fields = scaled(idx["train"])
 
     # Baselines on the level series in original units, fitted before the first origin of the split
     # they forecast (train rows too, so cross-validation folds can score them on any val rows).
     first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
     baselines, models = B.split_forecasts(level_s, first, n_out, season, cfg.baselines)
 
-    last_window = np.ascontiguousarray(scaled[-n_in:][None])  # input for the forecast past the data
     meta = {
         "path": str(path), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
@@ -248,13 +247,41 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path)),
         **origins(idx, first_target, start, dates, freq), "baseline_models": models,
     }
-    split = {k: Split(x_all[ix], np.ascontiguousarray(tgt[ix]), info=target_rows(ix, first_target, start))
-             for k, ix in idx.items()}
-    return TaskData(
-        kind="regression", train=split["train"], val=split["val"], test=split["test"],
-        input_size=scaled.shape[1], output_size=n_out, default_loss="mse", scaler=scalers[0],
-        baselines=baselines, meta=meta, inverse=to_original, sample_unit="windows",
+    data = TaskData(
+        kind="regression", train=fields["train"], val=fields["val"], test=fields["test"],
+        input_size=feats.shape[1], output_size=n_out, default_loss="mse", scaler=fields["scaler"],
+        baselines=baselines, meta=meta, inverse=fields["inverse"], sample_unit="windows",
         mase_scale=B.mase_scale(level_s[: first["test"].min()], season),
         # dates and history: every row as loaded (predictions.csv labels targets by their row)
-        future={"x": last_window, "dates": dates, "history": level, "freq": freq},
+        future={"x": fields["future"]["x"], "dates": dates, "history": level, "freq": freq},
     )
+    if cfg.scale:  # development rows are the train windows, then the val windows
+        dev = np.concatenate([idx["train"], idx["val"]])
+        data.refit = Refit("scalers", lambda rows: data.refitted(**scaled(dev[rows])[1]))
+    return data
+
+
+def scaled_windows(feats, scalers, idx, first_target, start, n_in, n_out, dtype) -> dict:
+    """TaskData fields of the windows with the features scaled per column: the three splits, the scaler of
+    the target, the input of the forecast past the data, the scalers in the meta data."""
+    scaled = np.stack([s.transform(feats[:, j]) for j, s in enumerate(scalers)], axis=1).astype(dtype)
+    n_win = len(first_target)
+    win = np.lib.stride_tricks.sliding_window_view(scaled, n_in, axis=0)  # (L-n_in+1, F, n_in)
+    x_all = np.ascontiguousarray(win[:n_win].transpose(0, 2, 1))
+    tgt = np.lib.stride_tricks.sliding_window_view(scaled[:, 0], n_out)[n_in:][:n_win]
+    splits = {k: Split(x_all[ix], np.ascontiguousarray(tgt[ix]), info=target_rows(ix, first_target, start))
+              for k, ix in idx.items()}
+    return {**splits, "scaler": scalers[0], "meta": {"scalers": [s.to_dict() for s in scalers]},
+            "future": {"x": np.ascontiguousarray(scaled[-n_in:][None])}}  # input for the forecast past the data
+
+
+def _inverse(scaler: StandardScaler, level, anchor, idx, transform: str):
+    """Model outputs (scaled) of a split -> original units: the target's scaler undone, then the transform
+    from each window's last observed level (the last level of the data for the forecast past it)."""
+
+    def to_original(y_scaled: np.ndarray, split_name: str) -> np.ndarray:
+        y = scaler.inverse(np.asarray(y_scaled, dtype=np.float64))
+        base = level[-1:] if split_name == "future" else anchor[idx[split_name]]
+        return invert_transform(y, base, transform)
+
+    return to_original

@@ -144,6 +144,17 @@ def split_windows(n: int, n_in: int, n_out: int, parts: Parts, train_horizon: in
     return idx, first_target
 
 
+def covered(windows: np.ndarray, n_in: int, horizon: int, n: int) -> np.ndarray:
+    """Boolean mask (n,) of the usable rows that the given windows read or are trained on (their n_in
+    inputs and first `horizon` targets), each row once however many windows overlap it: what the scalers
+    are fitted on. For the loader's training windows that is rows [0, parts.val); for a cross-validation
+    fold, the rows of its training windows (rnnlab/data/folds.py)."""
+    edges = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(edges, windows, 1)
+    np.add.at(edges, np.asarray(windows) + n_in + horizon, -1)
+    return np.cumsum(edges[:n]) > 0
+
+
 def origins(idx: dict, first_target: np.ndarray, skip: int = 0, dates=None, freq: str | None = None) -> dict:
     """The forecast origins of the validation and test windows, for the meta data: their counts, and the
     first test origin (the last observed row before its targets) as a date, or a row of the series as loaded."""

@@ -35,6 +35,13 @@ def fold_row(fold: int, summary: dict, plan_entry: dict) -> dict[str, Any]:
     return row
 
 
+def preprocessing(summaries: list[dict]) -> str | None:
+    """What the folds refitted on their training rows, from their summary.json `cv` entries (the folds
+    agree), or None when no fold got as far as loading its data."""
+    found = sorted({(s.get("cv") or {}).get("preprocessing") for s in summaries} - {None})
+    return "; ".join(found) or None
+
+
 def metric_columns(rows: list[dict]) -> list[str]:
     """val_* then test_* columns found in any row, in first-seen order."""
     seen: dict[str, None] = {}

@@ -193,21 +193,24 @@ def test_resplit_classification_keeps_rows_together():
     # rows that came from the unpadded val split got an all-ones mask
     from_val = fold.val.info["id"].to_numpy() >= 30
     assert np.all(fold.val.mask[from_val] == 1)
-    assert fold.meta["cv"] == {"fold": 1, "k": 4, "strategy": "stratified", "n_train": 30, "n_val": 10}
+    assert fold.meta["cv"] == {"fold": 1, "k": 4, "strategy": "stratified", "n_train": 30, "n_val": 10,
+                              "preprocessing": "none needed"}
 
 
 def test_resplit_sine_keeps_test_and_rebuilds_val_baselines():
     rng_seed = 0
     base = registry.load(SINE, np.random.default_rng(rng_seed), np.float32)
-    dev_x = np.concatenate([base.train.x, base.val.x])
+    raw = base.scaler.inverse  # rows compared in original units: each fold scales by its own training rows
+    dev_x = raw(np.concatenate([base.train.x, base.val.x]).astype(np.float64))
     dev = {name: np.concatenate([b["train"], b["val"]]) for name, b in base.baselines.items()}
     assert set(dev) == {"naive", "drift", "mean", "ets"}  # sine has no season: no seasonal naive
     _, folds = F.plan(base, CvConf(k=3), seed=0)
     for f in folds:
         d = registry.load(SINE, np.random.default_rng(rng_seed), np.float32, cv=CvConf(fold=f.index, k=3), seed=0)
-        np.testing.assert_array_equal(d.train.x, dev_x[f.train])
-        np.testing.assert_array_equal(d.val.x, dev_x[f.val])
-        np.testing.assert_array_equal(d.test.x, base.test.x)
+        np.testing.assert_allclose(d.scaler.inverse(d.train.x.astype(np.float64)), dev_x[f.train], atol=1e-5)
+        np.testing.assert_allclose(d.scaler.inverse(d.val.x.astype(np.float64)), dev_x[f.val], atol=1e-5)
+        np.testing.assert_allclose(d.scaler.inverse(d.test.x.astype(np.float64)),
+                                   raw(base.test.x.astype(np.float64)), atol=1e-5)
         for name, b in d.baselines.items():
             np.testing.assert_array_equal(b["val"], dev[name][f.val])
             np.testing.assert_array_equal(b["test"], base.baselines[name]["test"])
