@@ -108,6 +108,9 @@ class TaskData:
     # Forecasting: the in-sample MAE of the (seasonal) naive forecast on the data before the
     # first test origin, the denominator of MASE; None where MASE does not apply.
     mase_scale: float | None = None
+    # Forecasting: each split's targets (N, horizon) in original units as read from the series, so the
+    # report compares predictions with the file's values rather than with a float32 round trip of them.
+    original_targets: dict[str, np.ndarray] = field(default_factory=dict)
     # How to refit the preprocessing on other training rows (rnnlab/data/folds.py), or None when the
     # loader fits nothing on its train split. Holds the unprocessed data; registry.load drops it.
     refit: Refit | None = None
@@ -125,4 +128,6 @@ class TaskData:
         return self.inverse(y, split) if self.inverse is not None else self.scaler.inverse(y)
 
     def targets_original(self, split: str) -> np.ndarray:
+        if split in self.original_targets:
+            return self.original_targets[split]
         return self.to_original(self.horizon_targets.get(split, getattr(self, split).y), split)

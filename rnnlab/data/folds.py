@@ -300,6 +300,7 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
         dev = _dev_split(data.train, data.val)
         data.train, data.val = _take(dev, fold.train), _take(dev, fold.val)
         data.baselines, dropped = _resplit_baselines(data.baselines, fold)
+        data.original_targets = _resplit_baselines({"t": data.original_targets}, fold)[0].get("t", {})
         if dropped:
             entry["dropped_baselines"] = dropped
         if data.inverse is not None:

@@ -60,6 +60,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         scaler=scaler,
         baselines=baselines,
         mase_scale=B.mase_scale(series[: first["test"].min()], None),
+        original_targets={name: np.ascontiguousarray(y[ix]) for name, ix in idx.items()},
         meta={"scaler": scaler.to_dict(), "n_in": cfg.n_in, "n_out": cfg.n_out, **origins(idx, first_target),
               "baseline_models": models},
         sample_unit="windows",

@@ -239,6 +239,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     # they forecast (train rows too, so cross-validation folds can score them on any val rows).
     first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
     baselines, models = B.split_forecasts(level_s, first, n_out, season, cfg.baselines)
+    truth = np.lib.stride_tricks.sliding_window_view(level_s, n_out)  # row i: the n_out levels from step i
 
     meta = {
         "path": str(path), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
@@ -252,6 +253,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         input_size=feats.shape[1], output_size=n_out, default_loss="mse", scaler=fields["scaler"],
         baselines=baselines, meta=meta, inverse=fields["inverse"], sample_unit="windows",
         mase_scale=B.mase_scale(level_s[: first["test"].min()], season),
+        original_targets={name: truth[ix] for name, ix in first.items()},
         # dates and history: every row as loaded (predictions.csv labels targets by their row)
         future={"x": fields["future"]["x"], "dates": dates, "history": level, "freq": freq},
     )

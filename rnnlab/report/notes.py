@@ -18,8 +18,9 @@ def data_line(summary: Any) -> str | None:
         return None
     unit = summary.get("sample_unit") or "sequences"
     line = f"data: {counts[0]:,} training, {counts[1]:,} validation, {counts[2]:,} test {unit}"
-    if summary.get("n_test_origins") is not None:
-        line += f" ({summary.get('n_test_origins'):,} forecast origins)"
+    origins = summary.get("n_test_origins")
+    if origins is not None:
+        line += f" ({origins:,} forecast origin{'' if origins == 1 else 's'})"
     if summary.get("data_format"):
         reason = summary.get("data_format_reason")
         line += f"; format {summary.get('data_format')}" + (f" ({reason})" if reason else "")

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from rnnlab import api
 from rnnlab.config.validate import ConfigError
+from rnnlab.report import notes
 from rnnlab.train import chance
 from rnnlab.train.attempts import streams_for
 from rnnlab.train.callbacks import Callback
@@ -252,3 +253,8 @@ def test_bad_restarts_on_the_command_line_exit_2_and_write_nothing(tmp_path, cap
     assert run([*TINY, "train.restarts=-1", f"hydra.run.dir={tmp_path / 'r'}"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["Error: train.restarts must be >= 0 (got -1)"]
     assert not (tmp_path / "r").exists()
+
+
+def test_one_forecast_origin_is_singular():
+    s = {"n_train": 169, "n_val": 13, "n_test": 1, "sample_unit": "windows", "n_test_origins": 1}
+    assert notes.data_line(s) == "data: 169 training, 13 validation, 1 test windows (1 forecast origin)"
