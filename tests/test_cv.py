@@ -120,6 +120,40 @@ def test_cv_plots(tmp_path):
         "cv_folds.png", "cv_loss.png", "cv_predictions.png"]
 
 
+def _fold_predictions(tmp_path, n_origins: int, h: int) -> list[dict]:
+    dates = pd.date_range("2020-01-01", periods=n_origins + h - 1, freq="MS")
+    folds = []
+    for k in range(2):
+        rows = [{"sample": o, "horizon": j + 1, "date": dates[o + j].strftime("%Y-%m-%d"), "target": float(o + j),
+                 "prediction": float(o + j + k), "naive": 0.0} for o in range(n_origins) for j in range(h)]
+        (tmp_path / f"f{k}").mkdir()
+        pd.DataFrame(rows).to_csv(tmp_path / f"f{k}" / "predictions.csv", index=False)
+        folds.append({"fold": k, "run_dir": str(tmp_path / f"f{k}"), "status": "completed"})
+    return folds
+
+
+def test_cv_predictions_show_a_single_origins_whole_trajectory(tmp_path):
+    """One test origin of 12 monthly steps: each fold's panel draws its 12 steps (horizon 1 alone was one
+    invisible point), on the target dates."""
+    from rnnlab.report.cv_plots import predictions_grid_figure
+
+    fig = predictions_grid_figure(_fold_predictions(tmp_path, 1, 12))
+    for k, ax in enumerate(fig.axes[:2]):
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        assert len(lines["model"].get_xdata()) == 12
+        np.testing.assert_array_equal(lines["model"].get_ydata(), np.arange(12) + k)
+        assert pd.Timestamp(lines["target"].get_xdata()[-1]) == pd.Timestamp("2020-12-01")
+    assert "the one test origin over its 12 steps" in fig._suptitle.get_text()
+
+
+def test_cv_predictions_at_horizon_one_say_how_many_origins_are_shown(tmp_path):
+    from rnnlab.report.cv_plots import predictions_grid_figure
+
+    fig = predictions_grid_figure(_fold_predictions(tmp_path, 2500, 1))
+    assert len(fig.axes[0].get_lines()[0].get_xdata()) == 2000  # was the first 300, silently
+    assert "last 2,000 of 2,500 test origins" in fig._suptitle.get_text()
+
+
 def test_fold_matrix_marks_train_gap_val_and_test():
     from rnnlab.data.folds import time_series_split
     from rnnlab.report.cv_plots import GAP, TEST, TRAIN, UNUSED, VAL, fold_matrix

@@ -4,7 +4,8 @@
   test split after it: train, gap, validation, unused (before a sliding window) and test.
   For the time-series strategies this is the timeline; for k-fold a membership strip.
 * `loss_grid`: every fold's train and validation loss (metrics.csv) in a grid of subplots.
-* `predictions_grid`: every fold's test predictions at horizon 1 (predictions.csv, regression).
+* `predictions_grid`: every fold's test predictions (predictions.csv, regression): horizon 1 over the test
+  origins, longer horizons the last origin's whole trajectory.
 """
 
 from __future__ import annotations
@@ -115,28 +116,56 @@ def _share_y(axes) -> None:
         ax.set_ylim(lo, hi)
 
 
-def predictions_grid(folds: list[dict], path: Path, max_points: int = 300) -> Path | None:
-    """Test targets and predictions at horizon 1 per fold (regression predictions.csv only)."""
-    import pandas as pd
+def predictions_grid(folds: list[dict], path: Path) -> Path | None:
+    fig = predictions_grid_figure(folds)
+    return None if fig is None else save_figure(fig, path)
 
-    frames = []
-    for f in folds:
-        p = Path(f["run_dir"]) / "predictions.csv" if f.get("run_dir") else None
-        fr = pd.read_csv(p) if p is not None and p.is_file() and p.stat().st_size else None
-        frames.append(fr if fr is not None and {"horizon", "target", "prediction"} <= set(fr.columns) else None)
+
+def predictions_grid_figure(folds: list[dict]):
+    """Each fold's test predictions (regression predictions.csv only), the same test origins in every fold:
+    horizon 1, every origin (the last MAX_POINTS); longer horizons, the last origin's whole trajectory."""
+    from rnnlab.report import prediction_plots as pp
+
+    frames = [_predictions(f) for f in folds]
     if all(fr is None for fr in frames):
         return None
     fig, axes = _grid(len(folds), width=4.2)
+    what = ""
     for ax, f, fr in zip(axes, folds, frames, strict=True):
-        if fr is not None:
-            p = fr[fr["horizon"] == 1].head(max_points)
-            ax.plot(p["sample"], p["target"], lw=1.0, label="target")
-            ax.plot(p["sample"], p["prediction"], lw=1.0, label="model")
-        else:
+        if fr is None:
             ax.text(0.5, 0.5, "no predictions", ha="center", va="center", transform=ax.transAxes)
-        ax.set(title=_title(f), xlabel="test sample")
-        ax.grid(alpha=0.3)
-    axes[0].legend()
-    fig.suptitle("Test predictions per fold (horizon 1; the same test samples in every fold)")
+        else:
+            rows, what = _shown(fr, pp.MAX_POINTS)
+            x, kind = pp.time_axis(rows)
+            if x is None:
+                x = (rows["sample"] if rows["horizon"].max() == 1 else rows["horizon"]).to_numpy()
+            pp.draw_rows(ax, x, rows, [])
+            pp.finish_axis(ax, kind)
+        ax.set_title(_title(f), fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Test predictions per fold ({what}; the same test origins in every fold)")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def _predictions(fold: dict):
+    import pandas as pd
+
+    p = Path(fold["run_dir"]) / "predictions.csv" if fold.get("run_dir") else None
+    fr = pd.read_csv(p) if p is not None and p.is_file() and p.stat().st_size else None
+    if fr is None or not {"sample", "horizon", "target", "prediction"} <= set(fr.columns):
+        return None
+    return fr.sort_values(["sample", "horizon"], kind="stable")
+
+
+def _shown(fr, max_points: int):
+    """(the rows drawn, what they are): horizon 1, the last max_points origins; else the last origin's h steps."""
+    m = fr["sample"].nunique()
+    h = int(fr["horizon"].max())
+    if h == 1:
+        rows = fr.tail(max_points)
+        return rows, (f"horizon 1, last {len(rows):,} of {m:,} test origins" if len(rows) < m
+                      else f"horizon 1, {m:,} test origin{'s' if m > 1 else ''}")
+    last = fr["sample"].max()
+    which = "the one test origin" if m == 1 else f"the last of {m:,} test origins"
+    return fr[fr["sample"] == last], f"{which} over its {h} steps"

@@ -104,7 +104,7 @@ def _style(k: int) -> dict:
     return {"color": f"C{k}", "lw": 0.9, "ls": "--", "alpha": 0.85, "ms": 4}
 
 
-def _draw_rows(ax, x, rows, baselines) -> None:
+def draw_rows(ax, x, rows, baselines) -> None:
     """Target, model and each baseline over x; points marked when there are few (one would be invisible)."""
     mark = "." if len(x) <= 60 else None
     ax.plot(x, rows["target"].to_numpy(), color="black", lw=1.2, marker=mark, zorder=3, label="target")
@@ -120,7 +120,7 @@ def _date_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
-def _finish_axis(ax, kind) -> None:
+def finish_axis(ax, kind) -> None:
     if kind == "date":
         _date_axis(ax)
     ax.grid(alpha=0.3)
@@ -161,11 +161,11 @@ def _horizon_one(pred, max_points: int):
     shown = pred.tail(max_points)
     x, kind = time_axis(shown)
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    _draw_rows(ax, shown["sample"].to_numpy() if x is None else x, shown, baseline_columns(pred))
+    draw_rows(ax, shown["sample"].to_numpy() if x is None else x, shown, baseline_columns(pred))
     n, m = len(shown), len(pred)
     count = f"last {n:,} of {m:,} test origins" if n < m else f"{m:,} test origin{'s' if m > 1 else ''}"
     ax.set(xlabel=kind or "test origin (time order)", ylabel="value", title=f"Test predictions at horizon 1 ({count})")
-    _finish_axis(ax, kind)
+    finish_axis(ax, kind)
     ax.legend(loc="best", fontsize=8)
     return fig
 
@@ -193,10 +193,10 @@ def _draw_origin(ax, rows, truth, baselines) -> None:
     if before is not None and len(before):
         ax.plot(before.index, before.to_numpy(), color="grey", lw=1.0, label="before the origin")
         ax.plot(before.index[-1:], before.to_numpy()[-1:], "o", color="black", ms=4, label="origin")
-    _draw_rows(ax, x, rows, baselines)
+    draw_rows(ax, x, rows, baselines)
     ax.set_xlabel(kind or "steps after the origin", fontsize=8)
     ax.tick_params(labelsize=8)
-    _finish_axis(ax, kind)
+    finish_axis(ax, kind)
 
 
 def predictions_plot(pred, path: Path, future=None) -> Path:
@@ -255,7 +255,7 @@ def forecast_figure(forecast, future: dict, history_points: int = HISTORY_POINTS
     ax.plot(fx, y, color="C0", lw=1.6, marker="." if len(y) <= 60 else None, label="forecast")
     ax.set(title=f"Forecast of the next {len(y)} steps", ylabel="value",
            xlabel="date" if kind else "steps after the end of the data")
-    _finish_axis(ax, kind)
+    finish_axis(ax, kind)
     ax.legend()
     return fig
 
