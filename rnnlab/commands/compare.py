@@ -336,6 +336,39 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
 
     runs = [load_run(p) for p in collect_runs(inputs)]
     _label_runs(runs)
+    family = _family(runs)
+    done = [r for r in runs if r.completed]
+    metric = parse_metric(metric, family)
+    higher = higher_is_better(metric)
+    _check_metric_and_key(done, metric, by)
+
+    done.sort(key=lambda r: _sort_key(r.metric(metric), higher))
+    ordered = done + [r for r in runs if not r.completed]
+    metric_cols = [f"{s}_{m}" for s in ("test", "val") for m in SHOWN_METRICS[family]]
+    if metric not in metric_cols:
+        metric_cols.insert(0, metric)
+    rows = [_row(rank, r, metric_cols) for rank, r in enumerate(ordered, 1)]
+    columns = list(rows[0])
+    if use_baselines:
+        from rnnlab.commands.compare_baselines import baseline_rows, rerank
+
+        rows = rerank([*rows, *baseline_rows(done, metric_cols)], metric, lambda v: _sort_key(v, higher))
+    table = pd.DataFrame(rows, columns=columns)
+    table["rank"] = table["rank"].astype("Int64")
+
+    out_dir = Path(output) if output is not None else Path(DEFAULT_OUTPUT)
+    result: dict[str, Any] = {"runs": ordered, "table": table, "metric": metric, "higher_is_better": higher,
+                              "family": family, "output": out_dir, "distinct": distinguishing_overrides(runs)}
+    if by:
+        result["groups"] = pd.DataFrame(group_stats(done, by, metric, higher))
+    if use_ensemble:
+        result["ensemble"] = ensemble(done)
+    result["files"] = _write_files(result, runs, out_dir)
+    return result
+
+
+def _family(runs: list[Run]) -> str:
+    """The task family every run shares (regression, binary, ...); runs of different tasks are refused."""
     families: dict[str, list[Run]] = {}
     for r in runs:
         if r.family:
@@ -343,10 +376,10 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
     if len(families) > 1:
         parts = [f"{len(rs)} {fam} ({rs[0].label}{', ...' if len(rs) > 1 else ''})" for fam, rs in families.items()]
         raise CompareError(f"runs of different tasks: {' vs '.join(parts)}; compare runs of one task")
-    family = next(iter(families), "regression")
-    done = [r for r in runs if r.completed]
-    metric = parse_metric(metric, family)
-    higher = higher_is_better(metric)
+    return next(iter(families), "regression")
+
+
+def _check_metric_and_key(done: list[Run], metric: str, by: str | None) -> None:
     if done:
         common = set.intersection(*(_metric_names(r) for r in done))
         if not common:
@@ -358,59 +391,31 @@ def compare(inputs: list[str], by: str | None = None, metric: str | None = None,
     if by and all(group_value(r, by) is _MISSING for r in done):
         raise CompareError(f"--by {by}: no run has the config key {by}")
 
-    done.sort(key=lambda r: _sort_key(r.metric(metric), higher))
-    ordered = done + [r for r in runs if not r.completed]
-    distinct = distinguishing_overrides(runs)
-    shown = [m for m in SHOWN_METRICS[family]]
-    metric_cols = [f"{s}_{m}" for s in ("test", "val") for m in shown]
-    if metric not in metric_cols:
-        metric_cols.insert(0, metric)
 
-    rows = []
-    for rank, r in enumerate(ordered, 1):
-        row: dict[str, Any] = {
-            "rank": rank if r.completed else None,
-            "run": r.label,
-            "status": r.status,
-            "included": r.completed,
-            "overrides": " ".join(r.overrides),
-        }
-        for k in CONFIG_KEYS:
-            v = config_value(r.config, k)
-            row[k] = None if v is _MISSING else v
-        for c in metric_cols:
-            row[c] = r.metric(c)
-        for c in RUN_COLUMNS:
-            row[c] = r.summary.get(c)
-        row["message"] = r.summary.get("message")
-        row["path"] = str(r.path)
-        rows.append(row)
-    columns = list(rows[0])
-    if use_baselines:
-        from rnnlab.commands.compare_baselines import baseline_rows, rerank
+def _row(rank: int, r: Run, metric_cols: list[str]) -> dict[str, Any]:
+    """One run's row of comparison.csv: rank (completed runs), config keys, metrics, run columns."""
+    row: dict[str, Any] = {"rank": rank if r.completed else None, "run": r.label, "status": r.status,
+                           "included": r.completed, "overrides": " ".join(r.overrides)}
+    for k in CONFIG_KEYS:
+        v = config_value(r.config, k)
+        row[k] = None if v is _MISSING else v
+    row.update({c: r.metric(c) for c in metric_cols})
+    row.update({c: r.summary.get(c) for c in RUN_COLUMNS})
+    row["message"] = r.summary.get("message")
+    row["path"] = str(r.path)
+    return row
 
-        rows = rerank([*rows, *baseline_rows(done, metric_cols)], metric, lambda v: _sort_key(v, higher))
-    table = pd.DataFrame(rows, columns=columns)
-    table["rank"] = table["rank"].astype("Int64")
 
-    out_dir = Path(output) if output is not None else Path(DEFAULT_OUTPUT)
-    result: dict[str, Any] = {"runs": ordered, "table": table, "metric": metric, "higher_is_better": higher,
-                              "family": family, "output": out_dir, "distinct": distinct}
-    if by:
-        result["groups"] = pd.DataFrame(group_stats(done, by, metric, higher))
-    if use_ensemble:
-        result["ensemble"] = ensemble(done)
-
-    files = [write_csv(out_dir / "comparison.csv", table)]
-    if by:
+def _write_files(result: dict, runs: list[Run], out_dir: Path) -> list[Path]:
+    files = [write_csv(out_dir / "comparison.csv", result["table"])]
+    if "groups" in result:
         files.append(write_csv(out_dir / "comparison_groups.csv", result["groups"]))
-    if use_ensemble:
+    if "ensemble" in result:
         files.append(write_json(out_dir / "ensemble.json", result["ensemble"]))
-    curves = loss_curves(runs, distinct, out_dir / "loss_curves.png")
+    curves = loss_curves(runs, result["distinct"], out_dir / "loss_curves.png")
     if curves is not None:
         files.append(curves)
-    result["files"] = files
-    return result
+    return files
 
 
 def loss_curves(runs: list[Run], distinct: dict[int, str], path: Path) -> Path | None:
@@ -471,14 +476,27 @@ def _fmt(v: Any) -> str:
 
 
 def print_result(result: dict, console=None) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     from rnnlab.report.console import make_console
 
     console = console or make_console(stderr=False)
-    metric, family = result["metric"], result["family"]
     tbl = result["table"]
+    console.print(_ranking_table(result))
+    _print_notes(console, result, tbl)
+    groups = result.get("groups")
+    if groups is not None:
+        console.print(_groups_table(groups, result["metric"]))
+        if (groups["n"] < 2).any():
+            console.print("Groups with n < 2 have no std and no tests ('-').")
+    for f in result["files"]:
+        console.print(str(f), highlight=False, soft_wrap=True)
+
+
+def _ranking_table(result: dict):
+    """Runs (and baselines) ranked by the metric; config keys that vary get columns, the rest the caption."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    metric, tbl = result["metric"], result["table"]
     arrow = "higher is better" if result["higher_is_better"] else "lower is better"
     shown = [c for c in tbl.columns if c.startswith("test_") or c == metric]
     # config keys with one value in every run go into the caption, not into columns (baseline rows have none)
@@ -487,11 +505,10 @@ def print_result(result: dict, console=None) -> None:
     constant = [f"{k}={_fmt(runs_tbl[k].iloc[0])}" for k in CONFIG_KEYS
                 if k not in varying and runs_tbl[k].notna().any()]
     n_base = int((tbl["status"] == BASELINE).sum())
-    t = Table(title=f"{len(tbl) - n_base} runs{f' and {n_base} baselines' if n_base else ''} ({family}), "
+    t = Table(title=f"{len(tbl) - n_base} runs{f' and {n_base} baselines' if n_base else ''} ({result['family']}), "
                     f"ranked by {metric} ({arrow})",
               caption=("all runs: " + ", ".join(constant)) if constant else None)
-    cols = ["#", "run", "status", "overrides", *varying, *shown, *RUN_COLUMNS]
-    for c in cols:
+    for c in ["#", "run", "status", "overrides", *varying, *shown, *RUN_COLUMNS]:
         t.add_column(c, justify="right" if c in ("#", *shown, *RUN_COLUMNS, "seed") else "left",
                      overflow="fold", min_width=9 if c == "status" else None)
     by_label = {r.label: r for r in result["runs"]}
@@ -509,13 +526,20 @@ def print_result(result: dict, console=None) -> None:
             t.add_row("E", f"ensemble of {ens['n']}", "ensemble", "-", *("-" for _ in varying),
                       *(_fmt(ens["test_metrics"].get(c[5:])) if c.startswith("test_") else "-" for c in shown),
                       *("-" for _ in RUN_COLUMNS), style="cyan")
-    console.print(t)
+    return t
+
+
+def _print_notes(console, result: dict, tbl) -> None:
+    """The lines under the ranking: the baselines' verdict, the ensemble, what was excluded and why."""
+    from rich.markup import escape
+
     if (tbl["status"] == BASELINE).any():
         from rnnlab.commands.compare_baselines import verdict
 
-        line = verdict(tbl, metric, result["higher_is_better"])
+        line = verdict(tbl, result["metric"], result["higher_is_better"])
         if line:
             console.print(line, highlight=False, soft_wrap=True)
+    ens = result.get("ensemble")
     if ens is not None:
         console.print(f"Ensemble (row E, beside the best run): {ens['method']} over {ens['n']} completed runs.")
     excluded = tbl[~tbl["included"]]
@@ -527,21 +551,19 @@ def print_result(result: dict, console=None) -> None:
     if not tbl["included"].any():
         console.print("No completed runs: nothing to rank.")
 
-    groups = result.get("groups")
-    if groups is not None:
-        g = Table(title=f"{metric} by {groups['key'].iloc[0]} (best group first)",
-                  caption="tests of the best group vs each: Welch's t-test and Mann-Whitney U, two-sided")
-        for c in ("value", "n", "mean", "std", "Welch t", "Welch p", "MWU U", "MWU p", "note"):
-            g.add_column(c, justify="left" if c in ("value", "note") else "right", overflow="fold")
-        for _, row in groups.iterrows():
-            g.add_row(str(row["value"]), str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]),
-                      *(_fmt(row[c]) for c in ("welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p")),
-                      row["note"], style="bold" if row["best"] else None)
-        console.print(g)
-        if (groups["n"] < 2).any():
-            console.print("Groups with n < 2 have no std and no tests ('-').")
-    for f in result["files"]:
-        console.print(str(f), highlight=False, soft_wrap=True)
+
+def _groups_table(groups, metric: str):
+    from rich.table import Table
+
+    g = Table(title=f"{metric} by {groups['key'].iloc[0]} (best group first)",
+              caption="tests of the best group vs each: Welch's t-test and Mann-Whitney U, two-sided")
+    for c in ("value", "n", "mean", "std", "Welch t", "Welch p", "MWU U", "MWU p", "note"):
+        g.add_column(c, justify="left" if c in ("value", "note") else "right", overflow="fold")
+    for _, row in groups.iterrows():
+        g.add_row(str(row["value"]), str(row["n"]), _fmt(row["mean"]), _fmt(row["std"]),
+                  *(_fmt(row[c]) for c in ("welch_t", "welch_p", "mannwhitney_u", "mannwhitney_p")),
+                  row["note"], style="bold" if row["best"] else None)
+    return g
 
 
 def run(inputs: list[str], by: str | None = None, metric: str | None = None,
