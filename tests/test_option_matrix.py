@@ -112,9 +112,17 @@ def test_every_option_trains_or_is_refused_in_one_line(group, option, tmp_path, 
 
 LAYOUTS = {"uni": {}, "bi": {"bidirectional": True}, "stacked": {"num_layers": 2, "dropout": 0.2}}
 REG_CELL = [(r, c, lay) for r in group_options("reg") for c in cells.names() for lay in LAYOUTS]
+# Regularizers that reach into the recurrence or between layers run every layout in the fast suite; the
+# others (penalties, gradient noise, mixup) act outside the cells, so their bi/stacked runs are slow-suite.
+LAYERED_REGS = {"dropout", "recurrent_dropout", "zoneout"}
 
 
-@pytest.mark.parametrize("reg, cell, layout", REG_CELL, ids=[f"{r}-{c}-{lay}" for r, c, lay in REG_CELL])
+def _reg_cell_param(r, c, lay):
+    slow = lay != "uni" and r not in LAYERED_REGS
+    return pytest.param(r, c, lay, id=f"{r}-{c}-{lay}", marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("reg, cell, layout", [_reg_cell_param(*p) for p in REG_CELL])
 def test_every_regularizer_with_every_cell(reg, cell, layout, tmp_path, monkeypatch, data_dir):
     def adjust(rc):  # dataclasses.replace re-runs the schema's checks
         rc.arch = dataclasses.replace(rc.arch, cell=cell, **LAYOUTS[layout])

@@ -458,11 +458,28 @@ def _check_model_gradients(spec, masked, B=3, T=5, seed=7):
     return cache, mask
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max", "attention", "none"])
-@pytest.mark.parametrize("heads", [1, 2])
-@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
-@pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+SA_POOLINGS = ("mean", "max", "attention", "none")
+# Pairwise cover of (heads, causal, bidir, masked) with every pooling: each pooling takes a row and its
+# complement, and over the 8 rows every two binary options meet in all four combinations. The fast suite
+# runs these 8; the slow suite runs the other 56 of the full product.
+SA_PAIRWISE = {(p, *bits) for p, row in zip(SA_POOLINGS, ("0000", "0011", "0101", "0110"), strict=True)
+               for bits in ((tuple(c == "1" for c in row)), tuple(c == "0" for c in row))}
+
+
+def _sa_params():
+    for pooling in SA_POOLINGS:
+        for heads in (1, 2):
+            for causal in (False, True):
+                for bidir in (False, True):
+                    for masked in (False, True):
+                        fast = (pooling, heads == 2, causal, bidir, masked) in SA_PAIRWISE
+                        marks = [] if fast else [pytest.mark.slow]
+                        yield pytest.param(pooling, heads, causal, bidir, masked, marks=marks,
+                                           id=f"{pooling}-{heads}-{'causal' if causal else 'full'}-"
+                                              f"{'bi' if bidir else 'uni'}-{'masked' if masked else 'unmasked'}")
+
+
+@pytest.mark.parametrize("pooling, heads, causal, bidir, masked", list(_sa_params()))
 def test_self_attention_gradients(pooling, heads, causal, bidir, masked):
     spec = M.ModelSpec(cell="gru", input_size=3, hidden_size=4, output_size=2, bidirectional=bidir,
                        pooling=pooling, self_attention_heads=heads, self_attention_causal=causal)

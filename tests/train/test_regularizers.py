@@ -14,6 +14,7 @@ import pytest
 from rnnlab import api
 from rnnlab.commands.hydra_bridge import compose_and_validate
 from rnnlab.commands.train import run
+from rnnlab.data.base import DataError
 from rnnlab.train import batches as train_batches_module
 from rnnlab.train import run as run_module
 from rnnlab.train.tasks import reports, sequence
@@ -165,11 +166,18 @@ def test_bad_ranges_exit_2_with_one_line(tmp_path, capsys, override, message):
         ("train.label_smoothing=0.1", "train.label_smoothing needs loss bce, cross_entropy or focal (got mse)"),
     ],
 )
-def test_loss_options_that_do_not_fit_the_data_exit_2(tmp_path, capsys, override, message):
-    assert run([*FAST, override, f"hydra.run.dir={tmp_path / 'x'}"]) == 2
+def test_loss_options_that_do_not_fit_the_data_are_one_line(tmp_path, override, message):
+    with pytest.raises(DataError) as exc:
+        api.train(api.compose([*FAST, override]), tmp_path / "x")
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_loss_that_does_not_fit_exits_2_with_one_line(tmp_path, capsys):
+    """The same refusal through the command line: exit code 2, one Error line."""
+    assert run([*FAST, "train.loss=bce", f"hydra.run.dir={tmp_path / 'x'}"]) == 2
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1 and message in lines[0], err
+    assert len(lines) == 1 and "train.loss=bce needs two classes" in lines[0], err
 
 
 def test_mixup_refuses_token_inputs(tmp_path):
