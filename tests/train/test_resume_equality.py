@@ -53,7 +53,7 @@ def test_a_signalled_and_resumed_run_equals_its_uninterrupted_twin(case, tmp_pat
     hits = []
     for k in range(kills):
         hit = faults.interrupt(args if k == 0 else [], d, faults.SIGNALS[sig], rng=rng, resume=k > 0,
-                               after_rows=after_rows, delay=(0.0, 0.15))
+                               after_rows=_kth_range(after_rows, k, kills), delay=(0.0, 0.15))
         hits.append(hit)
         assert hit.code != 0, f"the signal came after the run ended: {hit}"  # a real interruption
         signum = int(faults.SIGNALS[sig])  # Ctrl-C and SIGTERM: stopped as interrupted (or killed outside the loop)
@@ -65,3 +65,13 @@ def test_a_signalled_and_resumed_run_equals_its_uninterrupted_twin(case, tmp_pat
     print(case, [(h.code, h.rows, h.checkpoint, round(h.seconds, 2)) for h in hits])
     faults.assert_same_run(tmp_path / "whole", d)
     faults.assert_whole(d)
+
+
+def _kth_range(rows: tuple[int, int], k: int, kills: int) -> tuple[int, int]:
+    """The k-th of `kills` consecutive parts of the row range: each kill lands after the one before, so a
+    resumed run still has rows to go when its signal is due (one range for all once let the first kill land
+    on the last row and the resumed run finish before the second)."""
+    lo, hi = rows
+    span = max(1, (hi - lo + 1) // kills)
+    start = min(lo + k * span, hi)
+    return start, hi if k == kills - 1 else min(start + span - 1, hi)
