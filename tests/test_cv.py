@@ -51,7 +51,7 @@ def test_cv_writes_fold_runs_and_tables(sine_cv):
     assert [c["n_train"] for c in cvs] == [82, 164, 246] and {c["n_val"] for c in cvs} == {82}
     assert len({s["n_test"] for s in summaries}) == 1  # the test split is the same in every fold
     # each fold fits its scaler on its own training windows, and saves that one with its model
-    assert {c["preprocessing"] for c in cvs} == {"scaler refitted on the fold's training rows"}
+    assert {c["preprocessing"] for c in cvs} == {"scaler and baselines refitted on the fold's training rows"}
     scalers = [json.loads((sweep / str(i) / "checkpoint" / "model.json").read_text())["data"]["scaler"]
                for i in range(3)]
     assert len({(s["mean"], s["std"]) for s in scalers}) == 3
@@ -73,7 +73,7 @@ def test_cv_table_numbers_are_the_fold_means(sine_cv):
     assert out["mean"]["test_mse"] == pytest.approx(table["test_mse"].iloc[3])
     assert [f["cv"]["fold"] for f in out["folds"]] == [0, 1, 2]
     assert out["n_dev"] == 328 and out["n_test"] == summaries[0]["n_test"]
-    assert out["preprocessing"] == "scaler refitted on the fold's training rows"
+    assert out["preprocessing"] == "scaler and baselines refitted on the fold's training rows"
 
 
 def test_training_one_fold_cuts_the_same_fold(sine_cv, tmp_path):
@@ -173,7 +173,8 @@ def test_diverged_folds_are_recorded_and_excluded(tmp_path, capsys):
     assert run(args) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "fold 0 diverged: loss became" in err
-    assert "preprocessing: scaler refitted on the fold's training rows" in err  # said once, under the table
+    # said once, under the table
+    assert "preprocessing: scaler and baselines refitted on the fold's training rows" in err
     table = pd.read_csv(sweep / "cv_results.csv")
     assert table["status"].tolist() == ["diverged", "diverged", "0 completed", "0 completed"]
     assert math.isnan(table["test_mse"].iloc[2])  # no completed fold: no mean

@@ -66,14 +66,16 @@ class StandardScaler:
 class Refit:
     """A loader's preprocessing fitted again on other training rows: cross-validation refits it per fold.
 
-    `fit(rows)`, given indices into the development set (train + val, in that order) of the rows a
-    fold trains on, returns the same data set (every split's rows unchanged) with the preprocessing
-    fitted on those rows only and applied to all three splits (inputs, targets, the inverse, the
-    forecast input, the meta data). `what` names it for the fold's record ("scaler", "vocabulary").
+    `fit(rows, val_rows)`, given indices into the development set (train + val, in that order) of
+    the rows a fold trains and validates on, returns the same data set (every split's rows unchanged)
+    with the preprocessing fitted on the training rows only and applied to all three splits (inputs,
+    targets, the inverse, the forecast input, the meta data); forecasting loaders also refit their
+    baselines' parameters on the series before the fold's first validation origin. `what` names it
+    for the fold's record ("scaler", "vocabulary", "scaler and baselines").
     """
 
     what: str
-    fit: Callable[[np.ndarray], TaskData]
+    fit: Callable[[np.ndarray, np.ndarray], TaskData]
 
 
 @dataclass

@@ -148,14 +148,17 @@ class ETS:
         """Point forecasts from each origin with the states filtered through series[:origin].
 
         The filter starts where the fit's data did, from the fitted initial states, so the forecast
-        from the end of the fit's data equals statsmodels' own; origins before that start (train
-        rows of a long series) are filtered from the series' first value with the same parameters.
+        from the end of the fit's data equals statsmodels' own. Origins before that start (train rows
+        of a series longer than ETS_MAX_HISTORY) get no forecast (NaN): the initial states belong to
+        the start, and filtering from the series' first value with them would be out of season and
+        level. Cross-validation refits the baselines before each fold's validation rows, so the rows
+        that are scored always lie after the start.
         """
         origins = np.asarray(origins)
-        out = np.empty((len(origins), horizon))
-        for a, rows in ((self.start, origins >= self.start), (0, origins < self.start)):
-            if rows.any():
-                out[rows] = self._forecast_from(series, origins[rows], horizon, a)
+        out = np.full((len(origins), horizon), np.nan)
+        rows = origins >= self.start
+        if rows.any():
+            out[rows] = self._forecast_from(series, origins[rows], horizon, self.start)
         return out
 
     def _forecast_from(self, series, origins, horizon, a):
@@ -278,6 +281,23 @@ def split_forecasts(series: np.ndarray, origins: dict[str, np.ndarray], horizon:
     test_fits = fits[int(np.min(origins[FIT_BEFORE["test"]]))] if "test" in origins else {}
     labels = {name: f.label for name, f in test_fits.items() if name in out and hasattr(f, "label")}
     return out, labels
+
+
+def refit_dev(baselines: dict[str, dict[str, np.ndarray]], series: np.ndarray, dev_origins: np.ndarray,
+              n_train: int, val_rows: np.ndarray, horizon: int, season: int | None,
+              names: list[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """A cross-validation fold's baselines: the train and val forecasts of the development rows (the
+    loader's train rows, then its val rows: `dev_origins`) with the parameters fitted on the series
+    before the first origin of the fold's validation rows, so no fold validates baselines fitted on its
+    own validation period; the test forecasts are kept. A baseline that cannot be fitted there is left out."""
+    series = np.asarray(series, dtype=np.float64)
+    fitted = fit(list(baselines) if names is None else [n for n in names if n in baselines],
+                 series[: int(np.min(dev_origins[val_rows]))], season)
+    out = {}
+    for name, f in fitted.items():
+        dev = f.forecast(series, dev_origins, horizon)
+        out[name] = {**baselines[name], "train": dev[:n_train], "val": dev[n_train:]}
+    return out
 
 
 def mase_scale(history: np.ndarray, season: int | None) -> float | None:

@@ -100,8 +100,8 @@ def future_dates(last, n: int, freq: str):
 
 
 def default_season(freq: str | None) -> int:
-    """Season length of a frequency: 7 daily, 5 business-daily, 52 weekly, 12 monthly, 4 quarterly, 24 hourly;
-    0 (none) for yearly and anything else."""
+    """Season length of a frequency: 7 daily, 5 business-daily, 52 weekly, 24 semi-monthly, 12 monthly,
+    4 quarterly, 24 hourly; 0 (none) for yearly and anything else."""
     import pandas as pd
 
     if not freq:
@@ -110,7 +110,8 @@ def default_season(freq: str | None) -> int:
     if off.n != 1:  # every other day has no weekly season of 7 steps
         return 0
     kinds = ((o.BusinessDay, 5), (o.Day, 7), (o.Week, 52), (o.Hour, 24),
-             ((o.MonthBegin, o.MonthEnd, o.BusinessMonthBegin, o.BusinessMonthEnd, o.SemiMonthBegin), 12),
+             ((o.SemiMonthBegin, o.SemiMonthEnd), 24),  # two steps a month: a year is 24
+             ((o.MonthBegin, o.MonthEnd, o.BusinessMonthBegin, o.BusinessMonthEnd), 12),
              ((o.QuarterBegin, o.QuarterEnd, o.BQuarterBegin, o.BQuarterEnd), 4))
     for kind, season in kinds:
         if isinstance(off, kind):

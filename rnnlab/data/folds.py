@@ -36,7 +36,7 @@ TIME_SERIES = ("expanding", "sliding")
 # Fold assignment has its own random stream: SeedSequence([seed, CV_STREAM]), independent of the
 # trainer's streams (children of SeedSequence(seed)), so shuffling the folds changes no other draw.
 CV_STREAM = 0xC5
-# meta["cv"]["preprocessing"] of a fold: "scaler refitted on the fold's training rows" (REFITTED after the
+# meta["cv"]["preprocessing"] of a fold: "scaler and baselines refitted on the fold's training rows" (REFITTED after the
 # loader's Refit.what), or NOTHING_TO_REFIT for data whose loader fits nothing on its training rows
 # (adding, copy, seq2seq, data.scale=false).
 REFITTED = "refitted on the fold's training rows"
@@ -275,7 +275,7 @@ def _refit(data: TaskData, fold: Fold) -> tuple[TaskData, str]:
     """The data with its preprocessing fitted on the fold's training rows, and what that was (for meta["cv"])."""
     if data.refit is None:
         return data, NOTHING_TO_REFIT
-    refitted = data.refit.fit(fold.train)
+    refitted = data.refit.fit(fold.train, fold.val)
     refitted.refit = None  # its rows are re-split next: a refit of them would address the wrong rows
     return refitted, f"{data.refit.what} {REFITTED}"
 

@@ -124,7 +124,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         return _task(cfg, path, splits, vocab, corpus.lengths(fit_docs), rng, dtype)
 
     data = encoded(parts["train"][0], rng)
-    data.refit = Refit("vocabulary", lambda rows: encoded(rows, copy.deepcopy(vectors_rng)))
+    data.refit = Refit("vocabulary", lambda rows, _val: encoded(rows, copy.deepcopy(vectors_rng)))
     return data
 
 

@@ -151,7 +151,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         baselines={}, meta=meta, classes=list(classes),
     )
     if cfg.scale:
-        data.refit = Refit("scaler", lambda rows: _refitted(data, parts, padded, masks, rows, dtype))
+        data.refit = Refit("scaler", lambda rows, _val: _refitted(data, parts, padded, masks, rows, dtype))
     return data
 
 

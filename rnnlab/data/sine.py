@@ -65,7 +65,12 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
               "baseline_models": models},
         sample_unit="windows",
     )
-    if cfg.scale:  # development rows are the train windows, then the val windows
-        dev = np.concatenate([tr, va])
-        data.refit = Refit("scaler", lambda rows: data.refitted(**scaled(dev[rows])[1]))
+    dev = np.concatenate([tr, va])  # development rows: the train windows, then the val windows
+
+    def refit(rows, val_rows):
+        fold = data.refitted(**scaled(dev[rows])[1]) if cfg.scale else data.refitted()
+        fold.baselines = B.refit_dev(data.baselines, series, first_target[dev], len(tr), val_rows, cfg.n_out, None)
+        return fold
+
+    data.refit = Refit("scaler and baselines" if cfg.scale else "baselines", refit)
     return data

@@ -257,9 +257,15 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         # dates and history: every row as loaded (predictions.csv labels targets by their row)
         future={"x": fields["future"]["x"], "dates": dates, "history": level, "freq": freq},
     )
-    if cfg.scale:  # development rows are the train windows, then the val windows
-        dev = np.concatenate([idx["train"], idx["val"]])
-        data.refit = Refit("scalers", lambda rows: data.refitted(**scaled(dev[rows])[1]))
+    dev = np.concatenate([idx["train"], idx["val"]])  # development rows: the train windows, then the val windows
+
+    def refit(rows, val_rows):
+        fold = data.refitted(**scaled(dev[rows])[1]) if cfg.scale else data.refitted()
+        fold.baselines = B.refit_dev(data.baselines, level_s, first_target[dev], len(idx["train"]), val_rows, n_out,
+                                     season)
+        return fold
+
+    data.refit = Refit("scalers and baselines" if cfg.scale else "baselines", refit)
     return data
 
 

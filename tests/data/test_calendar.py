@@ -62,3 +62,9 @@ def test_unknown_alias_is_one_line():
     with pytest.raises(ValueError, match=r"^'fortnight' is not a pandas frequency alias \(e.g. D, B, W, MS") as exc:
         cal.offset("fortnight")
     assert "\n" not in str(exc.value)
+
+
+def test_semi_monthly_has_24_steps_a_year():
+    """Twice a month is 24 steps a year (it was given the monthly 12, a half-year lag)."""
+    assert cal.default_season("SMS") == cal.default_season("SME") == 24
+    assert cal.default_season("MS") == 12

@@ -211,8 +211,15 @@ def test_resplit_sine_keeps_test_and_rebuilds_val_baselines():
         np.testing.assert_allclose(d.scaler.inverse(d.val.x.astype(np.float64)), dev_x[f.val], atol=1e-5)
         np.testing.assert_allclose(d.scaler.inverse(d.test.x.astype(np.float64)),
                                    raw(base.test.x.astype(np.float64)), atol=1e-5)
+        assert set(d.baselines) == set(dev)
+        for name in ("naive",):  # no parameters: the loader's forecasts of the fold's rows
+            np.testing.assert_array_equal(d.baselines[name]["val"], dev[name][f.val])
+        # parameters fitted on the series before the fold's first validation origin, not the loader's
+        series = sine.make_series(SINE.length, SINE.periods, SINE.amplitudes, SINE.noise,
+                                  np.random.default_rng(rng_seed))
+        cut = int(d.val.info.min())
+        np.testing.assert_allclose(d.baselines["mean"]["val"], series[:cut].mean(), rtol=1e-12)
         for name, b in d.baselines.items():
-            np.testing.assert_array_equal(b["val"], dev[name][f.val])
             np.testing.assert_array_equal(b["test"], base.baselines[name]["test"])
         cv = d.meta["cv"]
         assert cv["strategy"] == "expanding" and cv["gap"] == 2
@@ -226,7 +233,10 @@ def test_resplit_then_recursive_has_horizon_targets_of_the_fold():
     fold = F.resplit(sine.load(cfg, np.random.default_rng(0), np.float32), CvConf(fold=2, k=3), 0, "sine")
     assert rec.recursive_horizon == 3 and rec.train.y.shape == (len(fold.train), 1)
     assert fold.val.y.shape[1] == 3
-    np.testing.assert_allclose(rec.targets_original("val"), fold.targets_original("val"))
+    # the fold's validation targets are the series' own n_out values after each window's origin
+    series = sine.make_series(cfg.length, cfg.periods, cfg.amplitudes, cfg.noise, np.random.default_rng(0))
+    want = series[rec.val.info[:, None] + np.arange(3)]
+    np.testing.assert_array_equal(rec.targets_original("val"), want)
 
 
 def test_resplit_csv_maps_each_row_through_its_own_inverse(tmp_path):

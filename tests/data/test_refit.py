@@ -47,7 +47,7 @@ def test_sine_fold_scaler_is_fitted_on_the_steps_of_its_training_windows(cv):
     expected = StandardScaler.fit(_series()[steps])
     assert (d.scaler.mean, d.scaler.std) == (expected.mean, expected.std)  # exactly, each step once
     assert d.meta["scaler"] == expected.to_dict()
-    assert d.meta["cv"]["preprocessing"] == "scaler" + REFITTED
+    assert d.meta["cv"]["preprocessing"] == "scaler and baselines" + REFITTED
     # the fold's training windows, every covered step once: mean 0 and std 1 in scaled units
     values = np.array(list(_values_by_step(d.train, SINE.n_in).values()))
     assert len(values) == len(steps)
@@ -99,11 +99,13 @@ def test_recursive_folds_fit_on_one_step_targets():
 
 
 def test_what_a_fold_records_and_registry_drops_the_refit():
-    assert sine.load(SINE, np.random.default_rng(0), np.float32).refit.what == "scaler"
+    assert sine.load(SINE, np.random.default_rng(0), np.float32).refit.what == "scaler and baselines"
     assert registry.load(SINE, np.random.default_rng(0), np.float32).refit is None  # the raw series freed
     unscaled = SineConf(length=400, n_in=12, n_out=3, scale=False)
     d = registry.load(unscaled, np.random.default_rng(0), np.float32, cv=CvConf(fold=0, k=3), seed=0)
-    assert d.meta["cv"]["preprocessing"] == "none needed" and d.scaler.to_dict() == {"mean": 0.0, "std": 1.0}
+    # no scaler to refit, but the baselines' parameters still come from before the fold's validation rows
+    assert d.meta["cv"]["preprocessing"] == "baselines refitted on the fold's training rows"
+    assert d.scaler.to_dict() == {"mean": 0.0, "std": 1.0}
     adding = registry.load(AddingConf(length=10, n_train=20, n_val=5, n_test=5), np.random.default_rng(0),
                            np.float32, cv=CvConf(fold=0, k=2), seed=0)
     assert adding.meta["cv"]["preprocessing"] == "none needed"
@@ -134,7 +136,7 @@ def test_csv_fold_refits_every_column_scaler_the_inverse_and_the_forecast_input(
     rows = _steps(d.train, cfg.n_in, cfg.n_out) - 1  # info counts rows as loaded
     fitted = [StandardScaler.fit(feats[rows, j]) for j in range(2)]
     assert d.meta["scalers"] == [s.to_dict() for s in fitted]
-    assert d.scaler == fitted[0] and d.meta["cv"]["preprocessing"] == "scalers" + REFITTED
+    assert d.scaler == fitted[0] and d.meta["cv"]["preprocessing"] == "scalers and baselines" + REFITTED
     np.testing.assert_allclose(d.train.x[:, -1, 1], fitted[1].transform(feats[np.asarray(d.train.info) - 2, 1]),
                                rtol=1e-5)
     # the inverse undoes the fold's scaler (then the difference), back to the file's levels
@@ -190,7 +192,7 @@ def test_imdb_fold_vocabulary_comes_from_its_training_reviews(tmp_path):
     assert d.test.x.max() < len(d.meta["vocab"]) and len(d.test) == len(base.test)
     assert d.test.info.equals(base.test.info)
     # the loader's own rows give the loader's encoding back: the same code fits both
-    own = base.refit.fit(np.arange(len(base.train)))
+    own = base.refit.fit(np.arange(len(base.train)), len(base.train) + np.arange(len(base.val)))
     for split in ("train", "val", "test"):
         np.testing.assert_array_equal(getattr(own, split).x, getattr(base, split).x)
     assert own.meta == base.meta
