@@ -12,7 +12,20 @@ import math
 from typing import Any
 
 MAIN_METRIC = {"regression": "test_mse", "classification": "test_accuracy"}
-HIGHER_IS_BETTER = {"test_mse": False, "test_accuracy": True}
+# Which way a metric is better, by its name without the split (test_mae -> mae): the one list compare,
+# search and the multirun table read. Anything ending in "loss" is lower-is-better too.
+LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae", "mase", "smape", "mape", "huber", "loss"})
+HIGHER_IS_BETTER = frozenset({"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision",
+                              "sequence_accuracy", "accuracy_at_0.5"})
+
+
+def higher_is_better(base: str) -> bool | None:
+    """True or False for a metric's name without its split (mae, accuracy, val_loss's loss); None when unknown."""
+    if base in HIGHER_IS_BETTER:
+        return True
+    if base in LOWER_IS_BETTER or base.endswith("loss"):
+        return False
+    return None
 
 
 def family(task: str | None) -> str | None:

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.analysis.main_metric import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from rnnlab.analysis.main_metric import MAIN_METRIC as DEFAULT_METRIC
+from rnnlab.analysis.main_metric import higher_is_better as direction
 from rnnlab.runtime.io import write_csv, write_json
 
 MAX_DEPTH = 3
@@ -42,9 +44,6 @@ DEFAULT_OUTPUT = "comparison"
 CONFIG_KEYS = ("arch.cell", "arch.hidden_size", "optim.name", "optim.lr", "reg.name", "seed")
 SHOWN_METRICS = {"regression": ("mse", "rmse", "mae", "mase", "smape", "mape", "r2"),
                  "classification": ("accuracy", "f1", "roc_auc")}
-LOWER_IS_BETTER = {"mse", "rmse", "mae", "mase", "smape", "mape", "huber", "loss"}
-HIGHER_IS_BETTER = {"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision",
-                    "sequence_accuracy", "accuracy_at_0.5"}
 RUN_COLUMNS = ("best_epoch", "epochs_run", "runtime_s", "n_params")
 BASELINE = "baseline"  # the status of --baselines rows (rnnlab/commands/compare_baselines.py)
 _MISSING = object()
@@ -210,13 +209,11 @@ def parse_metric(name: str | None, family: str) -> str:
 
 
 def higher_is_better(metric: str) -> bool:
-    base = metric.split("_", 1)[1]
-    if base in HIGHER_IS_BETTER:
-        return True
-    if base in LOWER_IS_BETTER or base.endswith("loss"):
-        return False
-    raise CompareError(f"do not know whether a higher {metric} is better "
-                       f"(known: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
+    found = direction(metric.split("_", 1)[1])
+    if found is None:
+        raise CompareError(f"do not know whether a higher {metric} is better "
+                           f"(known: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
+    return found
 
 
 def _metric_names(run: Run) -> set[str]:

@@ -218,15 +218,16 @@ def _multirun_table(plan, outcomes):
     bold) and folder. Overrides and folders fold onto more lines rather than being cut."""
     from rich.table import Table
 
-    from rnnlab.analysis.main_metric import HIGHER_IS_BETTER
+    from rnnlab.analysis.main_metric import higher_is_better
     from rnnlab.report.tables import fmt_cell
 
     actions = {"skip": "kept", "resume": "resumed", "start": "run"}
     names = {o.metric for o in outcomes if o.metric}
     metric = next(iter(names)) if len(names) == 1 else None  # mixed tasks: each cell names its metric
-    best = _best_job(outcomes, metric, HIGHER_IS_BETTER.get(metric))
+    higher = higher_is_better(metric.split("_", 1)[1]) if metric else None
+    best = _best_job(outcomes, metric, higher)
     table = Table(title="Multirun", title_justify="left",
-                  caption=f"bold: the best {metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better)"
+                  caption=f"bold: the best {metric} ({'higher' if higher else 'lower'} is better)"
                   if best is not None else None)
     table.add_column("job")
     table.add_column("overrides", overflow="fold")

@@ -259,16 +259,19 @@ def _row_inverse(inverse, n_train: int, n_val: int, fold: Fold):
     return to_original
 
 
+def _fold_rows(parts: dict[str, np.ndarray], fold: Fold) -> dict[str, np.ndarray] | None:
+    """Per-split rows ({"train", "val", ...}) re-split into the fold's train and val rows (others kept);
+    None without both train and val rows."""
+    if "train" not in parts or "val" not in parts:
+        return None
+    dev = np.concatenate([parts["train"], parts["val"]])
+    return {**parts, "train": dev[fold.train], "val": dev[fold.val]}
+
+
 def _resplit_baselines(baselines: dict, fold: Fold) -> tuple[dict, list[str]]:
     """Baselines rebuilt on the fold's val rows; those without train rows cannot be, and are dropped."""
-    kept, dropped = {}, []
-    for name, parts in baselines.items():
-        if "train" not in parts or "val" not in parts:
-            dropped.append(name)
-            continue
-        dev = np.concatenate([parts["train"], parts["val"]])
-        kept[name] = {**parts, "train": dev[fold.train], "val": dev[fold.val]}
-    return kept, dropped
+    resplit = {name: _fold_rows(parts, fold) for name, parts in baselines.items()}
+    return {k: v for k, v in resplit.items() if v is not None}, [k for k, v in resplit.items() if v is None]
 
 
 def _refit(data: TaskData, fold: Fold) -> tuple[TaskData, str]:
@@ -300,7 +303,8 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
         dev = _dev_split(data.train, data.val)
         data.train, data.val = _take(dev, fold.train), _take(dev, fold.val)
         data.baselines, dropped = _resplit_baselines(data.baselines, fold)
-        data.original_targets = _resplit_baselines({"t": data.original_targets}, fold)[0].get("t", {})
+        # without the loader's train rows the report falls back to mapping the fold's targets back
+        data.original_targets = _fold_rows(data.original_targets, fold) or {}
         if dropped:
             entry["dropped_baselines"] = dropped
         if data.inverse is not None:
@@ -314,4 +318,6 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
         data.train, data.val = dev.batch(fold.train), dev.batch(fold.val)
         entry["preprocessing"] = NOTHING_TO_REFIT
     data.meta = {**data.meta, "cv": entry}
+    if "val_origins" in data.meta:  # forecasting: the fold's validation windows are its origins
+        data.meta["val_origins"] = len(data.val)
     return data

@@ -12,15 +12,15 @@ import math
 import re
 from typing import Any
 
+from rnnlab.analysis.main_metric import HIGHER_IS_BETTER, LOWER_IS_BETTER
 from rnnlab.search import SearchError
 
 TOP_LEVEL = ("best_val_loss", "final_val_loss", "final_train_loss", "test_loss", "runtime_s",
              "seconds_per_epoch", "n_params", "best_epoch", "epochs_run")
 SPLIT_RE = re.compile(r"^(val|test)_(\w+)$")
-LOWER = {"mse", "rmse", "mae", "mase", "smape", "mape", "huber", "loss", "runtime_s", "seconds_per_epoch", "n_params",
-         "best_epoch", "epochs_run"}
-HIGHER = {"r2", "accuracy", "f1", "precision", "recall", "roc_auc", "average_precision", "sequence_accuracy",
-          "accuracy_at_0.5"}
+# the metrics' directions (rnnlab.analysis.main_metric), and the run's own numbers: less time, fewer parameters
+LOWER = LOWER_IS_BETTER | {"runtime_s", "seconds_per_epoch", "n_params", "best_epoch", "epochs_run"}
+HIGHER = HIGHER_IS_BETTER
 ALIASES = {"val_loss": "best_val_loss"}
 
 

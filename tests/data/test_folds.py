@@ -221,6 +221,7 @@ def test_resplit_sine_keeps_test_and_rebuilds_val_baselines():
         np.testing.assert_allclose(d.baselines["mean"]["val"], series[:cut].mean(), rtol=1e-12)
         for name, b in d.baselines.items():
             np.testing.assert_array_equal(b["test"], base.baselines[name]["test"])
+        assert d.meta["val_origins"] == len(d.val) == len(f.val)  # the fold's, not the loader's
         cv = d.meta["cv"]
         assert cv["strategy"] == "expanding" and cv["gap"] == 2
         assert cv["train_range"] == [0, len(f.train)] and cv["val_range"] == [int(f.val[0]), int(f.val[-1]) + 1]
