@@ -240,7 +240,9 @@ def forecast_x(forecast, future: dict, n_hist: int):
         if "date" in forecast:
             return hx, pd.to_datetime(forecast["date"]).to_numpy(), "date"
         if future.get("freq"):
-            return hx, pd.date_range(hx[-1], periods=h + 1, freq=future["freq"])[1:].to_numpy(), "date"
+            from rnnlab.data.calendar import future_dates
+
+            return hx, future_dates(hx[-1], h, future["freq"]).to_numpy(), "date"
     return np.arange(1 - n_hist, 1), forecast["horizon"].to_numpy(), None
 
 
