@@ -22,7 +22,7 @@ from pathlib import Path
 from rnnlab.config.validate import ConfigError, RunConfig
 from rnnlab.record.summary import Summary
 
-__all__ = ["ConfigError", "RunConfig", "Summary", "compose", "train"]
+__all__ = ["ConfigError", "RunConfig", "Summary", "compose", "load_run", "train"]
 
 
 def compose(overrides: Sequence[str] = (), config_dir: str | Path | None = None) -> RunConfig:
@@ -60,3 +60,11 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
     return fit(rc, Path(run_dir), console=console, epoch_hook=epoch_hook, callbacks=callbacks, hooks=hooks,
                resume=resume, config_files=config_files)
 
+
+def load_run(path: str | Path, which: str = "checkpoint"):
+    """A trained run folder for use (`rnnlab.train.trained.TrainedRun`): its config, summary, metrics frame,
+    selected weights (which="checkpoint_last": the last epoch's), `forward(x, mask)` on arrays and
+    `predictions("test")`, the split's predictions.csv computed again from the weights."""
+    from rnnlab.train.trained import load_run as load
+
+    return load(path, which)

@@ -1,0 +1,96 @@
+"""A trained run, loaded for use: its config, summary, metrics and selected weights, and the data
+pipeline it was trained with (`rnnlab.api.load_run`, `rnnlab predict`).
+
+    run = load_run("outputs/train/2026-12-06_12-00-00")
+    run.config.arch.cell, run.summary.test_metrics, run.metrics.tail()
+    y = run.forward(x, mask)            # the model's outputs on arrays (the scaled units it was trained in)
+    frame = run.predictions("test")     # predictions.csv of the split, computed again from the checkpoint
+
+The config is the run's own (`.hydra/config.yaml`, validated as at training time), so the data are
+loaded exactly as the run loaded them: the same file, split, seed and preprocessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnlab.config.validate import ConfigError, RunConfig
+from rnnlab.record import checkpoint
+from rnnlab.record import summary as summary_file
+from rnnlab.record.summary import Summary
+
+CONFIG = Path(".hydra") / "config.yaml"
+
+
+class NotARunError(ConfigError):
+    """A folder that is not a trained run; the message is one line meant for the user."""
+
+
+@dataclass
+class TrainedRun:
+    path: Path
+    config: RunConfig
+    summary: Summary | None
+    spec: Any  # ModelSpec or Seq2SeqSpec
+    params: dict[str, np.ndarray]
+    state: dict[str, np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)  # the checkpoint's model.json (epoch, data, task, ...)
+
+    @property
+    def metrics(self):
+        """metrics.csv as a DataFrame (one row per epoch; an `attempt` column with train.restarts)."""
+        import pandas as pd
+
+        return pd.read_csv(self.path / "metrics.csv")
+
+    def forward(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """The model's outputs on x (N, T, D) or token ids (N, T), in evaluation mode (no dropout, BatchNorm's
+        running statistics): regression in the scaled units it was trained in, classification as logits."""
+        from rnnlab.engine import model as M
+
+        return M.predict(self.spec, self.params, np.asarray(x), mask, state=self.state)
+
+    def task(self):
+        """The run's task adapter over its data, loaded as the run loaded them (same seed and preprocessing)."""
+        from rnnlab.data import registry
+        from rnnlab.train import tasks
+        from rnnlab.train.tasks.base import Streams
+
+        cfg = self.config
+        streams = Streams.from_seed(cfg.seed)
+        data = registry.load(cfg.data, streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
+        return tasks.for_data(cfg, data, streams)
+
+    def predictions(self, split: str = "test"):
+        """The split's predictions.csv (a DataFrame), computed again from the selected weights."""
+        if split != "test":
+            raise ConfigError(f"predictions of split '{split}': only the test split is reported (use test)")
+        report = self.task().test_report(self.params, self.state)
+        frame = report.files.get("predictions.csv")
+        if frame is None:
+            raise ConfigError(f"run {self.path} writes no predictions.csv for its task")
+        return frame
+
+
+def load_run(path: str | Path, which: str = "checkpoint") -> TrainedRun:
+    """The trained run in `path` with its selected weights (which="checkpoint_last": the last epoch's)."""
+    from omegaconf import OmegaConf
+
+    from rnnlab.config.validate import validate
+
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        what = "not found" if not path.exists() else f"not a run folder (no {CONFIG})"
+        raise NotARunError(f"{path}: {what}")
+    config = validate(OmegaConf.load(path / CONFIG))
+    try:
+        summary = summary_file.read(path)
+    except (OSError, ValueError):
+        summary = None  # stopped before it wrote one: the weights still load
+    loaded = checkpoint.load(path / which)
+    state = loaded.info.pop("state", {})
+    return TrainedRun(path, config, summary, loaded.spec, loaded.params, state, loaded.info)
