@@ -32,7 +32,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     tr, va = idx["train"], idx["val"]
 
     def scaled(train_windows):
-        """(scaled windows, the fields that depend on the scaler) with the scaler fitted on the steps
+        """The fields that depend on the scaler, with the scaler fitted on the steps
         `train_windows` cover: the train part of the series, or a cross-validation fold's."""
         steps = covered(train_windows, cfg.n_in, train_horizon, len(series))
         scaler = StandardScaler.fit(series[steps]) if cfg.scale else StandardScaler()
@@ -40,9 +40,9 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         ys = scaler.transform(y).astype(dtype)
         splits = {name: Split(np.ascontiguousarray(xs[ix]), np.ascontiguousarray(ys[ix]),
                               info=target_rows(ix, first_target)) for name, ix in idx.items()}
-        return xs, {**splits, "scaler": scaler, "meta": {"scaler": scaler.to_dict()}}
+        return {**splits, "scaler": scaler, "meta": {"scaler": scaler.to_dict()}}
 
-    _, fields = scaled(tr)
+    fields = scaled(tr)
     scaler = fields["scaler"]
     # Baselines on the raw series, fitted before the first origin of the split they forecast (train
     # rows too, so cross-validation folds can score them on any val rows). The sum of sines has no
@@ -68,7 +68,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     dev = np.concatenate([tr, va])  # development rows: the train windows, then the val windows
 
     def refit(rows, val_rows):
-        fold = data.refitted(**scaled(dev[rows])[1]) if cfg.scale else data.refitted()
+        fold = data.refitted(**scaled(dev[rows])) if cfg.scale else data.refitted()
         fold.baselines = B.refit_dev(data.baselines, series, first_target[dev], len(tr), val_rows, cfg.n_out, None)
         return fold
 

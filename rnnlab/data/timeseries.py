@@ -225,15 +225,15 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     anchor = level_s[first_target - 1]  # last observed level before each window's targets
 
     def scaled(train_windows):
-        """(scalers, the fields that depend on them) with a scaler per column fitted on the rows
+        """The fields that depend on the scalers, with a scaler per column fitted on the rows
         `train_windows` cover: the train part of the series, or a cross-validation fold's."""
         steps = covered(train_windows, n_in, train_horizon, n)
         scalers = [StandardScaler.fit(feats[steps, j]) if cfg.scale else StandardScaler()
                    for j in range(feats.shape[1])]
-        return scalers, {**scaled_windows(feats, scalers, idx, first_target, start, n_in, n_out, dtype),
-                         "inverse": _inverse(scalers[0], level_s, anchor, idx, cfg.transform)}
+        return {**scaled_windows(feats, scalers, idx, first_target, start, n_in, n_out, dtype),
+                "inverse": _inverse(scalers[0], level_s, anchor, idx, cfg.transform)}
 
-    scalers, fields = scaled(idx["train"])
+    fields = scaled(idx["train"])
 
     # Baselines on the level series in original units, fitted before the first origin of the split
     # they forecast (train rows too, so cross-validation folds can score them on any val rows).
@@ -244,7 +244,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     meta = {
         "path": str(path), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
-        "scalers": [s.to_dict() for s in scalers], "freq": freq, "freq_source": freq_source,
+        **fields["meta"], "freq": freq, "freq_source": freq_source,
         "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path)),
         **origins(idx, first_target, start, dates, freq), "baseline_models": models,
     }
@@ -260,7 +260,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     dev = np.concatenate([idx["train"], idx["val"]])  # development rows: the train windows, then the val windows
 
     def refit(rows, val_rows):
-        fold = data.refitted(**scaled(dev[rows])[1]) if cfg.scale else data.refitted()
+        fold = data.refitted(**scaled(dev[rows])) if cfg.scale else data.refitted()
         fold.baselines = B.refit_dev(data.baselines, level_s, first_target[dev], len(idx["train"]), val_rows, n_out,
                                      season)
         return fold

@@ -412,6 +412,8 @@ def test_config_composes_validates_and_loads(tmp_path):
     [
         ("data.bogus=1", "unknown key 'data.bogus'"),
         ("data.format=json", "data.format must be one of auto, wide, long, npz, ts (got 'json')"),
+        ("data.layout=CHW", "data.layout must be one of NTD, NDT (got 'CHW')"),
+        ("data.x_key=''", "data.x_key must name a column or array, or be null (got an empty name)"),
         ("data.nan_policy=ffill", "data.nan_policy must be one of error, drop, fill (got 'ffill')"),
         ("data.max_len=0", "data.max_len must be >= 1 (got 0)"),
         ("data.max_len=abc", "data.max_len: Value 'abc' could not be converted to Integer"),
@@ -421,5 +423,5 @@ def test_config_composes_validates_and_loads(tmp_path):
 def test_bad_config_values_give_one_line(tmp_path, override, message):
     with pytest.raises(ConfigError) as exc:
         compose_and_validate(["data=seqfile", f"data.path={tmp_path / 'x.csv'}", override])
-    assert message in str(exc.value)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
     assert "\n" not in str(exc.value)
