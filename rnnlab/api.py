@@ -62,9 +62,9 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
 
 
 def load_run(path: str | Path, which: str = "checkpoint"):
-    """A trained run folder for use (`rnnlab.train.trained.TrainedRun`): its config, summary, metrics frame,
+    """A trained run folder for use (`rnnlab.predict.run.TrainedRun`): its config, summary, metrics frame,
     selected weights (which="checkpoint_last": the last epoch's), `forward(x, mask)` on arrays and
     `predictions("test")`, the split's predictions.csv computed again from the weights."""
-    from rnnlab.train.trained import load_run as load
+    from rnnlab.predict.run import load_run as load
 
     return load(path, which)
