@@ -178,6 +178,64 @@ def report(
     raise typer.Exit(run(run_dir, output))
 
 
+PREDICT_HELP = """Apply a trained run (or an exported folder) to new data, read as its training data were.
+
+--input: a CSV series (forecasting: the next n_out steps after its last row, with dates), a sequence \
+file (data=seqfile: CSV, NPZ or .ts; labels optional), a folder of .txt files or a file with one \
+text per line (data=imdb), or an .npz with x (and mask) for the other tasks. --split test computes \
+the run's predictions.csv again from its weights. --backend onnx runs the model's ONNX graph in \
+onnxruntime (built on the fly from a run folder, or the export's model.onnx).
+
+  rnnlab predict outputs/train/2026-12-06_12-00-00 --input new_sales.csv
+
+  rnnlab predict RUN_DIR --input reviews.txt --output sentiment.csv --backend onnx
+
+  rnnlab predict RUN_DIR --split test
+"""
+
+
+@app.command(help=PREDICT_HELP)
+def predict(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder, or a folder rnnlab export wrote."),
+    input_path: str = typer.Option(None, "--input", "-i", help="New data to predict (see above)."),
+    split: str = typer.Option(None, "--split", help="test: the run's own test split (its predictions.csv)."),
+    output: str = typer.Option(None, "--output", "-o",
+                               help="CSV to write (default: predictions_<input name>.csv here)."),
+    backend: str = typer.Option("engine", "--backend", help="engine (NumPy) or onnx (onnxruntime)."),
+    last: bool = typer.Option(False, "--last", help="Use the last epoch's weights, not the selected ones."),
+) -> None:
+    from rnnlab.commands.predict import run
+
+    raise typer.Exit(run(run_dir, input_path, split, output, backend, "checkpoint_last" if last else "checkpoint"))
+
+
+EXPORT_HELP = """Export a trained run's selected weights: ONNX, PyTorch, standalone NumPy, JSON, a serving app.
+
+Formats (comma-separated): onnx (model.onnx, opset 17, fused LSTM/GRU/RNN nodes, dynamic batch and \
+length; --quantize int8 adds model.int8.onnx), torch (model.safetensors + model_def.py), \
+torch-export (model.pt2, needs torch), numpy (predict.py + weights.npz, needs only NumPy), json \
+(model.json; every export has it), serve (a FastAPI app on onnxruntime with a Dockerfile). The \
+folder is written whole or not at all.
+
+  rnnlab export outputs/train/2026-12-06_12-00-00 --format onnx,numpy
+
+  rnnlab export RUN_DIR --format onnx --quantize int8 -o /tmp/model
+"""
+
+
+@app.command(help=EXPORT_HELP)
+def export(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="Formats, comma-separated (see above)."),
+    quantize: str = typer.Option(None, "--quantize", help="int8: also an INT8 ONNX graph (dynamic quantization)."),
+    output: str = typer.Option(None, "--output", "-o", help="Folder to write (default: RUN_DIR/export)."),
+    last: bool = typer.Option(False, "--last", help="Export the last epoch's weights, not the selected ones."),
+) -> None:
+    from rnnlab.commands.export import run
+
+    raise typer.Exit(run(run_dir, fmt, output, quantize, "checkpoint_last" if last else "checkpoint"))
+
+
 AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.
 
 Arguments are the same overrides as for `rnnlab train`; the augmentation is data.augment, or \

@@ -34,21 +34,26 @@ def read_table(path: Path, date_column: str | None, columns: list[str], nan_poli
 
     Row numbers in messages are the file's line numbers (the header is line 1).
     """
-    frame = _read_csv(path)
+    return frame_table(_read_csv(path), path.name, date_column, columns, nan_policy, duplicates)
+
+
+def frame_table(frame, name: str, date_column: str | None, columns: list[str], nan_policy: str,
+                duplicates: str = "error"):
+    """`read_table` of a DataFrame already read (`name` names it in messages)."""
     wanted = ([date_column] if date_column else []) + columns
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{path.name} has no column {', '.join(repr(m) for m in missing)} "
-            f"(columns: {', '.join(map(str, frame.columns))})"
+            f"{name} has no column {', '.join(repr(m) for m in missing)} "
+            f"(columns: {', '.join(' '.join(str(c).split()) for c in frame.columns)})"  # one line, whatever the header
         )
-    values = _numbers(frame, columns, path)
-    values, frame = _fill(values, frame, nan_policy, path)
+    values = _numbers(frame, columns, name)
+    values, frame = _fill(values, frame, nan_policy, name)
     if not date_column:
         return values.reset_index(drop=True).astype(np.float64), None
-    dates = _dates(frame[date_column], date_column, path)
+    dates = _dates(frame[date_column], date_column, name)
     order = np.argsort(dates.to_numpy(), kind="stable")
-    values, dates = _duplicates(values.iloc[order], dates.iloc[order], duplicates, path)
+    values, dates = _duplicates(values.iloc[order], dates.iloc[order], duplicates, name)
     return values.reset_index(drop=True).astype(np.float64), dates.reset_index(drop=True)
 
 
@@ -73,29 +78,29 @@ def _lines(index) -> list[int]:
     return (np.asarray(index) + 2).tolist()
 
 
-def _numbers(frame, columns: list[str], path: Path):
+def _numbers(frame, columns: list[str], what: str):
     """The columns as floats; text and infinities are refused (an inf cell made the run diverge)."""
     import pandas as pd
 
     values = frame[columns].apply(pd.to_numeric, errors="coerce")
     bad_text = values.isna() & frame[columns].notna()
     if bad_text.any().any():
-        raise DataError(f"{path.name}: non-numeric values in rows {_rows(_lines(values.index[bad_text.any(axis=1)]))} "
+        raise DataError(f"{what}: non-numeric values in rows {_rows(_lines(values.index[bad_text.any(axis=1)]))} "
                         "(file line numbers)")
     infinite = np.isinf(values.to_numpy(dtype=np.float64)).any(axis=1)
     if infinite.any():
-        raise DataError(f"{path.name}: infinite values in rows {_rows(_lines(values.index[infinite]))} "
+        raise DataError(f"{what}: infinite values in rows {_rows(_lines(values.index[infinite]))} "
                         "(file line numbers)")
     return values
 
 
-def _fill(values, frame, nan_policy: str, path: Path):
+def _fill(values, frame, nan_policy: str, what: str):
     """Empty cells by data.nan_policy: refused, their rows dropped, or filled."""
     nan_rows = values.isna().any(axis=1).to_numpy()
     if not nan_rows.any():
         return values, frame
     if nan_policy == "error":
-        raise DataError(f"{path.name}: missing values in rows {_rows(_lines(values.index[nan_rows]))} "
+        raise DataError(f"{what}: missing values in rows {_rows(_lines(values.index[nan_rows]))} "
                         "(set data.nan_policy to drop, ffill or interpolate)")
     if nan_policy == "drop":
         return values[~nan_rows], frame[~nan_rows]
@@ -104,17 +109,17 @@ def _fill(values, frame, nan_policy: str, path: Path):
     return values.interpolate(limit_direction="both"), frame
 
 
-def _dates(column, name: str, path: Path):
+def _dates(column, name: str, what: str):
     import pandas as pd
 
     dates = pd.to_datetime(column, errors="coerce")
     if dates.isna().any():
         rows = _rows(_lines(dates.index[dates.isna()]))
-        raise DataError(f"{path.name}: unreadable dates in column '{name}', rows {rows}")
+        raise DataError(f"{what}: unreadable dates in column '{name}', rows {rows}")
     return dates
 
 
-def _duplicates(values, dates, policy: str, path: Path):
+def _duplicates(values, dates, policy: str, what: str):
     """Rows sharing a date (sorted by date): refused naming them, or aggregated by data.duplicates."""
     repeated = dates.duplicated(keep=False).to_numpy()
     if not repeated.any():
@@ -126,7 +131,7 @@ def _duplicates(values, dates, policy: str, path: Path):
         shown = [f"{day.isoformat().removesuffix('T00:00:00')} (rows {', '.join(map(str, lines))})"
                  for day, lines in list(groups.items())[:3]]
         more = f" and {len(groups) - 3} more" if len(groups) > 3 else ""
-        raise DataError(f"{path.name}: duplicate dates {'; '.join(shown)}{more} (set data.duplicates to mean, "
+        raise DataError(f"{what}: duplicate dates {'; '.join(shown)}{more} (set data.duplicates to mean, "
                         "last, first or sum to aggregate them)")
     merged = values.groupby(dates.to_numpy(), sort=True).agg(policy)
     return merged, dates.drop_duplicates().set_axis(merged.index)

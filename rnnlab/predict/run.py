@@ -39,6 +39,7 @@ class TrainedRun:
     params: dict[str, np.ndarray]
     state: dict[str, np.ndarray]
     info: dict[str, Any] = field(default_factory=dict)  # the checkpoint's model.json (epoch, data, task, ...)
+    model_file: Path | None = None  # an export's model.onnx (read back by rnnlab.predict.exported)
 
     @property
     def metrics(self):
@@ -76,6 +77,65 @@ class TrainedRun:
         return frame
 
 
+    @property
+    def kind(self) -> str:
+        """"regression", "binary" or "multiclass" (seq2seq runs: "seq2seq_<kind>")."""
+        return str(self.info.get("task", "regression"))
+
+    @property
+    def classes(self) -> list[str] | None:
+        found = self.info.get("classes") or (self.summary.get("classes") if self.summary is not None else None)
+        return list(found) if found else None
+
+    @property
+    def threshold(self) -> float:
+        """The binary decision threshold the run chose on validation (0.5 before it was tested)."""
+        found = self.summary.get("threshold") if self.summary is not None else None
+        return 0.5 if found is None else float(found)
+
+    def predict(self, source, backend: str | None = None):
+        """Predictions on new inputs, read with the run's preprocessing (`rnnlab.data.inputs`): a file or
+        folder path, a DataFrame series, a list of texts, or arrays x / (x, mask). A DataFrame
+        (`rnnlab.predict.frames`): forecasts in the series' units with dates, classes with probabilities.
+        backend="onnx" runs the model's ONNX graph in onnxruntime instead of the engine (the default for an
+        export holding model.onnx)."""
+        from rnnlab.predict import backends
+
+        backend = backend or ("onnx" if self.model_file is not None else "engine")
+        forward = backends.make(backend, self.spec, self.params, self.state, self.model_file)
+        return self.predict_with(forward, source)
+
+    def predict_with(self, forward, source):
+        """`predict` through forward(x, mask) -> raw outputs (a backend of `rnnlab.predict.backends`)."""
+        from rnnlab.data import inputs as reader
+        from rnnlab.predict.frames import outputs_frame
+        from rnnlab.train.tasks.predict import roll
+
+        if self.kind.startswith("seq2seq"):
+            raise ConfigError("predicting new inputs of a seq2seq run is not supported yet (use --split test)")
+        got = reader.read(source, self.config.data, self.info.get("data", {}), np.dtype(self.config.train.dtype))
+        _check_fits(self.spec, got.x)
+        horizon = self.info.get("data", {}).get("n_out")
+        if getattr(self.config.data, "strategy", "direct") == "recursive":
+            y = roll(lambda w: forward(w, None), got.x, horizon)
+        else:
+            y = forward(got.x, got.mask)
+        if got.to_original is not None:
+            y = got.to_original(y)
+        frame = outputs_frame(self.kind, np.asarray(y), got, self.classes, self.threshold)
+        frame.attrs["notes"] = list(got.notes)
+        return frame
+
+
+def _check_fits(spec, x: np.ndarray) -> None:
+    """Inputs of the width the model reads (a file of another task fails here, in one line)."""
+    from rnnlab.data.base import DataError
+
+    if getattr(spec, "vocab_size", None) is None and (x.ndim != 3 or x.shape[2] != spec.input_size):
+        raise DataError(f"the inputs have {x.shape[2] if x.ndim == 3 else '?'} features per step, but the model "
+                        f"reads {spec.input_size}")
+
+
 def load_run(path: str | Path, which: str = "checkpoint") -> TrainedRun:
     """The trained run in `path` with its selected weights (which="checkpoint_last": the last epoch's)."""
     from omegaconf import OmegaConf
@@ -94,3 +154,13 @@ def load_run(path: str | Path, which: str = "checkpoint") -> TrainedRun:
     loaded = checkpoint.load(path / which)
     state = loaded.info.pop("state", {})
     return TrainedRun(path, config, summary, loaded.spec, loaded.params, state, loaded.info)
+
+
+def load_any(path: str | Path, which: str = "checkpoint") -> TrainedRun:
+    """A run folder (`load_run`) or an exported folder (`rnnlab export`'s, read back by its model.json)."""
+    path = Path(path)
+    if (path / CONFIG).is_file() or not (path / "model.json").is_file():
+        return load_run(path, which)
+    from rnnlab.predict.exported import load_export
+
+    return load_export(path)

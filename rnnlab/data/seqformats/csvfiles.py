@@ -27,6 +27,8 @@ def missing_error(path: Path, where: str) -> DataError:
 def read(path: Path, cfg, fmt: str, reason: str) -> Read:
     """The CSV as `fmt` (wide, long, or auto: decided by layout.detect)."""
     frame = read_csv(path)
+    if getattr(cfg, "unlabeled", False) and cfg.label_column not in frame.columns:
+        frame = frame.assign(**{cfg.label_column: None})  # new inputs to predict: no labels to read
     need_column(frame, path, cfg.label_column, "data.label_column", "label")
     if fmt == "auto":
         lay = layouts.detect(frame, path, cfg)
@@ -62,7 +64,7 @@ def _read_long(path: Path, frame, cfg, lay: layouts.Layout) -> Read:
     labels = label_names(frame[label_col].to_numpy())
     id_na = frame[id_col].isna().to_numpy()
     no_key = id_na | np.isnan(time)
-    lab_na = np.array([lab is None for lab in labels], dtype=bool)
+    lab_na = np.array([lab is None and not getattr(cfg, "unlabeled", False) for lab in labels], dtype=bool)
     cell_na = lab_na | np.isnan(values).any(axis=1)
     if cfg.nan_policy == "error" and (no_key | cell_na).any():
         raise missing_error(path, f"rows {listing(np.flatnonzero(no_key | cell_na) + 2)} (file line numbers)")

@@ -50,7 +50,8 @@ def _arrays(path: Path, cfg) -> tuple[dict[str, np.ndarray], str, str]:
     with z:
         keys = list(z.files)
         x_key = _key(path, keys, cfg.x_key, X_NAMES, "data.x_key")
-        y_key = _key(path, keys, cfg.y_key, Y_NAMES, "data.y_key")
+        unlabeled = getattr(cfg, "unlabeled", False) and not cfg.y_key and not set(Y_NAMES) & set(keys)
+        y_key = None if unlabeled else _key(path, keys, cfg.y_key, Y_NAMES, "data.y_key")  # new inputs: none
         if "mask" in keys and "lengths" in keys:
             raise DataError(f"{path.name} has both 'mask' and 'lengths'; give one of them")
         arrays = {}
@@ -118,7 +119,7 @@ def read(path: Path, cfg, reason: str) -> Read:
     arrays, x_key, y_key = _arrays(path, cfg)
     x = _x(path, arrays["x"], x_key, cfg.layout)
     n, t, _ = x.shape
-    y = arrays["y"]
+    y = arrays["y"] if y_key is not None else np.full(n, None, dtype=object)
     if y.shape != (n,):
         raise DataError(f"{path.name}: {y_key} must have shape (N,) = ({n},) to match {x_key} (got {y.shape})")
     lengths = _lengths(path, arrays, n, t)

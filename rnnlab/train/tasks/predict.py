@@ -59,10 +59,15 @@ def accuracy(kind: str, split, out: np.ndarray) -> float:
 
 def rolled_forecast(spec, params, x: np.ndarray, horizon: int, batch_size: int = 1024, state=None) -> np.ndarray:
     """Recursive forecast (N, horizon): predict one step, append it to the window, repeat."""
+    return roll(lambda w: M.predict(spec, params, w, None, batch_size, state=state), x, horizon)
+
+
+def roll(forward, x: np.ndarray, horizon: int) -> np.ndarray:
+    """`rolled_forecast` with any forward(window) -> (N, 1) outputs (the engine's, or an exported graph's)."""
     window = np.array(x, copy=True)
     out = np.empty((len(x), horizon), dtype=window.dtype)
     for h in range(horizon):
-        step = M.predict(spec, params, window, None, batch_size, state=state)[:, 0]
+        step = forward(window)[:, 0]
         out[:, h] = step
         window[:, :-1] = window[:, 1:]
         window[:, -1, 0] = step

@@ -173,7 +173,8 @@ class SequenceTask:
                 "n_val": len(d.val), "n_test": len(d.test), "workers": self.cfg.train.workers}
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"data": self.data.meta, "task": self.data.kind, "loss": self.loss_name, "dtype": str(self.dtype)}
+        return {"data": self.data.meta, "task": self.data.kind, "loss": self.loss_name, "dtype": str(self.dtype),
+                "classes": self.data.classes}
 
     def epoch_batches(self, epoch: int) -> list:
         t = self.cfg.train

@@ -1,0 +1,32 @@
+"""The export formats by name: each a module with NAME, SUMMARY and write(run, folder, options) (see
+rnnlab/export/__init__.py). `rnnlab export --format a,b` writes them into one folder beside the manifest."""
+
+from __future__ import annotations
+
+import importlib
+
+from rnnlab.export.base import ExportError
+
+FORMATS = {
+    "onnx": "rnnlab.export.onnx_format",
+    "torch": "rnnlab.export.torch_format",
+    "torch-export": "rnnlab.export.torch_export_format",
+    "numpy": "rnnlab.export.numpy_format",
+    "json": "rnnlab.export.manifest",
+    "serve": "rnnlab.export.serve_format",
+}
+
+
+def parse(spec: str) -> list[str]:
+    """Format names from "onnx,numpy" (duplicates dropped, order kept); one-line refusal of an unknown one."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ExportError(f"--format needs at least one of {', '.join(FORMATS)}")
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown:
+        raise ExportError(f"unknown export format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
+    return list(dict.fromkeys(names))
+
+
+def get(name: str):
+    return importlib.import_module(FORMATS[name])
