@@ -8,7 +8,7 @@ import importlib
 from rnnlab.export.base import ExportError
 
 FORMATS = {
-    "onnx": "rnnlab.export.onnx_format",
+    "onnx": "rnnlab.export.onnx_format",  # first: serve reads its model.onnx
     "torch": "rnnlab.export.torch_format",
     "torch-export": "rnnlab.export.torch_export_format",
     "numpy": "rnnlab.export.numpy_format",
@@ -18,14 +18,17 @@ FORMATS = {
 
 
 def parse(spec: str) -> list[str]:
-    """Format names from "onnx,numpy" (duplicates dropped, order kept); one-line refusal of an unknown one."""
+    """Format names from "onnx,numpy" plus what they need, in the registry's order; one-line refusal of an
+    unknown one."""
     names = [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise ExportError(f"--format needs at least one of {', '.join(FORMATS)}")
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise ExportError(f"unknown export format '{unknown[0]}' (choose from {', '.join(FORMATS)})")
-    return list(dict.fromkeys(names))
+    for name in list(names):  # a format that reads another's files (serve runs model.onnx) brings it along
+        names += [n for n in getattr(get(name), "NEEDS", ()) if n not in names]
+    return sorted(names, key=list(FORMATS).index)  # the registry's order: what a format reads is written first
 
 
 def get(name: str):

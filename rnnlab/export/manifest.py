@@ -47,7 +47,9 @@ def describe(run) -> dict:
         "config": run.config.to_dict(),
         "summary": run.summary.to_dict() if run.summary is not None else None,
         "source": {"run": str(run.path), "epoch": run.info.get("epoch"),
-                   "status": run.summary.status if run.summary is not None else "unknown"},
+                   "status": run.summary.status if run.summary is not None else "unknown",
+                   "checkpoint_sha256": _sha256(run.path / "checkpoint" / "model.npz")
+                   if (run.path / "checkpoint" / "model.npz").is_file() else None},
     }
 
 
