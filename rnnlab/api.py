@@ -62,9 +62,10 @@ def train(config: RunConfig | Sequence[str], run_dir: str | Path, *, console=Non
 
 
 def load_run(path: str | Path, which: str = "checkpoint"):
-    """A trained run folder for use (`rnnlab.predict.run.TrainedRun`): its config, summary, metrics frame,
-    selected weights (which="checkpoint_last": the last epoch's), `forward(x, mask)` on arrays and
-    `predictions("test")`, the split's predictions.csv computed again from the weights."""
-    from rnnlab.predict.run import load_run as load
+    """A trained run folder (or a folder `rnnlab export` wrote) for use (`rnnlab.predict.run.TrainedRun`):
+    its config, summary, metrics frame, selected weights (which="checkpoint_last": the last epoch's),
+    `predict(source)` on raw inputs (a CSV series, texts, a sequence file, arrays; backend="onnx" runs the
+    ONNX graph), `forward(x, mask)` on arrays and `predictions("test")`, the split's predictions.csv again."""
+    from rnnlab.predict.run import load_any
 
-    return load(path, which)
+    return load_any(path, which)

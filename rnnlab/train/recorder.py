@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-import rnnlab
 from rnnlab.record import checkpoint, run_log
 from rnnlab.record import summary as summary_file
 from rnnlab.record.folder import RunFolder
@@ -421,7 +420,13 @@ def blas_threads() -> str:
 
 def versions() -> dict[str, str]:
 
-    return {"rnnlab": getattr(rnnlab, "__version__", "0"), "numpy": np.__version__,
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("rnnlab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        ours = "0"
+    return {"rnnlab": ours, "numpy": np.__version__,
             "python": platform.python_version()}
 
 

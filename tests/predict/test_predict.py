@@ -189,3 +189,18 @@ def test_arrays_for_a_synthetic_task_and_their_checks(tmp_path):
     np.savez(tmp_path / "bad.npz", x=x[:, :, :1])
     with pytest.raises(DataError, match="input_size|features|\\(N, T, D\\)|2"):
         run.predict(tmp_path / "bad.npz")
+
+
+def test_split_test_through_the_command_writes_the_runs_predictions_csv_again(series_run, tmp_path):
+    import rnnlab
+
+    d, _ = series_run
+    out = tmp_path / "again.csv"
+    code, err = _cmd(str(d / "run"), None, "test", str(out))
+    assert code == 0, err
+    again, saved = pd.read_csv(out), pd.read_csv(d / "run" / "predictions.csv")
+    assert list(again.columns) == list(saved.columns) == ["sample", "horizon", "date", "target", "prediction", "naive"]
+    assert (again["date"] == saved["date"]).all()
+    num = ["sample", "horizon", "target", "prediction", "naive"]
+    np.testing.assert_allclose(again[num].to_numpy(float), saved[num].to_numpy(float), rtol=1e-6, atol=1e-9)
+    assert rnnlab.load_run(d / "run").summary.status == "completed"  # the top-level entry point
