@@ -11,6 +11,7 @@ import pytest
 
 from rnnlab import api
 from rnnlab.commands.export import run as export_cmd
+from rnnlab.train.callbacks import Callback
 from tests.conftest import TINY
 
 
@@ -73,3 +74,41 @@ def test_a_failing_format_leaves_nothing_and_an_old_export_stays(run_dir, tmp_pa
     assert code == 2 and "No space left on device" in err
     assert (out / "model.json").read_text() == before  # the old export untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
+
+
+class _BlowUpInEpoch2(Callback):
+    """Makes the run diverge for real in its second epoch: the parameters become inf after an update."""
+
+    def on_step_end(self, fit, info):
+        if info.epoch == 1:
+            fit.params["head.weight"][...] = float("inf")
+
+
+def test_a_diverged_run_exports_its_last_good_checkpoint_and_says_so(tmp_path):
+    d = tmp_path / "div"
+    s = api.train([*TINY, "train.epochs=3", "data.n_out=2"], d, callbacks=[_BlowUpInEpoch2()])
+    assert s.status == "diverged"
+    out = io.StringIO()
+    from rich.console import Console
+
+    assert export_cmd(str(d), "json", str(tmp_path / "out"), console=Console(file=out, width=200)) == 0
+    assert "run status diverged: exporting its last good checkpoint (the selected weights, epoch 1)" in out.getvalue()
+    m = json.loads((tmp_path / "out" / "model.json").read_text())
+    assert m["source"]["status"] == "diverged" and m["source"]["epoch"] == 1
+
+
+def test_a_corrupt_checkpoint_is_one_line_for_export_and_predict(run_dir, tmp_path):
+    import shutil
+
+    from rnnlab.commands.predict import run as predict_cmd
+
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    data = (bad / "checkpoint" / "model.npz").read_bytes()
+    (bad / "checkpoint" / "model.npz").write_bytes(data[: len(data) // 2])
+    code, err = _cmd(str(bad), "json", str(tmp_path / "out"))
+    assert code == 2 and "model.npz" in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+    e = io.StringIO()
+    with contextlib.redirect_stderr(e):
+        assert predict_cmd(str(bad), None, "test", str(tmp_path / "p.csv")) == 2
+    assert "model.npz" in e.getvalue() and not (tmp_path / "p.csv").exists()
