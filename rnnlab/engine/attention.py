@@ -40,6 +40,8 @@ import math
 
 import numpy as np
 
+from rnnlab.engine import lowering
+
 # --------------------------------------------------------------------------------------
 # masked softmax
 # --------------------------------------------------------------------------------------
@@ -365,3 +367,72 @@ def pool_backward(params, dpooled, cache):
              "v": np.einsum("bt,bta->a", de, u)}
     dh = w[:, :, None] * dpooled[:, None, :] + dpre @ params["weight"]
     return dh, grads
+
+
+# --------------------------------------------------------------------------------------
+# graph forms (rnnlab.engine.lowering): the same arithmetic in graph ops. `p` maps the layer's
+# parameter names to the model's; keep is a bool key mask (B, Tk) name or None.
+# --------------------------------------------------------------------------------------
+
+
+def _lower_single_query(g, scores, memory, keep):
+    """Weights (B, Tk) and context (B, Dv) of one query's scores (B, 1, Tk) over memory (B, Tk, Dv)."""
+    keep3 = None if keep is None else g.op("Unsqueeze", [keep, g.const(lowering.axes(1))])
+    w = lowering.masked_softmax(g, scores, keep3)
+    flat = g.const(np.array([0, -1], dtype=np.int64))
+    ctx = g.op("Reshape", [g.op("MatMul", [w, memory]), flat])
+    return ctx, g.op("Reshape", [w, flat])
+
+
+def luong_lower(g, p: dict[str, str], query: str, memory: str, keep: str | None):
+    """luong_forward for one query (B, Dq) over memory (B, Tk, Dk) (values = the keys): (context, weights)."""
+    qw = g.op("MatMul", [query, g.param(p["W"])]) if "W" in p else query
+    scores = g.op("MatMul", [g.op("Unsqueeze", [qw, g.const(lowering.axes(1))]),
+                             g.op("Transpose", [memory], perm=[0, 2, 1])])  # (B, 1, Tk)
+    return _lower_single_query(g, scores, memory, keep)
+
+
+def additive_lower(g, p: dict[str, str], query: str, memory: str, keep: str | None):
+    """additive_forward for one query (B, Dq) over memory (B, Tk, Dk) (values = the keys): (context, weights)."""
+    qp = g.op("MatMul", [query, lowering.transposed(g, p["W_q"])])  # (B, A)
+    kp = g.op("MatMul", [memory, lowering.transposed(g, p["W_k"])])  # (B, Tk, A)
+    pre = g.op("Add", [g.op("Unsqueeze", [qp, g.const(lowering.axes(1))]), kp])
+    if "bias" in p:
+        pre = g.op("Add", [pre, g.param(p["bias"])])
+    scores = g.op("MatMul", [g.op("Tanh", [pre]), g.param(p["v"])])  # (B, Tk)
+    return _lower_single_query(g, g.op("Unsqueeze", [scores, g.const(lowering.axes(1))]), memory, keep)
+
+
+def multihead_lower(g, p: dict[str, str], x: str, keep: str | None, causal: bool, num_heads: int, d_model: int):
+    """multihead_forward (self-attention) on x (B, T, D): y (B, T, D)."""
+    d = d_model // num_heads
+
+    def proj(n, inp):
+        return g.op("Add", [g.op("MatMul", [inp, lowering.transposed(g, p[f"W_{n}"])]), g.param(p[f"b_{n}"])])
+
+    def split(a):  # (B, T, D) -> (B, h, T, D/h)
+        return g.op("Transpose", [g.op("Reshape", [a, g.const(np.array([0, 0, num_heads, d], dtype=np.int64))])],
+                    perm=[0, 2, 1, 3])
+
+    qh, kh, vh = (split(proj(n, x)) for n in "qkv")
+    scores = g.op("Mul", [g.op("MatMul", [qh, g.op("Transpose", [kh], perm=[0, 1, 3, 2])]),
+                          g.const(np.array(1.0 / math.sqrt(d)))])
+    allowed = None if keep is None else g.op("Unsqueeze", [keep, g.const(lowering.axes(1, 2))])  # (B, 1, 1, T)
+    if causal:  # key j visible from query i when j <= i, for any T
+        T = g.op("Gather", [g.op("Shape", [x]), g.const(np.array(1, dtype=np.int64))], axis=0)
+        pos = g.op("Range", [g.const(np.array(0, dtype=np.int64)), T, g.const(np.array(1, dtype=np.int64))])
+        tri = g.op("LessOrEqual", [g.op("Unsqueeze", [pos, g.const(lowering.axes(0))]),
+                                   g.op("Unsqueeze", [pos, g.const(lowering.axes(1))])])  # (T, T) [i, j]: j <= i
+        allowed = tri if allowed is None else g.op("And", [allowed, tri])
+    w = lowering.masked_softmax(g, scores, allowed)
+    ctx = g.op("Transpose", [g.op("MatMul", [w, vh])], perm=[0, 2, 1, 3])
+    merged = g.op("Reshape", [ctx, g.const(np.array([0, 0, d_model], dtype=np.int64))])
+    return proj("o", merged)
+
+
+def pool_lower(g, p: dict[str, str], h: str, keep: str | None) -> str:
+    """pool_forward on h (B, T, F): the pooled features (B, F)."""
+    u = g.op("Tanh", [g.op("Add", [g.op("MatMul", [h, lowering.transposed(g, p["weight"])]), g.param(p["bias"])])])
+    w = lowering.masked_softmax(g, g.op("MatMul", [u, g.param(p["v"])]), keep)  # (B, T)
+    pooled = g.op("MatMul", [g.op("Unsqueeze", [w, g.const(lowering.axes(1))]), h])  # (B, 1, F)
+    return g.op("Reshape", [pooled, g.const(np.array([0, -1], dtype=np.int64))])

@@ -39,3 +39,16 @@ def merge_backward(dy: np.ndarray, a: np.ndarray, b: np.ndarray, mode: str):
     if mode == "mul":
         return dy * b, dy * a
     raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)} (got '{mode}')")
+
+
+def lower_merge(g, a: str, b: str, mode: str) -> str:
+    """`merge` in graph ops (rnnlab.engine.lowering), the same arithmetic."""
+    if mode == "concat":
+        return g.op("Concat", [a, b], axis=-1)
+    if mode == "sum":
+        return g.op("Add", [a, b])
+    if mode == "mean":
+        return g.op("Mul", [g.const(np.array(0.5)), g.op("Add", [a, b])])
+    if mode == "mul":
+        return g.op("Mul", [a, b])
+    raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)} (got '{mode}')")

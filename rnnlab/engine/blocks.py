@@ -15,6 +15,8 @@ Every block has
 * ``name`` (unique in the model) and ``init_params(rng, dtype) -> {model name: array}``;
 * ``forward(params, flow, ctx) -> (flow, cache)`` and ``backward(params, dflow, cache, ctx) ->
   (dflow, grads)`` with grads keyed by model parameter names (a frozen parameter has no entry);
+* ``lower(g, flow) -> flow``: the graph form of forward in evaluation mode (the ONNX export), flow
+  holding symbol names (``rnnlab.engine.lowering``); the default refuses with `lowering.Unsupported`;
 * optionally ``init_state(dtype)`` (running statistics: state that is neither a parameter nor
   recurrent, e.g. BatchNorm's), ``shows(cache)`` (what the monitors may look at, by name) and
   ``after_step(params)`` (a projection after every optimizer step).
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.engine import attention, bidirectional, cells, conv1d, dense, dropout, embedding, norm
+from rnnlab.engine import attention, bidirectional, cells, conv1d, dense, dropout, embedding, lowering, norm
 
 
 @dataclass
@@ -76,6 +78,10 @@ class Block:
     def shows(self, cache) -> dict[str, Any]:
         return {}
 
+    def lower(self, g, flow: Flow) -> Flow:
+        """The graph form of forward in evaluation mode (see the module docstring)."""
+        raise lowering.Unsupported(f"block {self.name} ({type(self).__name__}) has no graph lowering")
+
     def after_step(self, params) -> None:
         return None
 
@@ -104,6 +110,9 @@ class Input(Block):
     def forward(self, params, flow, ctx):
         return Flow(np.asarray(flow.h, dtype=ctx.dtype)), None
 
+    def lower(self, g, flow):
+        return flow  # the graph's input is declared in g.dtype
+
     def backward(self, params, dflow, cache, ctx):
         return dflow, {}
 
@@ -124,6 +133,9 @@ class Embedding(Block):
         y, cache = embedding.forward(_sub(params, self.keys), flow.h, self.padding_idx)
         return Flow(y), cache
 
+    def lower(self, g, flow):
+        return Flow(embedding.lower(g, self.keys, flow.h))
+
     def backward(self, params, dflow, cache, ctx):
         if not self.trainable:  # frozen (e.g. pretrained vectors): no gradient entry at all
             return dflow, {}
@@ -139,6 +151,9 @@ class Dropout(Block):
     def forward(self, params, flow, ctx):
         h, cache = dropout.forward(flow.h, self.p, ctx.rng, train=ctx.drop)
         return Flow(h, flow.final), cache
+
+    def lower(self, g, flow):
+        return flow  # the identity in evaluation mode
 
     def backward(self, params, dflow, cache, ctx):
         dh = None if dflow.h is None else dropout.backward(dflow.h, cache)
@@ -161,6 +176,9 @@ class Conv(Block):
         y, cache = conv1d.forward(_sub(params, self.keys), flow.h, ctx.mask, dilation=self.dilation,
                                   activation="relu")
         return Flow(y), cache
+
+    def lower(self, g, flow):
+        return Flow(conv1d.lower(g, self.keys, flow.h, dilation=self.dilation, activation="relu"))
 
     def backward(self, params, dflow, cache, ctx):
         dx, g = conv1d.backward(_sub(params, self.keys), dflow.h, cache)
@@ -249,6 +267,14 @@ class Recurrent(Block):
         ctx.final_states[self.name] = tuple(finals)
         return Flow(y, tuple(finals)), {"dirs": caches, "outs": outs, "shape": (B, T)}
 
+    def lower(self, g, flow):
+        """The cell's fused op, or its step in a Scan (zoneout's expectation; cells without a fused op);
+        recurrent dropout is off in evaluation mode."""
+        keys = [self.direction_keys(rev) for rev in self.reverses]
+        ys, finals = self.cell.lower_sequence(g, keys, flow.h, zoneout=self.zoneout, **self.options)
+        y = ys[0] if len(ys) == 1 else bidirectional.lower_merge(g, ys[0], ys[1], self.merge_mode)
+        return Flow(y, tuple(finals))
+
     def backward(self, params, dflow, cache, ctx):
         outs = cache["outs"]
         if dflow.h is None:
@@ -325,6 +351,9 @@ class LayerNorm(_Norm):
         y, cache = norm.layer_norm_forward(_sub(params, self.keys), flow.h, ctx.mask)
         return Flow(y, flow.final), (cache, flow.h.shape)
 
+    def lower(self, g, flow):
+        return Flow(norm.lower_layer_norm(g, self.keys, flow.h), flow.final)
+
 
 class BatchNorm(_Norm):
     """BatchNorm over batch and time (masked statistics over the real steps); its running
@@ -345,6 +374,9 @@ class BatchNorm(_Norm):
                                                 running=_sub(ctx.state, self.state_keys))
         ctx.new_state.update({name: run[k] for k, name in self.state_keys.items()})
         return Flow(y, flow.final), (cache, flow.h.shape)
+
+    def lower(self, g, flow):
+        return Flow(norm.lower_batch_norm(g, self.keys, self.state_keys, flow.h), flow.final)
 
 
 class SelfAttention(Block):
@@ -369,6 +401,11 @@ class SelfAttention(Block):
             keep = (np.asarray(ctx.mask) != 0)[:, :, None]  # (B, T, 1)
             a = np.where(keep, a, 0).astype(a.dtype, copy=False)
         return Flow(h + a, flow.final), (mcache, keep)
+
+    def lower(self, g, flow):
+        a = attention.multihead_lower(g, self.keys, flow.h, g.keep, self.causal, self.heads, self.features)
+        a = g.op("Where", [g.keep3, a, g.const(np.zeros(()))])
+        return Flow(g.op("Add", [flow.h, a]), flow.final)
 
     def backward(self, params, dflow, cache, ctx):
         mcache, keep = cache
@@ -400,6 +437,10 @@ class PoolLast(Block):
         feat = f[0][0] if len(f) == 1 else bidirectional.merge(f[0][0], f[1][0], self.merge_mode)
         return Flow(feat), f
 
+    def lower(self, g, flow):
+        f = flow.final
+        return Flow(f[0][0] if len(f) == 1 else bidirectional.lower_merge(g, f[0][0], f[1][0], self.merge_mode))
+
     def backward(self, params, dflow, cache, ctx):
         rest = (None,) * (self.num_states - 1)
         if len(cache) == 1:
@@ -420,6 +461,12 @@ class PoolMean(Block):
         m = ctx.mask[:, :, None].astype(y.dtype)
         count = np.maximum(m.sum(axis=1), 1.0)
         return Flow((y * m).sum(axis=1) / count), (y.shape, (m, count))
+
+    def lower(self, g, flow):
+        over_time = g.const(lowering.axes(1))
+        total = g.op("ReduceSum", [g.op("Mul", [flow.h, g.mask3]), over_time], keepdims=0)
+        count = g.op("Max", [g.op("ReduceSum", [g.mask3, over_time], keepdims=0), g.const(np.ones(()))])
+        return Flow(g.op("Div", [total, count]))
 
     def backward(self, params, dflow, cache, ctx):
         shape, mc = cache
@@ -442,6 +489,14 @@ class PoolMax(Block):
         z = y if ctx.mask is None else np.where(ctx.mask[:, :, None] > 0, y, -np.inf)
         idx = np.argmax(z, axis=1)  # (B, F)
         return Flow(np.take_along_axis(y, idx[:, None, :], axis=1)[:, 0, :]), (y.shape, idx)
+
+    def lower(self, g, flow):
+        y = flow.h
+        top = g.op("ReduceMax", [g.op("Where", [g.keep3, y, g.const(np.array(-np.inf))])], axes=[1], keepdims=0)
+        # a row without a real step: argmax of all -inf is step 0, as np.argmax
+        real = g.op("Cast", [g.op("ReduceMax", [g.mask3], axes=[1], keepdims=0)], to=lowering.BOOL)
+        first = g.op("Gather", [y, g.const(np.array(0, dtype=np.int64))], axis=1)
+        return Flow(g.op("Where", [real, top, first]))
 
     def backward(self, params, dflow, cache, ctx):
         shape, idx = cache
@@ -467,6 +522,9 @@ class PoolAttention(Block):
         feat, cache = attention.pool_forward(_sub(params, self.keys), flow.h, ctx.mask)
         return Flow(feat), cache
 
+    def lower(self, g, flow):
+        return Flow(attention.pool_lower(g, self.keys, flow.h, g.keep))
+
     def backward(self, params, dflow, cache, ctx):
         dh, g = attention.pool_backward(_sub(params, self.keys), dflow.h, cache)
         return Flow(dh), self._named(g)
@@ -482,6 +540,9 @@ class PoolNone(Block):
 
     def forward(self, params, flow, ctx):
         return Flow(flow.h), None
+
+    def lower(self, g, flow):
+        return Flow(flow.h)
 
     def backward(self, params, dflow, cache, ctx):
         return Flow(dflow.h), {}
@@ -515,6 +576,12 @@ class Head(Block):
             keep = (np.asarray(ctx.mask) != 0)[:, :, None]  # (B, T, 1)
             y = np.where(keep, y, 0).astype(y.dtype, copy=False)
         return Flow(y), (cache, keep)
+
+    def lower(self, g, flow):
+        y = dense.lower(g, self.keys, flow.h)
+        if self.per_step:
+            y = g.op("Where", [g.keep3, y, g.const(np.zeros(()))])
+        return Flow(y)
 
     def backward(self, params, dflow, cache, ctx):
         cache, keep = cache

@@ -121,3 +121,17 @@ def backward(params, dy, cache):
     if m is not None:
         dx *= m  # inputs at padded steps were replaced by 0
     return dx, grads
+
+
+def lower(g, keys: dict[str, str], x: str, dilation: int = 1, activation: str | None = None) -> str:
+    """The graph form (rnnlab.engine.lowering) with g's mask: inputs at padded steps read as 0, a Conv
+    over (B, C, T) padded (k-1)*d on the left only (causal; the weight is used as is: ONNX Conv is the same
+    cross-correlation), outputs at padded steps 0. keys: "weight", "bias" -> the model's names."""
+    k = g.value(keys["weight"]).shape[2]
+    xc = g.op("Transpose", [g.op("Mul", [x, g.mask3])], perm=[0, 2, 1])
+    y = g.op("Conv", [xc, g.param(keys["weight"]), g.param(keys["bias"])], kernel_shape=[k],
+             dilations=[int(dilation)], pads=[(k - 1) * int(dilation), 0])
+    y = g.op("Transpose", [y], perm=[0, 2, 1])
+    if activation == "relu":
+        y = g.op("Relu", [y])
+    return g.op("Mul", [y, g.mask3])

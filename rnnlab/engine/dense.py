@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine.lowering import transposed
+
 
 def init_params(rng: np.random.Generator, in_features: int, out_features: int,
                 dtype=np.float32) -> dict[str, np.ndarray]:
@@ -41,3 +43,9 @@ def backward(params: dict[str, np.ndarray], dy: np.ndarray, cache):
     dy2 = dy.reshape(-1, dy.shape[-1])
     grads = {"weight": dy2.T @ x2, "bias": dy2.sum(axis=0)}
     return dx, grads
+
+
+def lower(g, keys: dict[str, str], x: str) -> str:
+    """The graph form (rnnlab.engine.lowering): MatMul by W^T and Add b, on any (..., in) x (Gemm is 2-D only).
+    keys: "weight", "bias" -> the model's parameter names."""
+    return g.op("Add", [g.op("MatMul", [x, transposed(g, keys["weight"])]), g.param(keys["bias"])])

@@ -70,3 +70,8 @@ def backward(params: dict[str, np.ndarray], dy: np.ndarray, cache) -> dict[str, 
     if pad is not None:
         grad[pad] = 0
     return {"weight": grad}
+
+
+def lower(g, keys: dict[str, str], ids: str) -> str:
+    """The graph form (rnnlab.engine.lowering): Gather of the rows. keys: "weight" -> the model's name."""
+    return g.op("Gather", [g.param(keys["weight"]), ids], axis=0)

@@ -200,3 +200,23 @@ def batch_norm_backward(params, dy, cache):
     if m is not None:
         dx *= m
     return dx, {"gamma": dgamma, "beta": dbeta}
+
+
+# ----------------------------------------------------------------------------------------
+# graph forms (rnnlab.engine.lowering), with g's mask: padded steps 0
+# ----------------------------------------------------------------------------------------
+
+
+def lower_layer_norm(g, keys: dict[str, str], x: str, eps: float = DEFAULT_EPS) -> str:
+    """LayerNormalization-17 over the last axis (biased variance, as here). keys: "gamma", "beta"."""
+    y = g.op("LayerNormalization", [x, g.param(keys["gamma"]), g.param(keys["beta"])], axis=-1, epsilon=eps)
+    return g.op("Mul", [y, g.mask3])
+
+
+def lower_batch_norm(g, keys: dict[str, str], running: dict[str, str], x: str, eps: float = DEFAULT_EPS) -> str:
+    """Evaluation mode: BatchNormalization with the running statistics, on (B, C, T) (its channel axis is 1).
+    keys: "gamma", "beta"; running: "mean", "var" -> the state's names."""
+    xc = g.op("Transpose", [x], perm=[0, 2, 1])
+    y = g.op("BatchNormalization", [xc, g.param(keys["gamma"]), g.param(keys["beta"]), g.param(running["mean"]),
+                                    g.param(running["var"])], epsilon=eps)
+    return g.op("Mul", [g.op("Transpose", [y], perm=[0, 2, 1]), g.mask3])

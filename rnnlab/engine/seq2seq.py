@@ -49,6 +49,11 @@ and including EOS (None for ``generate``), ``lengths`` (B,) (emitted tokens incl
 ``attention`` (B, L, Ts) or None without attention (rows after the end are 0). After EOS the
 token rows are filled with EOS.
 
+The decoding loops run on a `Steps` object (``encode`` the source, ``step`` the decoder once):
+``greedy_decode(spec, params, ...)`` is ``decode_greedy(Steps(spec, params), ...)``, and the ONNX export
+hands the same loops its own step source (the exported encoder and decoder in onnxruntime), so both
+decode by one set of rules.
+
 Beam search keeps ``beam_size`` live hypotheses per sequence; of the 2K best extensions, an EOS
 extension ranked among the first K closes a hypothesis, the others fill the live beam (so K = 1
 is exactly greedy decoding). It stops when K hypotheses are closed or after ``max_len`` steps
@@ -217,6 +222,43 @@ def _step(spec, params, enc, state, x_in):
     return out, tuple(st), feat, w, (c_cell, c_att)
 
 
+# ----------------------------------------------------------------------------------------
+# graph forms (rnnlab.engine.lowering): the encoder and one decoder step, for the ONNX export
+# ----------------------------------------------------------------------------------------
+
+_ATTN_PARAMS = {"luong": ("W",), "bahdanau": ("W_q", "W_k", "v", "bias")}
+
+
+def _part_keys(spec, prefix: str) -> dict[str, str]:
+    return {k: f"{prefix}.{k}" for k in _cell(spec).param_names}
+
+
+def lower_encode(spec: Seq2SeqSpec, g, src: str):
+    """_encode in graph ops on src (B, Ts) ids or (B, Ts, src_dim) values, with g's sequence (the source
+    mask): (enc_hs (B, Ts, H), the final state tuple)."""
+    x = embedding.lower(g, {"weight": "src_emb.weight"}, src) if spec.tokens_in else src
+    ys, finals = _cell(spec).lower_sequence(g, [_part_keys(spec, "enc")], x, **_opts(spec))
+    return ys[0], finals[0]
+
+
+def lower_step(spec: Seq2SeqSpec, g, prev: str, state: tuple, memory: str, keep: str):
+    """_step in graph ops from the previous token ids (B,) int64 or values (B, tgt_dim), the state tuple,
+    enc_hs (B, Ts, H) and the source's bool mask (B, Ts): (outputs (B, O), new state, weights (B, Ts) or None)."""
+    if spec.tokens_out:
+        table = g.value("tgt_emb.weight").copy()
+        if spec.pad_id is not None:
+            table[_pad(spec)] = 0  # the padding row reads as zeros (_dec_input)
+        prev = g.op("Gather", [g.const(table, "tgt_emb.weight"), prev], axis=0)
+    new = tuple(_cell(spec).lower_step(g, _part_keys(spec, "dec"), prev, state, **_opts(spec)))
+    feat, weights = new[0], None
+    if spec.attention:
+        lower = A.luong_lower if spec.attention == "luong" else A.additive_lower
+        p = {k: f"attn.{k}" for k in _ATTN_PARAMS[spec.attention]}
+        ctx, weights = lower(g, p, new[0], memory, keep)
+        feat = g.op("Concat", [new[0], ctx], axis=1)
+    return dense.lower(g, {"weight": "head.weight", "bias": "head.bias"}, feat), new, weights
+
+
 def _log_softmax(z):
     s = z - z.max(axis=-1, keepdims=True)
     return s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
@@ -375,12 +417,38 @@ def _pad(spec):
 # ----------------------------------------------------------------------------------------
 
 
+class Steps:
+    """The encoder and one decoder step, for the decoding loops (NumPy; see the module docstring).
+
+    ``encode(src, src_mask)`` -> {"hs": (B, Ts, H), "mask": (B, Ts) or None, "state": tuple of (B, H)};
+    ``step(enc, state, prev)`` -> (outputs (B, O), new state, attention weights (B, Ts) or None) from the
+    previous token ids (B,) or values (B, tgt_dim), over ``enc["hs"]`` / ``enc["mask"]`` (the loops may
+    hand it rows of the encoding, e.g. repeated per beam). ``spec`` and ``dtype`` (of the outputs) too."""
+
+    def __init__(self, spec: Seq2SeqSpec, params):
+        self.spec, self.params = spec, params
+        self.dtype = params["head.weight"].dtype
+
+    def encode(self, src, src_mask) -> dict:
+        return _encode(self.spec, self.params, src, src_mask)
+
+    def step(self, enc, state, prev):
+        out, state, _, w, _ = _step(self.spec, self.params, enc, state, _dec_input(self.spec, self.params, prev))
+        return out, state, w
+
+
 def greedy_decode(spec: Seq2SeqSpec, params, src, src_mask, max_len: int, bos_id: int,
                   eos_id: int | None = None) -> Decoded:
     """Argmax decoding of up to max_len tokens (see the module docstring for the result)."""
+    return decode_greedy(Steps(spec, params), src, src_mask, max_len, bos_id, eos_id)
+
+
+def decode_greedy(steps: Steps, src, src_mask, max_len: int, bos_id: int, eos_id: int | None = None) -> Decoded:
+    """greedy_decode on any step source (`Steps`)."""
+    spec = steps.spec
     if not spec.tokens_out:
         raise ValueError("greedy_decode needs token targets (spec.tgt_vocab); use generate")
-    enc = _encode(spec, params, src, src_mask)
+    enc = steps.encode(src, src_mask)
     B = enc["hs"].shape[0]
     Ts = enc["hs"].shape[1]
     state = enc["state"]
@@ -391,7 +459,7 @@ def greedy_decode(spec: Seq2SeqSpec, params, src, src_mask, max_len: int, bos_id
     attn = np.zeros((B, max_len, Ts)) if spec.attention else None
     alive = np.ones(B, dtype=bool)
     for t in range(max_len):
-        out, state, _, w, _ = _step(spec, params, enc, state, _dec_input(spec, params, prev))
+        out, state, w = steps.step(enc, state, prev)
         logp = _log_softmax(out.astype(np.float64))
         tok = logp.argmax(axis=-1)
         tokens[alive, t] = tok[alive]
@@ -414,12 +482,19 @@ def _tile(state, idx):
 def beam_search(spec: Seq2SeqSpec, params, src, src_mask, beam_size: int, max_len: int, bos_id: int,
                 eos_id: int | None = None, length_penalty: float = 0.0) -> Decoded:
     """Beam search per sequence (see the module docstring for the rules and the result)."""
+    return decode_beam(Steps(spec, params), src, src_mask, beam_size, max_len, bos_id, eos_id, length_penalty)
+
+
+def decode_beam(steps: Steps, src, src_mask, beam_size: int, max_len: int, bos_id: int,
+                eos_id: int | None = None, length_penalty: float = 0.0) -> Decoded:
+    """beam_search on any step source (`Steps`)."""
+    spec = steps.spec
     if not spec.tokens_out:
         raise ValueError("beam_search needs token targets (spec.tgt_vocab); use generate")
     K = int(beam_size)
     if K < 1:
         raise ValueError(f"beam_size must be >= 1 (got {beam_size})")
-    enc_all = _encode(spec, params, src, src_mask)
+    enc_all = steps.encode(src, src_mask)
     B, Ts = enc_all["hs"].shape[:2]
     V = spec.tgt_vocab
     tokens = np.full((B, max_len), eos_id if eos_id is not None else 0, dtype=np.int64)
@@ -438,7 +513,7 @@ def beam_search(spec: Seq2SeqSpec, params, src, src_mask, beam_size: int, max_le
         for _ in range(max_len):
             k = len(scores)
             enc = {"hs": np.repeat(hs_b, k, axis=0), "mask": None if mask_b is None else np.repeat(mask_b, k, 0)}
-            out, st, _, w, _ = _step(spec, params, enc, state, _dec_input(spec, params, prev))
+            out, st, w = steps.step(enc, state, prev)
             cand = (scores[:, None] + _log_softmax(out.astype(np.float64))).ravel()
             order = np.argsort(-cand, kind="stable")[: 2 * K]
             keep = []
@@ -478,17 +553,23 @@ def beam_search(spec: Seq2SeqSpec, params, src, src_mask, beam_size: int, max_le
 def generate(spec: Seq2SeqSpec, params, src, steps: int, start_value, src_mask=None) -> Decoded:
     """Free-running continuous decoding: each step reads the previous output, step 0 reads
     start_value (a number or a (tgt_dim,) / (B, tgt_dim) array). ``outputs`` (B, steps, tgt_dim)."""
+    return decode_generate(Steps(spec, params), src, steps, start_value, src_mask)
+
+
+def decode_generate(source: Steps, src, steps: int, start_value, src_mask=None) -> Decoded:
+    """generate on any step source (`Steps`)."""
+    spec = source.spec
     if spec.tokens_out:
         raise ValueError("generate is for continuous targets; use greedy_decode or beam_search")
-    enc = _encode(spec, params, src, src_mask)
+    enc = source.encode(src, src_mask)
     B, Ts = enc["hs"].shape[:2]
-    dtype = params["head.weight"].dtype
+    dtype = source.dtype
     prev = np.broadcast_to(np.asarray(start_value, dtype=dtype), (B, spec.tgt_dim)).copy()
     state = enc["state"]
     outs = np.zeros((B, steps, spec.tgt_dim), dtype=dtype)
     attn = np.zeros((B, steps, Ts)) if spec.attention else None
     for t in range(steps):
-        out, state, _, w, _ = _step(spec, params, enc, state, prev)
+        out, state, w = source.step(enc, state, prev)
         outs[:, t] = out
         if attn is not None:
             attn[:, t] = w

@@ -29,6 +29,14 @@ and optionally:
 ``activations``     ``activations(cache)`` -> ``{name: (kind, (B, T, H) array)}`` from forward's cache
 ``after_step``      ``after_step(params, **options)``: a projection applied in place after every
                     optimizer step (IndRNN's bound on its recurrent weights)
+``lower_step``      ``lower_step(g, keys, x_t, state, **options)`` -> the new state tuple: one step in
+                    evaluation mode as graph ops (``rnnlab.engine.lowering``); `keys` maps the cell's
+                    parameter names to the model's (``g.param(keys["weight_ih"])``); x_t (B, D) and
+                    the states (B, H) are symbol names. Needed to export the cell (ONNX)
+``lower_sequence``  ``lower_sequence(g, keys, x, **options)`` -> ``(ys, finals)``: the layer as one
+                    fused graph op (ONNX LSTM / GRU / RNN) over x (B, T, D) with ``g.lens``; `keys`
+                    per direction (forward, then reverse); ys per direction (B, T, H), finals per
+                    direction a state tuple. Without it the export runs ``lower_step`` in a Scan
 ==================  =========================================================================
 
 Step pairs follow cs231n's ``rnn_layers.py``: ``state`` is a tuple of (B, H) arrays, ``x_t``
@@ -50,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _stepwise
 
 REQUIRED = ("NAME", "NUM_STATES", "PARAM_NAMES", "sizes", "init_params", "step_forward", "step_backward",
@@ -193,6 +202,28 @@ class Cell:
         if fn is not None:
             fn(params, **self._opts("after_step", options))
 
+    # ---------------------------------------------------------------- graph lowering (export)
+
+    def lower_sequence(self, g, keys, x, zoneout: float = 0.0, **options):
+        """The layer over x (B, T, D) in graph ops: the module's fused op, or its ``lower_step`` in a Scan
+        (no fused op, or zoneout, whose evaluation recurrence no fused op has). ``(ys, finals)`` per
+        direction, as the module's ``lower_sequence``."""
+        fused = getattr(self.module, "lower_sequence", None)
+        if fused is not None and not zoneout:
+            return fused(g, keys, x, **self._opts("lower_sequence", options))
+        self._needs_lowering()
+        return lowering.scan_sequence(self, g, keys, x, zoneout, options)
+
+    def lower_step(self, g, keys, x_t, state, **options):
+        """One step in graph ops: the new state tuple (names)."""
+        self._needs_lowering()
+        return self.module.lower_step(g, keys, x_t, state, **self._opts("lower_step", options))
+
+    def _needs_lowering(self) -> None:
+        if not hasattr(self.module, "lower_step"):
+            raise lowering.Unsupported(f"cell '{self.name}' ({self.module.__name__}) has no graph lowering "
+                                       "(its module defines no lower_step)")
+
 
 def _keywords(fn: Callable) -> frozenset:
     sig = inspect.signature(fn)
@@ -212,7 +243,7 @@ def make_cell(module: ModuleType) -> Cell:
     for k, o in options.items():
         if not isinstance(o, Option):
             raise ValueError(f"cell module '{module.__name__}': OPTIONS[{k!r}] must be an Option")
-    fns = ("init_params", "forward", "step_forward", "after_step")
+    fns = ("init_params", "forward", "step_forward", "after_step", "lower_step", "lower_sequence")
     accepts = {f: _keywords(getattr(module, f)) & set(options) for f in fns if hasattr(module, f)}
     default_names = ("h", "c") + tuple(f"s{k}" for k in range(2, n))
     return Cell(

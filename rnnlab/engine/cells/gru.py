@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _sequence as seq
 from rnnlab.engine.cells._protocol import Recurrent
 
@@ -324,3 +325,27 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         "bias_hh": bias_hh,
     }
     return dX.transpose(1, 0, 2), (c.T.copy(),), grads
+
+
+# ----------------------------------------------------------------------------------------
+# graph lowering (ONNX export; rnnlab.engine.lowering)
+# ----------------------------------------------------------------------------------------
+
+ONNX_GATE_ORDER = (1, 0, 2)  # ours (PyTorch's) r, z, n -> ONNX GRU's z, r, h
+
+
+def lower_step(g, keys, x_t, state):
+    (h,) = state
+    ir, iz, i_n = g.op("Split", [lowering.affine(g, x_t, keys["weight_ih"], keys["bias_ih"])], outputs=3, axis=1)
+    hr, hz, hn = g.op("Split", [lowering.affine(g, h, keys["weight_hh"], keys["bias_hh"])], outputs=3, axis=1)
+    r = g.op("Sigmoid", [g.op("Add", [ir, hr])])
+    z = g.op("Sigmoid", [g.op("Add", [iz, hz])])
+    n = g.op("Tanh", [g.op("Add", [i_n, g.op("Mul", [r, hn])])])
+    keep_new = g.op("Sub", [g.const(np.array(1.0)), z])
+    return (g.op("Add", [g.op("Mul", [keep_new, n]), g.op("Mul", [z, h])]),)
+
+
+def lower_sequence(g, keys, x):
+    """linear_before_reset=1 is our GRU (b_hn inside the reset product); the default 0 is the other variant."""
+    W, R, B = lowering.pytorch_weights(g, keys, ONNX_GATE_ORDER)
+    return lowering.fused_sequence(g, "GRU", W, R, B, x, NUM_STATES, linear_before_reset=1)

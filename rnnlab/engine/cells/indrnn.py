@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _sequence as seq
 from rnnlab.engine.cells._protocol import Option, Recurrent
 
@@ -180,3 +181,15 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     grads = {"weight_ih": rows.T @ X.reshape(T * B, D), "weight_hh": np.einsum("tbh,tbh->h", dA, S[prev]),
              "bias": rows.sum(axis=0)}
     return (rows @ W).reshape(T, B, D).transpose(1, 0, 2), (c,), grads
+
+
+# ----------------------------------------------------------------------------------------
+# graph lowering (ONNX export; rnnlab.engine.lowering): no ONNX op, so the export runs this step in a Scan
+# ----------------------------------------------------------------------------------------
+
+
+def lower_step(g, keys, x_t, state, *, nonlinearity="relu"):
+    (h,) = state
+    a = g.op("Add", [lowering.affine(g, x_t, keys["weight_ih"], keys["bias"]),
+                     g.op("Mul", [g.param(keys["weight_hh"]), h])])
+    return (g.op("Relu" if nonlinearity == "relu" else "Tanh", [a]),)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _sequence as seq
 from rnnlab.engine.cells._protocol import Option, Recurrent
 from rnnlab.engine.norm import ln_backward, ln_forward
@@ -124,3 +125,35 @@ def step_activations(cache):
     acts["c"] = ("linear", cache["c"])
     acts["tanh_c"] = ("tanh", cache["tc"])
     return acts
+
+
+# ----------------------------------------------------------------------------------------
+# graph lowering (ONNX export; rnnlab.engine.lowering): no ONNX op, so the export runs this step in a Scan
+# ----------------------------------------------------------------------------------------
+
+
+def _lower_ln_gates(g, a, gamma, beta, per_gate: bool, width: int):
+    """LN_ih / LN_hh of a (B, 4H) product: LayerNormalization over each gate block (or the whole 4H),
+    then the per-unit (4H) gain and bias."""
+    groups = 4 if per_gate else 1
+    n = width // groups
+    grouped = g.op("Reshape", [a, g.const(np.array([0, groups, n], dtype=np.int64))])
+    xhat = g.op("LayerNormalization", [grouped, g.const(np.ones(n)), g.const(np.zeros(n))], axis=-1, epsilon=EPS)
+    flat = g.op("Reshape", [xhat, g.const(np.array([0, width], dtype=np.int64))])
+    return g.op("Add", [g.op("Mul", [flat, g.param(gamma)]), g.param(beta)])
+
+
+def lower_step(g, keys, x_t, state, *, per_gate: bool = True):
+    h, c = state
+    width = g.value(keys["bias"]).shape[0]
+    zx = _lower_ln_gates(g, g.op("MatMul", [x_t, lowering.transposed(g, keys["weight_ih"])]),
+                         keys["ln_ih_gamma"], keys["ln_ih_beta"], per_gate, width)
+    zh = _lower_ln_gates(g, g.op("MatMul", [h, lowering.transposed(g, keys["weight_hh"])]),
+                         keys["ln_hh_gamma"], keys["ln_hh_beta"], per_gate, width)
+    z = g.op("Add", [g.op("Add", [zx, zh]), g.param(keys["bias"])])
+    zi, zf, zg, zo = g.op("Split", [z], outputs=4, axis=1)
+    i, f, gg, o = g.op("Sigmoid", [zi]), g.op("Sigmoid", [zf]), g.op("Tanh", [zg]), g.op("Sigmoid", [zo])
+    c_new = g.op("Add", [g.op("Mul", [f, c]), g.op("Mul", [i, gg])])
+    cn = g.op("LayerNormalization", [c_new, g.param(keys["ln_c_gamma"]), g.param(keys["ln_c_beta"])],
+              axis=-1, epsilon=EPS)
+    return g.op("Mul", [o, g.op("Tanh", [cn])]), c_new

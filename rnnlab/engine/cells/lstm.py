@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _sequence as seq
 from rnnlab.engine.cells._protocol import Recurrent
 
@@ -345,3 +346,25 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         "bias_hh": gW[:, H + D].copy(),
     }
     return dx.transpose(1, 0, 2), (dh.T.copy(), dc.T.copy()), grads
+
+
+# ----------------------------------------------------------------------------------------
+# graph lowering (ONNX export; rnnlab.engine.lowering)
+# ----------------------------------------------------------------------------------------
+
+ONNX_GATE_ORDER = (0, 3, 1, 2)  # ours (PyTorch's) i, f, g, o -> ONNX LSTM's i, o, f, c
+
+
+def lower_step(g, keys, x_t, state):
+    h, c = state
+    z = g.op("Add", [lowering.affine(g, x_t, keys["weight_ih"], keys["bias_ih"]),
+                     lowering.affine(g, h, keys["weight_hh"], keys["bias_hh"])])
+    zi, zf, zg, zo = g.op("Split", [z], outputs=4, axis=1)
+    i, f, gg, o = g.op("Sigmoid", [zi]), g.op("Sigmoid", [zf]), g.op("Tanh", [zg]), g.op("Sigmoid", [zo])
+    c_new = g.op("Add", [g.op("Mul", [f, c]), g.op("Mul", [i, gg])])
+    return g.op("Mul", [o, g.op("Tanh", [c_new])]), c_new
+
+
+def lower_sequence(g, keys, x):
+    W, R, B = lowering.pytorch_weights(g, keys, ONNX_GATE_ORDER)
+    return lowering.fused_sequence(g, "LSTM", W, R, B, x, NUM_STATES)

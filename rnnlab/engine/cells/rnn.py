@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnnlab.engine import lowering
 from rnnlab.engine.cells import _sequence as seq
 from rnnlab.engine.cells._protocol import Option, Recurrent
 
@@ -247,3 +248,24 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         np.add(trace, dhs if m is None else dhs * m, out=trace, casting="same_kind")
     grads = {"weight_ih": acc[0], "weight_hh": acc[1], "bias_ih": acc[2], "bias_hh": acc[2].copy()}
     return dX.transpose(1, 0, 2), (c.copy(),), grads
+
+
+# ----------------------------------------------------------------------------------------
+# graph lowering (ONNX export; rnnlab.engine.lowering)
+# ----------------------------------------------------------------------------------------
+
+ONNX_ACTIVATIONS = {"tanh": "Tanh", "relu": "Relu"}  # onnxruntime refuses lower-case names
+
+
+def lower_step(g, keys, x_t, state, *, nonlinearity="tanh"):
+    (h,) = state
+    a = g.op("Add", [lowering.affine(g, x_t, keys["weight_ih"], keys["bias_ih"]),
+                     lowering.affine(g, h, keys["weight_hh"], keys["bias_hh"])])
+    return (g.op(ONNX_ACTIVATIONS[nonlinearity], [a]),)
+
+
+def lower_sequence(g, keys, x, *, nonlinearity="tanh"):
+    """ONNX RNN: no gates, so no permutation; one activation per direction."""
+    W, R, B = lowering.pytorch_weights(g, keys)
+    return lowering.fused_sequence(g, "RNN", W, R, B, x, NUM_STATES,
+                                   activations=[ONNX_ACTIVATIONS[nonlinearity]] * len(keys))
