@@ -201,7 +201,9 @@ def predict(
     split: str = typer.Option(None, "--split", help="test: the run's own test split (its predictions.csv)."),
     output: str = typer.Option(None, "--output", "-o",
                                help="CSV to write (default: predictions_<input name>.csv here)."),
-    backend: str = typer.Option("engine", "--backend", help="engine (NumPy) or onnx (onnxruntime)."),
+    backend: str = typer.Option(None, "--backend",
+                                help="engine (NumPy) or onnx (onnxruntime); default: engine for a run, onnx for "
+                                     "an export with model.onnx."),
     last: bool = typer.Option(False, "--last", help="Use the last epoch's weights, not the selected ones."),
 ) -> None:
     from rnnlab.commands.predict import run

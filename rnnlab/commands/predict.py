@@ -17,7 +17,7 @@ from rnnlab.record.checkpoint import CheckpointError
 PREVIEW_ROWS = 10
 
 
-def run(target: str, input_path: str | None, split: str | None, output: str | None, backend: str = "engine",
+def run(target: str, input_path: str | None, split: str | None, output: str | None, backend: str | None = None,
         checkpoint: str = "checkpoint", console=None) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
     from rnnlab.runtime.io import storage_errors, write_csv
@@ -43,7 +43,7 @@ def _predict(target, input_path, split, output, backend, checkpoint):
         raise ConfigError("give one of --input FILE (new data) or --split test (the run's own test split)")
     run = load_any(target, checkpoint)
     if split is not None:
-        if backend != "engine":
+        if backend not in (None, "engine"):
             raise ConfigError("--split reproduces the run's predictions.csv on the engine; use --input with --backend")
         frame, name = run.predictions(split), split
     else:

@@ -41,6 +41,8 @@ def make(name: str, spec, params, state, model_file: Path | None = None):
     if name not in BACKENDS:
         raise ExportError(f"--backend must be one of {', '.join(BACKENDS)} (got '{name}')")
     if name == "engine":
+        if not params:
+            raise ExportError("this export holds no weights for the engine (export numpy too, or use --backend onnx)")
         return engine(spec, params, state)
     if getattr(spec, "src_dim", None) is not None or hasattr(spec, "tgt_vocab"):
         raise ExportError("--backend onnx predicts sequence models; a seq2seq model runs on the engine")
