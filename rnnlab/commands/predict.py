@@ -14,7 +14,7 @@ from rnnlab.config.validate import ConfigError
 from rnnlab.data.base import DataError
 from rnnlab.record.checkpoint import CheckpointError
 
-PREVIEW_ROWS = 10
+PREVIEW_ROWS = 24
 
 
 def run(target: str, input_path: str | None, split: str | None, output: str | None, backend: str | None = None,
