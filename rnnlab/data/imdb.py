@@ -145,7 +145,7 @@ def _task(cfg, path: Path, splits: dict[str, Split], vocab: list[str], fit_lengt
         weights, covered = text.load_vectors(cfg.pretrained, vocab, cfg.embed_dim, rng, dtype)
     meta = {
         "task": "imdb",
-        "path": str(path),
+        "path": str(path.resolve()),
         "vocab_size": len(vocab),
         "maxlen": cfg.maxlen,
         "truncating": cfg.truncating,

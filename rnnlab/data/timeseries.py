@@ -247,10 +247,10 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     truth = np.lib.stride_tricks.sliding_window_view(level_s, n_out)  # row i: the n_out levels from step i
 
     meta = {
-        "path": str(path), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
+        "path": str(path.resolve()), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
         **fields["meta"], "freq": freq, "freq_source": freq_source,
-        "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path)),
+        "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path).resolve()),
         **origins(idx, first_target, start, dates, freq), "baseline_models": models,
     }
     data = TaskData(

@@ -63,8 +63,18 @@ class TrainedRun:
 
         cfg = self.config
         streams = Streams.from_seed(cfg.seed)
-        data = registry.load(cfg.data, streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
+        data = registry.load(self._data_config(), streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
         return tasks.for_data(cfg, data, streams)
+
+    def _data_config(self):
+        """The run's data config with the files it read as it resolved them (absolute paths, in model.json), so
+        a run trained on data.path=sales.csv loads again from any working directory."""
+        import dataclasses
+
+        meta, cfg = self.info.get("data", {}), self.config.data
+        found = {k: meta[k] for k in ("path", "test_path")
+                 if hasattr(cfg, k) and isinstance(meta.get(k), str) and Path(meta[k]).exists()}
+        return dataclasses.replace(cfg, **found) if found else cfg
 
     def predictions(self, split: str = "test"):
         """The split's predictions.csv (a DataFrame), computed again from the selected weights."""

@@ -56,3 +56,20 @@ def test_a_classifier_predicts_its_own_predictions_csv_again(tmp_path):
     assert list(again.columns) == list(saved.columns) and run.config.data.name == "seqfile"
     np.testing.assert_allclose(again.to_numpy(dtype=np.float64), saved.to_numpy(dtype=np.float64), rtol=1e-6,
                                atol=1e-9)
+
+
+def test_a_run_trained_on_a_relative_path_loads_its_data_from_any_folder(tmp_path, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    dates = pd.date_range("2010-01-01", periods=80, freq="D")
+    pd.DataFrame({"day": dates.strftime("%Y-%m-%d"), "y": np.sin(np.arange(80) / 4)}).to_csv(work / "s.csv",
+                                                                                              index=False)
+    monkeypatch.chdir(work)
+    api.train(["data=csv", "data.path=s.csv", "data.date_column=day", "data.target=y", "data.covariates=[]",
+               "data.n_in=8", "data.n_out=2", "data.baselines=[naive]", "arch.hidden_size=4", "train.epochs=1",
+               "train.progress=false", "train.plots=false", "monitor=none"], work / "run")
+    monkeypatch.chdir(elsewhere)  # data.path=s.csv does not exist here; the run recorded where it read it
+    again = api.load_run(work / "run").predictions("test")
+    saved = pd.read_csv(work / "run" / "predictions.csv")
+    np.testing.assert_allclose(again["prediction"], saved["prediction"], rtol=1e-6)
