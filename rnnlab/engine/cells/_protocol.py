@@ -29,6 +29,13 @@ and optionally:
 ``activations``     ``activations(cache)`` -> ``{name: (kind, (B, T, H) array)}`` from forward's cache
 ``after_step``      ``after_step(params, **options)``: a projection applied in place after every
                     optimizer step (IndRNN's bound on its recurrent weights)
+``STANDALONE``      ``{export format: source}``: the cell written for a generated file outside
+                    rnnlab (``rnnlab export``): "numpy" defines ``cell_step(p, x, state,
+                    **options)`` -> the new state tuple (NumPy only; the file's prelude gives
+                    ``sigmoid`` and ``layer_norm(x, gamma, beta, eps)``); "torch" also defines
+                    ``cell_module(input_size, hidden_size, bidirectional, **options)`` -> an
+                    ``nn.Module`` holding ``<param>_l0`` (and ``<param>_l0_reverse``) and
+                    ``CELL_NATIVE`` (True when that module runs whole sequences: torch.nn's cells)
 ==================  =========================================================================
 
 Step pairs follow cs231n's ``rnn_layers.py``: ``state`` is a tuple of (B, H) arrays, ``x_t``
@@ -112,6 +119,7 @@ class Cell:
     recurrent: Recurrent | None
     labels: Mapping[str, str]
     tuned: bool  # the module has its own forward/backward kernels
+    standalone: Mapping[str, str] = field(default_factory=dict)  # export format -> the cell's source there
     _accepts: Mapping[str, frozenset] = field(repr=False, default_factory=dict)
 
     def __repr__(self) -> str:
@@ -226,5 +234,6 @@ def make_cell(module: ModuleType) -> Cell:
         recurrent=getattr(module, "RECURRENT", None),
         labels=dict(getattr(module, "LABELS", {})),
         tuned=tuned,
+        standalone=dict(getattr(module, "STANDALONE", {})),
         _accepts=accepts,
     )

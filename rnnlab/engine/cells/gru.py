@@ -324,3 +324,40 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         "bias_hh": bias_hh,
     }
     return dX.transpose(1, 0, 2), (c.T.copy(),), grads
+
+
+# ----------------------------------------------------------------------------------------
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, **_):
+    """GRU step (gates r, z, n; b_hn inside the reset product): (h,) from x (B, D) and (h_prev,)."""
+    (h,) = state
+    gi = x @ p["weight_ih"].T + p["bias_ih"]
+    gh = h @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    r = sigmoid(gi[:, :H] + gh[:, :H])
+    z = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    return ((1.0 - z) * n + z * h,)
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, **_):
+    """GRU step, as torch.nn.GRU: (h,) from x (B, D) and (h_prev,)."""
+    (h,) = state
+    ir, iz, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, -1)
+    hr, hz, hn = F.linear(h, p["weight_hh"], p["bias_hh"]).chunk(3, -1)
+    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+    n = torch.tanh(i_n + r * hn)
+    return ((1.0 - z) * n + z * h,)
+''',
+}

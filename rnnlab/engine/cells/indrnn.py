@@ -180,3 +180,31 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
     grads = {"weight_ih": rows.T @ X.reshape(T * B, D), "weight_hh": np.einsum("tbh,tbh->h", dA, S[prev]),
              "bias": rows.sum(axis=0)}
     return (rows @ W).reshape(T, B, D).transpose(1, 0, 2), (c,), grads
+
+
+# ----------------------------------------------------------------------------------------
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, nonlinearity="relu", **_):
+    """IndRNN step (one recurrent weight per unit): (h,) from x (B, D) and (h_prev,)."""
+    a = x @ p["weight_ih"].T + p["weight_hh"] * state[0] + p["bias"]
+    return (np.maximum(a, 0.0) if nonlinearity == "relu" else np.tanh(a),)
+''',
+    "torch": '''
+CELL_NATIVE = False  # no torch.nn module: the layer runs cell_step over the steps
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    shapes = {"weight_ih": (hidden_size, input_size), "weight_hh": (hidden_size,), "bias": (hidden_size,)}
+    return ParamLayer(shapes, bidirectional)
+
+
+def cell_step(p, x, state, nonlinearity="relu", **_):
+    """IndRNN step (one recurrent weight per unit): (h,) from x (B, D) and (h_prev,)."""
+    a = F.linear(x, p["weight_ih"]) + p["weight_hh"] * state[0] + p["bias"]
+    return (torch.relu(a) if nonlinearity == "relu" else torch.tanh(a),)
+''',
+}

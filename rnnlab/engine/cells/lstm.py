@@ -345,3 +345,36 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         "bias_hh": gW[:, H + D].copy(),
     }
     return dx.transpose(1, 0, 2), (dh.T.copy(), dc.T.copy()), grads
+
+
+# ----------------------------------------------------------------------------------------
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, **_):
+    """LSTM step (gates i, f, g, o): (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+    z = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
+    c = f * c + i * np.tanh(z[:, 2 * H:3 * H])
+    return o * np.tanh(c), c
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, **_):
+    """LSTM step (gates i, f, g, o), as torch.nn.LSTM: (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+    i, f, g, o = (F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(h, p["weight_hh"], p["bias_hh"])).chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+''',
+}

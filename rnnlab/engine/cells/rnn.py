@@ -247,3 +247,31 @@ def backward(params, dhs, dstateT, cache, dh_trace=None):
         np.add(trace, dhs if m is None else dhs * m, out=trace, casting="same_kind")
     grads = {"weight_ih": acc[0], "weight_hh": acc[1], "bias_ih": acc[2], "bias_hh": acc[2].copy()}
     return dX.transpose(1, 0, 2), (c.copy(),), grads
+
+
+# ----------------------------------------------------------------------------------------
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, nonlinearity="tanh", **_):
+    """Elman RNN step: (h,) from x (B, D) and (h_prev,)."""
+    a = x @ p["weight_ih"].T + p["bias_ih"] + state[0] @ p["weight_hh"].T + p["bias_hh"]
+    return (np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0),)
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, nonlinearity="tanh", **_):
+    return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True,
+                  bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, nonlinearity="tanh", **_):
+    """Elman RNN step, as torch.nn.RNN: (h,) from x (B, D) and (h_prev,)."""
+    a = F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(state[0], p["weight_hh"], p["bias_hh"])
+    return (torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a),)
+''',
+}
