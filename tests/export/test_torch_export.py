@@ -3,7 +3,8 @@ and torch.export's model.pt2, against the engine's forward.
 
 The safetensors file is checked with safetensors.numpy alone. With torch installed, every pairwise
 configuration (``pairwise_models``; the full product in the slow suite) loads with strict=True and matches
-the engine to 1e-5 (float32) on unmasked and padded batches (post-, pre-padded, holes, empty rows).
+the engine to 1e-5 (float32) on unmasked and padded batches (post-, pre-padded, holes, empty rows); the
+full product (slow suite) in float64 to 1e-9.
 torch.export takes seconds per recurrent direction, so the exported programs are slow-suite tests.
 """
 
@@ -120,24 +121,24 @@ def test_every_cells_torch_source(name, options):
     assert isinstance(space["CELL_NATIVE"], bool)
 
 
-def torch_inputs(torch, spec, x, mask):
-    return torch.from_numpy(x), None if mask is None else torch.from_numpy(mask.astype(np.float32))
+def torch_inputs(torch, x, mask):
+    return torch.from_numpy(x), None if mask is None else torch.from_numpy(mask)
 
 
-def check_case(case, tmp_path):
+def check_case(case, tmp_path, dtype=np.float32, tol=1e-5):
     torch = pytest.importorskip("torch")
     spec = PM.spec_of(case)
-    params, state = float32_model(spec)
+    params, state = PM.model_of(spec, dtype=dtype)
     torch_format.write_model(spec, params, state, tmp_path)
     model = load_model_def(tmp_path).load(tmp_path)  # load_state_dict(strict=True)
     assert not model.training
-    x = PM.inputs_of(spec, dtype=np.float32)
+    x = PM.inputs_of(spec, dtype=dtype)
     for name, mask in PM.MASKS.items():
         ref = M.forward(spec, params, x, mask, state=state)[0]
         with torch.no_grad():
-            got = model(*torch_inputs(torch, spec, x, mask)).numpy()
+            got = model(*torch_inputs(torch, x, mask)).numpy()
         assert got.shape == ref.shape and got.dtype == ref.dtype, name
-        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=name)
 
 
 @pytest.mark.parametrize("case", PM.pairwise(), ids=PM.case_id)
@@ -148,7 +149,9 @@ def test_module_equals_the_engine(case, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", PM.product(), ids=PM.case_id)
 def test_module_equals_the_engine_full_product(case, tmp_path):
-    check_case(case, tmp_path)
+    """In float64: a deep float32 model (LayerNorm after a product of two directions) rounds to 1.4e-5 in
+    places, against 4.5e-6 between the engine's own float32 and float64; float64 agrees to 1e-14."""
+    check_case(case, tmp_path, np.float64, 1e-9)
 
 
 def test_modules_are_torch_nn_where_torch_has_them(tmp_path):
