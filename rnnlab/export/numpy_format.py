@@ -57,10 +57,14 @@ def write_model(spec, params: dict, state: dict, folder, decoding: dict | None =
         arch["decoding"] = dict(decoding)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "predict.py", script(arch))
-    write_text(folder / "architecture.json", json.dumps(arch, indent=1) + "\n")
-    arrays = {k: np.ascontiguousarray(v) for k, v in {**params, **state}.items()}
-    np.savez(folder / "weights.npz", **arrays)
+    write_arrays(folder, arch, {**params, **state})
     return Written(files=list(FILES), facts={"inputs": ["x", "mask"], "needs": ["numpy"]})
+
+
+def write_arrays(folder: Path, arch: dict, arrays: dict) -> None:
+    """architecture.json, and weights.npz: the arrays under the model's names, no pickled objects."""
+    write_text(folder / "architecture.json", json.dumps(arch, indent=1) + "\n")
+    np.savez(folder / "weights.npz", **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
 
 def script(arch: dict) -> str:

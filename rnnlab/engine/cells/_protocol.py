@@ -35,7 +35,10 @@ and optionally:
                     ``sigmoid`` and ``layer_norm(x, gamma, beta, eps)``); "torch" also defines
                     ``cell_module(input_size, hidden_size, bidirectional, **options)`` -> an
                     ``nn.Module`` holding ``<param>_l0`` (and ``<param>_l0_reverse``) and
-                    ``CELL_NATIVE`` (True when that module runs whole sequences: torch.nn's cells)
+                    ``CELL_NATIVE`` (True when that module runs whole sequences: torch.nn's cells);
+                    "keras" defines ``cell_layer(hidden_size, go_backwards, dtype, **options)`` ->
+                    a Keras RNN layer returning sequences and states, and ``cell_weights(p,
+                    **options)`` -> its weights (NumPy) from the cell's parameters
 ==================  =========================================================================
 
 Step pairs follow cs231n's ``rnn_layers.py``: ``state`` is a tuple of (B, H) arrays, ``x_t``

@@ -360,4 +360,18 @@ def cell_step(p, x, state, **_):
     n = torch.tanh(i_n + r * hn)
     return ((1.0 - z) * n + z * h,)
 ''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, **_):
+    return keras.layers.GRU(hidden_size, reset_after=True, return_sequences=True, return_state=True,
+                            go_backwards=go_backwards, dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.GRU's layout (gates r, z, n) as Keras' with reset_after (gates z, r, h; biases (2, 3H))."""
+    def zrn(a):
+        r, z, n = np.split(a, 3, axis=0)
+        return np.concatenate([z, r, n], axis=0)
+
+    return [zrn(p["weight_ih"]).T, zrn(p["weight_hh"]).T, np.stack([zrn(p["bias_ih"]), zrn(p["bias_hh"])])]
+''',
 }

@@ -377,4 +377,14 @@ def cell_step(p, x, state, **_):
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     return torch.sigmoid(o) * torch.tanh(c), c
 ''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, **_):
+    return keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                             dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.LSTM's layout as Keras': kernels (in, 4H) with gates i, f, c, o (= i, f, g, o), one bias."""
+    return [p["weight_ih"].T, p["weight_hh"].T, p["bias_ih"] + p["bias_hh"]]
+''',
 }

@@ -274,4 +274,14 @@ def cell_step(p, x, state, nonlinearity="tanh", **_):
     a = F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(state[0], p["weight_hh"], p["bias_hh"])
     return (torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a),)
 ''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, nonlinearity="tanh", **_):
+    return keras.layers.SimpleRNN(hidden_size, activation=nonlinearity, return_sequences=True, return_state=True,
+                                  go_backwards=go_backwards, dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.RNN's layout as Keras': kernels (in, H), one bias."""
+    return [p["weight_ih"].T, p["weight_hh"].T, p["bias_ih"] + p["bias_hh"]]
+''',
 }
