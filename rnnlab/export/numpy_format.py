@@ -55,8 +55,9 @@ def write_model(spec, params: dict, state: dict, folder, decoding: dict | None =
         if decoding is None:
             raise ExportError("--format numpy: a seq2seq model needs its decoding settings")
         arch["decoding"] = dict(decoding)
+    text = script(arch)  # refusals come before any file
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "predict.py", script(arch))
+    write_text(folder / "predict.py", text)
     write_arrays(folder, arch, {**params, **state})
     return Written(files=list(FILES), facts={"inputs": ["x", "mask"], "needs": ["numpy"]})
 

@@ -37,9 +37,10 @@ def write_model(spec, params: dict, state: dict, folder) -> Written:
     from safetensors.numpy import save_file
 
     arch = describe(spec, params, NAME)
+    text = source(arch, NAME)  # refusals come before any file
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / "model_def.py", source(arch, NAME))
+    write_text(folder / "model_def.py", text)
     save_file(tensors(arch, {**params, **state}), str(folder / "model.safetensors"),
               metadata={"architecture": json.dumps(arch), "format": "rnnlab-torch"})
     return Written(files=list(FILES), facts={"inputs": ["x", "mask"], "needs": ["torch", "safetensors"]})

@@ -71,6 +71,11 @@ def keep_of(mask):
     return None if mask is None else (mask != 0).unsqueeze(-1)
 
 
+def exporting():
+    """True while torch.export traces the model (torch.compiler.is_exporting, which older torch lacks)."""
+    return getattr(torch.compiler, "is_exporting", lambda: False)()
+
+
 class ParamLayer(nn.Module):
     """The parameters of one recurrent layer of a cell torch.nn lacks: <name>_l0 (and <name>_l0_reverse)."""
 
@@ -121,7 +126,7 @@ def run_steps(module, x, mask, reverse, block):
         return tuple(torch.where(keep_t, s, old) for s, old in zip(new, state)), torch.where(keep_t, new[0], 0.0)
 
     xs = (x.transpose(0, 1), keep.transpose(0, 1))
-    if torch.compiler.is_exporting():  # a traced loop keeps T dynamic
+    if exporting():  # a traced loop keeps T dynamic
         from torch._higher_order_ops.scan import scan
 
         state, hs = scan(step, init, xs, reverse=reverse)
@@ -173,7 +178,7 @@ def build_recurrent(model, block):
 def run_recurrent(model, block, h, final, mask):
     """One recurrent layer, both directions merged; final: each direction's final h."""
     module = model.rnn[block["layer"]]
-    if CELL_NATIVE and not block["zoneout"] and not torch.compiler.is_exporting():
+    if CELL_NATIVE and not block["zoneout"] and not exporting():
         outs = native_directions(module, h, mask, block["hidden_size"], len(block["reverses"]))
     else:
         outs = [run_steps(module, h, mask, reverse, block) for reverse in block["reverses"]]
