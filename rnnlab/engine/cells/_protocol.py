@@ -37,6 +37,16 @@ and optionally:
                     fused graph op (ONNX LSTM / GRU / RNN) over x (B, T, D) with ``g.lens``; `keys`
                     per direction (forward, then reverse); ys per direction (B, T, H), finals per
                     direction a state tuple. Without it the export runs ``lower_step`` in a Scan
+``STANDALONE``      ``{export format: source}``: the cell written for a generated file outside
+                    rnnlab (``rnnlab export``): "numpy" defines ``cell_step(p, x, state,
+                    **options)`` -> the new state tuple (NumPy only; the file's prelude gives
+                    ``sigmoid`` and ``layer_norm(x, gamma, beta, eps)``); "torch" also defines
+                    ``cell_module(input_size, hidden_size, bidirectional, **options)`` -> an
+                    ``nn.Module`` holding ``<param>_l0`` (and ``<param>_l0_reverse``) and
+                    ``CELL_NATIVE`` (True when that module runs whole sequences: torch.nn's cells);
+                    "keras" defines ``cell_layer(hidden_size, go_backwards, dtype, **options)`` ->
+                    a Keras RNN layer returning sequences and states, and ``cell_weights(p,
+                    **options)`` -> its weights (NumPy) from the cell's parameters
 ==================  =========================================================================
 
 Step pairs follow cs231n's ``rnn_layers.py``: ``state`` is a tuple of (B, H) arrays, ``x_t``
@@ -121,6 +131,7 @@ class Cell:
     recurrent: Recurrent | None
     labels: Mapping[str, str]
     tuned: bool  # the module has its own forward/backward kernels
+    standalone: Mapping[str, str] = field(default_factory=dict)  # export format -> the cell's source there
     _accepts: Mapping[str, frozenset] = field(repr=False, default_factory=dict)
 
     def __repr__(self) -> str:
@@ -257,5 +268,6 @@ def make_cell(module: ModuleType) -> Cell:
         recurrent=getattr(module, "RECURRENT", None),
         labels=dict(getattr(module, "LABELS", {})),
         tuned=tuned,
+        standalone=dict(getattr(module, "STANDALONE", {})),
         _accepts=accepts,
     )

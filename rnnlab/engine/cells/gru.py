@@ -349,3 +349,51 @@ def lower_sequence(g, keys, x):
     """linear_before_reset=1 is our GRU (b_hn inside the reset product); the default 0 is the other variant."""
     W, R, B = lowering.pytorch_weights(g, keys, ONNX_GATE_ORDER)
     return lowering.fused_sequence(g, "GRU", W, R, B, x, NUM_STATES, linear_before_reset=1)
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, **_):
+    """GRU step (gates r, z, n; b_hn inside the reset product): (h,) from x (B, D) and (h_prev,)."""
+    (h,) = state
+    gi = x @ p["weight_ih"].T + p["bias_ih"]
+    gh = h @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    r = sigmoid(gi[:, :H] + gh[:, :H])
+    z = sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+    n = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+    return ((1.0 - z) * n + z * h,)
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    return nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, **_):
+    """GRU step, as torch.nn.GRU: (h,) from x (B, D) and (h_prev,)."""
+    (h,) = state
+    ir, iz, i_n = F.linear(x, p["weight_ih"], p["bias_ih"]).chunk(3, -1)
+    hr, hz, hn = F.linear(h, p["weight_hh"], p["bias_hh"]).chunk(3, -1)
+    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+    n = torch.tanh(i_n + r * hn)
+    return ((1.0 - z) * n + z * h,)
+''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, **_):
+    return keras.layers.GRU(hidden_size, reset_after=True, return_sequences=True, return_state=True,
+                            go_backwards=go_backwards, dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.GRU's layout (gates r, z, n) as Keras' with reset_after (gates z, r, h; biases (2, 3H))."""
+    def zrn(a):
+        r, z, n = np.split(a, 3, axis=0)
+        return np.concatenate([z, r, n], axis=0)
+
+    return [zrn(p["weight_ih"]).T, zrn(p["weight_hh"]).T, np.stack([zrn(p["bias_ih"]), zrn(p["bias_hh"])])]
+''',
+}

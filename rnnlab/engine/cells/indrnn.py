@@ -193,3 +193,28 @@ def lower_step(g, keys, x_t, state, *, nonlinearity="relu"):
     a = g.op("Add", [lowering.affine(g, x_t, keys["weight_ih"], keys["bias"]),
                      g.op("Mul", [g.param(keys["weight_hh"]), h])])
     return (g.op("Relu" if nonlinearity == "relu" else "Tanh", [a]),)
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, nonlinearity="relu", **_):
+    """IndRNN step (one recurrent weight per unit): (h,) from x (B, D) and (h_prev,)."""
+    a = x @ p["weight_ih"].T + p["weight_hh"] * state[0] + p["bias"]
+    return (np.maximum(a, 0.0) if nonlinearity == "relu" else np.tanh(a),)
+''',
+    "torch": '''
+CELL_NATIVE = False  # no torch.nn module: the layer runs cell_step over the steps
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    shapes = {"weight_ih": (hidden_size, input_size), "weight_hh": (hidden_size,), "bias": (hidden_size,)}
+    return ParamLayer(shapes, bidirectional)
+
+
+def cell_step(p, x, state, nonlinearity="relu", **_):
+    """IndRNN step (one recurrent weight per unit): (h,) from x (B, D) and (h_prev,)."""
+    a = F.linear(x, p["weight_ih"]) + p["weight_hh"] * state[0] + p["bias"]
+    return (torch.relu(a) if nonlinearity == "relu" else torch.tanh(a),)
+''',
+}

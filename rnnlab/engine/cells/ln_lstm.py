@@ -157,3 +157,53 @@ def lower_step(g, keys, x_t, state, *, per_gate: bool = True):
     cn = g.op("LayerNormalization", [c_new, g.param(keys["ln_c_gamma"]), g.param(keys["ln_c_beta"])],
               axis=-1, epsilon=EPS)
     return g.op("Mul", [o, g.op("Tanh", [cn])]), c_new
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, per_gate=True, **_):
+    """Layer-normalised LSTM step (LN of W_ih x, of W_hh h per gate block or over 4H, and of c before
+    tanh; eps 1e-5): (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+
+    def gates_norm(a, gamma, beta):
+        groups = (4, -1) if per_gate else (1, -1)
+        y = layer_norm(a.reshape(a.shape[:-1] + groups), gamma.reshape(groups), beta.reshape(groups), 1e-5)
+        return y.reshape(a.shape)
+
+    z = (gates_norm(x @ p["weight_ih"].T, p["ln_ih_gamma"], p["ln_ih_beta"])
+         + gates_norm(h @ p["weight_hh"].T, p["ln_hh_gamma"], p["ln_hh_beta"]) + p["bias"])
+    H = h.shape[1]
+    i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
+    c = f * c + i * np.tanh(z[:, 2 * H:3 * H])
+    return o * np.tanh(layer_norm(c, p["ln_c_gamma"], p["ln_c_beta"], 1e-5)), c
+''',
+    "torch": '''
+CELL_NATIVE = False  # no torch.nn module: the layer runs cell_step over the steps
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    G, H = 4 * hidden_size, hidden_size
+    shapes = {"weight_ih": (G, input_size), "weight_hh": (G, H), "bias": (G,), "ln_ih_gamma": (G,),
+              "ln_ih_beta": (G,), "ln_hh_gamma": (G,), "ln_hh_beta": (G,), "ln_c_gamma": (H,), "ln_c_beta": (H,)}
+    return ParamLayer(shapes, bidirectional)
+
+
+def cell_step(p, x, state, per_gate=True, **_):
+    """Layer-normalised LSTM step (LN of W_ih x, of W_hh h per gate block or over 4H, and of c before
+    tanh; eps 1e-5): (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+
+    def gates_norm(a, gamma, beta):
+        groups = (4, -1) if per_gate else (1, -1)
+        y = layer_norm(a.unflatten(-1, groups), gamma.reshape(groups), beta.reshape(groups), 1e-5)
+        return y.flatten(-2)
+
+    z = (gates_norm(F.linear(x, p["weight_ih"]), p["ln_ih_gamma"], p["ln_ih_beta"])
+         + gates_norm(F.linear(h, p["weight_hh"]), p["ln_hh_gamma"], p["ln_hh_beta"]) + p["bias"])
+    i, f, g, o = z.chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(layer_norm(c, p["ln_c_gamma"], p["ln_c_beta"], 1e-5)), c
+''',
+}

@@ -368,3 +368,43 @@ def lower_step(g, keys, x_t, state):
 def lower_sequence(g, keys, x):
     W, R, B = lowering.pytorch_weights(g, keys, ONNX_GATE_ORDER)
     return lowering.fused_sequence(g, "LSTM", W, R, B, x, NUM_STATES)
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, **_):
+    """LSTM step (gates i, f, g, o): (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+    z = x @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+    H = h.shape[1]
+    i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
+    c = f * c + i * np.tanh(z[:, 2 * H:3 * H])
+    return o * np.tanh(c), c
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, **_):
+    return nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, **_):
+    """LSTM step (gates i, f, g, o), as torch.nn.LSTM: (h, c) from x (B, D) and (h_prev, c_prev)."""
+    h, c = state
+    i, f, g, o = (F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(h, p["weight_hh"], p["bias_hh"])).chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, **_):
+    return keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, go_backwards=go_backwards,
+                             dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.LSTM's layout as Keras': kernels (in, 4H) with gates i, f, c, o (= i, f, g, o), one bias."""
+    return [p["weight_ih"].T, p["weight_hh"].T, p["bias_ih"] + p["bias_hh"]]
+''',
+}

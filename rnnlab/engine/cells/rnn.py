@@ -269,3 +269,38 @@ def lower_sequence(g, keys, x, *, nonlinearity="tanh"):
     W, R, B = lowering.pytorch_weights(g, keys)
     return lowering.fused_sequence(g, "RNN", W, R, B, x, NUM_STATES,
                                    activations=[ONNX_ACTIVATIONS[nonlinearity]] * len(keys))
+# the cell in generated files outside rnnlab (rnnlab export; contract in _protocol)
+# ----------------------------------------------------------------------------------------
+
+STANDALONE = {
+    "numpy": '''
+def cell_step(p, x, state, nonlinearity="tanh", **_):
+    """Elman RNN step: (h,) from x (B, D) and (h_prev,)."""
+    a = x @ p["weight_ih"].T + p["bias_ih"] + state[0] @ p["weight_hh"].T + p["bias_hh"]
+    return (np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0.0),)
+''',
+    "torch": '''
+CELL_NATIVE = True
+
+
+def cell_module(input_size, hidden_size, bidirectional, nonlinearity="tanh", **_):
+    return nn.RNN(input_size, hidden_size, nonlinearity=nonlinearity, batch_first=True,
+                  bidirectional=bidirectional)
+
+
+def cell_step(p, x, state, nonlinearity="tanh", **_):
+    """Elman RNN step, as torch.nn.RNN: (h,) from x (B, D) and (h_prev,)."""
+    a = F.linear(x, p["weight_ih"], p["bias_ih"]) + F.linear(state[0], p["weight_hh"], p["bias_hh"])
+    return (torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a),)
+''',
+    "keras": '''
+def cell_layer(hidden_size, go_backwards, dtype, nonlinearity="tanh", **_):
+    return keras.layers.SimpleRNN(hidden_size, activation=nonlinearity, return_sequences=True, return_state=True,
+                                  go_backwards=go_backwards, dtype=dtype)
+
+
+def cell_weights(p, **_):
+    """torch.nn.RNN's layout as Keras': kernels (in, H), one bias."""
+    return [p["weight_ih"].T, p["weight_hh"].T, p["bias_ih"] + p["bias_hh"]]
+''',
+}
