@@ -133,7 +133,8 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     binary = len(classes) == 2
     lengths_used = np.concatenate([lens for _, lens, _ in parts.values()])
     meta = {
-        "task": "seqfile", "format": main.format, "format_reason": main.reason, **main.columns, "path": str(path.resolve()),
+        "task": "seqfile", "format": main.format, "format_reason": main.reason, **main.columns,
+        "path": str(path.resolve()),
         "test_path": None if test_path is None else str(test_path.resolve()),
         "test_format": None if test_read is None else test_read.format,
         "test_format_reason": None if test_read is None else test_read.reason,

@@ -250,7 +250,8 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
         "path": str(path.resolve()), "target": cfg.target, "covariates": columns[1:], "transform": cfg.transform,
         "covariate_transform": cfg.covariate_transform, "n_in": n_in, "n_out": n_out,
         **fields["meta"], "freq": freq, "freq_source": freq_source,
-        "seasonal_period": season, "test_path": None if test_rows is None else str(resolve_path(cfg.test_path).resolve()),
+        "seasonal_period": season,
+        "test_path": None if test_rows is None else str(resolve_path(cfg.test_path).resolve()),
         **origins(idx, first_target, start, dates, freq), "baseline_models": models,
     }
     data = TaskData(

@@ -12,6 +12,7 @@ FORMATS = {
     "torch": "rnnlab.export.torch_format",
     "torch-export": "rnnlab.export.torch_export_format",
     "numpy": "rnnlab.export.numpy_format",
+    "keras": "rnnlab.export.keras_format",
     "json": "rnnlab.export.manifest",
     "serve": "rnnlab.export.serve_format",
 }
