@@ -16,7 +16,6 @@ deltas over one default.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,19 +26,12 @@ from rnnlab.data.seqformats import FORMATS as SEQFILE_FORMATS
 from rnnlab.data.seqformats.npzfile import LAYOUTS as NPZ_LAYOUTS
 from rnnlab.data.windows import fraction
 from rnnlab.engine.model import check_spec
+from rnnlab.runtime.cpu import usable_cores
 
 DTYPES = ("float32", "float64")
 LOSSES = ("mse", "mae", "huber", "bce", "cross_entropy", "focal")
 MONITORS = ("val_loss", "val_accuracy")
 ATTENTIONS = ("none", "luong", "bahdanau")  # seq2seq data only (arch.attention)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, as taskset or Slurm set it), else all of them."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
