@@ -27,6 +27,10 @@ and optionally:
                     dhs, dstateT, cache, dh_trace=None)`` -> ``dx, dstate0, grads``); without
                     them the cell runs on the per-step runner (``_stepwise``)
 ``activations``     ``activations(cache)`` -> ``{name: (kind, (B, T, H) array)}`` from forward's cache
+``infer``           ``infer(params, x, state0=None, mask=None, reverse=False, out=None, **options)``
+                    -> ``(hs, stateT)``: forward's numbers without a cache, for evaluation (hs
+                    written into `out`, a writable (B, T, H) view, when given); without it the
+                    cell's forward runs and its cache is dropped
 ``after_step``      ``after_step(params, **options)``: a projection applied in place after every
                     optimizer step (IndRNN's bound on its recurrent weights)
 ``lower_step``      ``lower_step(g, keys, x_t, state, **options)`` -> the new state tuple: one step in
@@ -179,6 +183,18 @@ class Cell:
             return self.module.forward(params, x, state0, mask, reverse, **self._opts("forward", options))
         return self.stepwise_forward(params, x, state0, mask, reverse, **options)
 
+    def infer(self, params, x, state0=None, mask=None, reverse=False, out=None, **options):
+        """``(hs, stateT)`` as forward gives them, without a cache (the module's ``infer``, else its
+        forward); with `out` ((B, T, H), writable) hs is written there and returned."""
+        fn = getattr(self.module, "infer", None)
+        if fn is not None:
+            return fn(params, x, state0, mask, reverse, out, **self._opts("infer", options))
+        (hs, stateT), _ = self.forward(params, x, state0, mask, reverse, **options)
+        if out is None:
+            return hs, stateT
+        np.copyto(out, hs)
+        return out, stateT
+
     def backward(self, params, dhs, dstateT, cache, dh_trace=None):
         if cache.get("stepwise"):
             return self.stepwise_backward(params, dhs, dstateT, cache, dh_trace)
@@ -254,7 +270,7 @@ def make_cell(module: ModuleType) -> Cell:
     for k, o in options.items():
         if not isinstance(o, Option):
             raise ValueError(f"cell module '{module.__name__}': OPTIONS[{k!r}] must be an Option")
-    fns = ("init_params", "forward", "step_forward", "after_step", "lower_step", "lower_sequence")
+    fns = ("init_params", "forward", "infer", "step_forward", "after_step", "lower_step", "lower_sequence")
     accepts = {f: _keywords(getattr(module, f)) & set(options) for f in fns if hasattr(module, f)}
     default_names = ("h", "c") + tuple(f"s{k}" for k in range(2, n))
     return Cell(

@@ -112,6 +112,34 @@ def mask_feature_major(mask, B: int, T: int, dtype):
     return np.logical_not(pad).astype(dtype), pad
 
 
+def step_runs(mask, B: int, T: int):
+    """(lo, hi) int arrays (T,): the rows lo[t] <= b < hi[t] are the real ones at step t, or None when
+    at some step the real rows are not one run (a general mask; empty runs have lo == hi).
+
+    Without a mask every row is real; rows sorted by length (`eval_batches`) with post- or
+    pre-padding always give runs. Inference then works on each step's run only: no masked
+    copies, and no work on padding (as PyTorch's packed sequences)."""
+    if mask is None:
+        return np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
+    real = check_mask(mask, B, T).T != 0  # (T, B)
+    edges = np.diff(real.astype(np.int8), axis=1, prepend=0, append=0)  # +1 where a run starts, -1 after it
+    starts = edges == 1
+    if (starts.sum(axis=1) > 1).any():
+        return None
+    return np.argmax(starts, axis=1), np.argmax(edges == -1, axis=1)
+
+
+def out_view(out, B: int, T: int, H: int, dtype, feature_major: bool) -> np.ndarray:
+    """The view an inference kernel writes hs into, (T, H, B) or time-major (T, B, H): of `out`
+    ((B, T, H), any strides, e.g. one direction's half of a merged buffer), or of a fresh array."""
+    if out is None:
+        return np.empty((T, H, B) if feature_major else (T, B, H), dtype=dtype)
+    if out.shape != (B, T, H) or out.dtype != dtype or not out.flags.writeable:
+        raise ValueError(f"out must be a writable ({B}, {T}, {H}) {np.dtype(dtype).name} array, got "
+                         f"{out.shape} {out.dtype}")
+    return out.transpose(1, 2, 0) if feature_major else out.transpose(1, 0, 2)
+
+
 def slots(T: int, reverse: bool):
     """(out slice, prev slice, initial slot, final slot) of a (T+1, ...) state buffer (module docstring)."""
     if reverse:

@@ -13,6 +13,9 @@ Masks, directions, states and upstream gradients follow ``_sequence``'s conventi
 protocol is ``_protocol``'s. Padded inputs must be finite (they are multiplied by zero, not
 skipped). The tuned kernel's extras:
 
+* ``infer`` (evaluation) gives forward's hs and final states without a cache: it keeps one
+  state and one chunk of inputs, and runs each step on that step's run of real rows when there
+  is one (``_sequence.step_runs``); masked updates only for general masks.
 * hs (B, T, H) is a read-only, non-contiguous view that aliases the cache; hT is fresh.
   dh_trace, if given, is filled with the total dL/dh_t by input position.
 * Cache: ``"r"``, ``"z"``, ``"n"`` read-only (B, T, H) views of the activations; ``"hs"``;
@@ -111,10 +114,31 @@ def activations(cache):
 # ----------------------------------------------------------------------------------------
 
 
+def _scaled_weights(params, WihS, WhhS) -> None:
+    """Fill WihS (3H, D+1) and WhhS (3H, H+1), the weights as the kernels multiply them.
+
+    r, z rows scaled by -1 and n rows by -2 (one exp then gives the sigmoids and
+    tanh(a) = 2 / (1 + exp(-2a)) - 1); the input weights carry the folded biases as a last
+    column [b_ir + b_hr, b_iz + b_hz, b_in], the recurrent ones [0, 0, b_hn] (b_hn stays
+    inside r * (...))."""
+    W_ih, W_hh, b_ih, b_hh = params["weight_ih"], params["weight_hh"], params["bias_ih"], params["bias_hh"]
+    H3, D = W_ih.shape
+    H = H3 // 3
+    H2 = 2 * H
+    scale = np.full((H3, 1), -1, dtype=W_ih.dtype)
+    scale[H2:] = -2
+    np.multiply(W_ih, scale, out=WihS[:, :D])
+    np.copyto(WihS[:, D], b_ih)
+    WihS[:H2, D] += b_hh[:H2]
+    WihS[:, D] *= scale[:, 0]
+    np.multiply(W_hh, scale, out=WhhS[:, :H])
+    WhhS[:H2, H] = 0
+    np.multiply(b_hh[H2:], scale[H2:, 0], out=WhhS[H2:, H])
+
+
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT,)), cache`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
-    b_ih, b_hh = params["bias_ih"], params["bias_hh"]
     dtype = W_ih.dtype
     H = W_hh.shape[1]
     D = W_ih.shape[1]
@@ -134,19 +158,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
 
     np.copyto(Xa[:D], xt.transpose(2, 0, 1), casting="unsafe")
     Xa[D] = 1
-    # Per call: r, z rows scaled by -1 and n rows by -2 (one exp then gives the sigmoids
-    # and tanh(a) = 2 / (1 + exp(-2a)) - 1); the input weights carry the folded biases as a
-    # last column [b_ir + b_hr, b_iz + b_hz, b_in], the recurrent ones [0, 0, b_hn] (b_hn
-    # stays inside r * (...)).
-    scale = np.full((H3, 1), -1, dtype=dtype)
-    scale[H2:] = -2
-    np.multiply(W_ih, scale, out=WihS[:, :D])
-    np.copyto(WihS[:, D], b_ih)
-    WihS[:H2, D] += b_hh[:H2]
-    WihS[:, D] *= scale[:, 0]
-    np.multiply(W_hh, scale, out=WhhS[:, :H])
-    WhhS[:H2, H] = 0
-    np.multiply(b_hh[H2:], scale[H2:, 0], out=WhhS[H2:, H])
+    _scaled_weights(params, WihS, WhhS)
 
     HX[:, H] = 1
     if h0 is None:
@@ -206,6 +218,91 @@ def forward(params, x, state0=None, mask=None, reverse=False):
         "reverse": bool(reverse),
     }
     return (hs, (hT,)), cache
+
+
+def infer(params, x, state0=None, mask=None, reverse=False, out=None):
+    """`forward` without a cache: ``(hs, (hT,))``, the same numbers, for evaluation.
+
+    Keeps one state (H+1, B), updated in place, and one chunk of input projections; hs goes
+    into `out` ((B, T, H), any strides; fastest as a view of feature-major (T, ., B) memory,
+    as ``blocks.Recurrent`` passes) or a fresh feature-major array. When each step's real rows
+    are one run (``_sequence.step_runs``: no mask, or length-sorted rows) a step works on that
+    run's columns only; a general mask falls back to masked updates, as in `forward`."""
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    dtype = W_ih.dtype
+    H = W_hh.shape[1]
+    D = W_ih.shape[1]
+    H2, H3, H4 = 2 * H, 3 * H, 4 * H
+    xt = seq.time_major_view(x, D)
+    T, B, _ = xt.shape
+    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    Y = seq.out_view(out, B, T, H, dtype, feature_major=True)
+    runs = seq.step_runs(mask, B, T)
+    if runs is None:
+        m, pad = seq.mask_feature_major(mask, B, T, dtype)
+        keep = np.logical_not(pad)
+        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
+    else:
+        m = keep = None
+        lo, hi = runs
+    K = seq.chunk_steps(T, B, H)
+    Xc, xp_flat, WihS, WhhS, hx, g_flat, tmp_flat = seq.carve(
+        dtype, (D + 1, K * B), (H3 * K * B,), (H3, D + 1), (H3, H + 1), (H + 1, B), (H4 * B,), (H * B,))
+    _scaled_weights(params, WihS, WhhS)
+    Xc[D] = 1
+    hx[H] = 1
+    if h0 is None:
+        hx[:H] = 0
+    else:
+        np.copyto(hx[:H], h0.T, casting="unsafe")
+    one, two = dtype.type(1), dtype.type(2)
+    skip = h0 is None  # first step from a zero state: the recurrent product is its bias column
+    with np.errstate(over="ignore"):  # exp(-a) = inf gives sigmoid 0, as it should
+        for t0, t1, steps in seq.bptt_chunks(T, K, not reverse):  # chunks in processing order
+            kk = t1 - t0
+            nn = kk * B
+            np.copyto(Xc[:D, :nn].reshape(D, kk, B), xt[t0:t1].transpose(2, 0, 1), casting="unsafe")
+            xpc = xp_flat[: H3 * nn].reshape(H3, kk, B)
+            np.dot(WihS, Xc[:, :nn], out=xpc.reshape(H3, nn))
+            for t in steps:
+                a, b = lo[t], hi[t]
+                y = Y[t]
+                if a >= b:  # no real row at this step
+                    y[...] = 0
+                    continue
+                nb = b - a
+                g = g_flat[: H4 * nb].reshape(H4, nb)
+                tmp = tmp_flat[: H * nb].reshape(H, nb)
+                rz, r, z, gn, n = g[:H2], g[:H], g[H:H2], g[H2:H3], g[H3:]
+                hp = hx[:, a:b]
+                xp = xpc[:, t - t0, a:b]
+                if skip:
+                    skip = False
+                    np.copyto(g[:H3], WhhS[:, H:])
+                else:
+                    np.dot(WhhS, hp, out=g[:H3])
+                np.add(rz, xp[:H2], out=rz)
+                np.exp(rz, out=rz)
+                np.add(rz, one, out=rz)
+                np.divide(one, rz, out=rz)
+                np.multiply(gn, r, out=n)
+                np.add(n, xp[H2:], out=n)  # -2 a_n
+                np.exp(n, out=n)
+                np.add(n, one, out=n)
+                np.divide(two, n, out=n)
+                np.subtract(n, one, out=n)  # tanh(a_n)
+                np.subtract(hp[:H], n, out=tmp)  # h' = n + z * (h - n), in place of h
+                np.multiply(tmp, z, out=tmp)
+                if keep is None:
+                    np.add(tmp, n, out=hp[:H])
+                    np.copyto(y[:, a:b], hp[:H])
+                    y[:, :a] = 0
+                    y[:, b:] = 0
+                else:  # padded rows keep their state and output 0
+                    np.add(tmp, n, out=hp[:H], where=keep[t])
+                    np.multiply(hp[:H], m[t], out=y)
+    hs = Y.transpose(2, 0, 1) if out is None else out
+    return hs, (hx[:H].T.copy(),)
 
 
 def backward(params, dhs, dstateT, cache, dh_trace=None):

@@ -11,6 +11,9 @@ x (B, T, D), hidden size H, two states (h, c). Parameters (PyTorch's names, suff
 Masks, directions, states and upstream gradients follow ``_sequence``'s conventions; the
 protocol is ``_protocol``'s. The tuned kernel's extras:
 
+* ``infer`` (evaluation) gives forward's hs and final states without a cache: it keeps one
+  state and one chunk of inputs, and runs each step on that step's run of real rows when there
+  is one (``_sequence.step_runs``); masked updates only for general masks.
 * hs (B, T, H) is a read-only, non-contiguous view of the internal (T, H, B) storage that
   aliases the cache; hT and cT are fresh arrays. dstateT is ``(dhT, dcT)`` (entries may be
   None); dh_trace, if given, is filled with the total dL/dh_t with c_t held fixed. The cache is
@@ -236,6 +239,101 @@ def forward(params, x, state0=None, mask=None, reverse=False):
         "reverse": bool(reverse),
     }
     return (hs, (hT, cT)), cache
+
+
+def infer(params, x, state0=None, mask=None, reverse=False, out=None):
+    """`forward` without a cache: ``(hs, (hT, cT))``, the same numbers, for evaluation.
+
+    Keeps one operand [h; x_t; 1] (E, B) and one cell state (H, B), updated in place, and one
+    chunk of inputs, feature-major; hs goes into `out` ((B, T, H), any strides; fastest as a view
+    of feature-major (T, ., B) memory) or a fresh feature-major array. When each step's real rows
+    are one run (``_sequence.step_runs``) a step works on that run's columns only; a general mask
+    falls back to masked updates, as in `forward`."""
+    W_ih = params["weight_ih"]
+    dtype = W_ih.dtype
+    H4, D = W_ih.shape
+    H = H4 // 4
+    E = H + D + 1
+    xt = seq.time_major_view(x, D)
+    T, B, _ = xt.shape
+    h0, c0 = seq.state_tuple(state0, 2, B, H)
+    h0 = seq.nonzero_or_none(h0)
+    Y = seq.out_view(out, B, T, H, dtype, feature_major=True)
+    runs = seq.step_runs(mask, B, T)
+    if runs is None:
+        m, pad = seq.mask_feature_major(mask, B, T, dtype)
+        keep = np.logical_not(pad)
+        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
+    else:
+        m = keep = None
+        lo, hi = runs
+    K = seq.chunk_steps(T, B, H)
+    Xc, op, C, g_flat, c_flat, tc_flat, tmp_flat = seq.carve(
+        dtype, (K, D, B), (E, B), (H, B), (H4 * B,), (H * B,), (H * B,), (H * B,))
+    W = _stacked_weights(params, dtype)
+    W_x = W[:, H:]
+    op[H + D] = 1
+    if h0 is None:
+        op[:H] = 0
+    else:
+        np.copyto(op[:H], h0.T, casting="unsafe")
+    if c0 is None:
+        C[...] = 0
+    else:
+        np.copyto(C, c0.T, casting="unsafe")
+    one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
+    i_, f_, g_, o_ = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, H4)
+    skip = h0 is None
+    with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
+        for t0, t1, steps in seq.bptt_chunks(T, K, not reverse):
+            kk = t1 - t0
+            np.copyto(Xc[:kk], xt[t0:t1].transpose(0, 2, 1), casting="unsafe")
+            for t in steps:
+                a, b = lo[t], hi[t]
+                y = Y[t]
+                if a >= b:  # no real row at this step
+                    y[...] = 0
+                    continue
+                nb = b - a
+                g = g_flat[: H4 * nb].reshape(H4, nb)
+                c = c_flat[: H * nb].reshape(H, nb)
+                tc = tc_flat[: H * nb].reshape(H, nb)
+                tmp = tmp_flat[: H * nb].reshape(H, nb)
+                o = op[:, a:b]
+                np.copyto(o[H : H + D], Xc[t - t0, :, a:b])
+                if skip:
+                    np.dot(W_x, o[H:], out=g)
+                    skip = False
+                else:
+                    np.dot(W, o, out=g)
+                np.exp(g, out=g)
+                np.add(g, one, out=g)
+                np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
+                gg = g[g_]
+                np.multiply(gg, two, out=gg)
+                np.subtract(gg, one, out=gg)  # tanh(z)
+                c_prev = C[:, a:b]
+                np.multiply(g[f_], c_prev, out=c)
+                np.multiply(g[i_], gg, out=tmp)
+                np.add(c, tmp, out=c)
+                np.multiply(c, m_two, out=tc)
+                np.exp(tc, out=tc)
+                np.add(tc, one, out=tc)
+                np.divide(two, tc, out=tc)
+                np.subtract(tc, one, out=tc)  # tanh(c)
+                np.multiply(g[o_], tc, out=tc)  # h
+                if keep is None:
+                    np.copyto(c_prev, c)
+                    np.copyto(o[:H], tc)
+                    np.copyto(y[:, a:b], tc)
+                    y[:, :a] = 0
+                    y[:, b:] = 0
+                else:  # padded rows keep their states and output 0
+                    np.copyto(c_prev, c, where=keep[t])
+                    np.copyto(o[:H], tc, where=keep[t])
+                    np.multiply(o[:H], m[t], out=y)
+    hs = Y.transpose(2, 0, 1) if out is None else out
+    return hs, (op[:H].T.copy(), C.T.copy())
 
 
 def backward(params, dhs, dstateT, cache, dh_trace=None):

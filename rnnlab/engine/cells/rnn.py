@@ -8,6 +8,9 @@ x (B, T, D), hidden size H, one state (h,). Parameters (PyTorch's names, suffix 
 Masks, directions, states and upstream gradients follow ``_sequence``'s conventions; the
 protocol is ``_protocol``'s. The tuned kernel's extras:
 
+* ``infer`` (evaluation) gives forward's hs and final states without a cache: it keeps one
+  state and one chunk of inputs, and runs each step on that step's run of real rows when there
+  is one (``_sequence.step_runs``); masked updates only for general masks.
 * hs (B, T, H) is a read-only, non-contiguous view of time-major storage that aliases the
   cache (copy it before modifying); hT is a fresh (B, H) array.
 * ``backward(params, dhs, dstateT, cache, dh_trace=None)``: dhs (B, T, H) or None (only the
@@ -177,6 +180,83 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
         "nonlinearity": nonlinearity,
     }
     return (hs, (hT,)), cache
+
+
+def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonlinearity="tanh"):
+    """`forward` without a cache: ``(hs, (hT,))``, the same numbers, for evaluation.
+
+    Keeps one state (B, H), updated in place, and one chunk of input projections, time-major;
+    hs goes into `out` ((B, T, H), any strides) or a fresh time-major array. When each step's
+    real rows are one run (``_sequence.step_runs``) a step works on that run only; a general
+    mask falls back to masked updates, as in `forward`."""
+    if nonlinearity not in OPTIONS["nonlinearity"].choices:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
+    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    dtype = W_ih.dtype
+    H, D = W_ih.shape
+    xt = seq.time_major_view(x, D)
+    T, B, _ = xt.shape
+    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    Y = seq.out_view(out, B, T, H, dtype, feature_major=False)
+    runs = seq.step_runs(mask, B, T)
+    if runs is None:
+        m, pad = seq.mask_time_major(mask, B, T, dtype)
+        keep = np.logical_not(pad)
+        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
+    else:
+        m = keep = None
+        lo, hi = runs
+    K = seq.chunk_steps(T, B, H)
+    Xc, P, h, tmp_flat, bias = seq.carve(dtype, (K, B, D), (K, B, H), (B, H), (B * H,), (H,))
+    if h0 is None:
+        h[...] = 0
+    else:
+        np.copyto(h, h0, casting="unsafe")
+    tanh = nonlinearity == "tanh"  # as in forward: weights scaled by -2 for tanh = 2 / (1 + exp(-2a)) - 1
+    scale = dtype.type(-2 if tanh else 1)
+    W_ihT = W_ih.T * scale
+    np.add(params["bias_ih"], params["bias_hh"], out=bias)
+    bias *= scale
+    W_hhT = W_hh.T * scale
+    one, two = dtype.type(1), dtype.type(2)
+    skip = h0 is None
+    with np.errstate(over="ignore"):  # exp(+large) = inf gives tanh -1, as it should
+        for t0, t1, steps in seq.bptt_chunks(T, K, not reverse):
+            kk = t1 - t0
+            np.copyto(Xc[:kk], xt[t0:t1], casting="unsafe")
+            Pc = P[:kk]
+            np.dot(Xc[:kk].reshape(kk * B, D), W_ihT, out=Pc.reshape(kk * B, H))
+            Pc += bias
+            for t in steps:
+                lo_t, hi_t = lo[t], hi[t]
+                y = Y[t]
+                if lo_t >= hi_t:  # no real row at this step
+                    y[...] = 0
+                    continue
+                a = Pc[t - t0, lo_t:hi_t]
+                if skip:
+                    skip = False
+                else:
+                    tmp = tmp_flat[: (hi_t - lo_t) * H].reshape(hi_t - lo_t, H)
+                    np.dot(h[lo_t:hi_t], W_hhT, out=tmp)
+                    np.add(a, tmp, out=a)
+                if tanh:
+                    np.exp(a, out=a)
+                    np.add(a, one, out=a)
+                    np.divide(two, a, out=a)
+                    np.subtract(a, one, out=a)
+                else:
+                    np.maximum(a, 0, out=a)
+                if keep is None:
+                    np.copyto(h[lo_t:hi_t], a)
+                    np.copyto(y[lo_t:hi_t], a)
+                    y[:lo_t] = 0
+                    y[hi_t:] = 0
+                else:  # padded rows keep their state and output 0
+                    np.copyto(h, a, where=keep[t])
+                    np.multiply(h, m[t], out=y)
+    hs = Y.transpose(1, 0, 2) if out is None else out
+    return hs, (h.copy(),)
 
 
 def backward(params, dhs, dstateT, cache, dh_trace=None):
