@@ -18,8 +18,10 @@ Every block has
 * ``lower(g, flow) -> flow``: the graph form of forward in evaluation mode (the ONNX export), flow
   holding symbol names (``rnnlab.engine.lowering``); the default refuses with `lowering.Unsupported`;
 * optionally ``init_state(dtype)`` (running statistics: state that is neither a parameter nor
-  recurrent, e.g. BatchNorm's), ``shows(cache)`` (what the monitors may look at, by name) and
-  ``after_step(params)`` (a projection after every optimizer step).
+  recurrent, e.g. BatchNorm's), ``shows(cache)`` (what the monitors may look at, by name),
+  ``after_step(params)`` (a projection after every optimizer step) and ``infer(params, flow,
+  ctx) -> flow``: forward in evaluation without a cache (``model.infer``; by default forward
+  with its cache dropped, overridden where forward keeps or builds large intermediates).
 
 `Context` carries what is shared by one call: the mask, train mode, the dropout generator, the
 running statistics in and out, the recurrent blocks' initial states in and final states out,
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rnnlab.engine import attention, bidirectional, cells, conv1d, dense, dropout, embedding, lowering, norm
+from rnnlab.engine.cells._sequence import step_runs
 
 
 @dataclass
@@ -81,6 +84,9 @@ class Block:
     def lower(self, g, flow: Flow) -> Flow:
         """The graph form of forward in evaluation mode (see the module docstring)."""
         raise lowering.Unsupported(f"block {self.name} ({type(self).__name__}) has no graph lowering")
+
+    def infer(self, params, flow, ctx) -> Flow:
+        return self.forward(params, flow, ctx)[0]
 
     def after_step(self, params) -> None:
         return None
@@ -275,6 +281,37 @@ class Recurrent(Block):
         y = ys[0] if len(ys) == 1 else bidirectional.lower_merge(g, ys[0], ys[1], self.merge_mode)
         return Flow(y, tuple(finals))
 
+    def infer(self, params, flow, ctx):
+        """forward's outputs from the cells' cacheless kernels. A concatenating bidirectional layer
+        has both directions write into one feature-major (T, 2H, B) buffer (the tuned GRU and LSTM
+        kernels' own layout), so nothing is copied to merge them."""
+        h = flow.h
+        B, T = h.shape[:2]
+        H = self.hidden_size
+        init = ctx.initial_states.get(self.name) or (None,) * len(self.reverses)
+        merged, dests = None, [None] * len(self.reverses)
+        if len(self.reverses) == 2 and self.merge_mode == "concat":
+            merged = np.empty((T, 2 * H, B), dtype=ctx.dtype)
+            dests = [merged[:, :H].transpose(2, 0, 1), merged[:, H:].transpose(2, 0, 1)]
+        outs, finals = [], []
+        for rev, s0, dest in zip(self.reverses, init, dests, strict=True):
+            p = _sub(params, self.direction_keys(rev))
+            if self.regularized:  # zoneout's expectation runs on the per-step runner
+                (hs, sT), _ = self.cell.stepwise_forward(p, h, s0, ctx.mask, rev, **self.options,
+                                                         **self._reg_opts(B, T, ctx))
+                if dest is not None:
+                    np.copyto(dest, hs)
+            else:
+                hs, sT = self.cell.infer(p, h, s0, ctx.mask, rev, out=dest, **self.options)
+            outs.append(hs)
+            finals.append(sT)
+        if merged is not None:
+            y = merged.transpose(2, 0, 1)
+        else:
+            y = outs[0] if len(outs) == 1 else bidirectional.merge(outs[0], outs[1], self.merge_mode)
+        ctx.final_states[self.name] = tuple(finals)
+        return Flow(y, tuple(finals))
+
     def backward(self, params, dflow, cache, ctx):
         outs = cache["outs"]
         if dflow.h is None:
@@ -423,6 +460,21 @@ class SelfAttention(Block):
 # ----------------------------------------------------------------------------------------
 
 
+def _reduce_real_steps(y: np.ndarray, mask: np.ndarray, ufunc, initial) -> np.ndarray | None:
+    """`ufunc` (np.maximum, np.add) folded over each row's real steps of y (B, T, F), step by step on
+    the run of real rows at that step: no (B, T, F) temporary, and the accumulator in y's memory
+    layout. None when some step's real rows are not one run (``step_runs``)."""
+    B, T, _ = y.shape
+    runs = step_runs(mask, B, T)
+    if runs is None:
+        return None
+    acc = np.full_like(y[:, 0, :], initial)
+    for t, (a, b) in enumerate(zip(*runs, strict=True)):
+        if a < b:
+            ufunc(acc[a:b], y[a:b, t], out=acc[a:b])
+    return acc
+
+
 class PoolLast(Block):
     """The final state h of the top layer (both directions merged): PyTorch's h_n, not Keras'
     output[:, -1] (for the reverse direction that is the state after reading one step)."""
@@ -468,6 +520,13 @@ class PoolMean(Block):
         count = g.op("Max", [g.op("ReduceSum", [g.mask3, over_time], keepdims=0), g.const(np.ones(()))])
         return Flow(g.op("Div", [total, count]))
 
+    def infer(self, params, flow, ctx):
+        total = None if ctx.mask is None else _reduce_real_steps(flow.h, ctx.mask, np.add, 0)
+        if total is None:
+            return self.forward(params, flow, ctx)[0]
+        count = np.maximum(ctx.mask.astype(total.dtype).sum(axis=1), 1.0)
+        return Flow(total / count[:, None])
+
     def backward(self, params, dflow, cache, ctx):
         shape, mc = cache
         dfeat = dflow.h
@@ -497,6 +556,17 @@ class PoolMax(Block):
         real = g.op("Cast", [g.op("ReduceMax", [g.mask3], axes=[1], keepdims=0)], to=lowering.BOOL)
         first = g.op("Gather", [y, g.const(np.array(0, dtype=np.int64))], axis=1)
         return Flow(g.op("Where", [real, top, first]))
+
+    def infer(self, params, flow, ctx):
+        y = flow.h
+        if ctx.mask is None:
+            return Flow(y.max(axis=1))
+        feat = _reduce_real_steps(y, ctx.mask, np.maximum, -np.inf)
+        if feat is None:
+            return self.forward(params, flow, ctx)[0]
+        empty = ~(np.asarray(ctx.mask) != 0).any(axis=1)  # no real step: forward's argmax takes step 0
+        feat[empty] = y[empty, 0]
+        return Flow(feat)
 
     def backward(self, params, dflow, cache, ctx):
         shape, idx = cache

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.engine import bidirectional, blocks, cells
+from rnnlab.engine import bidirectional, blocks, cells, row_threads
 from rnnlab.engine.blocks import Context, Flow
 
 POOLINGS = tuple(blocks.POOLS)
@@ -237,13 +237,7 @@ def forward(
     and an rng. initial_states / cache["final_states"]: see the module docstring.
     """
     walk = blocks_of(spec)
-    dtype = params["head.weight"].dtype
-    fresh = {k: v for block in walk for k, v in block.init_state(dtype).items()}
-    if fresh and state is None and not train:
-        raise ValueError("a batch_norm model in evaluation mode needs state= (its BatchNorm running statistics)")
-    state = fresh if state is None else state
-    ctx = Context(mask=mask, train=train, rng=rng, dtype=dtype, state=state, new_state=dict(state) if fresh else {},
-                  initial_states=dict(initial_states or {}))
+    ctx = _context(walk, params, mask, train, rng, state, initial_states)
     flow, caches = Flow(x), []
     for block in walk:
         flow, c = block.forward(params, flow, ctx)
@@ -251,6 +245,52 @@ def forward(
     cache = {"blocks": caches, "new_state": ctx.new_state, "final_states": ctx.final_states,
              "input_shape": np.shape(x)}
     return flow.h, cache
+
+
+def _context(walk, params, mask, train, rng, state, initial_states) -> Context:
+    dtype = params["head.weight"].dtype
+    fresh = {k: v for block in walk for k, v in block.init_state(dtype).items()}
+    if fresh and state is None and not train:
+        raise ValueError("a batch_norm model in evaluation mode needs state= (its BatchNorm running statistics)")
+    state = fresh if state is None else state
+    return Context(mask=mask, train=train, rng=rng, dtype=dtype, state=state, new_state=dict(state) if fresh else {},
+                   initial_states=dict(initial_states or {}))
+
+
+def infer(spec: ModelSpec, params: dict, x: np.ndarray, mask: np.ndarray | None = None, state: dict | None = None,
+          initial_states: dict | None = None, threads: int | None = None) -> np.ndarray:
+    """``forward(train=False)``'s output (to float rounding) without its caches, for evaluation.
+
+    The blocks' ``infer``: the cells' inference kernels keep one state and one chunk of gates
+    instead of every step's, and work on each step's real rows only when the rows are sorted by
+    length (as `eval_batches` sorts them). The rows run in `threads` Python threads
+    (``row_threads``; None: one per usable core while each gets enough rows). Monitors, which
+    read the caches (`shows`), use `forward`."""
+    parts = row_threads.plan(len(x), threads)
+
+    def rows(s: slice) -> np.ndarray:
+        return _infer_rows(spec, params, x[s], None if mask is None else mask[s], state,
+                           _state_rows(initial_states, s))
+
+    outs = row_threads.run(rows, parts)
+    return outs[0] if len(outs) == 1 else np.concatenate(outs)
+
+
+def _infer_rows(spec, params, x, mask, state, initial_states) -> np.ndarray:
+    walk = blocks_of(spec)
+    ctx = _context(walk, params, mask, False, None, state, initial_states)
+    flow = Flow(x)
+    for block in walk:
+        flow = block.infer(params, flow, ctx)
+    return flow.h
+
+
+def _state_rows(initial_states: dict | None, s: slice) -> dict | None:
+    """The rows `s` of initial_states (block name -> per direction a state tuple, entries may be None)."""
+    if not initial_states:
+        return initial_states
+    return {name: tuple(None if st is None else tuple(None if a is None else a[s] for a in st) for st in dirs)
+            for name, dirs in initial_states.items()}
 
 
 def backward(
@@ -308,13 +348,13 @@ def recurrent_weights(spec: ModelSpec) -> list[tuple[str, str, cells.Recurrent]]
 
 
 def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size: int = 1024, state=None):
-    """Forward in evaluation mode over batches; returns (N, output_size) (or (N, T, output_size)).
+    """`infer` over batches (no caches; the rows of a batch over threads); returns (N, output_size)
+    (or (N, T, output_size)).
     state: the BatchNorm running statistics (needed with batch_norm)."""
     outs = []
     for i in range(0, len(x), batch_size):
         m = None if mask is None else mask[i : i + batch_size]
-        y, _ = forward(spec, params, x[i : i + batch_size], m, train=False, state=state)
-        outs.append(y)
+        outs.append(infer(spec, params, x[i : i + batch_size], m, state=state))
     if outs:
         return np.concatenate(outs, axis=0)
     return np.zeros((0, np.shape(x)[1], spec.output_size) if spec.per_step else (0, spec.output_size))

@@ -37,6 +37,7 @@ import numpy as np
 
 from rnnlab.engine import losses
 from rnnlab.engine import model as M
+from rnnlab.engine.row_threads import split_rows
 from rnnlab.runtime.memory import keep_freed_memory
 
 _ALIGN = 64
@@ -45,18 +46,6 @@ _ALIGN = 64
 # step (the parent's optimizer update and next batch), the parent while its workers finish.
 SPIN_WORKER = 0.005
 SPIN_PARENT = 0.05
-
-
-def split_rows(n: int, parts: int) -> list[slice]:
-    """Contiguous row ranges as equal as possible (the first ones one row longer); empty ones dropped."""
-    q, r = divmod(n, parts)
-    out, a = [], 0
-    for k in range(parts):
-        b = a + q + (1 if k < r else 0)
-        if b > a:
-            out.append(slice(a, b))
-        a = b
-    return out
 
 
 def loss_count(target: np.ndarray, mask) -> float:

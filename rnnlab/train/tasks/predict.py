@@ -23,7 +23,7 @@ def predict_split(spec, params, split, batch_size: int, state=None) -> np.ndarra
     for idx in batches.eval_batches(split, batch_size):
         x, _, mask, _ = batches.take(split, idx, trim=False)
         cols = batches.real_columns(mask, x.shape[1])
-        y, _ = M.forward(spec, params, x[:, cols], None if mask is None else mask[:, cols], train=False, state=state)
+        y = M.infer(spec, params, x[:, cols], None if mask is None else mask[:, cols], state=state)
         if out is None:
             shape = (len(split), split.x.shape[1], y.shape[-1]) if y.ndim == 3 else (len(split), y.shape[-1])
             out = np.zeros(shape, dtype=y.dtype)

@@ -1,0 +1,61 @@
+"""The rows of a batch over Python threads: how evaluation uses more than one core.
+
+In evaluation the rows of a batch are independent (BatchNorm reads its running statistics),
+so `model.infer` runs parts of them at once and stacks the outputs. Why threads, measured on
+the IMDB test set (BiGRU H=64, batches of 1024 reviews, 2 cores; benchmarks/README.md):
+
+* BLAS threads do not help: half of a step is elementwise NumPy (float32 exp alone costs about
+  2 ns an entry here), which runs on one core, and OpenBLAS' threads busy-wait for each other,
+  so when another process holds a core every per-step product waits for it (the cached
+  evaluation took 4x longer with two BLAS threads than with one on a loaded machine).
+* Python threads do: with evaluation batches every NumPy call of a step works on some 512 x
+  64..192 entries (tens of microseconds) with the GIL released, so two threads overlap almost
+  fully (1.7x on two cores, busy as they were). Training steps of 64 rows are too small for
+  that, hence processes there (``parallel``); for evaluation, processes would add worker
+  start-up and the transport of every batch for little more.
+
+Each thread gets at least MIN_ROWS rows; BLAS is limited to one thread per thread meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rnnlab.runtime.cpu import usable_cores
+
+MIN_ROWS = 256  # fewer rows per thread make each NumPy call too short to hide the GIL hand-over
+
+
+def split_rows(n: int, parts: int) -> list[slice]:
+    """Contiguous row ranges as equal as possible (the first ones one row longer); empty ones dropped."""
+    q, r = divmod(n, parts)
+    out, a = [], 0
+    for k in range(parts):
+        b = a + q + (1 if k < r else 0)
+        if b > a:
+            out.append(slice(a, b))
+        a = b
+    return out
+
+
+def plan(rows: int, threads: int | None = None) -> list[slice]:
+    """Row ranges, one per thread: `threads` of them, or with None as many as the usable cores
+    while each keeps MIN_ROWS rows (one range for small batches)."""
+    if threads is None:
+        threads = min(usable_cores(), rows // MIN_ROWS)
+    return split_rows(rows, max(1, threads)) or [slice(0, rows)]
+
+
+def run(fn: Callable[[slice], object], parts: list[slice]) -> list:
+    """``[fn(part) for part in parts]``, the parts in threads (the first in this one) with BLAS
+    limited to one thread while they run."""
+    if len(parts) <= 1:
+        return [fn(p) for p in parts]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(len(parts) - 1) as pool:
+        futures = [pool.submit(fn, p) for p in parts[1:]]
+        first = fn(parts[0])
+        return [first] + [f.result() for f in futures]
