@@ -264,9 +264,9 @@ def infer(spec: ModelSpec, params: dict, x: np.ndarray, mask: np.ndarray | None 
     The blocks' ``infer``: the cells' inference kernels keep one state and one chunk of gates
     instead of every step's, and work on each step's real rows only when the rows are sorted by
     length (as `eval_batches` sorts them). The rows run in `threads` Python threads
-    (``row_threads``; None: one per usable core while each gets enough rows). Monitors, which
+    (``row_threads``; None: one per usable core while each gets enough work). Monitors, which
     read the caches (`shows`), use `forward`."""
-    parts = row_threads.plan(len(x), threads)
+    parts = row_threads.plan(len(x), threads, spec.hidden_size)
 
     def rows(s: slice) -> np.ndarray:
         return _infer_rows(spec, params, x[s], None if mask is None else mask[s], state,

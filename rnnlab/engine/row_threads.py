@@ -14,7 +14,8 @@ the IMDB test set (BiGRU H=64, batches of 1024 reviews, 2 cores; benchmarks/READ
   that, hence processes there (``parallel``); for evaluation, processes would add worker
   start-up and the transport of every batch for little more.
 
-Each thread gets at least MIN_ROWS rows; BLAS is limited to one thread per thread meanwhile.
+Each thread gets at least MIN_ENTRIES rows x hidden units (a step's smallest NumPy calls); BLAS
+is limited to one thread per thread meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 
 from rnnlab.runtime.cpu import usable_cores
 
-MIN_ROWS = 256  # fewer rows per thread make each NumPy call too short to hide the GIL hand-over
+MIN_ENTRIES = 256 * 64  # smaller (rows x hidden units) per thread: calls too short to hide the GIL hand-over
 
 
 def split_rows(n: int, parts: int) -> list[slice]:
@@ -38,11 +39,11 @@ def split_rows(n: int, parts: int) -> list[slice]:
     return out
 
 
-def plan(rows: int, threads: int | None = None) -> list[slice]:
+def plan(rows: int, threads: int | None = None, width: int = 64) -> list[slice]:
     """Row ranges, one per thread: `threads` of them, or with None as many as the usable cores
-    while each keeps MIN_ROWS rows (one range for small batches)."""
+    while each keeps MIN_ENTRIES rows x `width` (the hidden size; one range for small batches)."""
     if threads is None:
-        threads = min(usable_cores(), rows // MIN_ROWS)
+        threads = min(usable_cores(), rows * width // MIN_ENTRIES)
     return split_rows(rows, max(1, threads)) or [slice(0, rows)]
 
 

@@ -8,6 +8,7 @@ import pytest
 from rnnlab.engine import cells, row_threads
 from rnnlab.engine import model as M
 from rnnlab.engine.cells import _sequence as seq
+from rnnlab.runtime.cpu import usable_cores
 from rnnlab.train.tasks import predict as P
 
 CELLS = cells.names()
@@ -159,7 +160,8 @@ def test_row_threads_plan_and_run():
     assert row_threads.plan(1000, 2) == [slice(0, 500), slice(500, 1000)]
     assert row_threads.plan(3, 5) == [slice(0, 1), slice(1, 2), slice(2, 3)]
     assert row_threads.plan(0) == [slice(0, 0)]
-    assert len(row_threads.plan(row_threads.MIN_ROWS - 1)) == 1  # small batches stay in one thread
+    assert len(row_threads.plan(2 * row_threads.MIN_ENTRIES // 8, width=8)) == min(2, usable_cores())
+    assert len(row_threads.plan(2 * row_threads.MIN_ENTRIES // 8 - 1, width=8)) == 1  # small batches: one thread
     assert row_threads.run(lambda s: (s.start, s.stop), row_threads.plan(10, 3)) == [(0, 4), (4, 7), (7, 10)]
 
     def fail(s):
