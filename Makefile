@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 ARGS ?=
 
-.PHONY: install train test test-slow test-all bench lint clean
+.PHONY: install train test test-slow test-all bench bench-infer lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(STAMP)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) benchmarks/engine_vs_torch.py $(ARGS)
 	$(PY) benchmarks/engine_vs_torch.py --workers 2 $(ARGS)
+
+## Evaluation speed: the engine's cached forward, its inference path and PyTorch on the IMDB test set
+bench-infer: $(STAMP)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/inference_speed.py $(ARGS)
 
 ## Style (ruff) and the package layers (import-linter, contracts in pyproject.toml)
 lint: $(STAMP)

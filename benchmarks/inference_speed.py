@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="IMDB-like lengths and random ids instead of the test set")
     p.add_argument("--data", default=None, help="the aclImdb folder or archive (default: rnnlab's data path)")
     p.add_argument("--reviews", type=int, default=25000, help="synthetic reviews (default 25000, the test set's size)")
-    p.add_argument("--lstm-batches", type=int, default=40)
+    p.add_argument("--lstm-batches", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=1024, help="evaluation batch (train.eval_batch_size)")
     p.add_argument("--threads", type=int, default=2, help="threads for every multi-threaded side")
     p.add_argument("--repeats", type=int, default=3)

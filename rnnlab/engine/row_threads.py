@@ -2,20 +2,22 @@
 
 In evaluation the rows of a batch are independent (BatchNorm reads its running statistics),
 so `model.infer` runs parts of them at once and stacks the outputs. Why threads, measured on
-the IMDB test set (BiGRU H=64, batches of 1024 reviews, 2 cores; benchmarks/README.md):
+2 cores (benchmarks/inference_speed.py; IMDB BiGRU H=64, batches of 1024 reviews):
 
 * BLAS threads do not help: half of a step is elementwise NumPy (float32 exp alone costs about
   2 ns an entry here), which runs on one core, and OpenBLAS' threads busy-wait for each other,
-  so when another process holds a core every per-step product waits for it (the cached
-  evaluation took 4x longer with two BLAS threads than with one on a loaded machine).
+  so when another process holds a core every per-step product waits for it. The cached forward
+  took 38.9 s with two BLAS threads against 41.9 s with one on a quiet machine, and 4x longer
+  than with one on a busy one.
 * Python threads do: with evaluation batches every NumPy call of a step works on some 512 x
-  64..192 entries (tens of microseconds) with the GIL released, so two threads overlap almost
-  fully (1.7x on two cores, busy as they were). Training steps of 64 rows are too small for
-  that, hence processes there (``parallel``); for evaluation, processes would add worker
-  start-up and the transport of every batch for little more.
+  64..192 entries (tens of microseconds) with the GIL released, so two threads overlap well
+  (the test set in 9.1 s against 14.2 s in one thread). Training steps of 64 rows are too
+  small for that, hence processes there (``parallel``); for evaluation, processes would add
+  worker start-up and the transport of every batch for little more.
 
-Each thread gets at least MIN_ENTRIES rows x hidden units (a step's smallest NumPy calls); BLAS
-is limited to one thread per thread meanwhile.
+Each thread gets at least MIN_ENTRIES rows x hidden units (the size of a step's smallest NumPy
+calls; below it two threads measured 0.3-1.2x one); BLAS is limited to one thread per thread
+meanwhile.
 """
 
 from __future__ import annotations
