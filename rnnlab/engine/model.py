@@ -6,7 +6,8 @@ D is then `embed_dim`); mask (B, T) of 0/1 or None; output (B, output_size), or 
 with pooling "none".
 
 `blocks(spec)` lists the blocks (``rnnlab.engine.blocks``); `forward` runs them in order and
-`backward` walks them in reverse, so neither names a block. Per recurrent layer: dropout between
+`backward` walks them in reverse, so neither names a block; `infer` runs them for evaluation
+without caches (what `predict` and the evaluation of splits use). Per recurrent layer: dropout between
 layers (`dropout`, from the second layer on), the recurrent layer (any registered cell, uni- or
 bidirectional with `merge_mode`; `recurrent_dropout` / `zoneout` run it on the cell's per-step runner),
 then LayerNorm (`layer_norm`) or BatchNorm (`batch_norm`, masked statistics over the real steps; its
