@@ -352,10 +352,17 @@ def predict(spec: ModelSpec, params: dict, x: np.ndarray, mask=None, batch_size:
     """`infer` over batches (no caches; the rows of a batch over threads); returns (N, output_size)
     (or (N, T, output_size)).
     state: the BatchNorm running statistics (needed with batch_norm)."""
+    order = None
+    if mask is not None:  # longest rows first: each step then runs on a prefix of rows (infer's packed path)
+        order = np.argsort(-np.asarray(mask).sum(axis=1), kind="stable")
+        x, mask = np.asarray(x)[order], np.asarray(mask)[order]
     outs = []
     for i in range(0, len(x), batch_size):
         m = None if mask is None else mask[i : i + batch_size]
         outs.append(infer(spec, params, x[i : i + batch_size], m, state=state))
-    if outs:
-        return np.concatenate(outs, axis=0)
-    return np.zeros((0, np.shape(x)[1], spec.output_size) if spec.per_step else (0, spec.output_size))
+    if not outs:
+        return np.zeros((0, np.shape(x)[1], spec.output_size) if spec.per_step else (0, spec.output_size))
+    y = np.concatenate(outs, axis=0)
+    if order is not None:
+        y[order] = y.copy()  # back to the caller's order
+    return y
