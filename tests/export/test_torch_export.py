@@ -102,6 +102,7 @@ def test_a_cell_without_torch_source_is_refused(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # needs torch (the bench extra; not in CI): its import alone is ~3 s
 @pytest.mark.parametrize("name, options", PM.cell_variants(), ids=PM.variant_id)
 def test_every_cells_torch_source(name, options):
     """cell_step equals step_forward; cell_module holds <param>_l0 and <param>_l0_reverse of the engine's shapes."""
@@ -141,6 +142,7 @@ def check_case(case, tmp_path, dtype=np.float32, tol=1e-5):
         np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=name)
 
 
+@pytest.mark.slow  # needs torch (the bench extra; not in CI): its import alone is ~3 s
 @pytest.mark.parametrize("case", PM.pairwise(), ids=PM.case_id)
 def test_module_equals_the_engine(case, tmp_path):
     check_case(case, tmp_path)
@@ -154,6 +156,7 @@ def test_module_equals_the_engine_full_product(case, tmp_path):
     check_case(case, tmp_path, np.float64, 1e-9)
 
 
+@pytest.mark.slow  # needs torch (the bench extra; not in CI): its import alone is ~3 s
 def test_modules_are_torch_nn_where_torch_has_them(tmp_path):
     torch = pytest.importorskip("torch")
     spec = M.ModelSpec(cell="gru", input_size=3, hidden_size=4, output_size=2, num_layers=2, bidirectional=True,
@@ -166,6 +169,7 @@ def test_modules_are_torch_nn_where_torch_has_them(tmp_path):
         nn.Embedding, nn.Conv1d, nn.LayerNorm, nn.Linear)
 
 
+@pytest.mark.slow  # needs torch (the bench extra; not in CI): its import alone is ~3 s
 def test_float64_models_stay_float64(tmp_path):
     torch = pytest.importorskip("torch")
     spec = M.ModelSpec(cell="rnn", input_size=3, hidden_size=4, output_size=2, bidirectional=True, pooling="none")
