@@ -86,10 +86,8 @@ def make_reverse_digits(n: int, rng: np.random.Generator, min_len: int = 3, max_
     if n_digits < 1:
         raise ValueError(f"n_digits must be >= 1 (got {n_digits})")
     lengths = rng.integers(min_len, max_len + 1, size=n)
-    digits = rng.integers(0, n_digits, size=(n, max_len)) + DIGIT0
+    src, real = encode_digits(rng.integers(0, n_digits, size=(n, max_len)), lengths, max_len)
     pos = np.arange(max_len)
-    real = pos[None, :] < lengths[:, None]
-    src = np.where(real, digits, PAD).astype(np.int64)
     T_out = max_len + 1
     tgt_out = np.full((n, T_out), PAD, dtype=np.int64)
     # reversed: tgt_out[i, t] = src[i, L - 1 - t] for t < L
@@ -102,6 +100,26 @@ def make_reverse_digits(n: int, rng: np.random.Generator, min_len: int = 3, max_
     tgt_in[tgt_in == EOS] = PAD  # the step after EOS is padding (no real step reads EOS)
     tgt_mask = (np.arange(T_out)[None, :] <= lengths[:, None]).astype(dtype)
     return Seq2SeqSplit(src, real.astype(dtype), tgt_in, tgt_out, tgt_mask)
+
+
+def encode_digits(digits: np.ndarray, lengths: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sources as the model reads them, from digit values (N, >= max_len) whose first lengths[i] are real:
+    (src (N, max_len) int64, digit d as token DIGIT0 + d, post-padded with PAD; real (N, max_len) bool)."""
+    real = np.arange(max_len)[None, :] < np.asarray(lengths)[:, None]
+    return np.where(real, np.asarray(digits)[:, :max_len] + DIGIT0, PAD).astype(np.int64), real
+
+
+def digits_text(ids) -> str:
+    """Token ids as text ("3 1 4"): digits, EOS as <eos> (and nothing after it), padding and BOS left out."""
+    words = []
+    for t in ids:
+        t = int(t)
+        if t == EOS:
+            words.append("<eos>")
+            break
+        if t >= DIGIT0:
+            words.append(str(t - DIGIT0))
+    return " ".join(words)
 
 
 def reverse_digits(n_train: int, n_val: int, n_test: int, rng: np.random.Generator, min_len: int = 3,
@@ -132,12 +150,18 @@ def make_sine2cosine(n: int, rng: np.random.Generator, t_in: int = 20, t_out: in
     w = rng.uniform(w_min, w_max, size=(n, 1))
     phi = rng.uniform(0, 2 * np.pi, size=(n, 1))
     shift = 0 if offset == "same" else t_in
-    src = np.sin(w * np.arange(t_in)[None, :] + phi)[:, :, None].astype(dtype)
+    src, src_mask = encode_series(np.sin(w * np.arange(t_in)[None, :] + phi), dtype)
     tgt_out = np.cos(w * (np.arange(t_out)[None, :] + shift) + phi)[:, :, None].astype(dtype)
     tgt_in = np.empty_like(tgt_out)
     tgt_in[:, 0] = start_value
     tgt_in[:, 1:] = tgt_out[:, :-1]
-    return Seq2SeqSplit(src, np.ones((n, t_in), dtype=dtype), tgt_in, tgt_out, np.ones((n, t_out), dtype=dtype))
+    return Seq2SeqSplit(src, src_mask, tgt_in, tgt_out, np.ones((n, t_out), dtype=dtype))
+
+
+def encode_series(values: np.ndarray, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Source series (N, T) as the model reads them: (src (N, T, 1), src_mask (N, T) all ones)."""
+    values = np.asarray(values)
+    return values[:, :, None].astype(dtype), np.ones(values.shape, dtype=dtype)
 
 
 def sine2cosine(n_train: int, n_val: int, n_test: int, rng: np.random.Generator, t_in: int = 20,

@@ -35,18 +35,25 @@ def teacher_forced_loss(spec, params, split, batch_size: int) -> float:
 
 def decode(spec, params, split, meta, batch_size: int, beam_size: int = 1) -> Q.Decoded:
     """Free-running decoding of the whole split: tokens (greedy or beam) or generated values."""
+    return decode_sources(Q.Steps(spec, params), split.src, split.src_mask, meta, batch_size, beam_size,
+                          length=split.tgt_out.shape[1])
+
+
+def decode_sources(steps, src, src_mask, meta, batch_size: int, beam_size: int = 1,
+                   length: int | None = None) -> Q.Decoded:
+    """`decode` of sources on any step source (`Q.Steps`: the engine's, or the ONNX graphs'), in batches of
+    batch_size; continuous outputs: `length` steps (None: the data's meta["t_out"])."""
     parts = []
-    for sl in _eval_batches(len(split), batch_size):
-        b = split.batch(sl)
-        if not spec.tokens_out:
-            parts.append(Q.generate(spec, params, b.src, b.tgt_out.shape[1], meta.get("start_value", 0.0),
-                                    src_mask=b.src_mask))
+    for sl in _eval_batches(len(src), batch_size):
+        b_src, b_mask = src[sl], None if src_mask is None else src_mask[sl]
+        if not steps.spec.tokens_out:
+            parts.append(Q.decode_generate(steps, b_src, meta["t_out"] if length is None else length,
+                                           meta.get("start_value", 0.0), src_mask=b_mask))
         elif beam_size > 1:
-            parts.append(Q.beam_search(spec, params, b.src, b.src_mask, beam_size, meta["max_out_len"],
-                                       meta["bos_id"], meta["eos_id"]))
+            parts.append(Q.decode_beam(steps, b_src, b_mask, beam_size, meta["max_out_len"], meta["bos_id"],
+                                       meta["eos_id"]))
         else:
-            parts.append(Q.greedy_decode(spec, params, b.src, b.src_mask, meta["max_out_len"], meta["bos_id"],
-                                         meta["eos_id"]))
+            parts.append(Q.decode_greedy(steps, b_src, b_mask, meta["max_out_len"], meta["bos_id"], meta["eos_id"]))
 
     def cat(name):
         vals = [getattr(p, name) for p in parts]
@@ -110,19 +117,6 @@ def baselines(data: S.Seq2SeqTask) -> dict[str, dict[str, dict[str, float]]]:
             for name, v in (("zero", 0.0), ("train_mean", mean))}
 
 
-def fmt_tokens(ids) -> str:
-    """Digits as text ("3 1 4"), EOS as <eos>, padding left out."""
-    words = []
-    for t in ids:
-        t = int(t)
-        if t == S.EOS:
-            words.append("<eos>")
-            break
-        if t >= S.DIGIT0:
-            words.append(str(t - S.DIGIT0))
-    return " ".join(words)
-
-
 def predictions(data: S.Seq2SeqTask, dec: Q.Decoded):
     import pandas as pd
 
@@ -131,8 +125,8 @@ def predictions(data: S.Seq2SeqTask, dec: Q.Decoded):
         rows = []
         for i in range(min(N_PREDICTIONS, len(te))):
             real = te.tgt_mask[i] > 0
-            rows.append({"sample": i, "source": fmt_tokens(te.src[i][te.src_mask[i] > 0]),
-                         "target": fmt_tokens(te.tgt_out[i][real]), "prediction": fmt_tokens(dec.tokens[i]),
+            rows.append({"sample": i, "source": S.digits_text(te.src[i][te.src_mask[i] > 0]),
+                         "target": S.digits_text(te.tgt_out[i][real]), "prediction": S.digits_text(dec.tokens[i]),
                          "correct": bool(np.all(dec.tokens[i, : real.size][real] == te.tgt_out[i][real]))})
         return pd.DataFrame(rows)
     n = min(5, len(te))
