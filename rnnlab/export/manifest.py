@@ -28,6 +28,7 @@ def write(run, folder: Path, options: ExportOptions) -> Written:
 def describe(run) -> dict:
     """The manifest's model and data sections for a trained run."""
     from rnnlab.engine import cells
+    from rnnlab.record import checkpoint
 
     spec = run.spec
     cell = cells.get(spec.cell)
@@ -36,7 +37,7 @@ def describe(run) -> dict:
     return {
         "format_version": FORMAT_VERSION,
         "model": {"kind": run.info.get("model") or _kind(spec),
-                  "spec": spec.to_dict(), "cell": spec.cell, "gate_order": list(cell.gates),
+                  "spec": checkpoint.spec_dict(spec), "cell": spec.cell, "gate_order": list(cell.gates),
                   "parameter_names": "PyTorch's (weight_ih_l0, weight_hh_l0_reverse, ...)",
                   "dtype": run.info.get("dtype", "float32")},
         "inputs": _inputs(spec, tokens, data),
@@ -54,7 +55,9 @@ def describe(run) -> dict:
 
 
 def _kind(spec) -> str:
-    return "seq2seq" if hasattr(spec, "tgt_vocab") else "sequence"
+    from rnnlab.record import checkpoint
+
+    return checkpoint.kind_of(spec)
 
 
 def _inputs(spec, tokens: bool, data: dict) -> dict:
