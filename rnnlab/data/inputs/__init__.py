@@ -5,7 +5,8 @@ state its checkpoint saved (``model.json`` "data": scalers, transform, vocabular
 A reader is ``read(source, cfg, meta, dtype) -> Inputs``; `source` is a path (a file, or a folder of
 texts), or what the reader takes from Python (a DataFrame series, a list of texts, arrays). Data sets
 without a file format of their own (the synthetic tasks) take arrays: an ``.npz`` with ``x`` (and
-``mask``) or ``(x, mask)`` from Python, as the engine takes them.
+``mask``) or ``(x, mask)`` from Python, as the engine takes them; so does every reader given an ``.npz``,
+unless its module says ``READS_NPZ = True`` (it reads the file itself).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ READERS = {
     "sine": "rnnlab.data.inputs.series",
     "imdb": "rnnlab.data.inputs.texts",
     "seqfile": "rnnlab.data.inputs.sequences",
+    "reverse_digits": "rnnlab.data.inputs.digits",
+    "sine2cosine": "rnnlab.data.inputs.sources",
 }
 ARRAYS = "rnnlab.data.inputs.arrays"
 
@@ -58,7 +61,7 @@ def read(source, cfg, meta: dict, dtype=np.float32) -> Inputs:
         source = Path(source)
         if not source.exists():
             raise DataError(f"input not found: {source}")
-        if source.suffix.lower() == ".npz" and cfg.name != "seqfile":  # seqfile reads NPZ as a sequence file
-            return importlib.import_module(ARRAYS).read(source, cfg, meta, dtype)
-    module = READERS.get(cfg.name, ARRAYS)
-    return importlib.import_module(module).read(source, cfg, meta, dtype)
+    module = importlib.import_module(READERS.get(cfg.name, ARRAYS))
+    if isinstance(source, Path) and source.suffix.lower() == ".npz" and not getattr(module, "READS_NPZ", False):
+        module = importlib.import_module(ARRAYS)  # the model's inputs as arrays, unless the reader reads .npz
+    return module.read(source, cfg, meta, dtype)

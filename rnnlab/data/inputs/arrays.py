@@ -14,7 +14,7 @@ from rnnlab.data.inputs import Inputs
 
 def read(source, cfg, meta: dict, dtype=np.float32) -> Inputs:
     del cfg
-    x, mask, what = _arrays(source)
+    x, mask, what = arrays_of(source)
     tokens = meta.get("vocab_size") is not None or "vocab" in meta
     if tokens:
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
@@ -34,7 +34,8 @@ def read(source, cfg, meta: dict, dtype=np.float32) -> Inputs:
     return Inputs(x, mask)
 
 
-def _arrays(source) -> tuple[np.ndarray, np.ndarray | None, str]:
+def arrays_of(source) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(x, mask or None, what to call them) from an .npz path (arrays x and mask), (x, mask) or x."""
     if isinstance(source, Path):
         try:
             with np.load(source, allow_pickle=False) as f:

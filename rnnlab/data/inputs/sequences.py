@@ -13,6 +13,8 @@ from rnnlab.data.base import DataError
 from rnnlab.data.inputs import Inputs
 from rnnlab.data.seqformats.common import listing
 
+READS_NPZ = True  # an .npz is one of the sequence file formats
+
 
 def read(source, cfg, meta: dict, dtype=np.float32) -> Inputs:
     import pandas as pd
