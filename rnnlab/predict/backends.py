@@ -1,6 +1,8 @@
-"""Where a prediction runs: the NumPy engine, or the model's ONNX graph in onnxruntime (built from the run's
-weights, or read from an exported folder). A backend is ``forward(x, mask) -> outputs``, the engine's raw
-outputs (logits, scaled regression values), so both can be compared on any input."""
+"""Where a prediction runs: the NumPy engine, or the model's ONNX graphs in onnxruntime (built from the run's
+weights, or read from an exported folder). For a sequence model a backend is ``forward(x, mask) -> outputs``,
+the engine's raw outputs (logits, scaled regression values), so both can be compared on any input; for a
+seq2seq model it is a step source for the engine's decoding loops (``steps``: `rnnlab.engine.seq2seq.Steps`,
+or the encoder and decoder graphs as `rnnlab.export.onnx_format.OnnxSteps`), so both decode by one set of rules."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 from rnnlab.export.base import ExportError
 
 BACKENDS = ("engine", "onnx")
+SEQ2SEQ_GRAPHS = ("encoder.onnx", "decoder.onnx")
 
 
 def engine(spec, params, state):
@@ -37,13 +40,34 @@ def onnx(spec, params, state, model_file: Path | None = None):
     return forward
 
 
-def make(name: str, spec, params, state, model_file: Path | None = None):
+def make(name: str, spec, params, state, graphs: dict[str, Path] | None = None):
+    """A sequence model's forward on backend `name` (graphs: an export's ONNX files by name)."""
+    _check(name, params)
+    if name == "engine":
+        return engine(spec, params, state)
+    return onnx(spec, params, state, (graphs or {}).get("model.onnx"))
+
+
+def steps(name: str, spec, params, graphs: dict[str, Path] | None = None):
+    """A seq2seq model's step source on backend `name`: the engine's, or encoder.onnx and decoder.onnx in
+    onnxruntime (an export's, or built from the weights now)."""
+    _check(name, params)
+    if name == "engine":
+        from rnnlab.engine.seq2seq import Steps
+
+        return Steps(spec, params)
+    from rnnlab.export import onnx_format
+
+    graphs = graphs or {}
+    if all(g in graphs for g in SEQ2SEQ_GRAPHS):
+        encoder, decoder = (graphs[g] for g in SEQ2SEQ_GRAPHS)
+    else:
+        encoder, decoder = onnx_format.build_seq2seq(spec, params)
+    return onnx_format.OnnxSteps(onnx_format.session(encoder), onnx_format.session(decoder))
+
+
+def _check(name: str, params) -> None:
     if name not in BACKENDS:
         raise ExportError(f"--backend must be one of {', '.join(BACKENDS)} (got '{name}')")
-    if name == "engine":
-        if not params:
-            raise ExportError("this export holds no weights for the engine (export numpy too, or use --backend onnx)")
-        return engine(spec, params, state)
-    if getattr(spec, "src_dim", None) is not None or hasattr(spec, "tgt_vocab"):
-        raise ExportError("--backend onnx predicts sequence models; a seq2seq model runs on the engine")
-    return onnx(spec, params, state, model_file)
+    if name == "engine" and not params:
+        raise ExportError("this export holds no weights for the engine (export numpy too, or use --backend onnx)")

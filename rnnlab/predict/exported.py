@@ -1,6 +1,7 @@
 """An exported folder read back for `rnnlab predict EXPORT_DIR`: the manifest (model.json) gives the config,
-the architecture, the preprocessing state and the summary; the graph (model.onnx) runs in onnxruntime,
-or the weights (weights.npz of the numpy format) on the engine."""
+the architecture (a sequence or seq2seq model), the preprocessing state and the summary; the graphs
+(model.onnx, or a seq2seq model's encoder.onnx and decoder.onnx) run in onnxruntime, or the weights
+(weights.npz of the numpy format) on the engine."""
 
 from __future__ import annotations
 
@@ -12,30 +13,34 @@ import numpy as np
 from rnnlab.predict.run import NotARunError, TrainedRun
 
 MANIFEST = "model.json"
+GRAPHS = {"sequence": ("model.onnx",), "seq2seq": ("encoder.onnx", "decoder.onnx")}  # model kind -> its graphs
 
 
 def load_export(path: Path) -> TrainedRun:
     from omegaconf import OmegaConf
 
     from rnnlab.config.validate import validate
-    from rnnlab.engine.model import ModelSpec
+    from rnnlab.record import checkpoint
     from rnnlab.record.summary import Summary
 
     try:
         body = json.loads((path / MANIFEST).read_text())
         config = validate(OmegaConf.create(body["config"]))
-        spec = ModelSpec.from_dict(body["model"]["spec"])
+        kind = body["model"].get("kind", "sequence")
+        spec = checkpoint.MODEL_KINDS[kind]().spec_from_dict(body["model"]["spec"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise NotARunError(f"{path}: not a readable export ({MANIFEST}: {exc})") from None
     params, state = _weights(path)
-    onnx_file = path / "model.onnx"
-    if not params and not onnx_file.is_file():
-        raise NotARunError(f"{path}: the export holds neither model.onnx nor weights.npz (export onnx or numpy)")
+    names = GRAPHS[kind]
+    graphs = {n: path / n for n in names if (path / n).is_file()}
+    if not params and len(graphs) < len(names):
+        raise NotARunError(f"{path}: the export holds neither {' and '.join(names)} nor weights.npz "
+                           "(export onnx or numpy)")
     summary = Summary.from_dict(body["summary"]) if body.get("summary") else None
     info = {"data": body["preprocessing"]["state"], "task": body["outputs"]["task"],
-            "classes": body["outputs"]["classes"], "epoch": body["source"].get("epoch"), "model": "sequence"}
+            "classes": body["outputs"]["classes"], "epoch": body["source"].get("epoch"), "model": kind}
     return TrainedRun(path, config, summary, spec, params, state, info,
-                      model_file=onnx_file if onnx_file.is_file() else None)
+                      graphs=graphs if len(graphs) == len(names) else {})
 
 
 def _weights(path: Path) -> tuple[dict, dict]:

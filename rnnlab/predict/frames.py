@@ -5,7 +5,10 @@
 * binary: sample, the inputs' description, prediction (class index), label (class name), prob (of class 1),
   at the run's decision threshold (chosen on validation, as its predictions.csv);
 * multiclass: sample, description, prediction, label, prob_<class> for every class;
-* per-step outputs: one row per real step (sample, step, prediction[, label]).
+* per-step outputs: one row per real step (sample, step, prediction[, label]);
+* seq2seq (`decoded_frame`): tokens: sample, input, prediction (the decoded digits, <eos> when the model
+  ended the sequence), log_prob (of the decoded tokens, EOS included); continuous: one row per output
+  step (sample, input, step, prediction).
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ def outputs_frame(kind: str, y: np.ndarray, inputs, classes: list[str] | None = 
     frame["prediction"], frame["label"] = pred, np.asarray(names, dtype=object)[pred]
     for k, name in enumerate(names):
         frame[f"prob_{name}"] = probs[:, k]
+    return frame
+
+
+def decoded_frame(dec, inputs):
+    """The table of a seq2seq decoding `dec` (`rnnlab.engine.seq2seq.Decoded`) of `inputs`."""
+    from rnnlab.data.seq2seq_tasks import digits_text
+
+    if dec.tokens is not None:
+        frame = _described(len(dec.tokens), inputs.rows)
+        frame["prediction"] = [digits_text(row[:n]) for row, n in zip(dec.tokens, dec.lengths, strict=True)]
+        frame["log_prob"] = np.asarray(dec.log_prob, dtype=np.float64)
+        return frame
+    n, t, d = dec.outputs.shape
+    frame = _described(n, inputs.rows).loc[np.repeat(np.arange(n), t)].reset_index(drop=True)
+    frame["step"] = np.tile(np.arange(t), n)
+    out = dec.outputs.reshape(n * t, d).astype(np.float64)
+    frame["prediction"] = out[:, 0] if d == 1 else list(out)
     return frame
 
 

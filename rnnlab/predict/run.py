@@ -12,6 +12,7 @@ loaded exactly as the run loaded them: the same file, split, seed and preprocess
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from rnnlab.record import summary as summary_file
 from rnnlab.record.summary import Summary
 
 CONFIG = Path(".hydra") / "config.yaml"
+# model kind (`checkpoint.kind_of`) -> the module whose predict(run, source, backend) applies it to new inputs
+PREDICTORS = {"sequence": "rnnlab.predict.sequence", "seq2seq": "rnnlab.predict.seq2seq"}
 
 
 class NotARunError(ConfigError):
@@ -39,7 +42,7 @@ class TrainedRun:
     params: dict[str, np.ndarray]
     state: dict[str, np.ndarray]
     info: dict[str, Any] = field(default_factory=dict)  # the checkpoint's model.json (epoch, data, task, ...)
-    model_file: Path | None = None  # an export's model.onnx (read back by rnnlab.predict.exported)
+    graphs: dict[str, Path] = field(default_factory=dict)  # an export's ONNX files by name (rnnlab.predict.exported)
 
     @property
     def metrics(self):
@@ -105,45 +108,12 @@ class TrainedRun:
 
     def predict(self, source, backend: str | None = None):
         """Predictions on new inputs, read with the run's preprocessing (`rnnlab.data.inputs`): a file or
-        folder path, a DataFrame series, a list of texts, or arrays x / (x, mask). A DataFrame
-        (`rnnlab.predict.frames`): forecasts in the series' units with dates, classes with probabilities.
-        backend="onnx" runs the model's ONNX graph in onnxruntime instead of the engine (the default for an
-        export holding model.onnx)."""
-        from rnnlab.predict import backends
-
-        backend = backend or ("onnx" if self.model_file is not None else "engine")
-        forward = backends.make(backend, self.spec, self.params, self.state, self.model_file)
-        return self.predict_with(forward, source)
-
-    def predict_with(self, forward, source):
-        """`predict` through forward(x, mask) -> raw outputs (a backend of `rnnlab.predict.backends`)."""
-        from rnnlab.data import inputs as reader
-        from rnnlab.predict.frames import outputs_frame
-        from rnnlab.train.tasks.predict import roll
-
-        if self.kind.startswith("seq2seq"):
-            raise ConfigError("predicting new inputs of a seq2seq run is not supported yet (use --split test)")
-        got = reader.read(source, self.config.data, self.info.get("data", {}), np.dtype(self.config.train.dtype))
-        _check_fits(self.spec, got.x)
-        horizon = self.info.get("data", {}).get("n_out")
-        if getattr(self.config.data, "strategy", "direct") == "recursive":
-            y = roll(lambda w: forward(w, None), got.x, horizon)
-        else:
-            y = forward(got.x, got.mask)
-        if got.to_original is not None:
-            y = got.to_original(y)
-        frame = outputs_frame(self.kind, np.asarray(y), got, self.classes, self.threshold)
-        frame.attrs["notes"] = list(got.notes)
-        return frame
-
-
-def _check_fits(spec, x: np.ndarray) -> None:
-    """Inputs of the width the model reads (a file of another task fails here, in one line)."""
-    from rnnlab.data.base import DataError
-
-    if getattr(spec, "vocab_size", None) is None and (x.ndim != 3 or x.shape[2] != spec.input_size):
-        raise DataError(f"the inputs have {x.shape[2] if x.ndim == 3 else '?'} features per step, but the model "
-                        f"reads {spec.input_size}")
+        folder path, a DataFrame series, a list of texts or digit sequences, or arrays x / (x, mask). A
+        DataFrame (`rnnlab.predict.frames`): forecasts in the series' units with dates, classes with
+        probabilities, a seq2seq run's decoded sequences. backend="onnx" runs the model's ONNX graphs in
+        onnxruntime instead of the engine (the default for an export holding them)."""
+        backend = backend or ("onnx" if self.graphs else "engine")
+        return importlib.import_module(PREDICTORS[checkpoint.kind_of(self.spec)]).predict(self, source, backend)
 
 
 def load_run(path: str | Path, which: str = "checkpoint") -> TrainedRun:
