@@ -13,6 +13,8 @@ FORMATS = {
     "torch-export": "rnnlab.export.torch_export_format",
     "numpy": "rnnlab.export.numpy_format",
     "keras": "rnnlab.export.keras_format",
+    "savedmodel": "rnnlab.export.savedmodel_format",
+    "tflite": "rnnlab.export.tflite_format",
     "json": "rnnlab.export.manifest",
     "serve": "rnnlab.export.serve_format",
 }

@@ -27,13 +27,13 @@ def write(run, folder: Path, options: ExportOptions) -> Written:
     return write_model(run.spec, run.params, run.state, folder)
 
 
-def write_model(spec, params: dict, state: dict, folder) -> Written:
+def write_model(spec, params: dict, state: dict, folder, fmt: str = NAME) -> Written:
     """Write the three files of `spec` with `params` and `state` into `folder` (ExportError for what Keras
-    layers do not express)."""
-    arch = architecture.describe(spec, params, NAME)
+    layers do not express, naming `fmt`: the formats built on this one say theirs)."""
+    arch = architecture.describe(spec, params, fmt)
     if arch["model"] != "sequence":
-        raise ExportError("--format keras: seq2seq models are not supported; use --format numpy")
-    text = source(arch)
+        raise ExportError(f"--format {fmt}: seq2seq models are not supported; use --format numpy")
+    text = source(arch, fmt)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / "keras_model.py", text)
@@ -41,17 +41,17 @@ def write_model(spec, params: dict, state: dict, folder) -> Written:
     return Written(files=list(FILES), facts={"inputs": ["x", "mask"], "needs": ["keras>=3"]})
 
 
-def source(arch: dict) -> str:
+def source(arch: dict, fmt: str = NAME) -> str:
     """keras_model.py: prelude, the cell's Keras layer, the blocks the model uses, the model class."""
     for i, block in enumerate(arch["blocks"]):
         if block["kind"] not in keras_snippets.BLOCKS:
-            raise ExportError(f"--format keras: block {block['kind']} (block {i}) has no Keras layer here; "
+            raise ExportError(f"--format {fmt}: block {block['kind']} (block {i}) has no Keras layer here; "
                               "use --format numpy or torch")
         if block.get("zoneout"):
-            raise ExportError(f"--format keras: zoneout (recurrent layer {block['layer']}) has no Keras layer; "
+            raise ExportError(f"--format {fmt}: zoneout (recurrent layer {block['layer']}) has no Keras layer; "
                               "use --format numpy or torch")
     kinds = list(dict.fromkeys(b["kind"] for b in arch["blocks"]))
-    parts = [keras_snippets.PRELUDE, architecture.cell_source(arch["spec"]["cell"], "keras", NAME)]
+    parts = [keras_snippets.PRELUDE, architecture.cell_source(arch["spec"]["cell"], "keras", fmt)]
     parts += [keras_snippets.BLOCKS[k] for k in kinds]
     for table in ("BUILD", "WEIGHTS", "RUN"):
         parts.append(f"{table} = {{\n" + "".join(f'    "{k}": {table.lower()}_{k},\n' for k in kinds) + "}")

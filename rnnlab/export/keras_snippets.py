@@ -177,9 +177,13 @@ def weights_pool_max(model, block, arrays):
 
 
 def run_pool_max(model, block, h, final, mask):
-    """Max over the real steps (a row without any: its step 0)."""
-    z = h if mask is None else ops.where(ops.expand_dims(mask, -1) > 0, h, float("-inf"))
-    return ops.take_along_axis(h, ops.expand_dims(ops.argmax(z, axis=1), 1), axis=1)[:, 0], final
+    """Max over the real steps (a row without any: its step 0). A max, not an argmax: TensorFlow's
+    argmax in Keras needs BitwiseAnd, which TFLite has no builtin for."""
+    keep = keep_of(mask)
+    if keep is None:
+        return ops.max(h, axis=1), final
+    top = ops.max(ops.where(keep, h, float("-inf")), axis=1)
+    return ops.where(ops.any(keep, axis=1), top, h[:, 0]), final
 ''',
     "pool_none": '''
 def build_pool_none(model, block):

@@ -16,7 +16,7 @@ NAME = "json"
 SUMMARY = "model.json: architecture, gate order, inputs and outputs, preprocessing state, weights' sha256, summary"
 FORMAT_VERSION = 1
 MANIFEST = "model.json"
-WEIGHT_SUFFIXES = (".onnx", ".npz", ".safetensors", ".pt2")
+WEIGHT_SUFFIXES = (".onnx", ".npz", ".safetensors", ".pt2", ".tflite")
 
 
 def write(run, folder: Path, options: ExportOptions) -> Written:
