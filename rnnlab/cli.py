@@ -215,9 +215,10 @@ EXPORT_HELP = """Export a trained run's selected weights: ONNX, PyTorch, standal
 
 Formats (comma-separated): onnx (model.onnx, opset 17, fused LSTM/GRU/RNN nodes, dynamic batch and \
 length; --quantize int8 adds model.int8.onnx), torch (model.safetensors + model_def.py), \
-torch-export (model.pt2, needs torch), numpy (predict.py + weights.npz, needs only NumPy), json \
-(model.json; every export has it), serve (a FastAPI app on onnxruntime with a Dockerfile). The \
-folder is written whole or not at all.
+torch-export (model.pt2, needs torch), numpy (predict.py + weights.npz, needs only NumPy), keras \
+(keras_model.py, Keras 3), savedmodel and tflite (need tensorflow), json (model.json; every export \
+has it), serve (a FastAPI app on onnxruntime with a Dockerfile). The folder is written whole or \
+not at all.
 
   rnnlab export outputs/train/2026-12-06_12-00-00 --format onnx,numpy
 
