@@ -230,3 +230,14 @@ def gate_blocks(z, n: int) -> tuple:
 def sigmoid(z):
     """1 / (1 + exp(-z)) without overflow warnings for large |z|."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def row_ranges(mask, B: int, T: int, dtype, feature_major: bool):
+    """(m, keep, lo, hi) for an inference kernel: with length-sorted rows (`step_runs`) step t runs on rows
+    lo[t]:hi[t] and m = keep = None; otherwise every row with the mask m (feature- or time-major, as the
+    kernel lays out its state) and keep its real steps."""
+    runs = step_runs(mask, B, T)
+    if runs is not None:
+        return None, None, runs[0], runs[1]
+    m, pad = (mask_feature_major if feature_major else mask_time_major)(mask, B, T, dtype)
+    return m, np.logical_not(pad), np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)

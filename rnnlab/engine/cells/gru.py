@@ -237,14 +237,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
     T, B, _ = xt.shape
     h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
     Y = seq.out_view(out, B, T, H, dtype, feature_major=True)
-    runs = seq.step_runs(mask, B, T)
-    if runs is None:
-        m, pad = seq.mask_feature_major(mask, B, T, dtype)
-        keep = np.logical_not(pad)
-        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
-    else:
-        m = keep = None
-        lo, hi = runs
+    m, keep, lo, hi = seq.row_ranges(mask, B, T, dtype, feature_major=True)
     K = seq.chunk_steps(T, B, H)
     Xc, xp_flat, WihS, WhhS, hx, g_flat, tmp_flat = seq.carve(
         dtype, (D + 1, K * B), (H3 * K * B,), (H3, D + 1), (H3, H + 1), (H + 1, B), (H4 * B,), (H * B,))

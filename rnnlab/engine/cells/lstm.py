@@ -259,14 +259,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
     h0, c0 = seq.state_tuple(state0, 2, B, H)
     h0 = seq.nonzero_or_none(h0)
     Y = seq.out_view(out, B, T, H, dtype, feature_major=True)
-    runs = seq.step_runs(mask, B, T)
-    if runs is None:
-        m, pad = seq.mask_feature_major(mask, B, T, dtype)
-        keep = np.logical_not(pad)
-        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
-    else:
-        m = keep = None
-        lo, hi = runs
+    m, keep, lo, hi = seq.row_ranges(mask, B, T, dtype, feature_major=True)
     K = seq.chunk_steps(T, B, H)
     Xc, op, C, g_flat, c_flat, tc_flat, tmp_flat = seq.carve(
         dtype, (K, D, B), (E, B), (H, B), (H4 * B,), (H * B,), (H * B,), (H * B,))

@@ -198,14 +198,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonline
     T, B, _ = xt.shape
     h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
     Y = seq.out_view(out, B, T, H, dtype, feature_major=False)
-    runs = seq.step_runs(mask, B, T)
-    if runs is None:
-        m, pad = seq.mask_time_major(mask, B, T, dtype)
-        keep = np.logical_not(pad)
-        lo, hi = np.zeros(T, dtype=np.intp), np.full(T, B, dtype=np.intp)
-    else:
-        m = keep = None
-        lo, hi = runs
+    m, keep, lo, hi = seq.row_ranges(mask, B, T, dtype, feature_major=False)
     K = seq.chunk_steps(T, B, H)
     Xc, P, h, tmp_flat, bias = seq.carve(dtype, (K, B, D), (K, B, H), (B, H), (B * H,), (H,))
     if h0 is None:
