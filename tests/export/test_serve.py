@@ -67,6 +67,7 @@ def exported(tmp_path_factory):
     return d, series
 
 
+@pytest.mark.slow  # ~3 s (uvicorn, onnxruntime and rnnlab in a new process): the fast suite is at its limit
 def test_the_served_app_answers_as_rnnlab_predict(exported):
     import httpx
 
