@@ -248,6 +248,7 @@ def test_joblib_runs_folds_in_parallel_processes(tmp_path):
     assert pd.read_csv(sweep / "cv_results.csv")["fold"].astype(str).tolist() == ["0", "1", "mean", "std"]
 
 
+@pytest.mark.slow  # a whole CLI run for one default folder; the fast suite runs the CLI elsewhere
 def test_default_sweep_folder_is_outputs_cv(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert run([*TINY, "train.epochs=1", "cv.k=2", "name=tiny"]) == 0
@@ -267,6 +268,7 @@ def _readme_examples() -> list[str]:
     return lines
 
 
+@pytest.mark.slow  # composes every fold of every example (the README's train examples stay fast)
 def test_readme_cv_examples_validate():
     examples = _readme_examples()
     assert len(examples) >= 4

@@ -30,7 +30,13 @@ def test_readme_has_train_examples():
     assert len(EXAMPLES) >= 25
 
 
-@pytest.mark.parametrize("line", EXAMPLES)
+def _is_sweep(line: str) -> bool:
+    return bool({"-m", "--multirun"} & set(shlex.split(line)))
+
+
+# A sweep example composes each of its values (a second or more each): slow suite; the fast suite keeps
+# every single-run example and test_config's multirun check.
+@pytest.mark.parametrize("line", [pytest.param(e, marks=[pytest.mark.slow] if _is_sweep(e) else []) for e in EXAMPLES])
 def test_readme_example_composes(line):
     words = shlex.split(line)
     if words[:2] == ["make", "train"]:

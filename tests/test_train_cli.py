@@ -213,6 +213,7 @@ def test_cfg_job_prints_config_without_running(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # a whole CLI run for one default folder; the fast suite runs the CLI elsewhere
 def test_default_run_folder_is_under_outputs(tmp_path):
     res = run_cli(["train", *TINY, "name=smoke"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr

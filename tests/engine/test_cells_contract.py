@@ -604,6 +604,7 @@ def test_a_user_cell_from_a_module_path_trains_in_a_model(tmp_path, monkeypatch)
     assert max(errs.values()) < TOL, errs
 
 
+@pytest.mark.slow  # importing torch alone takes several seconds on a small machine
 @pytest.mark.parametrize("name", [n for n in NAMES if hasattr(cells.get(n).module, "TORCH")])
 def test_matches_pytorch(name):
     torch = pytest.importorskip("torch")

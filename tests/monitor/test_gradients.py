@@ -205,6 +205,7 @@ def test_cli_run_writes_gradient_files_and_warns_once_per_epoch(tmp_path, capsys
     assert text.count("exploding gradients") == 2, text[-3000:]
 
 
+@pytest.mark.slow  # a whole run with plots to show one absence; test_states covers monitor=none fast
 def test_monitor_none_writes_no_gradient_files(tmp_path, capsys, monkeypatch):
     d, _ = _train(tmp_path, capsys, monkeypatch, "monitor=none")
     assert not (d / "gradients.csv").exists() and not (d / "time_gradients.csv").exists()

@@ -87,6 +87,7 @@ def trials_only(out: Path, *args: str, notes: list | None = None) -> int:
     return work(p.spec, p.setup, p.n_trials, None)
 
 
+@pytest.mark.slow  # a fault scenario: a study, a signal and a resume
 def test_interrupted_trial_resumes_its_run_folder_exactly(tmp_path, monkeypatch):
     """Ctrl-C at epoch 2 of 4: the trial is FAIL with status=interrupted and its reason, its retry waits;
     the next search resumes trial_0000 from its checkpoint, and the trial ends as the uninterrupted run."""

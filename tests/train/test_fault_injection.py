@@ -128,7 +128,7 @@ def _check_folder(run_dir: Path, rc: int, sig: int, err: str) -> list[str]:
     if rc != expected:
         bad.append(f"exit code {rc}, expected {expected}")
     if sig != signal.SIGKILL and "Traceback" in err:
-        bad.append("a traceback on stderr")
+        bad.append(f"a traceback on stderr: ...{err[-1500:]}")
     if sig != signal.SIGKILL:
         left = [p.name for p in run_dir.rglob("*") if p.name.endswith(".tmp") or ".link." in p.name]
         if left:

@@ -18,7 +18,8 @@ from rnnlab.record import checkpoint
 from rnnlab.train.callbacks import Callback
 from tests.conftest import TINY
 
-pytest.importorskip("tensorboardX")
+# tensorboardX (a dev dependency) is imported inside the tests: at module level it would load torch in
+# every worker while the suite is collected.
 
 
 def _crc32c_table() -> list[int]:
