@@ -54,6 +54,7 @@ def source(arch: dict, fmt: str = NAME) -> str:
     parts = [keras_snippets.PRELUDE, architecture.cell_source(arch["spec"]["cell"], "keras", fmt)]
     parts += [keras_snippets.BLOCKS[k] for k in kinds]
     for table in ("BUILD", "WEIGHTS", "RUN"):
-        parts.append(f"{table} = {{\n" + "".join(f'    "{k}": {table.lower()}_{k},\n' for k in kinds) + "}")
+        defined = [k for k in kinds if f"def {table.lower()}_{k}(" in keras_snippets.BLOCKS[k]]
+        parts.append(f"{table} = {{\n" + "".join(f'    "{k}": {table.lower()}_{k},\n' for k in defined) + "}")
     parts.append(keras_snippets.MODEL)
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"

@@ -2,8 +2,9 @@
 
 * ``PRELUDE``: docstring, imports, ``merge`` and ``keep_of``.
 * ``BLOCKS``: per block kind the Keras export covers, ``build_<kind>(model, block)`` (creates and builds
-  its Keras layers as attributes of the model), ``weights_<kind>(model, block, arrays)`` (sets their
-  weights from the rnnlab arrays) and ``run_<kind>(model, block, h, final, mask) -> (h, final)``. Kinds
+  its Keras layers as attributes of the model) and ``weights_<kind>(model, block, arrays)`` (sets their
+  weights from the rnnlab arrays), both only for kinds with weights, and ``run_<kind>(model, block, h,
+  final, mask) -> (h, final)``. Kinds
   missing here (Conv1D, self-attention, attention pooling) are refused by keras_format.
 * ``MODEL``: ``RnnlabKerasModel``, ``load`` and ``predict``.
 
@@ -49,14 +50,6 @@ def keep_of(mask):
 
 BLOCKS = {
     "input": '''
-def build_input(model, block):
-    pass
-
-
-def weights_input(model, block, arrays):
-    pass
-
-
 def run_input(model, block, h, final, mask):
     return ops.cast(h, model.float_dtype), final
 ''',
@@ -140,27 +133,11 @@ def run_batch_norm(model, block, h, final, mask):
     return (y if keep is None else ops.where(keep, y, 0.0)), final
 ''',
     "pool_last": '''
-def build_pool_last(model, block):
-    pass
-
-
-def weights_pool_last(model, block, arrays):
-    pass
-
-
 def run_pool_last(model, block, h, final, mask):
     """The final h of the top layer (the reverse direction's after reading step 0), directions merged."""
     return (final[0] if len(final) == 1 else merge(final[0], final[1], block["merge_mode"])), final
 ''',
     "pool_mean": '''
-def build_pool_mean(model, block):
-    pass
-
-
-def weights_pool_mean(model, block, arrays):
-    pass
-
-
 def run_pool_mean(model, block, h, final, mask):
     if mask is None:
         return ops.mean(h, axis=1), final
@@ -168,14 +145,6 @@ def run_pool_mean(model, block, h, final, mask):
     return ops.sum(h * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1.0), final
 ''',
     "pool_max": '''
-def build_pool_max(model, block):
-    pass
-
-
-def weights_pool_max(model, block, arrays):
-    pass
-
-
 def run_pool_max(model, block, h, final, mask):
     """Max over the real steps (a row without any: its step 0). A max, not an argmax: TensorFlow's
     argmax in Keras needs BitwiseAnd, which TFLite has no builtin for."""
@@ -186,14 +155,6 @@ def run_pool_max(model, block, h, final, mask):
     return ops.where(ops.any(keep, axis=1), top, h[:, 0]), final
 ''',
     "pool_none": '''
-def build_pool_none(model, block):
-    pass
-
-
-def weights_pool_none(model, block, arrays):
-    pass
-
-
 def run_pool_none(model, block, h, final, mask):
     return h, final
 ''',
@@ -224,12 +185,14 @@ class RnnlabKerasModel(keras.Model):
         self.float_dtype = architecture["dtype"]
         self.blocks = json.dumps(architecture["blocks"])  # a string: Keras would wrap lists and dicts
         for block in json.loads(self.blocks):
-            BUILD[block["kind"]](self, block)
+            if block["kind"] in BUILD:  # blocks without weights have no layers to build or fill
+                BUILD[block["kind"]](self, block)
 
     def set_arrays(self, arrays):
         """Every layer's weights from the rnnlab arrays (weights.npz)."""
         for block in json.loads(self.blocks):
-            WEIGHTS[block["kind"]](self, block, arrays)
+            if block["kind"] in WEIGHTS:
+                WEIGHTS[block["kind"]](self, block, arrays)
 
     def call(self, x, padding_mask=None):  # not `mask`: Keras fills an argument of that name itself
         h, final = x, None

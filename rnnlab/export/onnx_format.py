@@ -254,7 +254,22 @@ def run_sequence(sess, x, mask=None) -> np.ndarray:
     names = {i.name for i in sess.get_inputs()}
     feed = {"tokens": x.astype(np.int64)} if "tokens" in names else {"x": x.astype(np.float32)}
     m = np.ones(x.shape[:2], dtype=np.float32) if mask is None else np.asarray(mask, dtype=np.float32)
+    check_padding(m)
     return sess.run(["y"], {**feed, "mask": m})[0]
+
+
+def check_padding(mask: np.ndarray) -> None:
+    """The graphs take each row's real steps as one run at its start (post-padding, `sequence_lens`) or at
+    its end (pre-padding, rotated in the graph). A mask with a hole inside a row would give wrong numbers
+    without an error, so it is refused in one line (the engine runs any mask)."""
+    real = mask != 0
+    T = real.shape[1]
+    n = real.sum(axis=1, keepdims=True)
+    steps = np.arange(T)
+    bad = ~((real == (steps < n)).all(axis=1) | (real == (steps >= T - n)).all(axis=1))
+    if bad.any():
+        raise ExportError(f"mask row {int(np.argmax(bad))}: its real steps are not one run at the start or the "
+                          "end of the row; the ONNX graph takes pre- or post-padding only (use --backend engine)")
 
 
 class OnnxSteps:

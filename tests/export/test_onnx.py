@@ -421,3 +421,20 @@ def test_a_block_without_lowering_names_itself():
 
     with pytest.raises(lowering.Unsupported, match=r"block shift \(Shift\) has no graph lowering"):
         Shift().lower(None, blocks.Flow("x"))
+
+
+def test_masks_with_holes_are_refused_in_one_line():
+    """The graph takes pre- or post-padding; a hole inside a row (or a run in the middle) would give wrong
+    numbers without an error, so run_sequence refuses it, naming the row."""
+    for m in MASKS:
+        O.check_padding(m)  # full, pre-padded, empty and post-padded rows pass
+    spec = _spec("gru", "uni", 1, "last", "none", "none", "none", "none")
+    params, state = _weights(spec)
+    sess = O.session(O.build_model(spec, params, state))
+    x = np.random.default_rng(0).standard_normal((3, 5, spec.input_size)).astype(np.float32)
+    for bad, row in (([[1, 1, 1, 1, 1], [1, 0, 1, 1, 1], [1, 1, 0, 0, 0]], 1),
+                     ([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 0, 0]], 2)):
+        with pytest.raises(ExportError) as exc:
+            O.run_sequence(sess, x, np.array(bad, np.float32))
+        assert str(exc.value) == (f"mask row {row}: its real steps are not one run at the start or the end of the "
+                                  "row; the ONNX graph takes pre- or post-padding only (use --backend engine)")

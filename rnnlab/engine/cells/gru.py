@@ -136,6 +136,28 @@ def _scaled_weights(params, WihS, WhhS) -> None:
     np.multiply(b_hh[H2:], scale[H2:, 0], out=WhhS[H2:, H])
 
 
+def _gates(g, xp, h, tmp, one, two) -> None:
+    """One step's gates in place, shared by `forward` and `infer`: g (4H, n) holds the scaled recurrent
+    products in its first 3H rows (see `_scaled_weights`), xp (3H, n) the input projections. Afterwards
+    g = [r, z, W_hn h + b_hn, n] and tmp = z * (h - n), so the new state is tmp + n (each kernel writes it
+    where it keeps it)."""
+    H = h.shape[0]
+    H2, H3 = 2 * H, 3 * H
+    rz, r, z, gn, n = g[:H2], g[:H], g[H:H2], g[H2:H3], g[H3:]
+    np.add(rz, xp[:H2], out=rz)
+    np.exp(rz, out=rz)
+    np.add(rz, one, out=rz)
+    np.divide(one, rz, out=rz)
+    np.multiply(gn, r, out=n)
+    np.add(n, xp[H2:], out=n)  # -2 a_n
+    np.exp(n, out=n)
+    np.add(n, one, out=n)
+    np.divide(two, n, out=n)
+    np.subtract(n, one, out=n)  # tanh(a_n)
+    np.subtract(h, n, out=tmp)  # h' = n + z * (h - n)
+    np.multiply(tmp, z, out=tmp)
+
+
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT,)), cache`` (see module docstring)."""
     W_ih, W_hh = params["weight_ih"], params["weight_hh"]
@@ -176,7 +198,6 @@ def forward(params, x, state0=None, mask=None, reverse=False):
             for t in steps:
                 xp = xpc[:, t - t0]
                 g = G[t]
-                rz, r, z, gn, n = g[:H2], g[:H], g[H:H2], g[H2:H3], g[H3:]
                 hp = HX[t + off_prev]
                 ho = HX[t + off_out, :H]
                 if skip:
@@ -184,19 +205,8 @@ def forward(params, x, state0=None, mask=None, reverse=False):
                     np.copyto(g[:H3], WhhS[:, H:])
                 else:
                     np.dot(WhhS, hp, out=g[:H3])
-                np.add(rz, xp[:H2], out=rz)
-                np.exp(rz, out=rz)
-                np.add(rz, one, out=rz)
-                np.divide(one, rz, out=rz)
-                np.multiply(gn, r, out=n)
-                np.add(n, xp[H2:], out=n)  # -2 a_n
-                np.exp(n, out=n)
-                np.add(n, one, out=n)
-                np.divide(two, n, out=n)
-                np.subtract(n, one, out=n)  # tanh(a_n)
-                np.subtract(hp[:H], n, out=tmp)  # h' = n + z * (h - n)
-                np.multiply(tmp, z, out=tmp)
-                np.add(tmp, n, out=ho)
+                _gates(g, xp, hp[:H], tmp, one, two)
+                np.add(tmp, g[H3:], out=ho)
                 if pad is not None:
                     np.copyto(ho, hp[:H], where=pad[t])
 
@@ -232,7 +242,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
     dtype = W_ih.dtype
     H = W_hh.shape[1]
     D = W_ih.shape[1]
-    H2, H3, H4 = 2 * H, 3 * H, 4 * H
+    H3, H4 = 3 * H, 4 * H
     xt = seq.time_major_view(x, D)
     T, B, _ = xt.shape
     h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
@@ -266,7 +276,6 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
                 nb = b - a
                 g = g_flat[: H4 * nb].reshape(H4, nb)
                 tmp = tmp_flat[: H * nb].reshape(H, nb)
-                rz, r, z, gn, n = g[:H2], g[:H], g[H:H2], g[H2:H3], g[H3:]
                 hp = hx[:, a:b]
                 xp = xpc[:, t - t0, a:b]
                 if skip:
@@ -274,19 +283,9 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
                     np.copyto(g[:H3], WhhS[:, H:])
                 else:
                     np.dot(WhhS, hp, out=g[:H3])
-                np.add(rz, xp[:H2], out=rz)
-                np.exp(rz, out=rz)
-                np.add(rz, one, out=rz)
-                np.divide(one, rz, out=rz)
-                np.multiply(gn, r, out=n)
-                np.add(n, xp[H2:], out=n)  # -2 a_n
-                np.exp(n, out=n)
-                np.add(n, one, out=n)
-                np.divide(two, n, out=n)
-                np.subtract(n, one, out=n)  # tanh(a_n)
-                np.subtract(hp[:H], n, out=tmp)  # h' = n + z * (h - n), in place of h
-                np.multiply(tmp, z, out=tmp)
-                if keep is None:
+                _gates(g, xp, hp[:H], tmp, one, two)
+                n = g[H3:]
+                if keep is None:  # h' = tmp + n, in place of h
                     np.add(tmp, n, out=hp[:H])
                     np.copyto(y[:, a:b], hp[:H])
                     y[:, :a] = 0

@@ -143,6 +143,31 @@ def _stacked_weights(params, dtype):
 # ----------------------------------------------------------------------------------------
 
 
+def _gates_and_cell(g, c_prev, c, tmp, one, two) -> None:
+    """One step's gates and new cell in place, shared by `forward` and `infer`: g (4H, n) holds the
+    pre-activations (g's rows pre-scaled by 2, see `_stacked_weights`) and becomes [i, f, g, o];
+    c = f * c_prev + i * g (tmp is scratch)."""
+    H = c.shape[0]
+    np.exp(g, out=g)
+    np.add(g, one, out=g)
+    np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
+    gg = g[2 * H : 3 * H]
+    np.multiply(gg, two, out=gg)
+    np.subtract(gg, one, out=gg)  # tanh(z)
+    np.multiply(g[H : 2 * H], c_prev, out=c)
+    np.multiply(g[:H], gg, out=tmp)
+    np.add(c, tmp, out=c)
+
+
+def _tanh(c, out, one, two, m_two) -> None:
+    """out = tanh(c) as 2 / (1 + exp(-2c)) - 1 (exp(+large) = inf gives the right limit -1)."""
+    np.multiply(c, m_two, out=out)
+    np.exp(out, out=out)
+    np.add(out, one, out=out)
+    np.divide(two, out, out=out)
+    np.subtract(out, one, out=out)
+
+
 def forward(params, x, state0=None, mask=None, reverse=False):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT, cT)), cache`` (see module docstring)."""
     W_ih = params["weight_ih"]
@@ -186,7 +211,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
 
     tmp = np.empty((H, B), dtype=dtype)
     one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
-    i_, f_, g_, o_ = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, H4)
+    o_ = slice(3 * H, H4)
 
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
@@ -198,25 +223,13 @@ def forward(params, x, state0=None, mask=None, reverse=False):
                 skip = False
             else:
                 np.dot(W, op, out=g)
-            np.exp(g, out=g)
-            np.add(g, one, out=g)
-            np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
-            gg = g[g_]
-            np.multiply(gg, two, out=gg)
-            np.subtract(gg, one, out=gg)  # tanh(z)
             c = Cs[t + off_out]
             c_prev = Cs[t + off_prev]
-            np.multiply(g[f_], c_prev, out=c)
-            np.multiply(g[i_], gg, out=tmp)
-            np.add(c, tmp, out=c)
+            _gates_and_cell(g, c_prev, c, tmp, one, two)
             if pad is not None:
                 np.copyto(c, c_prev, where=pad[t])
             tc = TC[t]
-            np.multiply(c, m_two, out=tc)
-            np.exp(tc, out=tc)
-            np.add(tc, one, out=tc)
-            np.divide(two, tc, out=tc)
-            np.subtract(tc, one, out=tc)  # tanh(c)
+            _tanh(c, tc, one, two, m_two)
             h = Hs[t + off_out]
             np.multiply(g[o_], tc, out=h)
             if pad is not None:
@@ -275,7 +288,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
     else:
         np.copyto(C, c0.T, casting="unsafe")
     one, two, m_two = dtype.type(1), dtype.type(2), dtype.type(-2)
-    i_, f_, g_, o_ = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, H4)
+    o_ = slice(3 * H, H4)
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives the right limits 0 and -1
         for t0, t1, steps in seq.bptt_chunks(T, K, not reverse):
@@ -299,21 +312,9 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
                     skip = False
                 else:
                     np.dot(W, o, out=g)
-                np.exp(g, out=g)
-                np.add(g, one, out=g)
-                np.divide(one, g, out=g)  # sigmoid for i, f, o; sigmoid(2z) for g
-                gg = g[g_]
-                np.multiply(gg, two, out=gg)
-                np.subtract(gg, one, out=gg)  # tanh(z)
                 c_prev = C[:, a:b]
-                np.multiply(g[f_], c_prev, out=c)
-                np.multiply(g[i_], gg, out=tmp)
-                np.add(c, tmp, out=c)
-                np.multiply(c, m_two, out=tc)
-                np.exp(tc, out=tc)
-                np.add(tc, one, out=tc)
-                np.divide(two, tc, out=tc)
-                np.subtract(tc, one, out=tc)  # tanh(c)
+                _gates_and_cell(g, c_prev, c, tmp, one, two)
+                _tanh(c, tc, one, two, m_two)
                 np.multiply(g[o_], tc, out=tc)  # h
                 if keep is None:
                     np.copyto(c_prev, c)

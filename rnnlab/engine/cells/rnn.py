@@ -98,11 +98,32 @@ def activations(cache):
 # ----------------------------------------------------------------------------------------
 
 
+def _scaled_weights(params, tanh: bool, bias):
+    """(W_ih.T, W_hh.T) as the kernels multiply them, and the folded bias b_ih + b_hh into `bias`: all
+    scaled by -2 for tanh, so that tanh(a) = 2 / (1 + exp(-2a)) - 1 is exp and three cheap calls on the
+    product as computed (float32 np.tanh costs twice np.exp); relu takes them as they are."""
+    scale = params["weight_ih"].dtype.type(-2 if tanh else 1)
+    np.add(params["bias_ih"], params["bias_hh"], out=bias)
+    bias *= scale
+    return params["weight_ih"].T * scale, params["weight_hh"].T * scale
+
+
+def _activate(a, tanh: bool, one, two) -> None:
+    """The nonlinearity in place on a pre-activation scaled as `_scaled_weights` scales it."""
+    if tanh:
+        np.exp(a, out=a)
+        np.add(a, one, out=a)
+        np.divide(two, a, out=a)
+        np.subtract(a, one, out=a)
+    else:
+        np.maximum(a, 0, out=a)
+
+
 def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="tanh"):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT,)), cache`` (see module docstring)."""
     if nonlinearity not in OPTIONS["nonlinearity"].choices:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
-    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    W_ih = params["weight_ih"]
     dtype = W_ih.dtype
     H, D = W_ih.shape
     xt = seq.time_major_view(x, D)
@@ -136,13 +157,10 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
     # weights are scaled by -2 so that tanh(a) = 2 / (1 + exp(-2a)) - 1 is exp and three
     # cheap calls on the product as computed (float32 np.tanh costs twice np.exp).
     tanh = nonlinearity == "tanh"
-    scale = dtype.type(-2 if tanh else 1)
+    W_ihT, W_hhT = _scaled_weights(params, tanh, bias)
     A = S[out]
-    np.dot(X.reshape(T * B, D), W_ih.T * scale, out=A.reshape(T * B, H))
-    np.add(params["bias_ih"], params["bias_hh"], out=bias)
-    bias *= scale
+    np.dot(X.reshape(T * B, D), W_ihT, out=A.reshape(T * B, H))
     A += bias
-    W_hhT = W_hh.T * scale
     one, two = dtype.type(1), dtype.type(2)
     off_prev, off_out = seq.step_offsets(reverse)  # step t reads S[t + off_prev], writes S[t + off_out]
     skip = h0 is None
@@ -154,13 +172,7 @@ def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="t
             else:
                 np.dot(S[t + off_prev], W_hhT, out=tmp)
                 np.add(a, tmp, out=a)
-            if tanh:
-                np.exp(a, out=a)
-                np.add(a, one, out=a)
-                np.divide(two, a, out=a)
-                np.subtract(a, one, out=a)
-            else:
-                np.maximum(a, 0, out=a)
+            _activate(a, tanh, one, two)
             if pad is not None:
                 np.copyto(a, S[t + off_prev], where=pad[t])
 
@@ -191,7 +203,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonline
     mask falls back to masked updates, as in `forward`."""
     if nonlinearity not in OPTIONS["nonlinearity"].choices:
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
-    W_ih, W_hh = params["weight_ih"], params["weight_hh"]
+    W_ih = params["weight_ih"]
     dtype = W_ih.dtype
     H, D = W_ih.shape
     xt = seq.time_major_view(x, D)
@@ -205,12 +217,8 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonline
         h[...] = 0
     else:
         np.copyto(h, h0, casting="unsafe")
-    tanh = nonlinearity == "tanh"  # as in forward: weights scaled by -2 for tanh = 2 / (1 + exp(-2a)) - 1
-    scale = dtype.type(-2 if tanh else 1)
-    W_ihT = W_ih.T * scale
-    np.add(params["bias_ih"], params["bias_hh"], out=bias)
-    bias *= scale
-    W_hhT = W_hh.T * scale
+    tanh = nonlinearity == "tanh"
+    W_ihT, W_hhT = _scaled_weights(params, tanh, bias)
     one, two = dtype.type(1), dtype.type(2)
     skip = h0 is None
     with np.errstate(over="ignore"):  # exp(+large) = inf gives tanh -1, as it should
@@ -233,13 +241,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonline
                     tmp = tmp_flat[: (hi_t - lo_t) * H].reshape(hi_t - lo_t, H)
                     np.dot(h[lo_t:hi_t], W_hhT, out=tmp)
                     np.add(a, tmp, out=a)
-                if tanh:
-                    np.exp(a, out=a)
-                    np.add(a, one, out=a)
-                    np.divide(two, a, out=a)
-                    np.subtract(a, one, out=a)
-                else:
-                    np.maximum(a, 0, out=a)
+                _activate(a, tanh, one, two)
                 if keep is None:
                     np.copyto(h[lo_t:hi_t], a)
                     np.copyto(y[lo_t:hi_t], a)
