@@ -239,6 +239,43 @@ def export(
     raise typer.Exit(run(run_dir, fmt, output, quantize, "checkpoint_last" if last else "checkpoint"))
 
 
+EXPLAIN_HELP = """Explain a trained run's predictions: attributions per input step (and feature), with sanity checks.
+
+Methods (comma-separated): ig (integrated gradients, Gauss-Legendre or midpoint rule, with its \
+completeness gap), saliency, smoothgrad, gxi (gradient x input), occlusion, attention (attention \
+pooling's weights). Text models are attributed at their embedding vectors, summed per token. Every \
+method gets a deletion curve against random orders and the model-randomisation test (Spearman between \
+the trained and a re-initialised model, cascading from the head); on the adding and copy tasks the \
+share of |attribution| on the steps the answer depends on. Writes RUN_DIR/explain (or -o DIR): \
+explain.json, sanity.json, attributions.npz, steps.csv (and tokens.html for text).
+
+  rnnlab explain outputs/train/2026-12-06_12-00-00 --samples 0:20
+
+  rnnlab explain RUN_DIR --method ig,occlusion --target class:1 --baseline pad --steps 32
+"""
+
+
+@app.command(help=EXPLAIN_HELP)
+def explain(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder."),
+    method: str = typer.Option("ig,saliency,gxi,occlusion", "--method", "-m", help="Methods, comma-separated."),
+    split: str = typer.Option("test", "--split", help="The split whose samples are explained: test, val or train."),
+    samples: str = typer.Option("0:20", "--samples", help="Sample numbers of the split: A:B, K or I,J,K."),
+    target: str = typer.Option("pred", "--target",
+                               help="pred (the predicted class or first forecast step), class:K, or step:H."),
+    baseline: str = typer.Option("zero", "--baseline", help="zero, mean (the training inputs' mean) or pad (text)."),
+    steps: int = typer.Option(64, "--steps", help="Integrated gradients' quadrature points."),
+    rule: str = typer.Option("gauss-legendre", "--rule", help="gauss-legendre or midpoint (integrated gradients)."),
+    output: str = typer.Option(None, "--output", "-o", help="Folder to write (default: RUN_DIR/explain)."),
+    no_randomisation: bool = typer.Option(False, "--no-randomisation", help="Skip the model-randomisation test."),
+    last: bool = typer.Option(False, "--last", help="Explain the last epoch's weights, not the selected ones."),
+) -> None:
+    from rnnlab.commands.explain import run
+
+    raise typer.Exit(run(run_dir, method, split, samples, target, baseline, steps, rule, output,
+                         not no_randomisation, "checkpoint_last" if last else "checkpoint"))
+
+
 AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.
 
 Arguments are the same overrides as for `rnnlab train`; the augmentation is data.augment, or \

@@ -4,14 +4,12 @@ behind and a previous export at the target is replaced only by a complete one.""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlab.export import formats, manifest
 from rnnlab.export.base import ExportError, ExportOptions
+from rnnlab.runtime.io import folder_in_place
 
 EXPORTABLE = ("completed",)
 
@@ -28,9 +26,7 @@ def export(run, names: list[str], out: Path, options: ExportOptions | None = Non
     out, options = Path(out), options or ExportOptions()
     _check_target(out)
     notes = _provenance(run)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with folder_in_place(out) as tmp:
         facts, files = {}, []
         for name in names:
             written = formats.get(name).write(run, tmp, options)
@@ -38,10 +34,6 @@ def export(run, names: list[str], out: Path, options: ExportOptions | None = Non
             files += written.files
             notes += written.notes
         manifest.write_manifest(tmp, manifest.describe(run), facts)
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Exported(out, list(dict.fromkeys([*files, manifest.MANIFEST])), notes)
 
 
@@ -58,14 +50,3 @@ def _provenance(run) -> list[str]:
     return [f"run status {status}: exporting its last good checkpoint (the selected weights, epoch "
             f"{run.info.get('epoch')})"]
 
-
-def _replace(tmp: Path, out: Path) -> None:
-    """tmp becomes out; an old export at out is moved aside first and removed after."""
-    os.chmod(tmp, 0o755)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -58,16 +58,23 @@ class TrainedRun:
 
         return M.predict(self.spec, self.params, np.asarray(x), mask, state=self.state)
 
-    def task(self):
-        """The run's task adapter over its data, loaded as the run loaded them (same seed and preprocessing)."""
+    def data(self, streams=None):
+        """The run's data (`TaskData`: splits, scaler, vocabulary), loaded as the run loaded them (same file,
+        seed and preprocessing)."""
         from rnnlab.data import registry
-        from rnnlab.train import tasks
         from rnnlab.train.tasks.base import Streams
 
         cfg = self.config
-        streams = Streams.from_seed(cfg.seed)
-        data = registry.load(self._data_config(), streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
-        return tasks.for_data(cfg, data, streams)
+        streams = streams or Streams.from_seed(cfg.seed)
+        return registry.load(self._data_config(), streams.data, np.dtype(cfg.train.dtype), cv=cfg.cv, seed=cfg.seed)
+
+    def task(self):
+        """The run's task adapter over its data (`data`)."""
+        from rnnlab.train import tasks
+        from rnnlab.train.tasks.base import Streams
+
+        streams = Streams.from_seed(self.config.seed)
+        return tasks.for_data(self.config, self.data(streams), streams)
 
     def _data_config(self):
         """The run's data config with the files it read as it resolved them (absolute paths, in model.json), so

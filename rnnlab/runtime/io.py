@@ -133,6 +133,31 @@ def finite(obj: Any, path: str = "") -> tuple[Any, dict[str, str]]:
     return obj, found
 
 
+@contextmanager
+def folder_in_place(out: str | Path) -> Iterator[Path]:
+    """A folder written whole or not at all: the block fills a temporary folder beside `out`, which then
+    replaces `out` (an old folder there is moved aside first and removed after); an error or a signal in
+    the block leaves `out` as it was and no temporary folder."""
+    import shutil
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_csv(path: str | Path, frame) -> Path:
     """Write a pandas DataFrame as CSV atomically."""
     return atomic_write(path, lambda fh: frame.to_csv(fh, index=False))

@@ -1,0 +1,140 @@
+"""`rnnlab explain` on tiny trained runs: the files it writes, their agreement with the methods, the known
+answer on the adding problem, a text model's tokens, and one line with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rnnlab import api
+from rnnlab.commands.explain import run as explain_cmd
+from tests.conftest import TINY
+from tests.data import imdb_tree as tree
+
+QUIET = ["train.progress=false", "train.plots=false", "monitor=none"]
+
+
+@pytest.fixture(scope="module")
+def adding_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("adding") / "run"
+    api.train(["data=adding", "data.length=10", "data.n_train=256", "data.n_val=64", "data.n_test=64", "arch=lstm",
+               "arch.hidden_size=8", "train.epochs=2", "train.batch_size=64", *QUIET], d)
+    return d
+
+
+def _cmd(run_dir, *, method="ig,saliency,gxi,occlusion", split="test", samples="0:6", target="pred",
+         baseline="zero", steps=16, rule="gauss-legendre", output=None, randomisation=True):
+    return explain_cmd(str(run_dir), method, split, samples, target, baseline, steps, rule,
+                       None if output is None else str(output), randomisation)
+
+
+def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys):
+    assert _cmd(adding_run) == 0
+    out = capsys.readouterr().err  # the console is on stderr, as every command's
+    assert "explain: 6 test samples, target pred, baseline zero" in out and "known answer" in out
+    d = adding_run / "explain"
+    assert sorted(p.name for p in d.iterdir()) == ["attributions.npz", "explain.json", "sanity.json", "steps.csv"]
+    s = json.loads((d / "explain.json").read_text())
+    assert s["samples"] == list(range(6)) and s["data"] == "adding" and s["ig_steps"] == 16
+    assert list(s["methods"]) == ["ig", "saliency", "gxi", "occlusion"]
+    ig = s["methods"]["ig"]
+    assert ig["completeness_gap_rel_max"] < 0.01 and ig["completeness_ok"] is True
+    for m in s["methods"].values():  # every method: its known answer, deletion curve and randomisation
+        assert 0 <= m["truth_share"] <= 1
+        assert len(m["deletion"]["method"]) == 11 and m["deletion"]["method"][0] == pytest.approx(1.0)
+        assert [st["randomised_down_to"] for st in m["randomisation"]["stages"]] == ["head", "rnn0"]
+    sanity = json.loads((d / "sanity.json").read_text())
+    assert set(sanity["ig"]) >= {"completeness_gap_rel_max", "randomisation", "deletion", "truth_share"}
+    with np.load(d / "attributions.npz") as z:
+        assert z["ig"].shape == (6, 10, 2) and z["ig_steps"].shape == (6, 10) and z["x"].shape == (6, 10, 2)
+        # the known answer recomputed from the arrays: |attribution| on the marked steps over the total
+        marked = z["x"][:, :, 1] == 1
+        share = (np.abs(z["ig_steps"]) * marked).sum(1) / np.abs(z["ig_steps"]).sum(1)
+        assert np.mean(share) == pytest.approx(ig["truth_share"], rel=1e-5)
+    steps = pd.read_csv(d / "steps.csv")
+    assert list(steps.columns) == ["sample", "step", "x0", "x1", "ig", "saliency", "gxi", "occlusion"]
+    assert len(steps) == 60
+    np.testing.assert_allclose(steps.groupby("sample").ig.sum(),
+                               np.asarray(_ig_totals(d)), rtol=1e-5)
+
+
+def _ig_totals(d):
+    with np.load(d / "attributions.npz") as z:
+        return z["ig"].sum(axis=(1, 2))
+
+
+def test_a_second_explain_replaces_the_folder_and_o_writes_elsewhere(adding_run, tmp_path):
+    assert _cmd(adding_run, method="saliency", samples="3", output=tmp_path / "ex", randomisation=False) == 0
+    s = json.loads((tmp_path / "ex" / "explain.json").read_text())
+    assert s["samples"] == [3] and list(s["methods"]) == ["saliency"]
+    assert "randomisation" not in s["methods"]["saliency"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"method": "ig,lime"}, "--method ig,lime: unknown lime (choose from ig, saliency, smoothgrad, gxi, occlusion, "
+                            "attention)"),
+    ({"samples": "60:70"}, "--samples 60:70: out of range (the split has 64 samples: 0:64)"),
+    ({"samples": "a:b"}, "--samples a:b: use A:B, K or I,J,K (sample numbers of the split)"),
+    ({"target": "class:1"}, "--target class:1: a regression model has no classes (use pred or step:H)"),
+    ({"baseline": "pad"}, "--baseline pad: the model reads no tokens (use zero or mean)"),
+    ({"baseline": "blur"}, "--baseline blur: unknown (use zero, mean, pad)"),
+    ({"split": "dev"}, "--split dev: unknown (use test, val, train)"),
+    ({"steps": 0}, "--steps 0: integrated gradients needs at least 1 step"),
+    ({"rule": "trapezoid"}, "--rule trapezoid: unknown (use gauss-legendre or midpoint)"),
+    ({"method": "attention"}, "--method attention: the model has no attention pooling (arch.pooling=attention)"),
+])
+def test_bad_input_is_one_line_and_exit_2(adding_run, tmp_path, capsys, kw, message):
+    out = tmp_path / "ex"
+    assert _cmd(adding_run, output=out, randomisation=False, **kw) == 2
+    err = capsys.readouterr().err
+    assert err == f"Error: {message}\n"
+    assert not out.exists()
+
+
+def test_not_a_run_is_one_line(tmp_path, capsys):
+    assert _cmd(tmp_path / "nothing") == 2
+    assert capsys.readouterr().err == f"Error: {tmp_path / 'nothing'}: not found\n"
+
+
+def test_a_text_model_gets_tokens_and_their_colours(tmp_path, capsys):
+    acl = tree.write_folder(tmp_path, 10)
+    run_dir = tmp_path / "run"
+    api.train(["data=imdb", f"data.path={acl}", "data.vocab_size=40", "data.maxlen=12", "data.embed_dim=6",
+               "data.padding=pre", "arch=gru", "arch.hidden_size=6", "arch.pooling=attention", "train.epochs=1",
+               *QUIET], run_dir)
+    assert _cmd(run_dir, method="ig,attention", samples="0:4", baseline="pad", target="class:1",
+                randomisation=False) == 0
+    d = run_dir / "explain"
+    steps = pd.read_csv(d / "steps.csv")
+    assert list(steps.columns) == ["sample", "step", "token", "ig", "attention"]
+    vocab = json.loads((run_dir / "checkpoint" / "model.json").read_text())["data"]["vocab"]
+    with np.load(d / "attributions.npz") as z:
+        tokens, mask = z["tokens"], z["mask"]
+        assert z["ig"].shape == (4, 12, 6) and z["attention"].shape == (4, 12, 1)
+        np.testing.assert_allclose(z["attention_steps"].sum(axis=1), 1.0, rtol=1e-5)  # weights over real steps
+    assert steps.token.tolist() == [vocab[t] for t in tokens[mask != 0]]
+    html = (d / "tokens.html").read_text()
+    assert html.count("<p><b>sample") == 8 and "rgba(" in html  # 4 reviews x 2 methods
+    s = json.loads((d / "explain.json").read_text())
+    assert s["methods"]["ig"]["completeness_gap_rel_max"] < 0.01 and "truth_share" not in s["methods"]["ig"]
+
+
+def test_a_seq2seq_run_is_refused(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    api.train(["data=reverse_digits", "data.n_train=64", "data.n_val=16", "data.n_test=16", "arch.hidden_size=8",
+               "train.epochs=1", *QUIET], run_dir)
+    assert _cmd(run_dir) == 2
+    assert capsys.readouterr().err.startswith("Error: explain: a seq2seq run is not supported")
+
+
+def test_a_tiny_forecasting_run_explains_its_horizon(tmp_path):
+    run_dir = tmp_path / "run"
+    api.train([*TINY, "data.n_out=3", "train.epochs=1"], run_dir)
+    assert _cmd(run_dir, method="ig,occlusion", target="step:3", randomisation=False) == 0
+    s = json.loads((run_dir / "explain" / "explain.json").read_text())
+    assert s["target"] == "step:3" and s["methods"]["occlusion"]["window"] == 1
+    assert _cmd(run_dir, method="ig", target="step:4", randomisation=False) == 2
