@@ -114,6 +114,7 @@ def test_preview_writes_a_png(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # a second preview through the real CLI; test_preview_writes_a_png stays fast
 def test_preview_default_path_and_aug_option_through_typer(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

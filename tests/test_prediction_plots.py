@@ -129,6 +129,7 @@ def test_monthly_forecast_uses_the_given_dates():
     assert list(plain["history"].get_xdata()) == list(range(-119, 1))
 
 
+@pytest.mark.slow  # an old file layout drawn again; the current layout stays fast
 def test_run_plots_of_an_older_predictions_file(tmp_path):
     """Today's predictions.csv (naive_last, seasonal_naive_5, no date/step) still draws both plots."""
     pred, _ = frame(3, 3)

@@ -410,6 +410,7 @@ def test_attention_heatmap_draws_matrices_and_vectors(tmp_path):
         attention_heatmap(np.zeros((1, 2, 3)), tmp_path / "bad.png")
 
 
+@pytest.mark.slow  # a plot (2.3 s); the pooling weights are checked fast (masked softmax, explain --method attention)
 def test_states_analysis_draws_attention_pooling_weights(tmp_path):
     from rnnlab.config.schema import MonitorConf
     from rnnlab.engine import model as M

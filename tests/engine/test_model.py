@@ -40,12 +40,23 @@ def _sparse_check(spec, x, mask, w, params, state=None, initial_states=None, ski
     return cache
 
 
+def _ln_slow(cases: list) -> list:
+    """The ln_lstm cases (seconds each: its norms' many parameters) in the slow suite; the cell's own
+    gradients are checked in the fast suite by tests/engine/test_cells_contract.py."""
+    def one(case):
+        cell = case[0] if isinstance(case, tuple) else case
+        return pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                            marks=[pytest.mark.slow] if cell == "ln_lstm" else [])
+    return [one(c) for c in cases]
+
+
 def _recurrent_caches(spec, cache):
     """(block, cache) of every recurrent layer, bottom first."""
     return [(b, c) for b, c in zip(M.blocks_of(spec), cache["blocks"], strict=True) if isinstance(b, blocks.Recurrent)]
 
 
-@pytest.mark.parametrize("cell, mode", [(c, "concat") for c in CELLS] + [("gru", m) for m in ("sum", "mean", "mul")])
+@pytest.mark.parametrize("cell, mode",
+                         _ln_slow([(c, "concat") for c in CELLS] + [("gru", m) for m in ("sum", "mean", "mul")]))
 def test_bidirectional_layers_with_initial_states(cell, mode):
     """Per-layer initial states in, final states out, their gradients back (dstates), every merge mode."""
     spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=4, output_size=2, bidirectional=True, merge_mode=mode,
@@ -249,7 +260,7 @@ PER_STEP = [(c, True, 2, True) for c in CELLS] + [
     ("lstm", b, n, m) for b in (False, True) for n in (1, 2) for m in (False, True) if (b, n, m) != (True, 2, True)]
 
 
-@pytest.mark.parametrize("cell, bidir, num_layers, masked", PER_STEP)
+@pytest.mark.parametrize("cell, bidir, num_layers, masked", _ln_slow(PER_STEP))
 def test_per_step_gradients(cell, bidir, num_layers, masked):
     spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=4, output_size=2, num_layers=num_layers,
                        bidirectional=bidir, pooling="none")
@@ -352,7 +363,7 @@ def test_per_step_predict_and_spec_validation():
 # ---------------------------------------------------------------- recurrent dropout and zoneout
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", _ln_slow(CELLS))
 @pytest.mark.parametrize("bidir", [True], ids=["bi"])  # one direction: the contract suite's runner checks
 def test_recurrent_regularizers_per_step_gradients(cell, bidir):
     spec = M.ModelSpec(cell=cell, input_size=3, hidden_size=4, output_size=2, bidirectional=bidir,

@@ -31,7 +31,8 @@ def _cmd(run_dir, *, method="ig,saliency,gxi,occlusion", split="test", samples="
                        None if output is None else str(output), randomisation)
 
 
-def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys):
+def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table's headers on one line
     assert _cmd(adding_run) == 0
     out = capsys.readouterr().err  # the console is on stderr, as every command's
     assert "explain: 6 test samples, target pred, baseline zero" in out and "known answer" in out

@@ -188,6 +188,7 @@ def test_every_file_after_a_tiny_run(tmp_path):
     assert states.loc["real_states", "direction"] == "both" and states.loc["real_states", "layer"] == 1
 
 
+@pytest.mark.slow  # a plot (1.8 s); the saturation analysis is checked fast on an LSTM cache above
 def test_gru_gates_plot(tmp_path):
     spec = M.ModelSpec(cell="gru", input_size=2, hidden_size=5, output_size=1, pooling="mean")
     params = M.init_params(spec, np.random.default_rng(0))

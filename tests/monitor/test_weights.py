@@ -128,6 +128,7 @@ def test_tracker_histograms_count_every_weight(tmp_path):
     assert not (tmp_path / "weights.csv").exists()
 
 
+@pytest.mark.slow  # an animation scenario over a whole run
 def test_gif_has_one_frame_per_epoch(tmp_path):
     from PIL import Image
 
