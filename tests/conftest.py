@@ -36,6 +36,16 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120, env: dict | None =
     )
 
 
+def absl_off_pytest_streams() -> None:
+    """After importing keras or tensorflow: absl's logging handler holds the sys.stderr of the moment it was
+    imported (a pytest capture) and closes that stream when logging shuts its handlers down, which a later
+    in-process Hydra run does (dictConfig); pytest's capture then fails with "I/O operation on closed file"
+    and the session dies. Pointing it at the real stderr, which it never closes, keeps the captures whole."""
+    absl_logging = sys.modules.get("absl.logging")
+    if absl_logging is not None:
+        absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+
+
 def read_summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 

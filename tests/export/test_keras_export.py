@@ -19,6 +19,7 @@ from rnnlab.engine import model as M
 from rnnlab.engine import seq2seq as Q
 from rnnlab.export import keras_format
 from rnnlab.export.base import ExportError
+from tests.conftest import absl_off_pytest_streams
 from tests.export import pairwise_models as PM
 
 # the factors Keras layers express: torch.nn's cells, no Conv1D, no attention, no zoneout
@@ -30,6 +31,7 @@ def keras_or_skip():
     if "keras" not in sys.modules:  # the backend is chosen at import
         os.environ["KERAS_BACKEND"] = "torch"
     keras = pytest.importorskip("keras")
+    absl_off_pytest_streams()
     assert keras.backend.backend() == "torch"
     return keras
 

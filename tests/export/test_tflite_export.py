@@ -21,6 +21,7 @@ from rnnlab.engine import model as M
 from rnnlab.engine import seq2seq as Q
 from rnnlab.export import savedmodel_format, tensorflow_convert, tflite_format
 from rnnlab.export.base import ExportError
+from tests.conftest import absl_off_pytest_streams
 from tests.export import pairwise_models as PM
 
 TF_FORMATS = (savedmodel_format, tflite_format)
@@ -109,6 +110,7 @@ def feeds(spec, x, mask):
 @pytest.fixture(scope="module", params=list(CASES.values()), ids=list(CASES))
 def exported(request, tmp_path_factory):
     pytest.importorskip("tensorflow")
+    absl_off_pytest_streams()
     spec = small(**request.param)
     params, state = PM.model_of(spec, dtype=np.float32)
     folder = tmp_path_factory.mktemp("tf")
@@ -173,6 +175,7 @@ def test_tflite_equals_the_engine_in_builtin_ops(exported):
 def test_litert_runs_the_tflite_model(exported):
     """LiteRT (ai-edge-litert), tf.lite.Interpreter's successor: the runtime a device would use."""
     litert = pytest.importorskip("ai_edge_litert.interpreter")
+    absl_off_pytest_streams()
     spec, params, state, folder, _ = exported
     check_tflite(litert.Interpreter(model_path=str(folder / "model.tflite")), spec, params, state)
 
@@ -181,6 +184,7 @@ def test_litert_runs_the_tflite_model(exported):
 def test_float64_models(tmp_path):
     """The SavedModel keeps float64; the TFLite model is float32, and the export says so."""
     tf = pytest.importorskip("tensorflow")
+    absl_off_pytest_streams()
     spec = small(cell="gru", bidirectional=True, pooling="mean")
     params, state = PM.model_of(spec)
     saved = savedmodel_format.write_model(spec, params, state, tmp_path)
@@ -199,6 +203,7 @@ def test_float64_models(tmp_path):
 @pytest.mark.slow
 def test_rnnlab_export_writes_the_tflite_model_and_its_hash(tmp_path):
     pytest.importorskip("tensorflow")
+    absl_off_pytest_streams()
     from rnnlab import api
     from rnnlab.commands.export import run as export_cmd
     from tests.conftest import TINY
