@@ -243,7 +243,8 @@ EXPLAIN_HELP = """Explain a trained run's predictions: attributions per input st
 
 Methods (comma-separated): ig (integrated gradients, Gauss-Legendre or midpoint rule, with its \
 completeness gap), saliency, smoothgrad, gxi (gradient x input), occlusion, attention (attention \
-pooling's weights). Text models are attributed at their embedding vectors, summed per token. Every \
+pooling's weights), shap (Shapley values of 16 groups of steps, shap's PermutationExplainer). Text \
+models are attributed at their embedding vectors, summed per token. Every \
 method gets a deletion curve against random orders and the model-randomisation test (Spearman between \
 the trained and a re-initialised model, cascading from the head); on the adding and copy tasks the \
 share of |attribution| on the steps the answer depends on. Writes RUN_DIR/explain (or -o DIR): \
@@ -266,6 +267,7 @@ def explain(
     baseline: str = typer.Option("zero", "--baseline", help="zero, mean (the training inputs' mean) or pad (text)."),
     steps: int = typer.Option(64, "--steps", help="Integrated gradients' quadrature points."),
     rule: str = typer.Option("gauss-legendre", "--rule", help="gauss-legendre or midpoint (integrated gradients)."),
+    groups: int = typer.Option(16, "--groups", help="shap: players per sample, groups of consecutive steps."),
     output: str = typer.Option(None, "--output", "-o", help="Folder to write (default: RUN_DIR/explain)."),
     no_randomisation: bool = typer.Option(False, "--no-randomisation", help="Skip the model-randomisation test."),
     last: bool = typer.Option(False, "--last", help="Explain the last epoch's weights, not the selected ones."),
@@ -273,7 +275,7 @@ def explain(
     from rnnlab.commands.explain import run
 
     raise typer.Exit(run(run_dir, method, split, samples, target, baseline, steps, rule, output,
-                         not no_randomisation, "checkpoint_last" if last else "checkpoint"))
+                         not no_randomisation, "checkpoint_last" if last else "checkpoint", groups=groups))
 
 
 AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.

@@ -17,13 +17,18 @@ from rnnlab.record.checkpoint import CheckpointError
 
 def run(target: str, methods: str, split: str, samples: str, explained: str, baseline: str, steps: int,
         rule: str, output: str | None, randomisation: bool = True, checkpoint: str = "checkpoint",
-        console=None) -> int:
+        console=None, groups: int = 16) -> int:
     """Entry point behind the Typer command; returns the process exit code."""
+    from rnnlab.explain.methods import Options
     from rnnlab.runtime.io import StorageError
 
     try:
-        result, out = _explain(target, methods, split, samples, explained, baseline, steps, rule, output,
-                               randomisation, checkpoint)
+        if steps < 1:
+            raise ConfigError(f"--steps {steps}: integrated gradients needs at least 1 step")
+        if groups < 1:
+            raise ConfigError(f"--groups {groups}: shap needs at least 1 group")
+        result, out = _explain(target, methods, split, samples, explained, baseline,
+                               Options(steps=steps, rule=rule, shap_groups=groups), output, randomisation, checkpoint)
     except (ConfigError, DataError, CheckpointError, StorageError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
@@ -31,17 +36,14 @@ def run(target: str, methods: str, split: str, samples: str, explained: str, bas
     return 0
 
 
-def _explain(target, methods, split, samples, explained, baseline, steps, rule, output, randomisation, checkpoint):
+def _explain(target, methods, split, samples, explained, baseline, options, output, randomisation, checkpoint):
     from rnnlab.explain import files
-    from rnnlab.explain.methods import Options, parse_methods, quadrature
+    from rnnlab.explain.methods import parse_methods, quadrature
     from rnnlab.explain.run import Request, explain
     from rnnlab.predict.run import load_run
 
-    if steps < 1:
-        raise ConfigError(f"--steps {steps}: integrated gradients needs at least 1 step")
-    quadrature(1, rule)  # an unknown rule is refused before any work
-    req = Request(parse_methods(methods), split, samples, explained, baseline, Options(steps=steps, rule=rule),
-                  randomisation)
+    quadrature(1, options.rule)  # an unknown rule is refused before any work
+    req = Request(parse_methods(methods), split, samples, explained, baseline, options, randomisation)
     run = load_run(target, checkpoint)
     result = explain(run, req)
     out = Path(output) if output else run.path / "explain"

@@ -7,6 +7,8 @@
     ig          integrated gradients from the baseline (Sundararajan et al. 2017), with a quadrature rule
     occlusion   F(z) - F(z with a window of steps, per feature for series, set to the baseline)
     attention   the attention pooling's weights (models that have it), per step
+    shap        Shapley values of groups of consecutive steps (TimeSHAP's grouping), by shap's
+                PermutationExplainer over coalitions: a group left out is set to the baseline
 
 Per step (`per_step`): signed methods sum over the features (a token's attribution is the sum over its
 embedding dimensions), unsigned ones (saliency) sum the magnitudes. Padded steps get exactly 0.
@@ -31,6 +33,8 @@ class Options:
     noise_samples: int = 25  # smoothgrad
     noise_level: float = 0.15  # smoothgrad: sigma as a fraction of each sample's input range
     window: int = 0  # occlusion's steps per window (0: the length / 64, at least 1)
+    shap_groups: int = 16  # shap: players per sample, consecutive groups of real steps
+    shap_evals: int = 0  # shap: model evaluations per sample (0: 10 permutations, 10 (2 groups + 1))
     seed: int = 0
 
 
@@ -95,12 +99,7 @@ def integrated_gradients(f, z, mask, sel, base, opt: Options) -> Attribution:
     _, g = f.value_and_grad(path.reshape(B * k, *z.shape[1:]).astype(z.dtype), m, sel.repeat(k))
     avg = np.tensordot(g.reshape(B, k, *z.shape[1:]), weights, axes=([1], [0]))
     values = _masked(diff * avg, mask)
-    f_x, f_base = f.value(z, mask, sel), f.value(base.astype(z.dtype), mask, sel)
-    total = values.sum(axis=(1, 2))
-    gap = np.abs(total - (f_x - f_base))
-    rel = gap / np.maximum(np.abs(f_x - f_base), 1e-12)
-    return Attribution(values, signed=True, extras={"f_input": f_x, "f_baseline": f_base, "attribution_sum": total,
-                                                   "completeness_gap": gap, "completeness_gap_rel": rel})
+    return Attribution(values, signed=True, extras=_completeness(f, z, mask, sel, base, values))
 
 
 def occlusion(f, z, mask, sel, base, opt: Options) -> Attribution:
@@ -136,6 +135,51 @@ def attention(f, z, mask, sel, base, opt: Options) -> Attribution:
     return Attribution(_masked(weights[:, :, None], mask), signed=False)
 
 
+def shapley(f, z, mask, sel, base, opt: Options) -> Attribution:
+    """Shapley values of each sample's real steps in up to opt.shap_groups consecutive groups (the players),
+    computed by shap's PermutationExplainer on coalitions: a coalition keeps its groups' steps and sets the
+    others to the baseline. Exact in sum (F(z) - F(baseline), as the permutation estimator is), so the
+    completeness extras hold to rounding. A group's value is spread evenly over its steps and features."""
+    import shap
+
+    B, T, D = z.shape
+    values = np.zeros((B, T, D))
+    for i in range(B):
+        real = np.arange(T) if mask is None else np.flatnonzero(np.asarray(mask[i]) != 0)
+        groups = np.array_split(real, min(opt.shap_groups, len(real)))
+        owner = np.zeros(T, dtype=int)  # padded steps follow group 0: the mask hides them anyway
+        for g, steps in enumerate(groups):
+            owner[steps] = g
+        game = _coalitions(f, z[i], base[i], None if mask is None else mask[i : i + 1], sel.take([i]), owner)
+        n = len(groups)
+        evals = opt.shap_evals or 10 * (2 * n + 1)
+        explainer = shap.PermutationExplainer(game, np.zeros((1, n)), seed=opt.seed)
+        phi = explainer(np.ones((1, n)), max_evals=max(evals, 2 * n + 1), silent=True).values[0]
+        for g, steps in enumerate(groups):
+            values[i, steps, :] = phi[g] / (len(steps) * D)
+    return Attribution(_masked(values, mask), signed=True, extras=_completeness(f, z, mask, sel, base, values))
+
+
+def _coalitions(f, z_i, base_i, mask_i, sel_i, owner):
+    """The model's F on coalition rows (n, groups) of 0/1: kept groups from z_i, the others from the baseline."""
+    def game(coalitions: np.ndarray) -> np.ndarray:
+        keep = np.asarray(coalitions)[:, owner] > 0.5  # (n, T)
+        rows = np.where(keep[:, :, None], z_i, base_i).astype(z_i.dtype)
+        m = None if mask_i is None else np.repeat(mask_i, len(rows), axis=0)
+        return f.value(rows, m, sel_i.repeat(len(rows)))
+    return game
+
+
+def _completeness(f, z, mask, sel, base, values) -> dict:
+    """F(z), F(base), the sum of the attributions and its gap to F(z) - F(base), absolute and relative."""
+    f_x, f_base = f.value(z, mask, sel), f.value(base.astype(z.dtype), mask, sel)
+    total = _masked(values, mask).sum(axis=(1, 2))
+    gap = np.abs(total - (f_x - f_base))
+    rel = gap / np.maximum(np.abs(f_x - f_base), 1e-12)
+    return {"f_input": f_x, "f_baseline": f_base, "attribution_sum": total, "completeness_gap": gap,
+            "completeness_gap_rel": rel}
+
+
 Method = Callable[..., Attribution]
 METHODS: dict[str, Method] = {
     "ig": integrated_gradients,
@@ -144,6 +188,7 @@ METHODS: dict[str, Method] = {
     "gxi": gradient_x_input,
     "occlusion": occlusion,
     "attention": attention,
+    "shap": shapley,
 }
 DEFAULT = ("ig", "saliency", "gxi", "occlusion")
 

@@ -170,10 +170,11 @@ def _summary(run, req, rows, data, sel, attributions, seconds, checks) -> dict:
 
 def _warnings(methods: dict) -> list[str]:
     out = []
-    ig = methods.get("ig")
-    if ig and not ig["completeness_ok"]:
-        out.append(f"integrated gradients' completeness gap reaches {ig['completeness_gap_rel_max']:.2%} "
-                   f"(over {sanity.COMPLETENESS_LIMIT:.0%}): raise --steps")
+    for name, m in methods.items():
+        if m.get("completeness_ok") is False:
+            out.append(f"{name}: the attributions' sum misses F(x) - F(baseline) by up to "
+                       f"{m['completeness_gap_rel_max']:.2%} (over {sanity.COMPLETENESS_LIMIT:.0%}): "
+                       f"{'raise --steps' if name == 'ig' else 'more evaluations needed'}")
     for name, m in methods.items():
         if m.get("randomisation", {}).get("flagged"):
             rho = m["randomisation"]["stages"][-1]["spearman"]

@@ -26,9 +26,9 @@ def adding_run(tmp_path_factory):
 
 
 def _cmd(run_dir, *, method="ig,saliency,gxi,occlusion", split="test", samples="0:6", target="pred",
-         baseline="zero", steps=16, rule="gauss-legendre", output=None, randomisation=True):
+         baseline="zero", steps=16, rule="gauss-legendre", output=None, randomisation=True, groups=16):
     return explain_cmd(str(run_dir), method, split, samples, target, baseline, steps, rule,
-                       None if output is None else str(output), randomisation)
+                       None if output is None else str(output), randomisation, groups=groups)
 
 
 def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monkeypatch):
@@ -77,7 +77,7 @@ def test_a_second_explain_replaces_the_folder_and_o_writes_elsewhere(adding_run,
 
 @pytest.mark.parametrize("kw, message", [
     ({"method": "ig,lime"}, "--method ig,lime: unknown lime (choose from ig, saliency, smoothgrad, gxi, occlusion, "
-                            "attention)"),
+                            "attention, shap)"),
     ({"samples": "60:70"}, "--samples 60:70: out of range (the split has 64 samples: 0:64)"),
     ({"samples": "a:b"}, "--samples a:b: use A:B, K or I,J,K (sample numbers of the split)"),
     ({"target": "class:1"}, "--target class:1: a regression model has no classes (use pred or step:H)"),
@@ -85,6 +85,7 @@ def test_a_second_explain_replaces_the_folder_and_o_writes_elsewhere(adding_run,
     ({"baseline": "blur"}, "--baseline blur: unknown (use zero, mean, pad)"),
     ({"split": "dev"}, "--split dev: unknown (use test, val, train)"),
     ({"steps": 0}, "--steps 0: integrated gradients needs at least 1 step"),
+    ({"groups": 0, "method": "shap"}, "--groups 0: shap needs at least 1 group"),
     ({"rule": "trapezoid"}, "--rule trapezoid: unknown (use gauss-legendre or midpoint)"),
     ({"method": "attention"}, "--method attention: the model has no attention pooling (arch.pooling=attention)"),
 ])
@@ -139,3 +140,9 @@ def test_a_tiny_forecasting_run_explains_its_horizon(tmp_path):
     s = json.loads((run_dir / "explain" / "explain.json").read_text())
     assert s["target"] == "step:3" and s["methods"]["occlusion"]["window"] == 1
     assert _cmd(run_dir, method="ig", target="step:4", randomisation=False) == 2
+
+
+def test_shap_with_a_group_per_step_finds_the_marked_steps(adding_run, tmp_path):
+    assert _cmd(adding_run, method="shap", samples="0:4", groups=10, output=tmp_path / "ex", randomisation=False) == 0
+    m = json.loads((tmp_path / "ex" / "explain.json").read_text())["methods"]["shap"]
+    assert m["completeness_gap_rel_max"] < 1e-4 and 0 <= m["truth_share"] <= 1

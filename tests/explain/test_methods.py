@@ -56,7 +56,7 @@ def test_integrated_gradients_puts_the_adding_answer_on_the_marked_steps():
     assert a.extras["completeness_gap_rel"].max() > 0.02
     fine = integrated_gradients(f, x, None, sel, np.zeros(x.shape), Options(steps=512, rule="midpoint"))
     assert fine.extras["completeness_gap_rel"].max() < 0.01
-    for name in ("gxi", "occlusion"):  # exact here too: the marked steps alone change F
+    for name in ("gxi", "occlusion", "shap"):  # exact here too: the marked steps alone change F
         other = METHODS[name](f, x, None, sel, np.zeros(x.shape), Options())
         assert sanity.truth_share(np.abs(other.per_step()), x[:, :, 1] == 1).min() > 0.999, name
 
@@ -159,8 +159,8 @@ def test_targets():
                             ("class:x", "binary", "class needs a number")):
         with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             parse_target(text, kind, False, 3).select(y, None)
-    with pytest.raises(ConfigError, match="unknown shap"):
-        parse_methods("ig,shap")
+    with pytest.raises(ConfigError, match="unknown lime"):
+        parse_methods("ig,lime")
 
 
 def test_randomisation_and_deletion_on_the_adding_solver():
@@ -196,3 +196,19 @@ def test_copy_task_truth_is_the_copied_symbol():
     truth = sanity.truth_mask(meta, x, Sel, None)
     assert truth[0].nonzero()[0].tolist() == [0] and truth[1].nonzero()[0].tolist() == [2] and not truth[2].any()
     assert np.isnan(sanity.truth_share(np.ones((3, 10)), truth)[2])
+
+
+def test_shapley_values_of_step_groups_add_up_and_split_an_interaction_evenly():
+    """The adding solver's F is a sum over the marked steps: Shapley values are those values exactly, in
+    sum F(x) - F(baseline), and with fewer groups than steps each group carries the sum of its steps."""
+    spec, p = adding_solver()
+    x, y = _adding_batch(6)
+    f = ModelFunction(spec, p)
+    sel = parse_target("pred", "regression", False, 1).select(f.outputs(x, None), None)
+    a = METHODS["shap"](f, x, None, sel, np.zeros(x.shape), Options())
+    assert a.extras["completeness_gap_rel"].max() < 1e-9
+    values = x[:, :, 0] * x[:, :, 1]  # each marked step's value
+    np.testing.assert_allclose(a.per_step(), values, atol=1e-9)
+    grouped = METHODS["shap"](f, x, None, sel, np.zeros(x.shape), Options(shap_groups=3))
+    sums = grouped.per_step().reshape(6, 3, 4).sum(axis=2)  # 12 steps in 3 groups of 4
+    np.testing.assert_allclose(sums, values.reshape(6, 3, 4).sum(axis=2), atol=1e-9)
