@@ -48,6 +48,10 @@ def _explain(target, methods, split, samples, explained, baseline, options, outp
     result = explain(run, req)
     out = Path(output) if output else run.path / "explain"
     files.write(result, out, (run.info.get("data") or {}).get("vocab"))
+    if out.resolve() == (run.path / "explain").resolve():  # the run's report gets its Explanations section
+        from rnnlab.report.html import write_report
+
+        write_report(run.path)
     return result, out
 
 

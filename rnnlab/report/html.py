@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
+import json
 import math
 import re
 from html import escape
@@ -455,6 +456,61 @@ def _files_section(run_dir: Path, warnings: list[str]) -> str:
     return "".join(parts)
 
 
+EXPLAIN_SAMPLES = 5  # text samples coloured in the report (explain/tokens.html has them all)
+
+
+def _explain_section(run_dir: Path, warnings: list[str]) -> str:
+    """`rnnlab explain`'s summary (explain/explain.json): per method its checks, the warnings, and for a text
+    model the first samples' tokens coloured by the first method (from explain/steps.csv)."""
+    path = run_dir / "explain" / "explain.json"
+    if not path.is_file():
+        return ""
+    try:
+        s = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.append(f"explain/explain.json could not be read ({exc})")
+        return ""
+    rows = []
+    for name, m in s.get("methods", {}).items():
+        rnd = (m.get("randomisation") or {}).get("stages") or [{}]
+        dele = m.get("deletion") or {}
+        rows.append([_e(name), fmt(m.get("completeness_gap_rel_max")), fmt(dele.get("area_method")),
+                     fmt(dele.get("area_random")), fmt(rnd[-1].get("spearman")), fmt(m.get("truth_share")),
+                     fmt(m.get("seconds"))])
+    header = ["method", "completeness gap (max)", "deletion area", "random orders", "Spearman, randomised",
+              "share on the known answer", "seconds"]
+    what = (f"{len(s.get('samples', []))} {s.get('split')} samples, target {s.get('target')}, baseline "
+            f"{s.get('baseline')}")
+    notes = "".join(f'<p class="warning">{_e(w)}</p>' for w in s.get("warnings", []))
+    return (f'<section id="explain"><h2>Explanations</h2><p>{_e(what)} (explain/)</p>'
+            f"{_table(header, rows, left=1)}{notes}{_explain_tokens(run_dir, warnings)}</section>")
+
+
+def _explain_tokens(run_dir: Path, warnings: list[str]) -> str:
+    path = run_dir / "explain" / "steps.csv"
+    try:
+        header, rows, _ = _read_csv(path, None) if path.is_file() else ([], [], 0)
+    except (OSError, csv.Error) as exc:
+        warnings.append(f"explain/steps.csv could not be read ({exc})")
+        return ""
+    if "token" not in header or len(header) <= header.index("token") + 1:
+        return ""
+    col = header.index("token") + 1
+    by_sample: dict[str, list[tuple[str, float]]] = {}
+    for r in rows:
+        try:
+            by_sample.setdefault(r[0], []).append((r[header.index("token")], float(r[col])))
+        except (ValueError, IndexError):
+            continue  # a row cut short: the others still show
+    parts = [f"<p>Tokens coloured by {_e(header[col])}: green towards the target, red against it.</p>"]
+    for sample, items in list(by_sample.items())[:EXPLAIN_SAMPLES]:
+        scale = max((abs(v) for _, v in items), default=0.0) or 1.0
+        spans = " ".join(f'<span style="background:rgba({"40,160,60" if v >= 0 else "210,50,50"},'
+                         f'{abs(v) / scale:.2f})" title="{v:.4g}">{_e(tok)}</span>' for tok, v in items)
+        parts.append(f"<p><b>sample {_e(sample)}</b>: {spans}</p>")
+    return "".join(parts)
+
+
 def _log_section(run_dir: Path) -> str:
     path = run_dir / "train.log"
     try:
@@ -486,6 +542,7 @@ def render_report(run_dir: str | Path) -> tuple[str, list[str]]:
     plots_html, plot_sections = _plot_sections(run_dir, warnings)
     body.append(plots_html)
     extra = [(_monitor_section(summary), ("monitor", "Monitor")),
+             (_explain_section(run_dir, warnings), ("explain", "Explanations")),
              (_files_section(run_dir, warnings), ("files", "Data files")),
              (_log_section(run_dir), ("log", "Log"))]
     body.extend(html for html, _ in extra if html)

@@ -38,6 +38,10 @@ def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monk
     assert "explain: 6 test samples, target pred, baseline zero" in out and "known answer" in out
     d = adding_run / "explain"
     assert sorted(p.name for p in d.iterdir()) == ["attributions.npz", "explain.json", "sanity.json", "steps.csv"]
+    report = (adding_run / "report.html").read_text()  # the run's report, with its Explanations section
+    assert '<section id="explain"><h2>Explanations</h2><p>6 test samples, target pred, baseline zero' in report
+    section = report[report.index('<section id="explain">'):report.index("</section>", report.index('id="explain"'))]
+    assert all(f">{name}</td>" in section for name in ("ig", "saliency", "gxi", "occlusion")), section[:2000]
     s = json.loads((d / "explain.json").read_text())
     assert s["samples"] == list(range(6)) and s["data"] == "adding" and s["ig_steps"] == 16
     assert list(s["methods"]) == ["ig", "saliency", "gxi", "occlusion"]
@@ -121,6 +125,9 @@ def test_a_text_model_gets_tokens_and_their_colours(tmp_path, capsys):
     assert steps.token.tolist() == [vocab[t] for t in tokens[mask != 0]]
     html = (d / "tokens.html").read_text()
     assert html.count("<p><b>sample") == 8 and "rgba(" in html  # 4 reviews x 2 methods
+    report = (run_dir / "report.html").read_text()  # the first method's colours, per review
+    section = report[report.index('<section id="explain">'):]
+    assert section.count("<p><b>sample") == 4 and "title=" in section and "Tokens coloured by ig" in section
     s = json.loads((d / "explain.json").read_text())
     assert s["methods"]["ig"]["completeness_gap_rel_max"] < 0.01 and "truth_share" not in s["methods"]["ig"]
 
