@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,15 +69,20 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
 
 def _atomic_write(path: Path, write: Callable[[IO], None], mode: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The name is drawn before the file exists, so a signal at any moment after its creation finds it in the
+    # except below (mkstemp creates the file before it returns its name: a signal in between leaked it).
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
         with signals.temp_file(tmp):  # a fast exit (a second Ctrl-C) removes it too
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, mode) as fh:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, FILE_MODE)
             os.replace(tmp, path)
+    except FileExistsError:  # another writer's file of the same random name (2^-64): not ours to remove
+        raise
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
