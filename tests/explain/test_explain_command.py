@@ -149,6 +149,7 @@ def test_a_tiny_forecasting_run_explains_its_horizon(tmp_path):
     assert _cmd(run_dir, method="ig", target="step:4", randomisation=False) == 2
 
 
+@pytest.mark.slow  # shap's first call compiles its numba kernels (~10 s a process); test_methods covers shap fast
 def test_shap_with_a_group_per_step_finds_the_marked_steps(adding_run, tmp_path):
     assert _cmd(adding_run, method="shap", samples="0:4", groups=10, output=tmp_path / "ex", randomisation=False) == 0
     m = json.loads((tmp_path / "ex" / "explain.json").read_text())["methods"]["shap"]
