@@ -59,6 +59,14 @@ def readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def time_major_inputs(x, D: int, state0, H: int):
+    """(xt (T, B, D), T, B, h0 or None) of a one-state layer: the input as a time-major view and the
+    initial state, None when it is zero (the first step then skips its recurrent product)."""
+    xt = time_major_view(x, D)
+    T, B, _ = xt.shape
+    return xt, T, B, nonzero_or_none(state_tuple(state0, 1, B, H)[0])
+
+
 def state_tuple(state, n: int, B: int, H: int, what: str = "state0", names=("h0", "c0")) -> tuple:
     """A state argument as a tuple of n entries, each None (zeros) or a validated (B, H) array."""
     if state is None:

@@ -165,9 +165,7 @@ def forward(params, x, state0=None, mask=None, reverse=False):
     H = W_hh.shape[1]
     D = W_ih.shape[1]
     H2, H3 = 2 * H, 3 * H
-    xt = seq.time_major_view(x, D)
-    T, B, _ = xt.shape
-    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    xt, T, B, h0 = seq.time_major_inputs(x, D, state0, H)
     m, pad = seq.mask_feature_major(mask, B, T, dtype)
     out, prev, s0, sT = seq.slots(T, reverse)
     K = seq.chunk_steps(T, B, H)
@@ -243,9 +241,7 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None):
     H = W_hh.shape[1]
     D = W_ih.shape[1]
     H3, H4 = 3 * H, 4 * H
-    xt = seq.time_major_view(x, D)
-    T, B, _ = xt.shape
-    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    xt, T, B, h0 = seq.time_major_inputs(x, D, state0, H)
     Y = seq.out_view(out, B, T, H, dtype, feature_major=True)
     m, keep, lo, hi = seq.row_ranges(mask, B, T, dtype, feature_major=True)
     K = seq.chunk_steps(T, B, H)

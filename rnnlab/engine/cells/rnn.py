@@ -98,6 +98,11 @@ def activations(cache):
 # ----------------------------------------------------------------------------------------
 
 
+def _check_nonlinearity(nonlinearity: str) -> None:
+    if nonlinearity not in OPTIONS["nonlinearity"].choices:
+        raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
+
+
 def _scaled_weights(params, tanh: bool, bias):
     """(W_ih.T, W_hh.T) as the kernels multiply them, and the folded bias b_ih + b_hh into `bias`: all
     scaled by -2 for tanh, so that tanh(a) = 2 / (1 + exp(-2a)) - 1 is exp and three cheap calls on the
@@ -121,14 +126,11 @@ def _activate(a, tanh: bool, one, two) -> None:
 
 def forward(params, x, state0=None, mask=None, reverse=False, *, nonlinearity="tanh"):
     """Run the layer over x (B, T, D). Returns ``(hs, (hT,)), cache`` (see module docstring)."""
-    if nonlinearity not in OPTIONS["nonlinearity"].choices:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
+    _check_nonlinearity(nonlinearity)
     W_ih = params["weight_ih"]
     dtype = W_ih.dtype
     H, D = W_ih.shape
-    xt = seq.time_major_view(x, D)
-    T, B, _ = xt.shape
-    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    xt, T, B, h0 = seq.time_major_inputs(x, D, state0, H)
     m, pad = seq.mask_time_major(mask, B, T, dtype)
     out, prev, h0_slot, sT = seq.slots(T, reverse)
     order = seq.steps(T, reverse)
@@ -201,14 +203,11 @@ def infer(params, x, state0=None, mask=None, reverse=False, out=None, *, nonline
     hs goes into `out` ((B, T, H), any strides) or a fresh time-major array. When each step's
     real rows are one run (``_sequence.step_runs``) a step works on that run only; a general
     mask falls back to masked updates, as in `forward`."""
-    if nonlinearity not in OPTIONS["nonlinearity"].choices:
-        raise ValueError(f"nonlinearity must be 'tanh' or 'relu' (got '{nonlinearity}')")
+    _check_nonlinearity(nonlinearity)
     W_ih = params["weight_ih"]
     dtype = W_ih.dtype
     H, D = W_ih.shape
-    xt = seq.time_major_view(x, D)
-    T, B, _ = xt.shape
-    h0 = seq.nonzero_or_none(seq.state_tuple(state0, 1, B, H)[0])
+    xt, T, B, h0 = seq.time_major_inputs(x, D, state0, H)
     Y = seq.out_view(out, B, T, H, dtype, feature_major=False)
     m, keep, lo, hi = seq.row_ranges(mask, B, T, dtype, feature_major=False)
     K = seq.chunk_steps(T, B, H)
