@@ -239,13 +239,52 @@ def forward(
     """
     walk = blocks_of(spec)
     ctx = _context(walk, params, mask, train, rng, state, initial_states)
-    flow, caches = Flow(x), []
-    for block in walk:
-        flow, c = block.forward(params, flow, ctx)
-        caches.append(c)
+    flow, caches = _forward_blocks(walk, params, Flow(x), ctx)
     cache = {"blocks": caches, "new_state": ctx.new_state, "final_states": ctx.final_states,
              "input_shape": np.shape(x)}
     return flow.h, cache
+
+
+def _forward_blocks(walk, params, flow: Flow, ctx: Context) -> tuple[Flow, list]:
+    caches = []
+    for block in walk:
+        flow, c = block.forward(params, flow, ctx)
+        caches.append(c)
+    return flow, caches
+
+
+def block_index(spec: ModelSpec, name: str) -> int:
+    """The position of the block called `name` ("rnn0", "pool", "head", ...) in `blocks_of(spec)`."""
+    names = [b.name for b in blocks_of(spec)]
+    if name not in names:
+        raise KeyError(f"the model has no block {name!r} (blocks: {', '.join(names)})")
+    return names.index(name)
+
+
+def forward_part(spec: ModelSpec, params: dict, flow: Flow, part: slice, mask=None, state=None):
+    """Evaluation-mode forward of the blocks `blocks_of(spec)[part]` from `flow` (what the block before
+    the part passes on: a `Flow` of h and, after a recurrent block, its final states): (flow, cache).
+    Splitting the model at a block boundary lets a caller read or replace what flows there (layer
+    attributions, activation maximisation); forward of the parts in sequence is `forward`."""
+    walk = blocks_of(spec)
+    ctx = _context(walk, params, mask, False, None, state, None)
+    flow, caches = _forward_blocks(walk[part], params, flow, ctx)
+    return flow, {"blocks": caches, "part": part}
+
+
+def backward_part(spec: ModelSpec, params: dict, dflow: Flow, cache) -> tuple[dict, Flow]:
+    """Gradients of the part's parameters and the gradient `Flow` at the part's input (dh, and the
+    final states' gradients where the part reads them), from `dflow` at its output."""
+    walk = blocks_of(spec)[cache["part"]]
+    return _backward_blocks(walk, cache["blocks"], params, dflow, Context(dtype=params["head.weight"].dtype))
+
+
+def _backward_blocks(walk, caches, params, dflow: Flow, ctx: Context) -> tuple[dict, Flow]:
+    grads: dict[str, np.ndarray] = {}
+    for block, c in zip(reversed(walk), reversed(caches), strict=True):
+        dflow, g = block.backward(params, dflow, c, ctx)
+        grads.update(g)
+    return grads, dflow
 
 
 def _context(walk, params, mask, train, rng, state, initial_states) -> Context:
@@ -310,11 +349,7 @@ def backward(
     """
     walk = blocks_of(spec)
     ctx = Context(dtype=params["head.weight"].dtype, trace=trace, dstates=dstates)
-    grads: dict[str, np.ndarray] = {}
-    dflow = Flow(dy)
-    for block, c in zip(reversed(walk), reversed(cache["blocks"]), strict=True):
-        dflow, g = block.backward(params, dflow, c, ctx)
-        grads.update(g)
+    grads, dflow = _backward_blocks(walk, cache["blocks"], params, Flow(dy), ctx)
     if trace is not None:  # bottom layer first, forward direction before reverse
         order = [k for b in walk for k in b.trace_keys()]
         filled = {k: trace.pop(k) for k in order if k in trace}

@@ -171,9 +171,13 @@ def _coalitions(f, z_i, base_i, mask_i, sel_i, owner):
 
 
 def _completeness(f, z, mask, sel, base, values) -> dict:
-    """F(z), F(base), the sum of the attributions and its gap to F(z) - F(base), absolute and relative."""
+    return completeness(f, z, mask, sel, base, _masked(values, mask).sum(axis=(1, 2)))
+
+
+def completeness(f, z, mask, sel, base, total: np.ndarray) -> dict:
+    """F(z), F(base), the attributions' sum per sample (total) and its gap to F(z) - F(base), absolute and
+    relative."""
     f_x, f_base = f.value(z, mask, sel), f.value(base.astype(z.dtype), mask, sel)
-    total = _masked(values, mask).sum(axis=(1, 2))
     gap = np.abs(total - (f_x - f_base))
     rel = gap / np.maximum(np.abs(f_x - f_base), 1e-12)
     return {"f_input": f_x, "f_baseline": f_base, "attribution_sum": total, "completeness_gap": gap,

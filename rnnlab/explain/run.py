@@ -19,7 +19,9 @@ import numpy as np
 from rnnlab.config.validate import ConfigError
 from rnnlab.explain import sanity
 from rnnlab.explain.function import ModelFunction, Selection, parse_target
+from rnnlab.explain.layers import layer_attributions
 from rnnlab.explain.methods import DEFAULT, METHODS, Attribution, Options
+from rnnlab.explain.overview import feature_names, overview
 
 SPLITS = ("test", "val", "train")
 BASELINES = ("zero", "mean", "pad")
@@ -30,11 +32,15 @@ RANDOMISATION_STAGES = 3
 class Request:
     methods: list[str] = field(default_factory=lambda: list(DEFAULT))
     split: str = "test"
-    samples: str = "0:20"
+    samples: str | None = None  # None: the first 20 (or fewer) samples
     target: str = "pred"
     baseline: str = "zero"
     options: Options = field(default_factory=Options)
     randomisation: bool = True
+    layers: bool = True  # layer integrated gradients of every recurrent layer
+    overview: int = 500  # samples of the split for the global view (0: none)
+    overview_method: str = "gxi"
+    input: str | None = None  # a file of new inputs (read as `rnnlab predict --input` reads it) instead of a split
 
 
 @dataclass
@@ -45,6 +51,10 @@ class Explained:
     selection: Selection
     attributions: dict[str, Attribution]
     summary: dict
+    layers: dict = field(default_factory=dict)  # recurrent block name -> layers.LayerAttribution
+    overview: dict | None = None  # overview.overview's global view
+    outputs: np.ndarray | None = None  # the model's outputs on x (logits; regression in model units)
+    feature_names: list[str] = field(default_factory=list)
 
 
 def explain(run, req: Request) -> Explained:
@@ -53,13 +63,14 @@ def explain(run, req: Request) -> Explained:
         raise ConfigError("explain: a seq2seq run is not supported (its output is a decoded sequence); "
                           "explain a sequence model")
     data = run.data()
-    split = _split(data, req.split)
-    rows = parse_samples(req.samples, len(split))
+    split = _split(data, req.split) if req.input is None else _input_split(run, req.input)
+    rows = parse_samples(req.samples or f"0:{min(20, len(split))}", len(split))
     x, mask = split.x[rows], None if split.mask is None else np.asarray(split.mask[rows], dtype=np.float32)
     f = ModelFunction(run.spec, run.params, run.state)
     target = parse_target(req.target, data.kind, run.spec.per_step, run.spec.output_size)
     z = f.embed(x)
-    sel = target.select(f.outputs(z, mask), mask)
+    outputs = f.outputs(z, mask)
+    sel = target.select(outputs, mask)
     base = baseline(req.baseline, f, z, mask, data)
     attributions, seconds = {}, {}
     for name in req.methods:
@@ -68,7 +79,37 @@ def explain(run, req: Request) -> Explained:
         seconds[name] = time.perf_counter() - t0
     checks = _checks(run, f, z, mask, sel, base, attributions, req, data.meta, x)
     summary = _summary(run, req, rows, data, sel, attributions, seconds, checks)
-    return Explained(rows, x, mask, sel, attributions, summary)
+    layers = layer_attributions(f, z, mask, sel, base, req.options) if req.layers else {}
+    summary["layers"] = {name: _layer_summary(a) for name, a in layers.items()}
+    glance = _overview(run, f, split, data, req, target) if req.input is None else None
+    if glance is not None:
+        summary["overview"] = glance
+    names = [] if f.tokens else feature_names(data.meta or {}, z.shape[2])
+    return Explained(rows, x, mask, sel, attributions, summary, layers, glance, outputs, names)
+
+
+def _overview(run, f, split, data, req: Request, target) -> dict | None:
+    """The global view over the split's first req.overview samples (binary models: towards class 1, so
+    that positive and negative tokens mean the two classes)."""
+    if req.overview <= 0:
+        return None
+    if req.overview_method not in METHODS or (req.overview_method == "attention" and f.spec.pooling != "attention"):
+        raise ConfigError(f"--overview-method {req.overview_method}: unknown or not for this model "
+                          f"(choose from {', '.join(m for m in METHODS if m != 'attention')})")
+    if target.kind == "binary":
+        target = parse_target("class:1", target.kind, target.per_step, target.n_out)
+    rows = np.arange(min(req.overview, len(split)))
+    vocab = (run.info.get("data") or {}).get("vocab")
+    return overview(run, f, split, data.kind, rows, req.overview_method, target,
+                    lambda z, m: baseline(req.baseline, f, z, m, data), req.options, vocab, data.meta)
+
+
+def _layer_summary(a) -> dict:
+    """Per recurrent layer: the completeness gap and the mean |attribution| per step over the samples."""
+    rel = a.extras["completeness_gap_rel"]
+    return {"completeness_gap_rel_max": float(np.max(rel)),
+            "completeness_ok": bool(np.max(rel) <= sanity.COMPLETENESS_LIMIT),
+            "mean_abs_by_step": np.abs(a.per_step()).mean(axis=0).tolist()}
 
 
 def parse_samples(text: str, n: int) -> np.ndarray:
@@ -104,6 +145,19 @@ def baseline(name: str, f: ModelFunction, z: np.ndarray, mask, data) -> np.ndarr
             raise ConfigError("--baseline pad: the model reads no tokens (use zero or mean)")
         return np.broadcast_to(f.pad_vector(), z.shape).astype(np.float64)
     raise ConfigError(f"--baseline {name}: unknown (use {', '.join(BASELINES)})")
+
+
+def _input_split(run, source: str):
+    """New inputs from a file as a split without targets (read with the run's own preprocessing)."""
+    from rnnlab.data import inputs as reader
+    from rnnlab.data.base import Split
+    from rnnlab.predict.sequence import check_fits
+
+    got = reader.read(source, run.config.data, run.info.get("data", {}), np.dtype(run.config.train.dtype))
+    check_fits(run.spec, got.x)
+    if len(got) == 0:
+        raise ConfigError(f"--input {source}: no samples in the file")
+    return Split(got.x, np.zeros(len(got)), got.mask)
 
 
 def _split(data, name: str):
@@ -162,7 +216,9 @@ def _summary(run, req, rows, data, sel, attributions, seconds, checks) -> dict:
         if "window" in a.extras:
             entry["window"] = int(a.extras["window"])
         methods[name] = entry
-    return {"run": str(run.path), "task": data.kind, "data": (data.meta or {}).get("task"), "split": req.split,
+    split = req.split if req.input is None else "input"
+    return {"run": str(run.path), "task": data.kind, "data": (data.meta or {}).get("task"), "split": split,
+            **({} if req.input is None else {"input": str(req.input)}),
             "samples": [int(r) for r in rows], "target": req.target, "baseline": req.baseline,
             "ig_steps": req.options.steps, "ig_rule": req.options.rule, "methods": methods,
             "warnings": _warnings(methods)}
@@ -181,3 +237,61 @@ def _warnings(methods: dict) -> list[str]:
             out.append(f"{name}: Spearman {rho:.2f} between the trained and the randomised model (over "
                        f"{sanity.RANDOMISATION_LIMIT}): the attributions barely depend on the learned weights")
     return out
+
+
+@dataclass
+class Maximized:
+    goal: str
+    inputs: np.ndarray  # (restarts, T, D): the optimised inputs (a text model's embedding vectors)
+    best: int
+    summary: dict
+    tokens: list[str] | None = None  # text: the best input's nearest token per step
+    feature_names: list[str] = field(default_factory=list)
+    trace: list[dict] = field(default_factory=list)
+
+
+def maximize_inputs(run, goal_text: str, length: int = 0, iterations: int = 300, seed: int = 0) -> Maximized:
+    """Activation maximisation (`maximize`) of run's model for goal_text (unit:L:K, class:K, output:K), over
+    inputs of `length` steps (0: the training sequences' length), compared with the training samples."""
+    from rnnlab.explain import maximize as mx
+
+    if run.kind.startswith("seq2seq"):
+        raise ConfigError("explain --maximize: a seq2seq run is not supported; use a sequence model")
+    if iterations < 1:
+        raise ConfigError(f"--iterations {iterations}: needs at least 1")
+    data = run.data()
+    f = ModelFunction(run.spec, run.params, run.state)
+    goal = mx.parse_goal(goal_text, run.spec, data.kind)
+    train = data.train
+    x = train.x[: mx.REFERENCE_SAMPLES]
+    mask = None if train.mask is None else np.asarray(train.mask[: mx.REFERENCE_SAMPLES], dtype=np.float32)
+    z_train = f.embed(x)
+    T = length or int(z_train.shape[1] if mask is None else mask.sum(axis=1).max())
+    if T < 1:
+        raise ConfigError(f"--length {length}: needs at least 1 step")
+    scale = _input_scale(f, z_train, mask)
+    found = mx.maximize(f, goal, T, scale, seed, iterations)
+    best = found["best"]
+    ref = mx.reference(f, goal, z_train, mask)
+    summary = {"run": str(run.path), "goal": goal_text, "length": T, "iterations": iterations, "seed": seed,
+               "activation": float(found["activations"][best]), "restarts": [float(a) for a in found["activations"]],
+               "training_samples": ref, "penalties": {"l2": mx.L2, "smooth": mx.SMOOTH}}
+    tokens = None
+    if f.tokens:
+        vocab = (run.info.get("data") or {}).get("vocab") or []
+        skip = {i for i, w in enumerate(vocab) if w.startswith("<")} | {run.spec.padding_idx or 0}
+        tokens = mx.nearest_tokens(found["inputs"][best], run.params["embedding.weight"], vocab, skip)
+        summary["nearest_tokens"] = tokens
+    names = [] if f.tokens else feature_names(data.meta or {}, z_train.shape[2])
+    return Maximized(goal_text, found["inputs"], best, summary, tokens, names, found["trace"])
+
+
+def _input_scale(f, z_train: np.ndarray, mask) -> np.ndarray:
+    """Per feature, the spread of the inputs: the training inputs' standard deviation over their real steps
+    (text: of the embedding table), never 0."""
+    if f.tokens:
+        s = f.params["embedding.weight"].astype(np.float64).std(axis=0)
+    else:
+        real = np.ones(z_train.shape[:2], bool) if mask is None else mask != 0
+        s = z_train[real].astype(np.float64).std(axis=0)
+    return np.where(s > 0, s, 1.0)

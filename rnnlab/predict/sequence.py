@@ -21,7 +21,7 @@ def predict_with(run, forward, source):
     from rnnlab.train.tasks.predict import roll
 
     got = reader.read(source, run.config.data, run.info.get("data", {}), np.dtype(run.config.train.dtype))
-    _check_fits(run.spec, got.x)
+    check_fits(run.spec, got.x)
     horizon = run.info.get("data", {}).get("n_out")
     if getattr(run.config.data, "strategy", "direct") == "recursive":
         y = roll(lambda w: forward(w, None), got.x, horizon)
@@ -34,7 +34,7 @@ def predict_with(run, forward, source):
     return frame
 
 
-def _check_fits(spec, x: np.ndarray) -> None:
+def check_fits(spec, x: np.ndarray) -> None:
     """Inputs of the width the model reads (a file of another task fails here, in one line)."""
     from rnnlab.data.base import DataError
 

@@ -26,9 +26,9 @@ def adding_run(tmp_path_factory):
 
 
 def _cmd(run_dir, *, method="ig,saliency,gxi,occlusion", split="test", samples="0:6", target="pred",
-         baseline="zero", steps=16, rule="gauss-legendre", output=None, randomisation=True, groups=16):
+         baseline="zero", steps=16, rule="gauss-legendre", output=None, randomisation=True, groups=16, **kw):
     return explain_cmd(str(run_dir), method, split, samples, target, baseline, steps, rule,
-                       None if output is None else str(output), randomisation, groups=groups)
+                       None if output is None else str(output), randomisation, groups=groups, **kw)
 
 
 def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monkeypatch):
@@ -37,7 +37,9 @@ def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monk
     out = capsys.readouterr().err  # the console is on stderr, as every command's
     assert "explain: 6 test samples, target pred, baseline zero" in out and "known answer" in out
     d = adding_run / "explain"
-    assert sorted(p.name for p in d.iterdir()) == ["attributions.npz", "explain.json", "sanity.json", "steps.csv"]
+    assert sorted(p.name for p in d.iterdir()) == [
+        "attributions.npz", "explain.json", "features.csv", "heatmap_0.png", "heatmap_1.png", "heatmap_2.png",
+        "lags.csv", "layers.png", "overview.json", "sanity.json", "steps.csv"]
     report = (adding_run / "report.html").read_text()  # the run's report, with its Explanations section
     assert '<section id="explain"><h2>Explanations</h2><p>6 test samples, target pred, baseline zero' in report
     section = report[report.index('<section id="explain">'):report.index("</section>", report.index('id="explain"'))]
@@ -60,10 +62,32 @@ def test_explain_writes_its_folder_and_the_known_answer(adding_run, capsys, monk
         share = (np.abs(z["ig_steps"]) * marked).sum(1) / np.abs(z["ig_steps"]).sum(1)
         assert np.mean(share) == pytest.approx(ig["truth_share"], rel=1e-5)
     steps = pd.read_csv(d / "steps.csv")
-    assert list(steps.columns) == ["sample", "step", "x0", "x1", "ig", "saliency", "gxi", "occlusion"]
+    assert list(steps.columns) == ["sample", "step", "x0", "x1", "ig", "saliency", "gxi", "occlusion", "layer_rnn0"]
     assert len(steps) == 60
     np.testing.assert_allclose(steps.groupby("sample").ig.sum(),
                                np.asarray(_ig_totals(d)), rtol=1e-5)
+    # layer integrated gradients: a last-pooled LSTM's only layer carries everything in its last state, and
+    # its attributions add up to the same F(x) - F(baseline) as the inputs' (the head above it is linear)
+    layer = s["layers"]["rnn0"]
+    assert layer["completeness_gap_rel_max"] < 1e-5 and layer["mean_abs_by_step"][:9] == [0.0] * 9
+    np.testing.assert_allclose(steps.groupby("sample").layer_rnn0.sum(), _ig_totals(d), rtol=1e-3)
+    assert 'src="data:image/png;base64,' in section and "explain/heatmap_0.png" in section
+    assert "explain/layers.png" in section and "permutation: score drop" in section
+
+
+def test_the_global_view_ranks_features_and_lags_with_the_run_s_score(adding_run):
+    view = json.loads((adding_run / "explain" / "overview.json").read_text())
+    assert view["samples"] == 64 and view["method"] == "gxi" and view["target"] == "pred"
+    assert sorted(r["name"] for r in view["features"]) == ["x0", "x1"]
+    assert [r["name"] for r in view["lags"]] != [] and len(view["lags"]) == 10
+    shares = [r["share"] for r in view["features"]]
+    assert sum(shares) == pytest.approx(1.0) and shares == sorted(shares, reverse=True)
+    run = api.load_run(adding_run)
+    test = run.data().test
+    mse = float(np.mean((run.forward(test.x, test.mask).ravel() - test.y.ravel()) ** 2))
+    assert view["score"] == pytest.approx(-mse, rel=1e-5)  # the score permutation importance starts from
+    lags = pd.read_csv(adding_run / "explain" / "lags.csv")
+    assert list(lags.columns) == ["name", "mean_abs_attribution", "share", "permutation_drop", "permutation_std"]
 
 
 def _ig_totals(d):
@@ -116,7 +140,7 @@ def test_a_text_model_gets_tokens_and_their_colours(tmp_path, capsys):
                 randomisation=False) == 0
     d = run_dir / "explain"
     steps = pd.read_csv(d / "steps.csv")
-    assert list(steps.columns) == ["sample", "step", "token", "ig", "attention"]
+    assert list(steps.columns) == ["sample", "step", "token", "ig", "attention", "layer_rnn0"]
     vocab = json.loads((run_dir / "checkpoint" / "model.json").read_text())["data"]["vocab"]
     with np.load(d / "attributions.npz") as z:
         tokens, mask = z["tokens"], z["mask"]
@@ -130,6 +154,10 @@ def test_a_text_model_gets_tokens_and_their_colours(tmp_path, capsys):
     assert section.count("<p><b>sample") == 4 and "title=" in section and "Tokens coloured by ig" in section
     s = json.loads((d / "explain.json").read_text())
     assert s["methods"]["ig"]["completeness_gap_rel_max"] < 0.01 and "truth_share" not in s["methods"]["ig"]
+    top = pd.read_csv(d / "top_tokens.csv")  # the global view over the test split, towards class 1
+    assert s["overview"]["target"] == "class:1" and set(top.direction) == {"positive", "negative"}
+    assert set(top.token) <= set(vocab) and (top["count"] >= s["overview"]["tokens"]["min_count"]).all()
+    assert '<th class="l">towards</th>' in section and not list(d.glob("heatmap_*.png"))
 
 
 def test_a_seq2seq_run_is_refused(tmp_path, capsys):
@@ -154,3 +182,52 @@ def test_shap_with_a_group_per_step_finds_the_marked_steps(adding_run, tmp_path)
     assert _cmd(adding_run, method="shap", samples="0:4", groups=10, output=tmp_path / "ex", randomisation=False) == 0
     m = json.loads((tmp_path / "ex" / "explain.json").read_text())["methods"]["shap"]
     assert m["completeness_gap_rel_max"] < 1e-4 and 0 <= m["truth_share"] <= 1
+
+
+def test_new_inputs_from_a_file_are_explained_and_a_wrong_shape_is_one_line(adding_run, tmp_path, capsys):
+    x = np.random.default_rng(0).uniform(0, 1, (5, 10, 2))
+    x[:, :, 1] = 0
+    x[:, [2, 7], 1] = 1  # the two marked steps of the adding problem
+    np.savez(tmp_path / "new.npz", x=x)
+    out = tmp_path / "ex"
+    assert _cmd(adding_run, method="ig", samples=None, output=out, randomisation=False,
+                input_file=str(tmp_path / "new.npz")) == 0
+    assert "explain: 5 input samples" in capsys.readouterr().err
+    s = json.loads((out / "explain.json").read_text())
+    assert s["samples"] == [0, 1, 2, 3, 4] and "overview" not in s  # no labels: no global view
+    assert s["split"] == "input" and s["input"] == str(tmp_path / "new.npz")
+    with np.load(out / "attributions.npz") as z:
+        np.testing.assert_allclose(z["x"], x.astype(np.float32))
+    np.save(tmp_path / "bad.npy", x)
+    np.savez(tmp_path / "wide.npz", x=np.zeros((2, 10, 3)))
+    assert _cmd(adding_run, output=tmp_path / "ex2", input_file=str(tmp_path / "wide.npz")) == 2
+    assert capsys.readouterr().err == "Error: the inputs have 3 features per step, but the model reads 2\n"
+    assert not (tmp_path / "ex2").exists()
+
+
+def test_maximize_writes_its_folder_and_report_section(adding_run, capsys):
+    assert explain_cmd(str(adding_run), "ig", "test", None, "pred", "zero", 8, "gauss-legendre", None,
+                       maximize="unit:0:1", length=6, iterations=40) == 0
+    assert "maximize unit:0:1:" in capsys.readouterr().err
+    d = adding_run / "maximize"
+    assert sorted(p.name for p in d.iterdir()) == ["best.csv", "inputs.npz", "maximize.json", "maximize.png"]
+    s = json.loads((d / "maximize.json").read_text())
+    assert s["goal"] == "unit:0:1" and s["length"] == 6 and len(s["restarts"]) == 4
+    assert s["trace"][-1]["activation"] >= s["trace"][0]["activation"]
+    assert list(pd.read_csv(d / "best.csv").columns) == ["step", "x0", "x1"]
+    report = (adding_run / "report.html").read_text()
+    assert '<section id="maximize"><h2>Activation maximisation</h2><p>unit:0:1: ' in report
+    assert 'alt="maximize/maximize.png"' in report
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"maximize": "unit:0:8"}, "--maximize unit:0:8: unit 8 out of range 0..7"),
+    ({"maximize": "class:0"}, "--maximize class:0: a regression model has outputs (output:K)"),
+    ({"maximize": "output:1", "iterations": 0}, "--iterations 0: needs at least 1"),
+])
+def test_bad_maximize_is_one_line(adding_run, tmp_path, capsys, kw, message):
+    out = tmp_path / "mx"
+    assert explain_cmd(str(adding_run), "ig", "test", None, "pred", "zero", 8, "gauss-legendre", str(out),
+                       **kw) == 2
+    assert capsys.readouterr().err == f"Error: {message}\n"
+    assert not out.exists()
