@@ -248,11 +248,18 @@ models are attributed at their embedding vectors, summed per token. Every \
 method gets a deletion curve against random orders and the model-randomisation test (Spearman between \
 the trained and a re-initialised model, cascading from the head); on the adding and copy tasks the \
 share of |attribution| on the steps the answer depends on. Writes RUN_DIR/explain (or -o DIR): \
-explain.json, sanity.json, attributions.npz, steps.csv (and tokens.html for text).
+explain.json, sanity.json, attributions.npz, steps.csv (and tokens.html for text; heatmaps for \
+series). Also: layer integrated gradients per recurrent layer (layers.png), and a global view over \
+--overview samples (top tokens, or features and lags ranked by attribution and permutation importance). \
+--maximize finds an input that maximises a hidden unit or an output (writes RUN_DIR/maximize).
 
   rnnlab explain outputs/train/2026-12-06_12-00-00 --samples 0:20
 
   rnnlab explain RUN_DIR --method ig,occlusion --target class:1 --baseline pad --steps 32
+
+  rnnlab explain RUN_DIR --input new_series.csv --method ig
+
+  rnnlab explain RUN_DIR --maximize unit:0:3
 """
 
 
@@ -261,7 +268,9 @@ def explain(
     run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder."),
     method: str = typer.Option("ig,saliency,gxi,occlusion", "--method", "-m", help="Methods, comma-separated."),
     split: str = typer.Option("test", "--split", help="The split whose samples are explained: test, val or train."),
-    samples: str = typer.Option("0:20", "--samples", help="Sample numbers of the split: A:B, K or I,J,K."),
+    samples: str = typer.Option(None, "--samples", help="Sample numbers of the split: A:B, K or I,J,K (default 0:20)."),
+    input_file: str = typer.Option(None, "--input", "-i",
+                                   help="Explain new inputs from a file (as rnnlab predict --input reads it)."),
     target: str = typer.Option("pred", "--target",
                                help="pred (the predicted class or first forecast step), class:K, or step:H."),
     baseline: str = typer.Option("zero", "--baseline", help="zero, mean (the training inputs' mean) or pad (text)."),
@@ -270,12 +279,61 @@ def explain(
     groups: int = typer.Option(16, "--groups", help="shap: players per sample, groups of consecutive steps."),
     output: str = typer.Option(None, "--output", "-o", help="Folder to write (default: RUN_DIR/explain)."),
     no_randomisation: bool = typer.Option(False, "--no-randomisation", help="Skip the model-randomisation test."),
+    layers: bool = typer.Option(True, "--layers/--no-layers", help="Layer integrated gradients per recurrent layer."),
+    overview: int = typer.Option(500, "--overview", help="Samples of the split for the global view (0: none)."),
+    overview_method: str = typer.Option("gxi", "--overview-method", help="The global view's method."),
+    maximize: str = typer.Option(None, "--maximize",
+                                 help="Activation maximisation instead: unit:L:K, class:K or output:K."),
+    length: int = typer.Option(0, "--length", help="--maximize: steps of the optimised input (0: the data's)."),
+    iterations: int = typer.Option(300, "--iterations", help="--maximize: gradient-ascent iterations."),
     last: bool = typer.Option(False, "--last", help="Explain the last epoch's weights, not the selected ones."),
 ) -> None:
     from rnnlab.commands.explain import run
 
     raise typer.Exit(run(run_dir, method, split, samples, target, baseline, steps, rule, output,
-                         not no_randomisation, "checkpoint_last" if last else "checkpoint", groups=groups))
+                         not no_randomisation, "checkpoint_last" if last else "checkpoint", groups=groups,
+                         layers=layers, overview=overview, overview_method=overview_method, input_file=input_file,
+                         maximize=maximize, length=length, iterations=iterations))
+
+
+ATTACK_HELP = """Adversarial examples: a trained run's accuracy (or error) under FGSM and PGD attacks against eps.
+
+Methods (comma-separated): fgsm (one step of the whole budget along the loss gradient, Goodfellow et al. \
+2015), pgd (projected gradient ascent from a random start, --pgd-steps steps of 2.5 eps / steps; per \
+sample the highest-loss point of its iterates and FGSM's is kept; Madry et al. 2018). Series are \
+attacked in an L-infinity ball of eps times each feature's standard deviation (train split); text \
+models at their embedding vectors, in an L2 ball per review of radius eps x the mean embedding norm x \
+sqrt(its length) (Miyato et al. 2016). Padded steps are never moved. The metric is the run's \
+validation accuracy (classification) or MSE and MAE in the model's scaled units (regression); eps 0 \
+is the clean model. Writes RUN_DIR/attack (or -o DIR): attack.json, attack.csv, attack.png (the \
+metric against eps), and tokens.csv for text (the tokens whose embeddings moved most under the \
+strongest attack).
+
+  rnnlab attack outputs/train/2026-12-06_12-00-00
+
+  rnnlab attack RUN_DIR --method pgd --eps 0,0.05,0.1 --pgd-steps 20 --samples 0:200
+"""
+
+
+@app.command(help=ATTACK_HELP)
+def attack(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder."),
+    method: str = typer.Option("fgsm,pgd", "--method", "-m", help="Attacks, comma-separated: fgsm, pgd."),
+    split: str = typer.Option("test", "--split", help="The split whose samples are attacked: test, val or train."),
+    samples: str = typer.Option(None, "--samples",
+                                help="Sample numbers of the split: A:B, K or I,J,K (default 0:500, or all of a "
+                                     "smaller split)."),
+    eps: str = typer.Option("0,0.01,0.02,0.05,0.1,0.2", "--eps",
+                            help="Budgets, comma-separated, >= 0, relative to the input scale (see above)."),
+    pgd_steps: int = typer.Option(10, "--pgd-steps", help="PGD's steps (at least 1)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of PGD's random start."),
+    output: str = typer.Option(None, "--output", "-o", help="Folder to write (default: RUN_DIR/attack)."),
+    last: bool = typer.Option(False, "--last", help="Attack the last epoch's weights, not the selected ones."),
+) -> None:
+    from rnnlab.commands.attack import run
+
+    raise typer.Exit(run(run_dir, method, split, samples, eps, pgd_steps, seed, output,
+                         "checkpoint_last" if last else "checkpoint"))
 
 
 AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.

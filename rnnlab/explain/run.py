@@ -89,7 +89,7 @@ def explain(run, req: Request) -> Explained:
 
 
 def _overview(run, f, split, data, req: Request, target) -> dict | None:
-    """The global view over the split's first req.overview samples (binary models: towards class 1, so
+    """The global view over req.overview samples spread evenly over the split (binary models: towards class 1, so
     that positive and negative tokens mean the two classes)."""
     if req.overview <= 0:
         return None
@@ -98,7 +98,7 @@ def _overview(run, f, split, data, req: Request, target) -> dict | None:
                           f"(choose from {', '.join(m for m in METHODS if m != 'attention')})")
     if target.kind == "binary":
         target = parse_target("class:1", target.kind, target.per_step, target.n_out)
-    rows = np.arange(min(req.overview, len(split)))
+    rows = np.unique(np.linspace(0, len(split) - 1, min(req.overview, len(split))).astype(int))  # splits may be sorted
     vocab = (run.info.get("data") or {}).get("vocab")
     return overview(run, f, split, data.kind, rows, req.overview_method, target,
                     lambda z, m: baseline(req.baseline, f, z, m, data), req.options, vocab, data.meta)
@@ -263,8 +263,9 @@ def maximize_inputs(run, goal_text: str, length: int = 0, iterations: int = 300,
     f = ModelFunction(run.spec, run.params, run.state)
     goal = mx.parse_goal(goal_text, run.spec, data.kind)
     train = data.train
-    x = train.x[: mx.REFERENCE_SAMPLES]
-    mask = None if train.mask is None else np.asarray(train.mask[: mx.REFERENCE_SAMPLES], dtype=np.float32)
+    pick = np.unique(np.linspace(0, len(train) - 1, min(mx.REFERENCE_SAMPLES, len(train))).astype(int))
+    x = train.x[pick]  # spread over the split: a split may be sorted by class
+    mask = None if train.mask is None else np.asarray(train.mask[pick], dtype=np.float32)
     z_train = f.embed(x)
     T = length or int(z_train.shape[1] if mask is None else mask.sum(axis=1).max())
     if T < 1:

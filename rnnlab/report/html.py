@@ -208,6 +208,10 @@ def plot_section(stem: str) -> str:
     return best
 
 
+# folders whose figures their own sections show (rnnlab explain, explain --maximize, attack)
+OWN_SECTION_FOLDERS = ("explain", "maximize", "attack")
+
+
 def find_images(run_dir: Path) -> list[Path]:
     """Every PNG/GIF in the run folder (any depth), skipping hidden folders and the checkpoint."""
     found = []
@@ -215,7 +219,7 @@ def find_images(run_dir: Path) -> list[Path]:
         rel = p.relative_to(run_dir)
         if p.suffix.lower() not in IMAGE_TYPES or any(part.startswith(".") for part in rel.parts):
             continue
-        if rel.parts[0] == "checkpoint" or not p.is_file():
+        if rel.parts[0] in ("checkpoint", *OWN_SECTION_FOLDERS) or not p.is_file():
             continue
         found.append(p)
     return sorted(found, key=lambda p: p.relative_to(run_dir).as_posix())
@@ -457,6 +461,7 @@ def _files_section(run_dir: Path, warnings: list[str]) -> str:
 
 
 EXPLAIN_SAMPLES = 5  # text samples coloured in the report (explain/tokens.html has them all)
+EXPLAIN_TOP = 15  # rows of the global view's tables
 
 
 def _explain_section(run_dir: Path, warnings: list[str]) -> str:
@@ -483,7 +488,59 @@ def _explain_section(run_dir: Path, warnings: list[str]) -> str:
             f"{s.get('baseline')}")
     notes = "".join(f'<p class="warning">{_e(w)}</p>' for w in s.get("warnings", []))
     return (f'<section id="explain"><h2>Explanations</h2><p>{_e(what)} (explain/)</p>'
-            f"{_table(header, rows, left=1)}{notes}{_explain_tokens(run_dir, warnings)}</section>")
+            f"{_table(header, rows, left=1)}{notes}{_explain_tokens(run_dir, warnings)}"
+            f"{_explain_overview(s.get('overview'))}{_explain_figures(run_dir, warnings)}</section>")
+
+
+def _explain_figures(run_dir: Path, warnings: list[str]) -> str:
+    """explain/heatmap_*.png (series) and layers.png."""
+    folder = run_dir / "explain"
+    figs = sorted(folder.glob("heatmap_*.png"), key=lambda p: int(p.stem[8:]) if p.stem[8:].isdigit() else 0)
+    figs += [p for p in [folder / "layers.png"] if p.is_file()]
+    if not figs:
+        return ""
+    return f'<div class="figs">{"".join(_figure(run_dir, p, warnings) for p in figs)}</div>'
+
+
+def _explain_overview(view) -> str:
+    """The global view: top tokens both ways, or features and lags by attribution and permutation."""
+    if not isinstance(view, dict):
+        return ""
+    head = (f"<h3>Over {_e(view.get('samples'))} samples</h3><p>{_e(view.get('method'))} attributions, target "
+            f"{_e(view.get('target'))}.</p>")
+    if "tokens" in view:
+        tok = view["tokens"]
+        rows = [[r["token"], fmt(r["mean"]), fmt(r["count"])] for r in tok.get("positive", [])[:EXPLAIN_TOP]]
+        neg = [[r["token"], fmt(r["mean"]), fmt(r["count"])] for r in tok.get("negative", [])[:EXPLAIN_TOP]]
+        return (head + f"<p>Tokens seen at least {_e(tok.get('min_count'))} times, by mean attribution.</p>"
+                + _table(["towards", "mean", "count"], rows, left=1)
+                + _table(["against", "mean", "count"], neg, left=1))
+    parts = [head]
+    for part, title in (("features", "feature"), ("lags", "lag")):
+        rows = [[r["name"], fmt(r["share"]), fmt(r["permutation_drop"]), fmt(r["permutation_std"])]
+                for r in view.get(part, [])[:EXPLAIN_TOP]]
+        parts.append(_table([title, "share of |attribution|", "permutation: score drop", "std"], rows, left=1))
+    return "".join(parts)
+
+
+def _maximize_section(run_dir: Path, warnings: list[str]) -> str:
+    """`rnnlab explain --maximize`'s result (maximize/maximize.json and maximize.png)."""
+    path = run_dir / "maximize" / "maximize.json"
+    if not path.is_file():
+        return ""
+    try:
+        s = json.loads(path.read_text())
+        ref = s["training_samples"]
+        what = (f"{s['goal']}: {fmt(s['activation'])} after {s['iterations']} iterations over {s['length']} steps; "
+                f"training samples: mean {fmt(ref['mean'])}, 99th percentile {fmt(ref['p99'])}, max {fmt(ref['max'])}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.append(f"maximize/maximize.json could not be read ({exc})")
+        return ""
+    tokens = f"<p>Nearest tokens: {_e(' '.join(s['nearest_tokens']))}</p>" if s.get("nearest_tokens") else ""
+    plot = run_dir / "maximize" / "maximize.png"
+    fig = f'<div class="figs">{_figure(run_dir, plot, warnings)}</div>' if plot.is_file() else ""
+    return (f'<section id="maximize"><h2>Activation maximisation</h2><p>{_e(what)} (maximize/)</p>'
+            f"{tokens}{fig}</section>")
 
 
 def _explain_tokens(run_dir: Path, warnings: list[str]) -> str:
@@ -509,6 +566,41 @@ def _explain_tokens(run_dir: Path, warnings: list[str]) -> str:
                          f'{abs(v) / scale:.2f})" title="{v:.4g}">{_e(tok)}</span>' for tok, v in items)
         parts.append(f"<p><b>sample {_e(sample)}</b>: {spans}</p>")
     return "".join(parts)
+
+
+def _attack_section(run_dir: Path, warnings: list[str]) -> str:
+    """`rnnlab attack`'s results (attack/attack.json): the metric per eps (rows) and method (columns), its
+    plot attack/attack.png, and for a text model the tokens whose embeddings moved most."""
+    path = run_dir / "attack" / "attack.json"
+    if not path.is_file():
+        return ""
+    try:
+        s = json.loads(path.read_text())
+        metrics, methods = list(s["metrics"]), list(s["methods"])
+        cells = {(r["method"], r["eps"], m): r.get(m) for r in s["results"] for m in metrics}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        warnings.append(f"attack/attack.json could not be read ({exc})")
+        return ""
+    epsilons = sorted({eps for _, eps, _ in cells})
+    header = ["eps", *(f"{method} {m}" for method in methods for m in metrics)]
+    rows = [[fmt(eps), *(fmt(cells.get((method, eps, m))) for method in methods for m in metrics)]
+            for eps in epsilons]
+    ball = (f"an L2 ball per sample on the embeddings, radius eps x {fmt(s['ball'].get('mean_embedding_norm'))} "
+            "(the mean embedding norm) x sqrt(real steps)" if s.get("inputs") == "embeddings"
+            else "an L-infinity ball of eps x each feature's standard deviation (train split)")
+    clean = ", ".join(f"{m} {fmt((s.get('clean') or {}).get(m))}" for m in metrics)
+    what = (f"{s.get('n_samples')} {s.get('split')} samples, {ball}; clean: {clean}; PGD "
+            f"{(s.get('pgd') or {}).get('steps')} steps (attack/)")
+    plot = run_dir / "attack" / "attack.png"
+    fig = f'<div class="figs">{_figure(run_dir, plot, warnings)}</div>' if plot.is_file() else ""
+    tokens = ""
+    if s.get("tokens"):
+        at = s.get("tokens_at") or {}
+        words = ", ".join(f"{t['token']} ({t['count']}x, {fmt(t['vs_even'])})" for t in s["tokens"])
+        tokens = (f"<p>Tokens whose embeddings moved most ({_e(at.get('method'))}, eps {_e(fmt(at.get('eps')))}; "
+                  f"occurrences, mean norm over an even spread of the budget): {_e(words)}</p>")
+    return (f'<section id="attack"><h2>Adversarial examples</h2><p>{_e(what)}</p>'
+            f"{_table(header, rows)}{fig}{tokens}</section>")
 
 
 def _log_section(run_dir: Path) -> str:
@@ -543,6 +635,8 @@ def render_report(run_dir: str | Path) -> tuple[str, list[str]]:
     body.append(plots_html)
     extra = [(_monitor_section(summary), ("monitor", "Monitor")),
              (_explain_section(run_dir, warnings), ("explain", "Explanations")),
+             (_maximize_section(run_dir, warnings), ("maximize", "Activation maximisation")),
+             (_attack_section(run_dir, warnings), ("attack", "Adversarial examples")),
              (_files_section(run_dir, warnings), ("files", "Data files")),
              (_log_section(run_dir), ("log", "Log"))]
     body.extend(html for html, _ in extra if html)
