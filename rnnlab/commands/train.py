@@ -147,15 +147,19 @@ def run(args: list[str], console: Console | None = None) -> int:
 
             launch = sweeper.launch_overrides(overrides, resume=resume_sweep)
             RESUME = None  # a sweep's jobs resume by their folders (sweep_resume)
+        one_run = None  # a plain single run: launched on the config validated here (composed once)
         if not set(flags) & hb.INFO_FLAGS:
-            hb.compose_and_validate(overrides, hb._flag_value(flags, ("--config-dir", "-cd")), on_first=folder.settle)
+            one_run = hb.prepare(task, flags, overrides, on_first=folder.settle)
     except ConfigError as exc:
         console.print(f"[red]Error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
     LAST, code = None, 0
     with folder.launching():
         try:
-            hb.launch(_hydra_main(), "rnnlab train", flags, [*overrides, *folder.overrides(), *launch])
+            if one_run is not None:
+                one_run.launch("rnnlab train", flags, folder.overrides())
+            else:
+                hb.launch(_hydra_main(), "rnnlab train", flags, [*overrides, *folder.overrides(), *launch])
         except SystemExit as exc:  # Hydra exits on its own errors (after printing them), and on a job's bug
             code = exc.code if isinstance(exc.code, int) else 1
         except KeyboardInterrupt:  # the jobs recorded their own status; the exit code names the signal

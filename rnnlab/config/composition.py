@@ -1,8 +1,9 @@
 """The one config path: compose with Hydra's Compose API, validate, say what is wrong in one line.
 
 Every way into a run comes through here: `rnnlab train`, `cv` and `augment-preview` before they
-launch (`compose_and_validate`: each value of a sweep once), their Hydra jobs (`validated`: the
-RunConfig checked before the launch, or one more validation of a config composed elsewhere),
+launch (`compose_and_validate`: each value of a sweep once; a plain single run `RunComposer` and
+`validate_run`: composed once, as hydra.main would, and launched on that config), their Hydra jobs
+(`validated`: the RunConfig checked before the launch, or one more validation of a config composed elsewhere),
 `rnnlab search` (`Composer`: the space check, every trial, the best trial as an experiment) and
 `rnnlab.api.compose` (`compose`). Hydra's and OmegaConf's errors (multi-line, about YAML files
 and structured configs) become one line naming the key, with a suggestion when a key or an
@@ -249,16 +250,60 @@ class Composer:
     def compose(self, overrides: Sequence[str]) -> Composed:
         """The config of `rnnlab train OVERRIDES` (one value per key); ConfigError with one line."""
         import yaml
-        from hydra import compose
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
         overrides = list(overrides)
         try:
-            cfg = compose(config_name="config", overrides=open_keys(overrides) + self.extra, return_hydra_config=True)
+            cfg = self._compose(open_keys(overrides))
         except (HydraException, OmegaConfBaseException, TypeError, ValueError, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, overrides)) from None
         return Composed(cfg)
+
+    def _compose(self, overrides: list[str]):
+        from hydra import compose
+
+        return compose(config_name="config", overrides=overrides + self.extra, return_hydra_config=True)
+
+
+class RunComposer(Composer):
+    """The config `hydra.main(config_path="pkg://rnnlab.conf")` composes for one run of the task `job`
+    (the task function's module name, e.g. `train`): the same search path (a -cd folder where Hydra adds
+    it, not as a hydra.searchpath override), job name and shell-style parsing, so the run can be launched
+    on this very config (commands/hydra_bridge.py) instead of Hydra composing it twice more. `app`, Hydra's
+    app object with its config loader, outlives the session: the launch registers it again."""
+
+    def __init__(self, job: str, config_dir: str | Path | None = None):
+        super().__init__(config_dir)
+        self.extra = []
+        self.job, self.config_dir, self.app = job, config_dir, None
+
+    def __enter__(self) -> RunComposer:
+        import os
+
+        from hydra import version
+        from hydra._internal.hydra import Hydra
+        from hydra._internal.utils import create_config_search_path
+        from hydra.core.config_search_path import SearchPathQuery
+
+        setup()
+        version.setbase("1.3")
+        path = create_config_search_path(f"pkg://{CONFIG_MODULE}")
+        if self.config_dir is not None:  # as hydra.main adds -cd: after rnnlab.conf, before the schemas
+            where = f"file://{os.path.abspath(self.config_dir)}"
+            path.prepend("command-line", where, anchor=SearchPathQuery(provider="schema"))
+        self.app = Hydra.create_main_hydra2(task_name=self.job, config_search_path=path)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+
+    def _compose(self, overrides: list[str]):
+        from hydra.types import RunMode
+
+        return self.app.compose_config(config_name="config", overrides=overrides, run_mode=RunMode.RUN)
 
 
 def check_config_dir(config_dir: str | Path) -> None:
@@ -310,7 +355,7 @@ def compose_and_validate(overrides: Sequence[str], config_dir: str | Path | None
     the launch that run in this process find their config validated (`validated`). on_first(composed):
     called with the first variant composed once all are valid (e.g. to resolve its run folder: of Hydra's
     overrides only FOLDER_OVERRIDES are in it)."""
-    ours = [o for o in overrides if not o.lstrip("+~").startswith("hydra") or o.startswith(FOLDER_OVERRIDES)]
+    ours = [o for o in overrides if not is_hydra_key(o) or o.startswith(FOLDER_OVERRIDES)]
     first = None
     with Composer(config_dir) as c:
         for variant in _variants(ours):
@@ -321,6 +366,21 @@ def compose_and_validate(overrides: Sequence[str], config_dir: str | Path | None
     if on_first is not None:  # after every variant passed: bad input creates no folder
         on_first(first[1])
     return first[0]
+
+
+def is_hydra_key(override: str) -> bool:
+    """Whether an override sets Hydra's own config (hydra.run.dir=..., hydra/launcher=...)."""
+    return override.lstrip("+~").startswith("hydra")
+
+
+def validate_run(composed: Composed, on_first: Callable[[Composed], None] | None = None) -> RunConfig:
+    """compose_and_validate's second half for a config composed with RunComposer (one run, Hydra's keys
+    in it): validated and remembered for the job, then on_first(composed)."""
+    rc = composed.validate()
+    _remember(composed.cfg, rc)
+    if on_first is not None:
+        on_first(composed)
+    return rc
 
 
 def validated(cfg) -> RunConfig:

@@ -317,13 +317,11 @@ def sweep(run, split: str = "test", samples: str | None = None, methods=METHOD_N
           steps: int = 10, seed: int = 0, vocab: list[str] | None = None) -> Attacked:
     """Every method at every eps on the split's samples (default: its first 500): the metric, the mean
     attack loss and the share of flipped decisions, with the clean values (eps = 0); for text, the tokens
-    whose embeddings moved most under the strongest attack (PGD, else FGSM, at the largest eps).
+    whose embeddings moved most under the strongest attack (PGD, else FGSM, at the largest eps), with BLAS
+    on one thread (`runtime.cpu.one_blas_thread`)."""
+    from rnnlab.runtime.cpu import one_blas_thread
 
-    BLAS runs on one thread, as training does by default (train.blas_threads=1): the engine's matrices are
-    small, and two BLAS threads beside another busy process made a forward and backward 5-10x slower."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
+    with one_blas_thread():
         return _sweep(run, split, samples, methods, epsilons, steps, seed, vocab)
 
 

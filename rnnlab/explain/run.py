@@ -58,7 +58,15 @@ class Explained:
 
 
 def explain(run, req: Request) -> Explained:
-    """Attributions of run's predictions on req's samples, and the summary of methods and checks."""
+    """Attributions of run's predictions on req's samples, and the summary of methods and checks (BLAS on
+    one thread: `runtime.cpu.one_blas_thread`)."""
+    from rnnlab.runtime.cpu import one_blas_thread
+
+    with one_blas_thread():
+        return _explain(run, req)
+
+
+def _explain(run, req: Request) -> Explained:
     if run.kind.startswith("seq2seq"):
         raise ConfigError("explain: a seq2seq run is not supported (its output is a decoded sequence); "
                           "explain a sequence model")
@@ -253,6 +261,13 @@ class Maximized:
 def maximize_inputs(run, goal_text: str, length: int = 0, iterations: int = 300, seed: int = 0) -> Maximized:
     """Activation maximisation (`maximize`) of run's model for goal_text (unit:L:K, class:K, output:K), over
     inputs of `length` steps (0: the training sequences' length), compared with the training samples."""
+    from rnnlab.runtime.cpu import one_blas_thread
+
+    with one_blas_thread():
+        return _maximize_inputs(run, goal_text, length, iterations, seed)
+
+
+def _maximize_inputs(run, goal_text, length, iterations, seed) -> Maximized:
     from rnnlab.explain import maximize as mx
 
     if run.kind.startswith("seq2seq"):

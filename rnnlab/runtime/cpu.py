@@ -11,3 +11,12 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread. The engine's matrices are small: a second BLAS thread
+    gains little and, beside another busy process, makes every GEMM wait for a descheduled thread (a
+    forward and backward measured 5-10x slower). Training does the same (train.blas_threads)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
