@@ -248,12 +248,9 @@ class Attacked:
 
 
 def parse_methods(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [n for n in names if n not in METHOD_NAMES]
-    if unknown or not names:
-        raise ConfigError(f"--method {text}: unknown {', '.join(unknown) or '(none given)'} "
-                          f"(choose from {', '.join(METHOD_NAMES)})")
-    return list(dict.fromkeys(names))
+    from rnnlab.explain import methods
+
+    return methods.parse_methods(text, METHOD_NAMES)
 
 
 def parse_eps(text: str) -> list[float]:

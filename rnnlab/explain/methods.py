@@ -197,10 +197,11 @@ METHODS: dict[str, Method] = {
 DEFAULT = ("ig", "saliency", "gxi", "occlusion")
 
 
-def parse_methods(text: str) -> list[str]:
+def parse_methods(text: str, choices=METHODS) -> list[str]:
+    """--method's comma-separated names, each one of `choices`, in order and without repeats."""
     names = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METHODS]
+    unknown = [m for m in names if m not in choices]
     if unknown or not names:
         raise ConfigError(f"--method {text}: unknown {', '.join(unknown) or '(none given)'} "
-                          f"(choose from {', '.join(METHODS)})")
+                          f"(choose from {', '.join(choices)})")
     return list(dict.fromkeys(names))
