@@ -27,7 +27,7 @@ REPEATS = 5
 MAX_LAGS = 64
 
 
-def overview(run, f, split, kind: str, rows: np.ndarray, method: str, target, base_fn, opt: Options,
+def overview(f, split, kind: str, rows: np.ndarray, method: str, target, base_fn, opt: Options,
              vocab: list[str] | None = None, meta: dict | None = None) -> dict:
     """The global view over `rows` of `split`; base_fn(z, mask) gives the baseline of the inputs z."""
     x, mask = split.x[rows], None if split.mask is None else np.asarray(split.mask[rows], dtype=np.float32)
@@ -116,17 +116,11 @@ def permutation_importance(f, split, kind: str, seed: int, repeats: int = REPEAT
 
 
 def score(kind: str, y: np.ndarray, split) -> float:
-    """Accuracy (classification) or minus the MSE over the counted targets (regression)."""
-    from rnnlab.train.tasks.predict import accuracy
+    """Accuracy (classification) or minus the MSE over the counted targets (regression): `attack.metrics`."""
+    from rnnlab.explain.attack import metrics
 
-    if kind in ("binary", "multiclass"):
-        return accuracy(kind, split, y)
-    target = np.asarray(split.y, dtype=np.float64).reshape(y.shape)
-    err = (y - target) ** 2
-    tmask = split.target_mask
-    if tmask is not None:
-        return -float(err[np.asarray(tmask) > 0].mean())
-    return -float(err.mean())
+    m = metrics(kind, y, np.asarray(split.y), split.target_mask)
+    return float(m["accuracy"]) if "accuracy" in m else -float(m["mse"])
 
 
 def _lag_index(real: np.ndarray) -> np.ndarray:

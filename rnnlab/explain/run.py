@@ -70,6 +70,9 @@ def _explain(run, req: Request) -> Explained:
     if run.kind.startswith("seq2seq"):
         raise ConfigError("explain: a seq2seq run is not supported (its output is a decoded sequence); "
                           "explain a sequence model")
+    if req.overview and (req.overview_method not in METHODS or req.overview_method == "attention"):
+        raise ConfigError(f"--overview-method {req.overview_method}: unknown "
+                          f"(choose from {', '.join(m for m in METHODS if m != 'attention')})")
     data = run.data()
     split = _split(data, req.split) if req.input is None else _input_split(run, req.input)
     rows = parse_samples(req.samples or f"0:{min(20, len(split))}", len(split))
@@ -89,6 +92,9 @@ def _explain(run, req: Request) -> Explained:
     summary = _summary(run, req, rows, data, sel, attributions, seconds, checks)
     layers = layer_attributions(f, z, mask, sel, base, req.options) if req.layers else {}
     summary["layers"] = {name: _layer_summary(a) for name, a in layers.items()}
+    summary["warnings"] += [f"layer {name}: the attributions' sum misses F(x) - F(baseline) by up to "
+                            f"{m['completeness_gap_rel_max']:.2%} (over {sanity.COMPLETENESS_LIMIT:.0%}): raise --steps"
+                            for name, m in summary["layers"].items() if not m["completeness_ok"]]
     glance = _overview(run, f, split, data, req, target) if req.input is None else None
     if glance is not None:
         summary["overview"] = glance
@@ -101,14 +107,11 @@ def _overview(run, f, split, data, req: Request, target) -> dict | None:
     that positive and negative tokens mean the two classes)."""
     if req.overview <= 0:
         return None
-    if req.overview_method not in METHODS or (req.overview_method == "attention" and f.spec.pooling != "attention"):
-        raise ConfigError(f"--overview-method {req.overview_method}: unknown or not for this model "
-                          f"(choose from {', '.join(m for m in METHODS if m != 'attention')})")
     if target.kind == "binary":
         target = parse_target("class:1", target.kind, target.per_step, target.n_out)
     rows = np.unique(np.linspace(0, len(split) - 1, min(req.overview, len(split))).astype(int))  # splits may be sorted
     vocab = (run.info.get("data") or {}).get("vocab")
-    return overview(run, f, split, data.kind, rows, req.overview_method, target,
+    return overview(f, split, data.kind, rows, req.overview_method, target,
                     lambda z, m: baseline(req.baseline, f, z, m, data), req.options, vocab, data.meta)
 
 

@@ -116,6 +116,9 @@ def test_a_second_explain_replaces_the_folder_and_o_writes_elsewhere(adding_run,
     ({"groups": 0, "method": "shap"}, "--groups 0: shap needs at least 1 group"),
     ({"rule": "trapezoid"}, "--rule trapezoid: unknown (use gauss-legendre or midpoint)"),
     ({"method": "attention"}, "--method attention: the model has no attention pooling (arch.pooling=attention)"),
+    ({"overview_method": "attention"}, "--overview-method attention: unknown (choose from ig, saliency, "
+                                       "smoothgrad, gxi, occlusion, shap)"),
+    ({"overview": -1}, "--overview -1: a number of samples, 0 for none"),
 ])
 def test_bad_input_is_one_line_and_exit_2(adding_run, tmp_path, capsys, kw, message):
     out = tmp_path / "ex"
