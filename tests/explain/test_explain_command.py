@@ -234,3 +234,17 @@ def test_bad_maximize_is_one_line(adding_run, tmp_path, capsys, kw, message):
                        **kw) == 2
     assert capsys.readouterr().err == f"Error: {message}\n"
     assert not out.exists()
+
+
+def test_a_run_without_its_checkpoint_is_one_line_for_explain_maximize_and_attack(adding_run, tmp_path, capsys):
+    import shutil
+
+    from rnnlab.commands.attack import run as attack_cmd
+
+    bare = tmp_path / "bare"
+    shutil.copytree(adding_run, bare, ignore=shutil.ignore_patterns("checkpoint*", "explain", "maximize", "attack"))
+    missing = f"Error: checkpoint file missing: {bare / 'checkpoint' / 'model.npz'}\n"
+    assert _cmd(bare) == 2 and capsys.readouterr().err == missing
+    assert _cmd(bare, maximize="unit:0:0") == 2 and capsys.readouterr().err == missing
+    assert attack_cmd(str(bare)) == 2 and capsys.readouterr().err == missing
+    assert not [p.name for p in bare.iterdir() if p.name in ("explain", "maximize", "attack")]
