@@ -110,7 +110,7 @@ def test_saliency_is_the_finite_difference_gradient():
     assert np.all(g[1, 3:] == 0)  # padded steps pass no gradient
 
 
-# shap's first call in a process JIT-compiles its numba kernels (~9 s): one fast test calls it, the rest are slow
+# shap's first call in a process JIT-compiles its numba kernels (~9 s, not cached on disk): its tests are slow
 @pytest.mark.parametrize("name", [m if m != "shap" else pytest.param(m, marks=pytest.mark.slow) for m in METHODS])
 def test_padded_steps_get_exactly_zero(name):
     spec, p = _random_model("gru", pooling="attention")
@@ -199,6 +199,7 @@ def test_copy_task_truth_is_the_copied_symbol():
     assert np.isnan(sanity.truth_share(np.ones((3, 10)), truth)[2])
 
 
+@pytest.mark.slow  # shap's numba compile, see above
 def test_shapley_values_of_step_groups_add_up_and_split_an_interaction_evenly():
     """The adding solver's F is a sum over the marked steps: Shapley values are those values exactly, in
     sum F(x) - F(baseline), and with fewer groups than steps each group carries the sum of its steps."""
