@@ -546,6 +546,36 @@ class CopyConf:
 
 
 @dataclass
+class TextlmConf:
+    """Language modelling on UTF-8 text (rnnlab/data/textlm.py): the next character or word at every step."""
+
+    name: str = "textlm"
+    # A text file, a folder of .txt files or the IMDB archive; null: aclImdb_v1_labeled.tar.gz in $RNNLAB_DATA.
+    path: str | None = None
+    level: str = "char"
+    lowercase: bool = False
+    vocab_size: int = 20000
+    min_freq: int = 1
+    seq_len: int = 100
+    val_frac: float = 0.05
+    test_frac: float = 0.05
+    max_chars: int | None = 2000000
+    embed_dim: int = 32
+
+    def __post_init__(self) -> None:
+        _choice("data.level", self.level, ("char", "word"))
+        _at_least("data.vocab_size", self.vocab_size, 3)
+        _at_least("data.min_freq", self.min_freq, 1)
+        _at_least("data.seq_len", self.seq_len, 1)
+        for key in ("val_frac", "test_frac"):
+            if not 0 < getattr(self, key) < 0.5:
+                raise ValueError(f"data.{key} must be in (0, 0.5) (got {getattr(self, key)})")
+        if self.max_chars is not None:
+            _at_least("data.max_chars", self.max_chars, 100)
+        _at_least("data.embed_dim", self.embed_dim, 1)
+
+
+@dataclass
 class SeqfileConf:
     """Sequence classification from a wide/long CSV, an NPZ or a UCR/UEA .ts file (rnnlab/data/seqfile.py)."""
 
@@ -647,6 +677,7 @@ DATA_SCHEMAS: dict[str, type] = {
     "adding": AddingConf,
     "imdb": ImdbConf,
     "copy": CopyConf,
+    "textlm": TextlmConf,
     "seqfile": SeqfileConf,
     "reverse_digits": ReverseDigitsConf,
     "sine2cosine": Sine2CosineConf,

@@ -12,6 +12,7 @@ LOADERS = {
     "adding": "rnnlab.data.adding",
     "imdb": "rnnlab.data.imdb",
     "copy": "rnnlab.data.copy_task",
+    "textlm": "rnnlab.data.textlm",
     "seqfile": "rnnlab.data.seqfile",
     # seq2seq tasks: load returns a Seq2SeqTask (see is_seq2seq), trained through rnnlab.train.tasks.seq2seq
     "reverse_digits": "rnnlab.data.seq2seq_tasks:load_reverse_digits",

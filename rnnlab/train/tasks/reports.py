@@ -111,20 +111,24 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _labels(split) -> np.ndarray:
-    """The labels that count: one per sample, or those of the target-masked steps."""
+def _counted(split) -> np.ndarray | None:
+    """Per-step targets: (N, T) bool of the steps that count (all of them without a target mask); else None."""
+    if split.y.ndim != 2:
+        return None
     tmask = getattr(split, "target_mask", None)
-    if tmask is not None and split.y.ndim == 2:
-        return split.y[tmask > 0]
-    return split.y.ravel()
+    return np.ones(split.y.shape, bool) if tmask is None else tmask > 0
+
+
+def _labels(split) -> np.ndarray:
+    """The labels that count: one per sample, or those of the counted steps."""
+    counted = _counted(split)
+    return split.y.ravel() if counted is None else split.y[counted]
 
 
 def _selected(split, probs):
     """(labels, probabilities) of the counted positions."""
-    tmask = getattr(split, "target_mask", None)
-    if tmask is not None and split.y.ndim == 2:
-        return split.y[tmask > 0], probs[tmask > 0]
-    return split.y.ravel(), probs
+    counted = _counted(split)
+    return (split.y.ravel(), probs) if counted is None else (split.y[counted], probs[counted])
 
 
 def classification_report(task, params, state) -> TestReport:
@@ -166,7 +170,7 @@ def classification_report(task, params, state) -> TestReport:
         tables["curves"] = {"confusion": (np.array(out["test_metrics"]["confusion"]),
                                           data.classes or [str(i) for i in range(pt.shape[-1])])}
         if data.test.y.ndim == 2:  # per-step targets: also whole sequences right
-            tmask = data.test.target_mask > 0
+            tmask = _counted(data.test)
             right = (test_probs.argmax(-1) == data.test.y) | ~tmask
             out["test_metrics"]["sequence_accuracy"] = float(np.mean(right.all(axis=1)))
             frame = None
