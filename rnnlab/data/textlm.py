@@ -114,7 +114,7 @@ def baselines(train: np.ndarray, val: np.ndarray, test: np.ndarray, V: int, char
     """Unigram (add-one) and interpolated bigram cross-entropy on the test ids, per token and per character
     (chars: the test part's characters)."""
     uni = (np.bincount(train, minlength=V) + 1.0) / (len(train) + V)
-    pair = np.zeros((V, V)) if V <= 4096 else None
+    pair = np.zeros((V, V)) if V <= 1024 else None  # dense pair counts up to 8 MB
     if pair is None:  # a word vocabulary: counts of the pairs seen, sparse
         keys, counts = np.unique(train[:-1] * V + train[1:], return_counts=True)
     else:
