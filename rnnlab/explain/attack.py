@@ -43,7 +43,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from rnnlab.config.validate import ConfigError
-from rnnlab.explain.function import ModelFunction
+from rnnlab.explain.function import ModelFunction, feature_std
 
 METHOD_NAMES = ("fgsm", "pgd")
 DEFAULT_EPS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2)
@@ -278,9 +278,7 @@ def input_ball(f: ModelFunction, data, z: np.ndarray, mask) -> tuple[Ball, dict]
         mean_norm = float(np.linalg.norm(table, axis=1)[np.asarray(ids).ravel()].mean())
         n_real = _real(z, mask).sum(axis=1, keepdims=True)  # (B, 1, 1)
         return Ball("l2", mean_norm * np.sqrt(n_real)), {"norm": "l2", "mean_embedding_norm": mean_norm}
-    x = np.asarray(train.x, dtype=np.float64)
-    values = x.reshape(-1, x.shape[-1]) if real_train is None else x[real_train]
-    std = values.std(axis=0)
+    std = feature_std(train.x, train.mask)
     return Ball("linf", std.reshape(1, 1, -1)), {"norm": "linf", "feature_std": [float(s) for s in std]}
 
 

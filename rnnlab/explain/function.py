@@ -183,3 +183,9 @@ def embedded(spec, params: dict):
         return spec, params
     spec_z = dataclasses.replace(spec, vocab_size=None)
     return spec_z, {k: v for k, v in params.items() if not k.startswith("embedding.")}
+
+
+def feature_std(x: np.ndarray, mask) -> np.ndarray:
+    """(D,) float64: each feature's standard deviation over the real steps of inputs x (B, T, D)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.reshape(-1, x.shape[-1]).std(axis=0) if mask is None else x[np.asarray(mask) != 0].std(axis=0)

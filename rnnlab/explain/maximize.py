@@ -85,14 +85,23 @@ def _selection(f, goal: Goal, B: int, last: np.ndarray):
     return Selection(np.full(B, 0 if single else goal.index), np.full(B, sign), last if f.spec.per_step else None)
 
 
-def _unit_and_grad(f, z, goal: Goal):
+def _unit(f, z, mask, goal: Goal):
+    """Unit goal.index of layer goal.layer's final hidden state on z: (values (B,), direction, unit, forward
+    Flow, cache of the blocks up to that layer)."""
     from rnnlab.engine import model as M
     from rnnlab.engine.blocks import Flow
 
     k = M.block_index(f.spec_z, f"rnn{goal.layer}")
-    out, cache = M.forward_part(f.spec_z, f.params_z, Flow(z), slice(0, k + 1), None, f.state)
-    H = f.spec.hidden_size
-    direction, unit = divmod(goal.index, H)
+    out, cache = M.forward_part(f.spec_z, f.params_z, Flow(z), slice(0, k + 1), mask, f.state)
+    direction, unit = divmod(goal.index, f.spec.hidden_size)
+    return out.final[direction][0][:, unit].astype(np.float64), direction, unit, out, cache
+
+
+def _unit_and_grad(f, z, goal: Goal):
+    from rnnlab.engine import model as M
+    from rnnlab.engine.blocks import Flow
+
+    a, direction, unit, out, cache = _unit(f, z, None, goal)
     dfinal = []
     for d, states in enumerate(out.final):
         dh = np.zeros_like(states[0])
@@ -100,7 +109,7 @@ def _unit_and_grad(f, z, goal: Goal):
             dh[:, unit] = 1.0
         dfinal.append((dh,) + (None,) * (len(states) - 1))
     _, back = M.backward_part(f.spec_z, f.params_z, Flow(None, tuple(dfinal)), cache)
-    return out.final[direction][0][:, unit].astype(np.float64), back.h.astype(np.float64)
+    return a, back.h.astype(np.float64)
 
 
 def maximize(f, goal: Goal, length: int, scale: np.ndarray, seed: int, iterations: int = ITERATIONS,
@@ -140,14 +149,8 @@ def _penalty(z: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def reference(f, goal: Goal, z_train: np.ndarray, mask) -> dict:
     """The same activation over training samples: mean, max and the 99th percentile."""
-    from rnnlab.engine import model as M
-    from rnnlab.engine.blocks import Flow
-
     if goal.kind == "unit":
-        k = M.block_index(f.spec_z, f"rnn{goal.layer}")
-        out = M.forward_part(f.spec_z, f.params_z, Flow(z_train), slice(0, k + 1), mask, f.state)[0]
-        direction, unit = divmod(goal.index, f.spec.hidden_size)
-        a = out.final[direction][0][:, unit]
+        a = _unit(f, z_train, mask, goal)[0]
     else:
         y = f.outputs(z_train, mask)
         last = np.maximum((np.ones(z_train.shape[:2]) if mask is None else mask).sum(axis=1).astype(int) - 1, 0)

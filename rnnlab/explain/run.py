@@ -308,9 +308,7 @@ def _maximize_inputs(run, goal_text, length, iterations, seed) -> Maximized:
 def _input_scale(f, z_train: np.ndarray, mask) -> np.ndarray:
     """Per feature, the spread of the inputs: the training inputs' standard deviation over their real steps
     (text: of the embedding table), never 0."""
-    if f.tokens:
-        s = f.params["embedding.weight"].astype(np.float64).std(axis=0)
-    else:
-        real = np.ones(z_train.shape[:2], bool) if mask is None else mask != 0
-        s = z_train[real].astype(np.float64).std(axis=0)
+    from rnnlab.explain.function import feature_std
+
+    s = f.params["embedding.weight"].astype(np.float64).std(axis=0) if f.tokens else feature_std(z_train, mask)
     return np.where(s > 0, s, 1.0)
