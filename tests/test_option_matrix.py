@@ -54,7 +54,8 @@ def data_dir(tmp_path_factory):
 # what a data option needs beyond the defaults: the files it reads
 DATA_PATHS = {"csv": "prices.csv", "seqfile": "sequences.csv"}
 # options that need another option beside them, and the words their one-line refusal must say
-NEEDS_ANOTHER = {("data", "copy"): "use arch.pooling=none", ("data", "textlm"): "use arch.pooling=none"}
+NEEDS_ANOTHER = {("data", "copy"): "use arch.pooling=none", ("data", "textlm"): "use arch.pooling=none",
+                 ("data", "echo"): "use arch.pooling=none"}
 
 
 _COMPOSED: dict[tuple[str, ...], object] = {}

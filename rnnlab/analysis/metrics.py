@@ -43,6 +43,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray, huber_delta: floa
 
 # The metric that picks the best row of a model-beside-baselines table, per task: (key, higher is
 # better). Regression: MAE, which orders the rows as MASE does (one scale for all of them).
+TOKEN_BEST = ("bits_per_token", False)
 BEST_BY = {"regression": ("mae", False), "binary": ("accuracy", True), "multiclass": ("accuracy", True)}
 
 
@@ -52,6 +53,8 @@ def best_row(rows: list[dict | None], task: str | None) -> int | None:
     if task not in BEST_BY:
         return None
     key, higher = BEST_BY[task]
+    if rows and "bits_per_token" in (rows[0] or {}):  # a language model: its n-gram baselines have no accuracy
+        key, higher = TOKEN_BEST
     scores = [(r or {}).get(key) for r in rows]
     finite = [(v if higher else -v, -i) for i, v in enumerate(scores)
               if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]

@@ -177,9 +177,24 @@ class TrainConf:
     teacher_forcing: float = 1.0
     teacher_forcing_end: float | None = None
     beam_size: int = 1
+    # Stateful truncated BPTT on data whose samples continue each other (data=textlm, data=echo): the stream is
+    # cut into batch_size parallel streams read in order, chunks of `bptt` steps (null: the data's windows), and
+    # each chunk starts from the state the previous one ended in (its gradient stopped there); reset at epoch starts.
+    stateful: bool = False
+    bptt: int | None = None
+    # Shuffle the training batches each epoch (null: yes, except with stateful, whose streams stay in order).
+    shuffle: bool | None = None
 
     def __post_init__(self) -> None:
         _at_least("train.epochs", self.epochs, 1)
+        if self.bptt is not None:
+            _at_least("train.bptt", self.bptt, 1)
+        if self.stateful and self.shuffle:
+            raise ValueError("train.stateful=true reads each stream in order: drop train.shuffle=true "
+                             "(it would cut the carried state from the text it belongs to)")
+        if self.bptt is not None and not self.stateful:
+            raise ValueError("train.bptt sets the chunk length of stateful training: add train.stateful=true "
+                             "(without it, the data's windows are the truncation: data.seq_len)")
         _fraction("train.teacher_forcing", self.teacher_forcing, closed=True)
         if self.teacher_forcing_end is not None:
             _fraction("train.teacher_forcing_end", self.teacher_forcing_end, closed=True)
@@ -546,6 +561,26 @@ class CopyConf:
 
 
 @dataclass
+class EchoConf:
+    """The echo task (rnnlab/data/echo.py): the target at step t is the input at step t - delay, in one stream."""
+
+    name: str = "echo"
+    n_symbols: int = 4
+    delay: int = 8
+    seq_len: int = 10
+    n_train: int = 4000
+    n_val: int = 400
+    n_test: int = 400
+
+    def __post_init__(self) -> None:
+        _at_least("data.n_symbols", self.n_symbols, 2)
+        _at_least("data.delay", self.delay, 1)
+        _at_least("data.seq_len", self.seq_len, 1)
+        for key in ("n_train", "n_val", "n_test"):
+            _at_least(f"data.{key}", getattr(self, key), 1)
+
+
+@dataclass
 class TextlmConf:
     """Language modelling on UTF-8 text (rnnlab/data/textlm.py): the next character or word at every step."""
 
@@ -678,6 +713,7 @@ DATA_SCHEMAS: dict[str, type] = {
     "imdb": ImdbConf,
     "copy": CopyConf,
     "textlm": TextlmConf,
+    "echo": EchoConf,
     "seqfile": SeqfileConf,
     "reverse_digits": ReverseDigitsConf,
     "sine2cosine": Sine2CosineConf,

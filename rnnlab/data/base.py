@@ -116,6 +116,9 @@ class TaskData:
     # How to refit the preprocessing on other training rows (rnnlab/data/folds.py), or None when the
     # loader fits nothing on its train split. Holds the unprocessed data; registry.load drops it.
     refit: Refit | None = None
+    # Each split's rows are consecutive pieces of one stream (row i + 1 goes on where row i ends; data=textlm,
+    # data=echo): train.stateful can carry the recurrent state from one piece to the next.
+    contiguous: bool = False
 
     def refitted(self, **fields: Any) -> TaskData:
         """A copy with `fields` replaced; "meta" and "future" are merged into the existing dicts (what a

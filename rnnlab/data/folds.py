@@ -302,6 +302,7 @@ def resplit(data, cv, seed: int, data_name: str = "the data"):
         data, entry["preprocessing"] = _refit(data, fold)
         dev = _dev_split(data.train, data.val)
         data.train, data.val = _take(dev, fold.train), _take(dev, fold.val)
+        data.contiguous = False  # a fold's rows are not one stream (train.stateful refuses it)
         data.baselines, dropped = _resplit_baselines(data.baselines, fold)
         # without the loader's train rows the report falls back to mapping the fold's targets back
         data.original_targets = _fold_rows(data.original_targets, fold) or {}

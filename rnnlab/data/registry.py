@@ -13,6 +13,7 @@ LOADERS = {
     "imdb": "rnnlab.data.imdb",
     "copy": "rnnlab.data.copy_task",
     "textlm": "rnnlab.data.textlm",
+    "echo": "rnnlab.data.echo",
     "seqfile": "rnnlab.data.seqfile",
     # seq2seq tasks: load returns a Seq2SeqTask (see is_seq2seq), trained through rnnlab.train.tasks.seq2seq
     "reverse_digits": "rnnlab.data.seq2seq_tasks:load_reverse_digits",

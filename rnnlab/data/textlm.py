@@ -153,11 +153,15 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     parts = {"train": ids[:a], "val": ids[a:b], "test": ids[b:]}
     splits = {k: windows(v, cfg.seq_len) for k, v in parts.items()}
     chars = sum(len(t) for t in tokens[b:])
+    starts = {"train": 0, "val": a, "test": b}
+    scored = {k: tokens[starts[k] : starts[k] + len(s.y) * cfg.seq_len + 1] for k, s in splits.items()}
     meta = {"task": "textlm", "path": str(path), "level": cfg.level, "vocab": vocab, "seq_len": cfg.seq_len,
             "tokens": {k: int(len(v)) for k, v in parts.items()},
             "oov_share_test": float(np.mean(parts["test"] == 1)),
+            # characters per predicted token of each split's windows: bits per char = bits per token / this
+            "chars_per_token": {k: sum(len(t) for t in v[1:]) / max(len(v) - 1, 1) for k, v in scored.items()},
             "baselines": baselines(parts["train"], parts["val"], parts["test"], len(vocab), chars)}
     return TaskData(kind="multiclass", train=splits["train"], val=splits["val"], test=splits["test"],
                     input_size=cfg.embed_dim, output_size=len(vocab), default_loss="cross_entropy", meta=meta,
                     embedding={"vocab_size": len(vocab), "dim": cfg.embed_dim, "weights": None, "trainable": True,
-                               "padding_idx": 0})
+                               "padding_idx": 0}, contiguous=True)

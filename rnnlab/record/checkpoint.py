@@ -38,6 +38,7 @@ FORMAT_VERSION = 2
 STATE_PREFIX = "state:"
 OPTIM_PREFIX = "optim:"
 POSITION_PREFIX = "position:"  # a mid-epoch checkpoint's batch order and partial sums
+TASK_PREFIX = "task:"  # the task adapter's own state (stateful training's carried recurrent state)
 
 
 def callback_prefix(name: str) -> str:

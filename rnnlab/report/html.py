@@ -46,10 +46,12 @@ OTHER_SECTION = ("other", "Other")
 IMAGE_TYPES = {".png": "image/png", ".gif": "image/gif"}
 
 METRIC_ORDER = ["mae", "rmse", "mase", "smape", "mape", "mse", "r2", "huber",
-                "accuracy", "precision", "recall", "f1", "roc_auc", "average_precision"]
+                "accuracy", "top5_accuracy", "precision", "recall", "f1", "roc_auc", "average_precision",
+                "cross_entropy", "perplexity", "bits_per_token", "bits_per_char"]
 METRIC_LABELS = {"mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²", "mape": "MAPE %", "huber": "Huber",
                  "mase": "MASE", "smape": "sMAPE %",
-                 "f1": "F1", "roc_auc": "ROC-AUC", "average_precision": "AP"}
+                 "f1": "F1", "roc_auc": "ROC-AUC", "average_precision": "AP", "top5_accuracy": "top-5",
+                 "cross_entropy": "nats/token", "bits_per_token": "bits/token", "bits_per_char": "bits/char"}
 DASHBOARD_LABELS = {
     "seconds_per_epoch": "seconds per epoch (mean)",
     "samples_per_s": "samples per second (mean)",

@@ -31,6 +31,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
     task = summary.get("task", "regression")
     if task == "regression":
         cols = {"mae": "MAE", "rmse": "RMSE", "mase": "MASE", "smape": "sMAPE %", "mape": "MAPE %", "r2": "R2"}
+    elif "perplexity" in (summary.get("test_metrics") or summary.get("val_metrics") or {}):  # per token of a stream
+        cols = {"accuracy": "accuracy", "top5_accuracy": "top-5", "perplexity": "perplexity",
+                "bits_per_token": "bits/token", "bits_per_char": "bits/char"}
     else:
         cols = {"accuracy": "accuracy", "precision": "precision", "recall": "recall", "f1": "F1"}
         if task == "binary":

@@ -52,8 +52,10 @@ def lengths(split: Split) -> np.ndarray | None:
 
 
 def train_batches(split: Split, batch_size: int, rng: np.random.Generator, bucket: bool = True,
-                  pool: int = 50) -> list[np.ndarray]:
-    """Index arrays of one epoch's batches."""
+                  pool: int = 50, shuffle: bool = True) -> list[np.ndarray]:
+    """Index arrays of one epoch's batches (shuffle=False: rows in order, nothing drawn from rng)."""
+    if not shuffle:
+        return [np.arange(i, min(i + batch_size, len(split))) for i in range(0, len(split), batch_size)]
     return batch_order(len(split), batch_size, rng, lengths(split) if bucket else None, pool)
 
 

@@ -382,6 +382,7 @@ def training_state(fit, callbacks=()) -> tuple[dict[str, Any], dict[str, np.ndar
             prefix = checkpoint.callback_prefix(cb.name)
             info["callbacks"][cb.name], more = checkpoint.split_arrays(cb.state_dict(), prefix)
             arrays.update(more)
+    arrays.update({checkpoint.TASK_PREFIX + k: v for k, v in fit.task.state_dict().items()})
     if fit.position is not None:  # a mid-epoch checkpoint (train.checkpoint_every_steps)
         info["position"], more = checkpoint.split_arrays(fit.position.state_dict(), checkpoint.POSITION_PREFIX)
         arrays.update(more)

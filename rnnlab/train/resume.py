@@ -67,6 +67,8 @@ def restore(fit, run_dir: str | Path, callbacks=(), attempt: int | None = None) 
     for cb in callbacks:
         if cb.name and cb.name in saved:
             cb.load_state_dict(checkpoint.join_arrays(saved[cb.name], arrays, checkpoint.callback_prefix(cb.name)))
+    fit.task.load_state_dict({k[len(checkpoint.TASK_PREFIX):]: v for k, v in arrays.items()
+                              if k.startswith(checkpoint.TASK_PREFIX)})
     if "position" in info:  # a mid-epoch checkpoint: the epoch goes on from its next batch
         fit.position = EpochPosition.from_state(checkpoint.join_arrays(info["position"], arrays,
                                                                        checkpoint.POSITION_PREFIX))

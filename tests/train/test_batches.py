@@ -225,3 +225,14 @@ def test_predict_split_without_a_mask_and_empty():
     np.testing.assert_allclose(predict_split(spec, params, s, 4), M.predict(spec, params, x), rtol=1e-6, atol=1e-6)
     empty = Split(np.zeros((0, 5, 2), dtype=np.float32), np.zeros((0, 1)))
     assert predict_split(spec, params, empty, 4).shape == (0, 1)
+
+
+def test_unshuffled_batches_take_the_rows_in_order_and_draw_nothing():
+    from rnnlab.data.base import Split
+
+    split = Split(np.zeros((7, 3, 1)), np.zeros(7))
+    rng = np.random.default_rng(0)
+    before = rng.bit_generator.state
+    got = batches.train_batches(split, 3, rng, shuffle=False)
+    assert [b.tolist() for b in got] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert rng.bit_generator.state == before

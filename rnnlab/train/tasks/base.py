@@ -62,6 +62,8 @@ class TaskAdapter(Protocol):
     def test_report(self, params, state) -> TestReport: ...
     def inspector(self): ...  # what the monitor reads (rnnlab.monitor.inspect), or None
     def extra_streams(self) -> dict[str, np.random.Generator]: ...  # the task's own random streams (resume)
+    def state_dict(self) -> dict[str, np.ndarray]: ...  # the task's own training state (stateful: the carry)
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None: ...
 
 
 def limited_steps(n: int, batch_size: int, limit: int | None) -> int:

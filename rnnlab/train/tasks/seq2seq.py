@@ -126,6 +126,8 @@ class Seq2SeqAdapter:
     def epoch_batches(self, epoch: int) -> list:
         t, tr = self.cfg.train, self.data.train
         lengths = S.src_lengths(tr) if t.bucket_by_length else None
+        if t.shuffle is False:
+            return batches.train_batches(tr, t.batch_size, self.streams.shuffle, shuffle=False)[: t.limit_batches]
         return batches.batch_order(len(tr), t.batch_size, self.streams.shuffle, lengths)[: t.limit_batches]
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
@@ -161,6 +163,12 @@ class Seq2SeqAdapter:
 
     def extra_streams(self) -> dict:
         return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, d: dict) -> None:
+        pass
 
     def inspector(self):
         return Seq2SeqInspector(self.spec, self.data)

@@ -179,7 +179,7 @@ class SequenceTask:
     def epoch_batches(self, epoch: int) -> list:
         t = self.cfg.train
         return batches.train_batches(self.data.train, t.batch_size, self.streams.shuffle,
-                                     bucket=t.bucket_by_length)[: t.limit_batches]
+                                     bucket=t.bucket_by_length, shuffle=t.shuffle is not False)[: t.limit_batches]
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         return {}
@@ -224,6 +224,12 @@ class SequenceTask:
 
     def extra_streams(self) -> dict[str, np.random.Generator]:
         return {"augment": self.augmenter.rng} if self.augmenter else {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}  # nothing beyond the streams and the model (stream.StreamTask carries recurrent state)
+
+    def load_state_dict(self, d: dict[str, np.ndarray]) -> None:
+        pass
 
     def inspector(self):
         return SequenceInspector(self.spec, self.data, self.loss_fn, loss_targets)
