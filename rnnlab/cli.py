@@ -336,6 +336,40 @@ def attack(
                          "checkpoint_last" if last else "checkpoint"))
 
 
+GENERATE_HELP = """Text sampled from a trained language model (a run of data=textlm).
+
+Reads the prompt once and continues it token by token, carrying the recurrent state (one step per \
+token). Sampling: --temperature T (> 0; below 1 sharper, above 1 flatter), --top-k K (only the K most \
+likely tokens), --top-p P (nucleus: the smallest set of tokens whose probability reaches P), --greedy \
+(always the most likely token). An empty prompt starts a new document. Characters the vocabulary \
+lacks are refused (say which); at word level unknown words are read as <oov>.
+
+  rnnlab generate outputs/char_rnn --prompt "This movie" --length 300 --temperature 0.8 --n 3
+
+  rnnlab generate RUN_DIR --top-p 0.9 --seed 7 -o samples.json
+"""
+
+
+@app.command(help=GENERATE_HELP)
+def generate(
+    run_dir: str = typer.Argument(..., metavar="RUN_DIR", help="A run folder of a language model."),
+    prompt: str = typer.Option("", "--prompt", "-p", help="Text to continue (default: a new document)."),
+    length: int = typer.Option(200, "--length", "-l", help="Tokens to generate per sample."),
+    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Softmax temperature, > 0."),
+    top_k: int = typer.Option(None, "--top-k", help="Sample among the K most likely tokens only."),
+    top_p: float = typer.Option(None, "--top-p", help="Nucleus sampling: the smallest set reaching P, in (0, 1]."),
+    greedy: bool = typer.Option(False, "--greedy", help="Always take the most likely token."),
+    n: int = typer.Option(1, "--n", "-n", help="Number of samples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the sampling."),
+    output: str = typer.Option(None, "--output", "-o", help="Also write the samples to this JSON file."),
+    last: bool = typer.Option(False, "--last", help="Use the last epoch's weights, not the selected ones."),
+) -> None:
+    from rnnlab.commands.generate import run
+
+    raise typer.Exit(run(run_dir, prompt, length, temperature, top_k, top_p, seed, n, greedy, output,
+                         "checkpoint_last" if last else "checkpoint"))
+
+
 AUGMENT_HELP = """Preview data.augment: write a PNG of a few training sequences beside their augmented versions.
 
 Arguments are the same overrides as for `rnnlab train`; the augmentation is data.augment, or \

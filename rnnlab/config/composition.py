@@ -55,6 +55,9 @@ def setup() -> None:
         # conf/config.yaml's default run and sweep folders: claimed (created) when resolved, with -2, -3, ...
         # when the name is taken. Cached per config object, as Hydra's ${now:}, so one run resolves one folder.
         OmegaConf.register_new_resolver("rnnlab_new_dir", _new_dir, use_cache=True)
+    if not OmegaConf.has_resolver("rnnlab_pick"):
+        # a value by key, for sweeps that pair options: ${rnnlab_pick:${.cell},{rnn:261,gru:154,lstm:133}}
+        OmegaConf.register_new_resolver("rnnlab_pick", _pick)
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
         store.store(group=group, name="_schema", node=getattr(schema, cls))
@@ -62,6 +65,12 @@ def setup() -> None:
 
 
 _claiming = True
+
+
+def _pick(key, table):
+    if key not in table:
+        raise ValueError(f"rnnlab_pick: {key!r} is not one of {', '.join(map(str, table))}")
+    return table[key]
 
 
 def _new_dir(path: str) -> str:

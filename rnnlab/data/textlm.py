@@ -99,6 +99,33 @@ def fit_vocab(train: list[str], level: str, size: int, min_freq: int) -> list[st
     return [PAD, OOV, *ranked]
 
 
+def encode(text: str, vocab: list[str], level: str, lowercase: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Token ids of a text in a fitted vocabulary, and the tokens it does not have (in order of appearance):
+    at word level those map to <oov>; at character level the caller refuses them (a character model has
+    never seen them)."""
+    text = text.lower() if lowercase else text
+    tokens = list(text) if level == "char" else _WORD.findall(text)
+    index = {t: i for i, t in enumerate(vocab)}
+    unknown = list(dict.fromkeys(t for t in tokens if t not in index or t in (PAD, OOV)))
+    return np.array([index.get(t, 1) for t in tokens], dtype=np.int64), unknown
+
+
+def decode(ids, vocab: list[str], level: str) -> str:
+    """Text of token ids: characters joined; words joined by spaces, none before punctuation, <eos> a newline."""
+    tokens = [vocab[int(i)] for i in ids]
+    if level == "char":
+        return "".join(tokens)
+    out = ""
+    for t in tokens:
+        if t == SEPARATOR["word"]:
+            out += "\n"
+        elif out and not out.endswith(("\n", "(", '"')) and not re.fullmatch(r"[.,!?;:)\]}%]", t):
+            out += " " + t
+        else:
+            out += t
+    return out
+
+
 def windows(ids: np.ndarray, seq_len: int) -> Split:
     """Non-overlapping windows of seq_len + 1 ids: x the first seq_len, y the next token at each step."""
     n = (len(ids) - 1) // seq_len
@@ -155,7 +182,8 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     chars = sum(len(t) for t in tokens[b:])
     starts = {"train": 0, "val": a, "test": b}
     scored = {k: tokens[starts[k] : starts[k] + len(s.y) * cfg.seq_len + 1] for k, s in splits.items()}
-    meta = {"task": "textlm", "path": str(path), "level": cfg.level, "vocab": vocab, "seq_len": cfg.seq_len,
+    meta = {"task": "textlm", "path": str(path), "level": cfg.level, "lowercase": cfg.lowercase, "vocab": vocab,
+            "seq_len": cfg.seq_len,
             "tokens": {k: int(len(v)) for k, v in parts.items()},
             "oov_share_test": float(np.mean(parts["test"] == 1)),
             # characters per predicted token of each split's windows: bits per char = bits per token / this

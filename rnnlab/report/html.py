@@ -39,7 +39,7 @@ PLOT_SECTIONS: list[tuple[str, str, list[str]]] = [
     ("training", "Training", ["loss", "lr"]),
     ("gradients", "Gradients", ["gradient_flow", "grad_norms", "grad_hist"]),
     ("weights", "Weights", ["weight_hist", "spectral", "weight_heatmaps"]),
-    ("states", "Hidden states", ["states_heatmap", "states_pca", "states_kmeans", "gates"]),
+    ("states", "Hidden states", ["states_heatmap", "states_pca", "states_kmeans", "gates", "gate_saturation"]),
     ("predictions", "Predictions", ["predictions", "error_by_horizon", "forecast", "confusion", "roc", "pr"]),
 ]
 OTHER_SECTION = ("other", "Other")
@@ -73,6 +73,7 @@ STATUS_NOTE = {
 MAX_METRIC_ROWS = 400  # metrics.csv rows shown (head and tail beyond that)
 PREVIEW_ROWS = 20  # rows of the other CSV files shown
 LOG_LINES = 60  # last lines of train.log shown
+CELL_CHARS = 600  # characters of the probe drawn per unit
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;
@@ -605,6 +606,52 @@ def _attack_section(run_dir: Path, warnings: list[str]) -> str:
             f"{_table(header, rows)}{fig}{tokens}</section>")
 
 
+def _language_model_section(run_dir: Path, summary: dict | None, warnings: list[str]) -> str:
+    """A language model's samples (summary.json) and its readable cells (units.csv, unit_activations.csv)."""
+    samples = (summary or {}).get("samples") or []
+    if not samples:
+        return ""
+    parts = ['<section id="language"><h2>Language model</h2><h3>Samples</h3>']
+    for s in samples:
+        t = s.get("temperature")
+        label = "greedy" if t == 0 else f"temperature {fmt(t)}"
+        parts.append(f"<p><b>{_e(label)}</b></p><pre>{_e(str(s.get('text', '')))}</pre>")
+    parts.append(_cells_html(run_dir, warnings))
+    return "".join(parts) + "</section>"
+
+
+def _cells_html(run_dir: Path, warnings: list[str]) -> str:
+    """The units that track text features, and the best one of each drawn over the probe text."""
+    import numpy as np
+
+    from rnnlab.report.text_cells_plots import unit_html
+
+    units_path, acts_path = run_dir / "units.csv", run_dir / "unit_activations.csv"
+    if not (units_path.is_file() and acts_path.is_file()):
+        return ""
+    try:
+        header, rows, _ = _read_csv(units_path, None)
+        act_header, act_rows, _ = _read_csv(acts_path, None)
+        chars = "".join(r[act_header.index("char")] or " " for r in act_rows[:CELL_CHARS])
+    except (OSError, csv.Error, ValueError) as exc:
+        warnings.append(f"units.csv or unit_activations.csv could not be read ({exc})")
+        return ""
+    parts = ["<h3>Cells you can read</h3><p>Hidden units whose activation over the test probe correlates most "
+             "with a text feature (Pearson r; units.csv), and the best of each drawn over the first characters "
+             "(red positive, blue negative; hover for the value).</p>", _table(header, rows, left=2)]
+    seen = set()
+    for feature, layer, unit, r in (row[:4] for row in rows):
+        if feature in seen:
+            continue
+        seen.add(feature)
+        col = f"{layer}.u{unit}"
+        if col in act_header:
+            k = act_header.index(col)
+            values = np.array([float(x[k]) for x in act_rows[:CELL_CHARS]])
+            parts.append(f'<div class="cells">{unit_html(chars, values, f"{feature}: {col}, r = {r}")}</div>')
+    return "".join(parts)
+
+
 def _log_section(run_dir: Path) -> str:
     path = run_dir / "train.log"
     try:
@@ -635,7 +682,8 @@ def render_report(run_dir: str | Path) -> tuple[str, list[str]]:
     ]
     plots_html, plot_sections = _plot_sections(run_dir, warnings)
     body.append(plots_html)
-    extra = [(_monitor_section(summary), ("monitor", "Monitor")),
+    extra = [(_language_model_section(run_dir, summary, warnings), ("language", "Language model")),
+             (_monitor_section(summary), ("monitor", "Monitor")),
              (_explain_section(run_dir, warnings), ("explain", "Explanations")),
              (_maximize_section(run_dir, warnings), ("maximize", "Activation maximisation")),
              (_attack_section(run_dir, warnings), ("attack", "Adversarial examples")),

@@ -84,7 +84,7 @@ def curve_plot(x, y, area: float, kind: str, path: Path) -> Path:
 
 
 def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions=None, future=None, forecast=None,
-                   curves=None, attention=None) -> list[Path]:
+                   curves=None, attention=None, saturation=None) -> list[Path]:
     """Every plot of a run from its rows and the test report's tables (whichever the task has)."""
     out = Path(run_dir) / "plots"
     made = []
@@ -106,6 +106,10 @@ def save_run_plots(run_dir: Path, rows, lr_trace, steps_per_epoch, predictions=N
     for kind in ("roc", "pr"):
         if kind in curves:
             made.append(curve_plot(*curves[kind], kind, out / f"{kind}.png"))
+    if saturation:  # a language model's gates (rnnlab.train.tasks.cells)
+        from rnnlab.report.text_cells_plots import saturation_plot
+
+        made.append(saturation_plot(saturation, out / "gate_saturation.png"))
     if attention is not None:  # seq2seq's test attention
         from rnnlab.report.attention_plots import seq2seq_attention_plots
 

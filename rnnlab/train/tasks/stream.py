@@ -30,6 +30,8 @@ import numpy as np
 
 from rnnlab.config.validate import ConfigError
 from rnnlab.engine import model as M
+from rnnlab.train import generation
+from rnnlab.train.tasks import cells
 from rnnlab.train.tasks.base import StepOut, TestReport
 from rnnlab.train.tasks.sequence import SequenceTask
 
@@ -195,8 +197,12 @@ class StreamTask(SequenceTask):
         test = self.score(params, state, self.data.test).metrics(per_char.get("test") if per_char else None)
         out: dict[str, Any] = {"test_loss": test["cross_entropy"], "val_loss_best": val["cross_entropy"],
                                "val_metrics": val, "test_metrics": test, "baselines": self._baselines(),
-                               "language_model": self.data.meta.get("task") == "textlm"}
-        return TestReport(out, {}, {})
+                               "language_model": generation.is_language_model(self.data.meta)}
+        files, tables = {}, {}
+        if out["language_model"]:
+            out["samples"] = generation.report_samples(self.spec, params, state, self.data.meta, self.cfg.seed)
+            files, tables = cells.readable_cells(self.spec, params, state, self.data)
+        return TestReport(out, tables, files)
 
     def _baselines(self) -> dict[str, Any]:
         """The data's baselines as rows beside the model: textlm's n-gram models, echo's guess and ceiling."""
