@@ -91,3 +91,25 @@ def test_adding_rnn_vs_lstm_single_run_is_the_lstm(tmp_path):
     assert res.returncode == 0, res.stderr
     assert read_summary(d)["status"] == "completed"
     assert json.loads((d / "checkpoint/model.json").read_text())["spec"]["cell"] == "lstm"
+
+
+def test_the_cell_comparison_gives_every_cell_the_same_parameter_budget(tmp_path):
+    """experiment=char_rnn_cells picks a hidden size per cell (rnnlab_pick): parameter counts within 1 %, and a
+    run's saved config holds the resolved size (readers of the run need no resolver)."""
+    from rnnlab import api
+    from rnnlab.config.composition import write_run_config
+    from rnnlab.engine import model as M
+
+    counts = {}
+    for cell in ("rnn", "gru", "lstm"):
+        rc = compose_and_validate(["experiment=char_rnn_cells", f"arch={cell}"])
+        spec = M.ModelSpec(cell=cell, input_size=rc.data.embed_dim, hidden_size=rc.arch.hidden_size, output_size=121,
+                           vocab_size=121, pooling="none")  # the default text's 121 characters
+        counts[cell] = M.n_params(M.init_params(spec, np.random.default_rng(0)))
+    assert max(counts.values()) / min(counts.values()) < 1.01, counts
+    from omegaconf import OmegaConf
+
+    api.compose([])  # the resolvers are registered
+    cfg = OmegaConf.create({"arch": {"cell": "gru", "hidden_size": "${rnnlab_pick:${.cell},{rnn:261,gru:154}}"}})
+    write_run_config(tmp_path, cfg, [])
+    assert yaml.safe_load((tmp_path / ".hydra" / "config.yaml").read_text())["arch"]["hidden_size"] == 154

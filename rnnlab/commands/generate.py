@@ -28,7 +28,7 @@ def run(target: str, prompt: str = "", length: int = 200, temperature: float = 1
     except (ConfigError, DataError, CheckpointError, StorageError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 2
-    _show(prompt, texts, unknown, output, console)
+    _show(texts, unknown, output, console)
     return 0
 
 
@@ -46,6 +46,7 @@ def _generate(target, prompt, length, temperature, top_k, top_p, seed, n, greedy
         raise DataError(f"{run.path}: not a language model (a {kind} run; train one with data=textlm){hint}")
     _, unknown = generation.prompt_ids(prompt, meta)  # refuses unknown characters in one line
     texts = generation.generate(run.spec, run.params, run.state, meta, prompt, settings, greedy)
+    texts = [generation.after_prompt(prompt, t, meta) for t in texts]
     if output:
         from rnnlab.runtime.io import write_json
 
@@ -55,7 +56,7 @@ def _generate(target, prompt, length, temperature, top_k, top_p, seed, n, greedy
     return texts, unknown
 
 
-def _show(prompt: str, texts: list[str], unknown: list[str], output, console) -> None:
+def _show(texts: list[str], unknown: list[str], output, console) -> None:
     from rich.markup import escape
 
     from rnnlab.report.console import make_console
@@ -66,6 +67,6 @@ def _show(prompt: str, texts: list[str], unknown: list[str], output, console) ->
                       soft_wrap=True)
     for k, text in enumerate(texts):
         console.rule(f"sample {k + 1}")
-        console.print(f"[bold]{escape(prompt)}[/]{escape(text)}", soft_wrap=True, highlight=False)
+        console.print(escape(text), soft_wrap=True, highlight=False)
     if output:
         console.print(f"wrote {output}", soft_wrap=True)

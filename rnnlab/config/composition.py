@@ -56,7 +56,7 @@ def setup() -> None:
         # when the name is taken. Cached per config object, as Hydra's ${now:}, so one run resolves one folder.
         OmegaConf.register_new_resolver("rnnlab_new_dir", _new_dir, use_cache=True)
     if not OmegaConf.has_resolver("rnnlab_pick"):
-        # a value by key, for sweeps that pair options: ${rnnlab_pick:${.cell},{rnn:261,gru:154,lstm:133}}
+        # a value by key, for sweeps that pair options: ${rnnlab_pick:${.cell},{rnn:254,gru:153,lstm:132}}
         OmegaConf.register_new_resolver("rnnlab_pick", _pick)
     store = ConfigStore.instance()
     for group, cls in SCHEMAS.items():
@@ -438,7 +438,11 @@ def write_run_config(run_dir, config, overrides, hydra=None) -> None:
     from omegaconf import OmegaConf
 
     hydra_dir = Path(run_dir) / ".hydra"
-    write_text(hydra_dir / "config.yaml", OmegaConf.to_yaml(config))
+    try:  # resolved: readers of the run (predict, generate, compare) need none of the resolvers it was composed with
+        text = OmegaConf.to_yaml(config, resolve=True)
+    except Exception:  # an interpolation only Hydra's job context resolves: kept as written
+        text = OmegaConf.to_yaml(config)
+    write_text(hydra_dir / "config.yaml", text)
     if hydra is not None:
         write_text(hydra_dir / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
     write_text(hydra_dir / "overrides.yaml", yaml.safe_dump(list(overrides), default_flow_style=False))

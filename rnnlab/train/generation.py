@@ -67,6 +67,13 @@ def generate(spec, params, state, meta: dict, prompt: str, settings: Settings, g
     return [textlm.decode(row, meta["vocab"], meta["level"]) for row in out]
 
 
+def after_prompt(prompt: str, text: str, meta: dict) -> str:
+    """The prompt and its continuation as one text (a space between words at word level)."""
+    if meta.get("level") != "word" or not prompt or not text:
+        return prompt + text
+    return prompt + ("" if text[0] in ".,!?;:)\n" else " ") + text
+
+
 def report_samples(spec, params, state, meta: dict, seed: int, length: int = 300) -> list[dict]:
     """The report's samples: one per temperature in REPORT_TEMPERATURES, and the greedy continuation."""
     rows = [{"temperature": t, "text": generate(spec, params, state, meta, "", Settings(length, t, seed=seed))[0]}

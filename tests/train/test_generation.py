@@ -104,7 +104,7 @@ def test_generate_prints_seeded_samples_and_writes_json(lm_run, tmp_path, capsys
     out = tmp_path / "s.json"
     assert run(str(run_dir), prompt="The film", length=40, n=3, seed=5, top_p=0.9, output=str(out)) == 0
     first = json.loads(out.read_text())
-    assert len(first["samples"]) == 3 and all(len(t) == 40 for t in first["samples"])
+    assert len(first["samples"]) == 3 and all(t.startswith("The film") and len(t) == 48 for t in first["samples"])
     assert "The film" in capsys.readouterr().out
     assert run(str(run_dir), prompt="The film", length=40, n=3, seed=5, top_p=0.9, output=str(out)) == 0
     assert json.loads(out.read_text())["samples"] == first["samples"]

@@ -151,7 +151,7 @@ def test_state_carried_across_chunks_learns_what_windows_cannot(tmp_path):
     """Echo with delay 8 in windows of 10: stateful (chunks of 10) > 95 %; stateless stays at its ceiling
     (0.4: the first 8 steps of every window are guesses at 1/4)."""
     base = ["data=echo", "data.n_train=20000", "arch=gru", "arch.pooling=none", "arch.hidden_size=32",
-            "train.epochs=4", "train.batch_size=32", "optim.lr=0.003", "train.progress=false",
+            "train.epochs=8", "train.batch_size=32", "optim.lr=0.003", "train.progress=false",
             "train.plots=false", "monitor=none"]
     stateful = api.train([*base, "train.stateful=true"], tmp_path / "stateful")
     stateless = api.train(base, tmp_path / "stateless")

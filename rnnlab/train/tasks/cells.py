@@ -2,7 +2,8 @@
 
 On a probe (the first PROBE characters of the test split, read as one stream): every hidden unit's activation
 per character, the units that correlate most with simple text features (inside quotes, inside parentheses,
-position in line, after a space, ...; `rnnlab.analysis.text_cells`), and the gates' saturation per unit.
+position in line, after a space, ...; `rnnlab.analysis.text_cells`; a feature constant over the probe, such as
+parentheses in a text without any, is left out), and the gates' saturation per unit.
 Files for the run folder: units.csv (feature, layer, unit, r), gate_saturation.csv (layer, gate, unit, left,
 right) and unit_activations.csv (step, char, then the best unit of each feature), which the HTML report
 draws as colour over the probe text; the saturation scatter goes to plots/gate_saturation.png.
@@ -16,7 +17,8 @@ import numpy as np
 
 from rnnlab.analysis import text_cells as tc
 
-PROBE = 2000
+PROBE = 20_000  # characters the correlations are measured over
+SHOWN = 2000  # characters of them in unit_activations.csv (the report draws the first ones)
 TOP = 5
 
 
@@ -35,13 +37,15 @@ def readable_cells(spec, params, state, data) -> tuple[dict[str, Any], dict[str,
     ids = data.test.x.reshape(-1)[:PROBE]
     text = probe_text(ids, meta["vocab"])
     acts = tc.activations(spec, params, ids, state=state or None, chunk=500)
-    units = tc.correlated_units(acts, tc.text_features(text), top=TOP)
+    features = {k: v for k, v in tc.text_features(text).items() if np.ptp(v) > 0}
+    units = tc.correlated_units(acts, features, top=TOP)
     saturation = tc.gate_saturation(acts)
-    shown = pd.DataFrame({"step": np.arange(len(text)), "char": list(text)})
+    n = min(SHOWN, len(text))
+    shown = pd.DataFrame({"step": np.arange(n), "char": list(text[:n])})
     for row in units:
         col = f"{row['layer']}.u{row['unit']}"
         if col not in shown:
-            shown[col] = acts[row["layer"]][:, row["unit"]]
+            shown[col] = acts[row["layer"]][:n, row["unit"]]
     files = {"units.csv": pd.DataFrame(units, columns=["feature", "layer", "unit", "r"]),
              "unit_activations.csv": shown}
     if saturation:
