@@ -33,6 +33,12 @@ CASES = {
     "sigkill-seq2seq-monitor-every-3-steps": (
         "SIGKILL", [*SEQ2SEQ, "monitor=default", "train.checkpoint_every_steps=3"], 1),
     "sigint-seq2seq-float64": ("SIGINT", [*SEQ2SEQ, "train.dtype=float64"], 1),
+    # stateful truncated BPTT: the carried state is in every mid-epoch checkpoint
+    "sigkill-stateful-echo-every-5-steps": (
+        "SIGKILL", ["data=echo", "data.n_train=300", "data.n_val=40", "data.n_test=40", "arch=gru",
+                    "arch.pooling=none", "arch.hidden_size=16", "arch.num_layers=2", "train.stateful=true",
+                    "train.bptt=5", "train.batch_size=8", "train.epochs=6", "train.checkpoint_every_steps=5",
+                    "train.progress=false", "train.plots=false", "monitor=none"], 2),
     # train.restarts: a run that cannot learn (lr 1e-9) restarts twice; signalled once attempt 1 has begun (its
     # first row or later, so in attempt 1 or 2 or between them), resumed into that attempt with the records
     # and rows of the ones before

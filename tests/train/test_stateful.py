@@ -12,6 +12,7 @@ from rnnlab import api
 from rnnlab.config.validate import ConfigError
 from rnnlab.data import registry
 from rnnlab.data.base import Split
+from rnnlab.engine import cells
 from rnnlab.engine import model as M
 from rnnlab.engine.losses import softmax_cross_entropy
 from rnnlab.train.tasks import for_data
@@ -40,7 +41,7 @@ def test_lanes_cut_the_stream_into_contiguous_equal_parts():
     assert Lanes.of(Split(ids, ids), 1000).y.shape == (35, 1)  # never more lanes than steps
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", cells.names())
 def test_carried_chunks_equal_each_lane_read_whole(cell):
     task = _task([*ECHO, f"arch={cell}", "arch.num_layers=2"])
     params, state = task.init_model(np.float64)
@@ -118,6 +119,7 @@ def test_the_carried_state_goes_into_the_training_state_and_back():
     (None, "needs data whose samples continue each other"),
     (["train.shuffle=true"], "reads each stream in order: drop train.shuffle=true"),
     (["arch.self_attention_heads=1"], "carries only the recurrent state"),
+    (["train.workers=2"], "keeps every lane's state in this process: use train.workers=1"),
 ])
 def test_stateful_refusals_are_one_line(extra, message, tmp_path):
     args = [*ECHO, *extra] if extra else ["data=copy", "data.n_train=8", "data.n_val=4", "data.n_test=4",

@@ -142,7 +142,8 @@ class StreamTask(SequenceTask):
         if not self.stateful:
             return super().train_step(params, state, idx)
         cols = self.slices[int(idx[0])]
-        xb, yb = self.lanes.x[:, cols], self.lanes.y[:, cols]
+        # contiguous copies: strided views of the lanes cost the step ~5 % (the engine reads them row by row)
+        xb, yb = np.ascontiguousarray(self.lanes.x[:, cols]), np.ascontiguousarray(self.lanes.y[:, cols])
         out, cache = M.forward(self.spec, params, xb, None, train=True, rng=self.streams.dropout, state=state,
                                initial_states=self.carry)
         loss, dout = self.train_loss_fn(out, yb)
