@@ -636,11 +636,12 @@ def _cells_html(run_dir: Path, warnings: list[str]) -> str:
     except (OSError, csv.Error, ValueError) as exc:
         warnings.append(f"units.csv or unit_activations.csv could not be read ({exc})")
         return ""
+    rows = [[*row[:3], fmt(float(row[3]))] for row in rows if len(row) >= 4]
     parts = ["<h3>Cells you can read</h3><p>Hidden units whose activation over the test probe correlates most "
              "with a text feature (Pearson r; units.csv), and the best of each drawn over the first characters "
              "(red positive, blue negative; hover for the value).</p>", _table(header, rows, left=2)]
     seen = set()
-    for feature, layer, unit, r in (row[:4] for row in rows):
+    for feature, layer, unit, r in rows:
         if feature in seen:
             continue
         seen.add(feature)
