@@ -94,6 +94,8 @@ class ArchConf:
     # Multi-head self-attention (residual) on the top layer's outputs before pooling: heads (0 = none), causal mask.
     self_attention_heads: int = 0
     self_attention_causal: bool = False
+    # Language models: the output layer shares the input embedding's matrix (rnnlab/train/tasks/stream.py).
+    tie_weights: bool = False
 
     def __post_init__(self) -> None:
 

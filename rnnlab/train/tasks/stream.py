@@ -18,6 +18,11 @@ holding a split's logits (a word-level softmax over a test split would not fit i
 (nats), accuracy, top-5 accuracy, perplexity and bits per token, and bits per character where the data
 knows its characters per token (`data=textlm`; its unigram and bigram baselines sit beside the model).
 
+Weight tying (`arch.tie_weights=true`; Press & Wolf 2017, Inan et al. 2017): the head's weight is the
+embedding's matrix itself (one array under both names, so the checkpoint and every export still find
+head.weight), and the step adds the head's gradient to the embedding's and drops the head's entry, so the
+optimizer updates the shared matrix once.
+
 Shapes: lanes x (B, L[, D]), y (B, L); a chunk x (B, bptt[, D]); logits (B, bptt, V).
 """
 
@@ -112,6 +117,9 @@ class StreamTask(SequenceTask):
         self.stateful = bool(t.stateful)
         self.bptt = t.bptt or data.train.y.shape[1]
         self.carry: dict | None = None  # the lanes' recurrent state after the last chunk
+        self.tied = bool(cfg.arch.tie_weights)
+        if self.tied:
+            check_tied(cfg, data, self.spec)
         if self.stateful:
             check_stateful(cfg, data, self.spec)
             self.lanes = Lanes.of(data.train, t.batch_size)
@@ -132,6 +140,12 @@ class StreamTask(SequenceTask):
         """Tokens in one sample of a step (samples_per_s x this = tokens per second)."""
         return self.bptt if self.stateful else self.data.train.y.shape[1]
 
+    def init_model(self, dtype):
+        params, state = super().init_model(dtype)
+        if self.tied:  # one matrix under both names: the update of embedding.weight moves the head too
+            params["head.weight"] = params["embedding.weight"]
+        return params, state
+
     def epoch_batches(self, epoch: int) -> list:
         if not self.stateful:
             return super().epoch_batches(epoch)
@@ -139,8 +153,14 @@ class StreamTask(SequenceTask):
         return [np.array([k]) for k in range(self.steps_per_epoch)]
 
     def train_step(self, params, state, idx) -> StepOut:
-        if not self.stateful:
-            return super().train_step(params, state, idx)
+        out = self._stateful_step(params, state, idx) if self.stateful else super().train_step(params, state, idx)
+        if not self.tied:
+            return out
+        grads = dict(out.grads)  # the shared matrix's gradient: its use as embedding plus its use as head
+        grads["embedding.weight"] = grads["embedding.weight"] + grads.pop("head.weight")
+        return out._replace(grads=grads)
+
+    def _stateful_step(self, params, state, idx) -> StepOut:
         cols = self.slices[int(idx[0])]
         # contiguous copies: strided views of the lanes cost the step ~5 % (the engine reads them row by row)
         xb, yb = np.ascontiguousarray(self.lanes.x[:, cols]), np.ascontiguousarray(self.lanes.y[:, cols])
@@ -222,6 +242,21 @@ class StreamTask(SequenceTask):
             if key in meta:
                 rows[name] = {s: {"accuracy": meta[key]} for s in ("val_metrics", "test_metrics")}
         return rows
+
+
+def check_tied(cfg, data, spec) -> None:
+    """Weight tying needs a trainable embedding as wide as the head's input; one line if not."""
+    emb = data.embedding or {}
+    if spec.vocab_size is None or spec.output_size != spec.vocab_size:
+        raise ConfigError("arch.tie_weights=true needs token inputs and one output per token (data=textlm)")
+    if spec.feature_size != emb.get("dim"):
+        raise ConfigError(f"arch.tie_weights=true: the head reads {spec.feature_size} features and the embedding has "
+                          f"{emb.get('dim')}; make arch.hidden_size equal to data.embed_dim")
+    if not emb.get("trainable", True):
+        raise ConfigError("arch.tie_weights=true trains the shared matrix: the embedding cannot be frozen")
+    if cfg.reg.l1 > 0 or cfg.reg.l2 > 0:
+        raise ConfigError("arch.tie_weights=true with reg.l1/l2 would penalise the shared matrix under both names: "
+                          "use optim=adamw's weight_decay instead")
 
 
 def check_stateful(cfg, data, spec) -> None:
