@@ -52,7 +52,7 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
 
 def check_task(cfg: RunConfig, data: TaskData, spec: M.ModelSpec) -> None:
     """Model, data and loss must agree; one line when they do not."""
-    per_step = data.kind != "regression" and data.train.y.ndim == 2
+    per_step = data.train.y.ndim == (3 if data.kind == "regression" else 2)  # a stream forecast: (N, T, 1)
     if per_step and spec.pooling != "none":
         raise DataError(f"data '{cfg.data.name}' has a target at every step: use arch.pooling=none "
                         f"(got arch.pooling={spec.pooling})")
