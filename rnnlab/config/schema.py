@@ -94,6 +94,8 @@ class ArchConf:
     # Multi-head self-attention (residual) on the top layer's outputs before pooling: heads (0 = none), causal mask.
     self_attention_heads: int = 0
     self_attention_causal: bool = False
+    # Language models: the output layer shares the input embedding's matrix (rnnlab/train/tasks/stream.py).
+    tie_weights: bool = False
 
     def __post_init__(self) -> None:
 
@@ -357,7 +359,8 @@ class WindowConf:
     val_size: int | None = None
     test_size: int | None = None
     scale: bool = True
-    # direct: one model output per horizon step; recursive: predict one step, roll n_out times
+    # direct: one model output per horizon step; recursive: predict one step, roll n_out times; stream: the series
+    # as one stream in windows of n_in steps, the next value the target at every step (train.stateful reads it whole)
     strategy: str = "direct"
     # Training-batch augmentation (rnnlab/data/augment.py): names or {name: ..., params, p: ...}.
     augment: list[Any] = field(default_factory=list)
@@ -365,7 +368,7 @@ class WindowConf:
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
 
     def _check_windows(self) -> None:
-        _choice("data.strategy", self.strategy, ("direct", "recursive"))
+        _choice("data.strategy", self.strategy, ("direct", "recursive", "stream"))
         for name in self.baselines:
             _choice("data.baselines", name, tuple(BASELINES))
         self.baselines = list(dict.fromkeys(self.baselines))  # each once, in the order given

@@ -31,10 +31,11 @@ def load(cfg, rng, dtype, cv=None, seed: int = 0):
         data = resplit(data, cv, seed, cfg.name)
     if getattr(data, "refit", None) is not None:
         data.refit = None  # only resplit needs it: free the unprocessed data it holds
-    if getattr(cfg, "strategy", "direct") == "recursive":
-        from rnnlab.data.windows import as_recursive
+    strategy = getattr(cfg, "strategy", "direct")
+    if strategy in ("recursive", "stream"):
+        from rnnlab.data.windows import as_recursive, as_stream
 
-        data = as_recursive(data)
+        data = as_recursive(data) if strategy == "recursive" else as_stream(data)
     return data
 
 

@@ -176,6 +176,32 @@ def target_rows(ix: np.ndarray, first_target: np.ndarray, skip: int = 0) -> np.n
     return (first_target[ix] + skip).astype(np.int64)
 
 
+def as_stream(data: TaskData) -> TaskData:
+    """Turn a forecasting task into a stream: each split's series (rebuilt from its consecutive windows: the first
+    window, then each next window's newest row) with the next value of the target (feature 0, scaled) as the
+    target of every step, cut into non-overlapping windows of n_in steps in order (`contiguous`), so that
+    train.stateful can read it whole. Metrics are one-step-ahead errors in the target's units after the scaler
+    (after data.transform when there is one); the per-window baselines, the forecast past the data and the
+    mapping back through a transform do not apply and are dropped."""
+    n_in = data.train.x.shape[1]
+    for name in ("train", "val", "test"):
+        sp = getattr(data, name)
+        if len(sp) == 0:
+            raise DataError(f"data.strategy=stream: the {name} split has no window")
+        x = np.concatenate([sp.x[0], sp.x[1:, -1]])  # (n_in + N - 1, D): the split's rows in order
+        y = np.concatenate([sp.x[0, 1:, 0], sp.y[:, 0]])  # each row's next target value
+        m = len(x) // n_in
+        if m < 1:
+            raise DataError(f"data.strategy=stream: the {name} split has {len(x)} rows, fewer than data.n_in")
+        setattr(data, name, Split(x[: m * n_in].reshape(m, n_in, -1), y[: m * n_in].reshape(m, n_in, 1)))
+    data.output_size, data.contiguous = 1, True
+    data.baselines, data.future, data.inverse, data.mase_scale = {}, None, None, None
+    data.original_targets, data.horizon_targets = {}, {}
+    data.sample_unit = "sequences"
+    data.meta["strategy"] = "stream"
+    return data
+
+
 def as_recursive(data: TaskData) -> TaskData:
     """Turn a direct n_out-step forecasting task into a recursive one.
 

@@ -216,7 +216,8 @@ def init_state(spec: ModelSpec, dtype=np.float32) -> dict[str, np.ndarray]:
 
 
 def n_params(params: dict) -> int:
-    return int(sum(v.size for v in params.values()))
+    """Parameters counted once each: a matrix shared under two names (tied weights) counts once."""
+    return int(sum(v.size for v in {id(v): v for v in params.values()}.values()))
 
 
 def forward(

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnlab.engine.model import n_params
 from rnnlab.record import checkpoint, run_log
 from rnnlab.record import summary as summary_file
 from rnnlab.record.folder import RunFolder
@@ -174,7 +175,7 @@ class RunRecorder(RunFolder):
         """A new run: summary.json "running", no metrics yet, checkpoint/ with the initial weights. A resumed
         one (fit.epoch > 0): its metrics rows kept, its best checkpoint kept, the epoch it resumed from listed."""
         resumed = self._resumed_from(fit)
-        self.summary.update(status="running", seed=fit.cfg.seed, n_params=int(sum(v.size for v in fit.params.values())),
+        self.summary.update(status="running", seed=fit.cfg.seed, n_params=n_params(fit.params),
                             versions=versions(), pid=os.getpid(), blas_threads=blas_threads(),
                             monitored_metric=fit.cfg.train.monitor, **fit.task.summary_entries(),
                             **({"resumed_from_epochs": resumed} if resumed else {}))

@@ -159,3 +159,41 @@ def test_state_carried_across_chunks_learns_what_windows_cannot(tmp_path):
     stateless = api.train(base, tmp_path / "stateless")
     assert stateful.test_metrics["accuracy"] > 0.95
     assert stateless.test_metrics["accuracy"] < 0.42
+
+
+# ---------------------------------------------------------------- a forecast series as one stream
+
+
+SINE_STREAM = ["data=sine", "data.length=600", "data.n_in=20", "data.strategy=stream", "arch=gru",
+               "arch.pooling=none", "arch.hidden_size=8", "train.dtype=float64", "train.progress=false",
+               "train.plots=false", "monitor=none"]
+
+
+def test_a_series_becomes_one_stream_of_next_value_targets():
+    cfg = api.compose(SINE_STREAM)
+    direct = registry.load(api.compose([*SINE_STREAM, "data.strategy=direct"]).data, Streams.from_seed(0).data,
+                           np.float64)
+    data = registry.load(cfg.data, Streams.from_seed(0).data, np.float64)
+    assert data.contiguous and data.train.y.shape[1:] == (20, 1) and data.future is None and not data.baselines
+    rows = np.concatenate([direct.train.x[0], direct.train.x[1:, -1]])  # the train split's rows in order
+    x = data.train.x.reshape(-1, data.train.x.shape[-1])
+    np.testing.assert_array_equal(x, rows[: len(x)])
+    y = data.train.y.reshape(-1)
+    np.testing.assert_array_equal(y[:-1], x[1:, 0])  # every step's target is the next value
+
+
+def test_a_stateful_stream_forecast_reports_one_step_errors_beside_naive(tmp_path):
+    s = api.train([*SINE_STREAM, "train.stateful=true", "train.batch_size=1", "train.epochs=3"], tmp_path / "r")
+    assert s.status == "completed" and s["lanes"] == 1
+    m, naive = s.test_metrics, s["baselines"]["naive"]["test_metrics"]
+    assert {"mae", "rmse", "r2"} <= set(m) and naive["mae"] > 0
+    cfg = api.compose(SINE_STREAM)
+    data = registry.load(cfg.data, Streams.from_seed(0).data, np.float64)
+    inv = data.scaler.inverse
+    by_hand = np.mean(np.abs(inv(data.test.y.reshape(-1)) - inv(data.test.x[..., 0].reshape(-1))))
+    assert naive["mae"] == pytest.approx(by_hand)
+
+
+def test_a_stream_forecast_needs_an_output_at_every_step(tmp_path):
+    with pytest.raises(Exception, match="use arch.pooling=none"):
+        api.train([*SINE_STREAM, "arch.pooling=last", "train.epochs=1"], tmp_path / "r")

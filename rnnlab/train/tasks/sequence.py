@@ -52,13 +52,16 @@ def build_spec(cfg: RunConfig, data: TaskData) -> M.ModelSpec:
 
 def check_task(cfg: RunConfig, data: TaskData, spec: M.ModelSpec) -> None:
     """Model, data and loss must agree; one line when they do not."""
-    per_step = data.kind != "regression" and data.train.y.ndim == 2
+    per_step = data.train.y.ndim == (3 if data.kind == "regression" else 2)  # a stream forecast: (N, T, 1)
     if per_step and spec.pooling != "none":
         raise DataError(f"data '{cfg.data.name}' has a target at every step: use arch.pooling=none "
                         f"(got arch.pooling={spec.pooling})")
     if spec.pooling == "none" and not per_step:
         raise DataError(f"arch.pooling=none gives an output at every step, but data '{cfg.data.name}' "
                         "has one target per sequence (use last, mean, max or attention)")
+    if cfg.arch.tie_weights and not data.contiguous:
+        raise DataError(f"arch.tie_weights=true shares a language model's input embedding with its output layer: "
+                        f"it needs data=textlm (data '{cfg.data.name}' predicts no tokens)")
     if cfg.train.monitor == "val_accuracy" and data.kind == "regression":
         raise DataError("train.monitor=val_accuracy needs a classification data set (use val_loss)")
     if cfg.reg.mixup_alpha > 0 and (data.embedding or np.issubdtype(data.train.x.dtype, np.integer)):

@@ -18,6 +18,11 @@ holding a split's logits (a word-level softmax over a test split would not fit i
 (nats), accuracy, top-5 accuracy, perplexity and bits per token, and bits per character where the data
 knows its characters per token (`data=textlm`; its unigram and bigram baselines sit beside the model).
 
+Weight tying (`arch.tie_weights=true`; Press & Wolf 2017, Inan et al. 2017): the head's weight is the
+embedding's matrix itself (one array under both names, so the checkpoint and every export still find
+head.weight), and the step adds the head's gradient to the embedding's and drops the head's entry, so the
+optimizer updates the shared matrix once.
+
 Shapes: lanes x (B, L[, D]), y (B, L); a chunk x (B, bptt[, D]); logits (B, bptt, V).
 """
 
@@ -51,13 +56,13 @@ class Lanes:
 
     @classmethod
     def of(cls, split, lanes: int) -> Lanes:
-        n, t = split.y.shape
+        n, t = split.y.shape[:2]
         total = n * t
         b = max(1, min(lanes, total))
         length = total // b
         x = split.x.reshape(total, *split.x.shape[2:])[: b * length]
-        y = split.y.reshape(total)[: b * length]
-        return cls(x.reshape(b, length, *split.x.shape[2:]), y.reshape(b, length))
+        y = split.y.reshape(total, *split.y.shape[2:])[: b * length]
+        return cls(x.reshape(b, length, *split.x.shape[2:]), y.reshape(b, length, *split.y.shape[2:]))
 
     @property
     def length(self) -> int:
@@ -98,6 +103,21 @@ class TokenScore:
         return out
 
 
+class SeriesScore:
+    """A stream forecast's one-step predictions and targets (scaled), kept: a series is short."""
+
+    def __init__(self):
+        self.pred: list[np.ndarray] = []
+        self.true: list[np.ndarray] = []
+
+    def add(self, out: np.ndarray, y: np.ndarray) -> None:
+        self.pred.append(out.reshape(-1))
+        self.true.append(y.reshape(-1))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.pred), np.concatenate(self.true)
+
+
 def eval_rows(spec, shape_v: int, lanes: int) -> int:
     """Steps per evaluation chunk so that lanes x steps x V logits stay within LOGIT_BUDGET."""
     return max(1, LOGIT_BUDGET // max(1, lanes * shape_v))
@@ -112,6 +132,9 @@ class StreamTask(SequenceTask):
         self.stateful = bool(t.stateful)
         self.bptt = t.bptt or data.train.y.shape[1]
         self.carry: dict | None = None  # the lanes' recurrent state after the last chunk
+        self.tied = bool(cfg.arch.tie_weights)
+        if self.tied:
+            check_tied(cfg, data, self.spec)
         if self.stateful:
             check_stateful(cfg, data, self.spec)
             self.lanes = Lanes.of(data.train, t.batch_size)
@@ -132,6 +155,12 @@ class StreamTask(SequenceTask):
         """Tokens in one sample of a step (samples_per_s x this = tokens per second)."""
         return self.bptt if self.stateful else self.data.train.y.shape[1]
 
+    def init_model(self, dtype):
+        params, state = super().init_model(dtype)
+        if self.tied:  # one matrix under both names: the update of embedding.weight moves the head too
+            params["head.weight"] = params["embedding.weight"]
+        return params, state
+
     def epoch_batches(self, epoch: int) -> list:
         if not self.stateful:
             return super().epoch_batches(epoch)
@@ -139,8 +168,14 @@ class StreamTask(SequenceTask):
         return [np.array([k]) for k in range(self.steps_per_epoch)]
 
     def train_step(self, params, state, idx) -> StepOut:
-        if not self.stateful:
-            return super().train_step(params, state, idx)
+        out = self._stateful_step(params, state, idx) if self.stateful else super().train_step(params, state, idx)
+        if not self.tied:
+            return out
+        grads = dict(out.grads)  # the shared matrix's gradient: its use as embedding plus its use as head
+        grads["embedding.weight"] = grads["embedding.weight"] + grads.pop("head.weight")
+        return out._replace(grads=grads)
+
+    def _stateful_step(self, params, state, idx) -> StepOut:
         cols = self.slices[int(idx[0])]
         # contiguous copies: strided views of the lanes cost the step ~5 % (the engine reads them row by row)
         xb, yb = np.ascontiguousarray(self.lanes.x[:, cols]), np.ascontiguousarray(self.lanes.y[:, cols])
@@ -169,21 +204,26 @@ class StreamTask(SequenceTask):
         self.carry = {name: [tuple(t) for t in dirs] for name, dirs in carry.items()} or None
 
     # ---------------------------------------------------------------- evaluation
-    def score(self, params, state, split) -> TokenScore:
-        """Token sums of the model on a split: lanes carried through (stateful) or every window afresh."""
+    def score(self, params, state, split):
+        """The model on a split, lanes carried through (stateful) or every window afresh: token sums
+        (`TokenScore`), or a forecast stream's predictions (`SeriesScore`)."""
         return self._score_lanes(params, state, split) if self.stateful else self._score_windows(params, state, split)
 
-    def _score_windows(self, params, state, split) -> TokenScore:
-        score = TokenScore()
-        n, t = split.y.shape
+    def _new_score(self):
+        return SeriesScore() if self.data.kind == "regression" else TokenScore()
+
+    def _score_windows(self, params, state, split):
+        score = self._new_score()
+        n, t = split.y.shape[:2]
         rows = max(1, min(self.cfg.train.eval_batch_size, LOGIT_BUDGET // max(1, t * self.spec.output_size)))
         for i in range(0, n, rows):
             score.add(M.infer(self.spec, params, split.x[i : i + rows], None, state=state), split.y[i : i + rows])
         return score
 
-    def _score_lanes(self, params, state, split) -> TokenScore:
-        score = TokenScore()
-        lanes = Lanes.of(split, min(self.lanes.y.shape[0], max(1, split.y.size // MIN_EVAL_LANE)))
+    def _score_lanes(self, params, state, split):
+        score = self._new_score()
+        steps = split.y.shape[0] * split.y.shape[1]
+        lanes = Lanes.of(split, min(self.lanes.y.shape[0], max(1, steps // MIN_EVAL_LANE)))
         carry = None
         for cols in lanes.chunks(eval_rows(self.spec, self.spec.output_size, lanes.y.shape[0])):
             out, cache = M.forward(self.spec, params, lanes.x[:, cols], None, train=False, state=state,
@@ -193,10 +233,15 @@ class StreamTask(SequenceTask):
         return score
 
     def validate(self, params, state) -> dict[str, float]:
+        if self.data.kind == "regression":
+            pred, true = self.score(params, state, self.data.val).arrays()
+            return {"val_loss": float(self.loss_fn(pred, true)[0])}
         m = self.score(params, state, self.data.val).metrics()
         return {"val_loss": m["cross_entropy"], "val_accuracy": m["accuracy"]}
 
     def test_report(self, params, state) -> TestReport:
+        if self.data.kind == "regression":
+            return self._series_report(params, state)
         per_char = self.data.meta.get("chars_per_token")
         val = self.score(params, state, self.data.val).metrics(per_char.get("val") if per_char else None)
         test = self.score(params, state, self.data.test).metrics(per_char.get("test") if per_char else None)
@@ -208,6 +253,26 @@ class StreamTask(SequenceTask):
             out["samples"] = generation.report_samples(self.spec, params, state, self.data.meta, self.cfg.seed)
             files, tables = cells.readable_cells(self.spec, params, state, self.data)
         return TestReport(out, tables, files)
+
+    def _series_report(self, params, state) -> TestReport:
+        """A forecast stream: one-step-ahead errors in the target's units (the scaler undone) beside the naive
+        forecast (the current value) and the training mean, on the same split."""
+        from rnnlab.analysis import metrics as mt
+
+        out: dict[str, Any] = {"baselines": {"naive": {}, "train_mean": {}}}
+        mean = float(np.mean(self.data.train.y, dtype=np.float64))  # in the scaled units, as the splits' y
+        inv = self.data.scaler.inverse
+        for name in ("val", "test"):
+            split = getattr(self.data, name)
+            pred, true = self.score(params, state, split).arrays()
+            out["test_loss" if name == "test" else "val_loss_best"] = float(self.loss_fn(pred, true)[0])
+            out[f"{name}_metrics"] = mt.regression_metrics(inv(true), inv(pred))
+            truth = inv(split.y.reshape(-1).astype(np.float64))
+            naive = inv(split.x[..., 0].reshape(-1).astype(np.float64))
+            out["baselines"]["naive"][f"{name}_metrics"] = mt.regression_metrics(truth, naive)
+            flat = inv(np.full(truth.shape, mean))
+            out["baselines"]["train_mean"][f"{name}_metrics"] = mt.regression_metrics(truth, flat)
+        return TestReport(out, {}, {})
 
     def _baselines(self) -> dict[str, Any]:
         """The data's baselines as rows beside the model: textlm's n-gram models, echo's guess and ceiling."""
@@ -222,6 +287,21 @@ class StreamTask(SequenceTask):
             if key in meta:
                 rows[name] = {s: {"accuracy": meta[key]} for s in ("val_metrics", "test_metrics")}
         return rows
+
+
+def check_tied(cfg, data, spec) -> None:
+    """Weight tying needs a trainable embedding as wide as the head's input; one line if not."""
+    emb = data.embedding or {}
+    if spec.vocab_size is None or spec.output_size != spec.vocab_size:
+        raise ConfigError("arch.tie_weights=true needs token inputs and one output per token (data=textlm)")
+    if spec.feature_size != emb.get("dim"):
+        raise ConfigError(f"arch.tie_weights=true: the head reads {spec.feature_size} features and the embedding has "
+                          f"{emb.get('dim')}; make arch.hidden_size equal to data.embed_dim")
+    if not emb.get("trainable", True):
+        raise ConfigError("arch.tie_weights=true trains the shared matrix: the embedding cannot be frozen")
+    if cfg.reg.l1 > 0 or cfg.reg.l2 > 0:
+        raise ConfigError("arch.tie_weights=true with reg.l1/l2 would penalise the shared matrix under both names: "
+                          "use optim=adamw's weight_decay instead")
 
 
 def check_stateful(cfg, data, spec) -> None:
