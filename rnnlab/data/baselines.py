@@ -258,6 +258,12 @@ def fit(names: list[str], history: np.ndarray, season: int | None) -> dict[str, 
     return {name: f for name, f in fitted.items() if f is not None}
 
 
+def wanted(cfg) -> list[str]:
+    """The baselines a loader fits: data.baselines, none for data.strategy=stream (its one-step report has its
+    own, and the per-window forecasts would be dropped: ETS alone takes seconds on a long series)."""
+    return [] if getattr(cfg, "strategy", "direct") == "stream" else list(cfg.baselines)
+
+
 def split_forecasts(series: np.ndarray, origins: dict[str, np.ndarray], horizon: int, season: int | None,
                     names: list[str] | None = None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
     """({name: {split: (N, horizon)}}, {name: label}) for the splits in `origins`.

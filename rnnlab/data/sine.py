@@ -48,7 +48,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     # rows too, so cross-validation folds can score them on any val rows). The sum of sines has no
     # single season: no seasonal naive, and MASE scales by the one-step naive forecast.
     first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
-    baselines, models = B.split_forecasts(series, first, cfg.n_out, None, cfg.baselines)
+    baselines, models = B.split_forecasts(series, first, cfg.n_out, None, B.wanted(cfg))
     data = TaskData(
         kind="regression",
         train=fields["train"],

@@ -243,7 +243,7 @@ def load(cfg, rng: np.random.Generator, dtype=np.float32) -> TaskData:
     # Baselines on the level series in original units, fitted before the first origin of the split
     # they forecast (train rows too, so cross-validation folds can score them on any val rows).
     first = {name: first_target[ix] for name, ix in idx.items()}  # each window forecasts from its first target
-    baselines, models = B.split_forecasts(level_s, first, n_out, season, cfg.baselines)
+    baselines, models = B.split_forecasts(level_s, first, n_out, season, B.wanted(cfg))
     truth = np.lib.stride_tricks.sliding_window_view(level_s, n_out)  # row i: the n_out levels from step i
 
     meta = {

@@ -22,7 +22,7 @@ def lm_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("lm")
     (d / "text.txt").write_text(TEXT, encoding="utf-8")
     s = api.train(["data=textlm", f"data.path={d / 'text.txt'}", "data.seq_len=20", "data.max_chars=null",
-                   "data.embed_dim=6", "arch=lstm", "arch.pooling=none", "arch.hidden_size=12", "train.epochs=2",
+                   "data.embed_dim=6", "arch=lstm", "arch.pooling=none", "arch.hidden_size=12", "train.epochs=1",
                    "train.batch_size=8", "train.stateful=true", "train.progress=false", "monitor=none"], d / "run")
     return d / "run", s
 

@@ -61,7 +61,7 @@ def test_carried_chunks_equal_each_lane_read_whole(cell):
 def test_a_chunks_gradient_is_truncated_bptt_from_the_carried_state(cell):
     """The step's gradient = d loss(chunk k; params, carry held fixed) / d params for every parameter (centred
     finite differences, rel. error < 1e-6), and differs from the gradient through the earlier chunks."""
-    task = _task([*ECHO, f"arch={cell}", "arch.num_layers=2"])
+    task = _task([*ECHO, f"arch={cell}", "arch.num_layers=2", "arch.hidden_size=3"])
     params, state = task.init_model(np.float64)
     batches = task.epoch_batches(0)
     for k in batches[:2]:
@@ -171,7 +171,8 @@ SINE_STREAM = ["data=sine", "data.length=600", "data.n_in=20", "data.strategy=st
 
 def test_a_series_becomes_one_stream_of_next_value_targets():
     cfg = api.compose(SINE_STREAM)
-    direct = registry.load(api.compose([*SINE_STREAM, "data.strategy=direct"]).data, Streams.from_seed(0).data,
+    direct = registry.load(api.compose([*SINE_STREAM, "data.strategy=direct", "data.baselines=[]"]).data,
+                           Streams.from_seed(0).data,
                            np.float64)
     data = registry.load(cfg.data, Streams.from_seed(0).data, np.float64)
     assert data.contiguous and data.train.y.shape[1:] == (20, 1) and data.future is None and not data.baselines
