@@ -342,11 +342,14 @@ Reads the prompt once and continues it token by token, carrying the recurrent st
 token). Sampling: --temperature T (> 0; below 1 sharper, above 1 flatter), --top-k K (only the K most \
 likely tokens), --top-p P (nucleus: the smallest set of tokens whose probability reaches P), --greedy \
 (always the most likely token). An empty prompt starts a new document. Characters the vocabulary \
-lacks are refused (say which); at word level unknown words are read as <oov>.
+lacks are refused (say which); at word level unknown words are read as <oov>. A seq2seq run of token \
+sources (data=reverse_digits) decodes the prompt as its source instead, greedily or with its beam search.
 
   rnnlab generate outputs/char_rnn --prompt "This movie" --length 300 --temperature 0.8 --n 3
 
   rnnlab generate RUN_DIR --top-p 0.9 --seed 7 -o samples.json
+
+  rnnlab generate SEQ2SEQ_RUN_DIR --prompt "3 1 4 1 5"
 """
 
 

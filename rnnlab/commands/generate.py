@@ -1,4 +1,6 @@
-"""`rnnlab generate RUN_DIR`: text sampled from a trained language model (`data=textlm`).
+"""`rnnlab generate RUN_DIR`: text sampled from a trained language model (`data=textlm`), or a seq2seq run's
+decoding of the prompt as its source (the run's own greedy or beam search; sampling options apply to language
+models only).
 
 Greedy (--greedy), temperature, top-k and nucleus (top-p) sampling (`rnnlab.engine.sampling`), --n samples
 of --length tokens after --prompt, reproducible with --seed; printed, and with -o FILE also written as JSON.
@@ -40,13 +42,16 @@ def _generate(target, prompt, length, temperature, top_k, top_p, seed, n, greedy
     settings.check()  # every option is checked before the run is loaded
     run = load_run(target, checkpoint)
     meta = run.info.get("data") or {}
-    if not generation.is_language_model(meta):
+    if str(run.info.get("task", "")).startswith("seq2seq"):
+        texts, unknown = _decoded(run, prompt), []
+    elif not generation.is_language_model(meta):
         kind = run.info.get("task") or "this"
-        hint = ("; `rnnlab predict` decodes seq2seq and forecasting runs" if run.info.get("task") != "textlm" else "")
-        raise DataError(f"{run.path}: not a language model (a {kind} run; train one with data=textlm){hint}")
-    _, unknown = generation.prompt_ids(prompt, meta)  # refuses unknown characters in one line
-    texts = generation.generate(run.spec, run.params, run.state, meta, prompt, settings, greedy)
-    texts = [generation.after_prompt(prompt, t, meta) for t in texts]
+        raise DataError(f"{run.path}: not a language model or a seq2seq model (a {kind} run; train one with "
+                        "data=textlm; `rnnlab predict` forecasts past a series)")
+    else:
+        _, unknown = generation.prompt_ids(prompt, meta)  # refuses unknown characters in one line
+        texts = generation.generate(run.spec, run.params, run.state, meta, prompt, settings, greedy)
+        texts = [generation.after_prompt(prompt, t, meta) for t in texts]
     if output:
         from rnnlab.runtime.io import write_json
 
@@ -54,6 +59,17 @@ def _generate(target, prompt, length, temperature, top_k, top_p, seed, n, greedy
                                   "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
                                   "oov_words": unknown, "samples": texts})
     return texts, unknown
+
+
+def _decoded(run, prompt: str) -> list[str]:
+    """A seq2seq run's free-running decoding of the prompt as its source (the run's greedy or beam search)."""
+    if not run.spec.tokens_in:
+        raise DataError(f"{run.path}: a seq2seq model of series sources: give them to `rnnlab predict RUN_DIR "
+                        "--input FILE` (a prompt is text)")
+    if not prompt.strip():
+        raise DataError("--prompt: give the source sequence to decode, e.g. --prompt '3 1 4'")
+    frame = run.predict([prompt], backend="engine")
+    return [f"{row['input']} -> {row['prediction']}" for _, row in frame.iterrows()]
 
 
 def _show(texts: list[str], unknown: list[str], output, console) -> None:

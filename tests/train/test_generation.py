@@ -138,3 +138,19 @@ def test_generate_refuses_a_run_that_is_not_a_language_model(tmp_path, capsys):
     assert run(str(tmp_path / "sine")) == 2
     err = capsys.readouterr().err.strip()
     assert "not a language model" in err and "\n" not in err
+
+
+def test_generate_decodes_a_seq2seq_runs_prompt_as_its_source(tmp_path, capsys):
+    from rnnlab.commands.generate import run
+
+    api.train(["data=reverse_digits", "data.n_train=64", "data.n_val=16", "data.n_test=16", "arch=gru",
+               "arch.hidden_size=8", "train.epochs=1", "train.batch_size=16", "train.progress=false",
+               "train.plots=false", "monitor=none"], tmp_path / "s2s")
+    out = tmp_path / "d.json"
+    assert run(str(tmp_path / "s2s"), prompt="3 1 4", output=str(out)) == 0
+    (text,) = json.loads(out.read_text())["samples"]
+    src, _, decoded = text.partition(" -> ")
+    assert src == "3 1 4" and all(t.isdigit() or t == "<eos>" for t in decoded.split()), text
+    assert text in capsys.readouterr().out
+    assert run(str(tmp_path / "s2s"), prompt="") == 2
+    assert "give the source sequence to decode" in capsys.readouterr().err

@@ -52,7 +52,7 @@ class Lanes:
     """A split's stream as B parallel lanes of L steps (the remainder after B * L steps is dropped)."""
 
     x: np.ndarray  # (B, L) token ids or (B, L, D)
-    y: np.ndarray  # (B, L)
+    y: np.ndarray  # (B, L) labels, or (B, L, 1) a stream forecast's next values
 
     @classmethod
     def of(cls, split, lanes: int) -> Lanes:
@@ -118,9 +118,9 @@ class SeriesScore:
         return np.concatenate(self.pred), np.concatenate(self.true)
 
 
-def eval_rows(spec, shape_v: int, lanes: int) -> int:
-    """Steps per evaluation chunk so that lanes x steps x V logits stay within LOGIT_BUDGET."""
-    return max(1, LOGIT_BUDGET // max(1, lanes * shape_v))
+def eval_steps(outputs: int, lanes: int) -> int:
+    """Steps per evaluation chunk so that lanes x steps x outputs logits stay within LOGIT_BUDGET."""
+    return max(1, LOGIT_BUDGET // max(1, lanes * outputs))
 
 
 class StreamTask(SequenceTask):
@@ -225,7 +225,7 @@ class StreamTask(SequenceTask):
         steps = split.y.shape[0] * split.y.shape[1]
         lanes = Lanes.of(split, min(self.lanes.y.shape[0], max(1, steps // MIN_EVAL_LANE)))
         carry = None
-        for cols in lanes.chunks(eval_rows(self.spec, self.spec.output_size, lanes.y.shape[0])):
+        for cols in lanes.chunks(eval_steps(self.spec.output_size, lanes.y.shape[0])):
             out, cache = M.forward(self.spec, params, lanes.x[:, cols], None, train=False, state=state,
                                    initial_states=carry)
             carry = cache["final_states"]
@@ -308,8 +308,8 @@ def check_stateful(cfg, data, spec) -> None:
     """Stateful training needs a stream and a model whose whole memory is its recurrent state; one line if not."""
     name = cfg.data.name
     if not data.contiguous:
-        raise ConfigError(f"train.stateful=true needs data whose samples continue each other (data=textlm or "
-                          f"data=echo); data '{name}' has independent samples" +
+        raise ConfigError(f"train.stateful=true needs data whose samples continue each other (data=textlm, data=echo, "
+                          f"or a series with data.strategy=stream); data '{name}' has independent samples" +
                           (" (cv folds are not one stream)" if getattr(cfg.cv, "fold", None) is not None else ""))
     if spec.bidirectional:
         raise ConfigError("train.stateful=true carries the state forward in time: a bidirectional layer's backward "
