@@ -107,6 +107,7 @@ def test_multiclass_mixup_and_time_warp_on_padded_sequences(tmp_path):
 # ---------------------------------------------------------------------------- preview
 
 
+@pytest.mark.slow  # suite time: a whole preview drawn
 def test_preview_writes_a_png(tmp_path, capsys):
     out = tmp_path / "sub" / "p.png"
     assert preview_cmd.run([*TINY[:2], "data.augment=[jitter,time_warp]"], output=out, n=3) == 0

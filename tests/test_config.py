@@ -250,6 +250,7 @@ def test_a_cli_run_validates_once(tmp_path, counted):
     assert counted == {"validate": 1, "optimizers": 1}  # before the launch; the job takes that RunConfig
 
 
+@pytest.mark.slow  # suite time: a real multirun
 def test_a_multirun_validates_each_config_once(tmp_path, counted):
     from rnnlab.commands.train import run
 
@@ -275,6 +276,7 @@ def test_a_job_validates_a_config_it_was_not_given(counted):
 # ----------------------------------------------------------------------------- one config path
 
 
+@pytest.mark.slow  # suite time: a search's compositions
 def test_search_composes_through_the_config_module(monkeypatch):
     from rnnlab.config import composition
     from rnnlab.search import compose as S

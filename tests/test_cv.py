@@ -166,6 +166,7 @@ def test_fold_matrix_marks_train_gap_val_and_test():
     assert m[1].tolist() == [UNUSED] * 4 + [TRAIN] * 4 + [GAP] + [VAL] * 3 + [TEST] * 2
 
 
+@pytest.mark.slow  # suite time: a whole cv scenario
 def test_diverged_folds_are_recorded_and_excluded(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     args = [*TINY, "optim=sgd", "optim.lr=1e6", "train.clip_norm=null", "arch=rnn", "arch.nonlinearity=relu",

@@ -103,6 +103,7 @@ def test_bad_input_through_the_real_cli(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # suite time: each space composes every parameter's values (~2 s)
 @pytest.mark.parametrize("name", space_names())
 def test_shipped_spaces_compose(name):
     from rnnlab.search.compose import check_space
@@ -252,6 +253,7 @@ def test_failed_trials_are_recorded_and_the_search_goes_on(tmp_path):
     assert "3 trials failed (reasons in trials.csv)" in text
 
 
+@pytest.mark.slow  # suite time: a search scenario
 def test_a_metric_the_runs_lack_stops_the_search(tmp_path, capsys):
     out = tmp_path / "s"
     code, _ = search(LR, n_trials=3, metric="val_accuracy", output=str(out))  # sine is regression

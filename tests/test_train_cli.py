@@ -222,6 +222,7 @@ def test_default_run_folder_is_under_outputs(tmp_path):
     assert "Run summary" in res.stderr
 
 
+@pytest.mark.slow  # suite time: a subprocess run (data=csv trains in-process in the option matrix)
 def test_csv_forecasting_run_writes_the_forecast(tmp_path):
     import pandas as pd
 
