@@ -49,8 +49,8 @@ def _generate(target, prompt, length, temperature, top_k, top_p, seed, n, greedy
         raise DataError(f"{run.path}: not a language model or a seq2seq model (a {kind} run; train one with "
                         "data=textlm; `rnnlab predict` forecasts past a series)")
     else:
-        _, unknown = generation.prompt_ids(prompt, meta)  # refuses unknown characters in one line
-        texts = generation.generate(run.spec, run.params, run.state, meta, prompt, settings, greedy)
+        # unknown characters are refused in one line; unknown words come back to be listed
+        texts, unknown = generation.generate(run.spec, run.params, run.state, meta, prompt, settings, greedy)
         texts = [generation.after_prompt(prompt, t, meta) for t in texts]
     if output:
         from rnnlab.runtime.io import write_json

@@ -63,6 +63,8 @@ def sample(spec, params: dict, prompt: np.ndarray, length: int, rng: np.random.G
     out = np.zeros((n, length), dtype=np.int64)
     for t in range(length):
         out[:, t] = draw(probabilities(last, temperature, top_k, top_p, banned), rng)
-        step, cache = M.forward(spec, params, out[:, t : t + 1], None, train=False, state=state, initial_states=carry)
-        carry, last = cache["final_states"], step[:, -1]
+        if t + 1 < length:  # the last token needs no step of its own
+            step, cache = M.forward(spec, params, out[:, t : t + 1], None, train=False, state=state,
+                                    initial_states=carry)
+            carry, last = cache["final_states"], step[:, -1]
     return out

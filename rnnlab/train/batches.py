@@ -53,15 +53,16 @@ def lengths(split: Split) -> np.ndarray | None:
 
 def train_batches(split: Split, batch_size: int, rng: np.random.Generator, bucket: bool = True,
                   pool: int = 50, shuffle: bool = True) -> list[np.ndarray]:
-    """Index arrays of one epoch's batches (shuffle=False: rows in order, nothing drawn from rng)."""
-    if not shuffle:
-        return [np.arange(i, min(i + batch_size, len(split))) for i in range(0, len(split), batch_size)]
-    return batch_order(len(split), batch_size, rng, lengths(split) if bucket else None, pool)
+    """Index arrays of one epoch's batches."""
+    return batch_order(len(split), batch_size, rng, lengths(split) if bucket else None, pool, shuffle)
 
 
 def batch_order(n: int, batch_size: int, rng: np.random.Generator, lens: np.ndarray | None = None,
-                pool: int = 50) -> list[np.ndarray]:
-    """One epoch's batches of rows 0..n-1: shuffled, and with lens length-bucketed in pools of `pool` batches."""
+                pool: int = 50, shuffle: bool = True) -> list[np.ndarray]:
+    """One epoch's batches of rows 0..n-1: shuffled, and with lens length-bucketed in pools of `pool` batches
+    (shuffle=False, train.shuffle: the rows in order, nothing drawn from rng)."""
+    if not shuffle:
+        return [np.arange(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     order = rng.permutation(n)
     if lens is None:
         return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]

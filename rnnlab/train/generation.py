@@ -57,14 +57,15 @@ def prompt_ids(prompt: str, meta: dict) -> tuple[np.ndarray, list[str]]:
     return np.concatenate([[sep], ids]).astype(np.int64), unknown
 
 
-def generate(spec, params, state, meta: dict, prompt: str, settings: Settings, greedy: bool = False) -> list[str]:
-    """n continuations of the prompt (the prompt itself not repeated)."""
-    ids, _ = prompt_ids(prompt, meta)
+def generate(spec, params, state, meta: dict, prompt: str, settings: Settings,
+             greedy: bool = False) -> tuple[list[str], list[str]]:
+    """(n continuations of the prompt, the prompt's words read as <oov>); the prompt itself not repeated."""
+    ids, unknown = prompt_ids(prompt, meta)
     rng = np.random.default_rng(settings.seed)
     banned = (0, 1) if meta["level"] == "char" else (0,)  # <oov> is no character; at word level it is a word
     out = sampling.sample(spec, params, ids, settings.length, rng, 0.0 if greedy else settings.temperature,
                           settings.top_k, settings.top_p, settings.n, state=state or None, banned=banned)
-    return [textlm.decode(row, meta["vocab"], meta["level"]) for row in out]
+    return [textlm.decode(row, meta["vocab"], meta["level"]) for row in out], unknown
 
 
 def after_prompt(prompt: str, text: str, meta: dict) -> str:
@@ -76,8 +77,8 @@ def after_prompt(prompt: str, text: str, meta: dict) -> str:
 
 def report_samples(spec, params, state, meta: dict, seed: int, length: int = 300) -> list[dict]:
     """The report's samples: one per temperature in REPORT_TEMPERATURES, and the greedy continuation."""
-    rows = [{"temperature": t, "text": generate(spec, params, state, meta, "", Settings(length, t, seed=seed))[0]}
+    rows = [{"temperature": t, "text": generate(spec, params, state, meta, "", Settings(length, t, seed=seed))[0][0]}
             for t in REPORT_TEMPERATURES]
     rows.append({"temperature": 0.0, "text": generate(spec, params, state, meta, "", Settings(length, seed=seed),
-                                                      greedy=True)[0]})
+                                                      greedy=True)[0][0]})
     return rows

@@ -126,9 +126,8 @@ class Seq2SeqAdapter:
     def epoch_batches(self, epoch: int) -> list:
         t, tr = self.cfg.train, self.data.train
         lengths = S.src_lengths(tr) if t.bucket_by_length else None
-        if t.shuffle is False:
-            return batches.train_batches(tr, t.batch_size, self.streams.shuffle, shuffle=False)[: t.limit_batches]
-        return batches.batch_order(len(tr), t.batch_size, self.streams.shuffle, lengths)[: t.limit_batches]
+        return batches.batch_order(len(tr), t.batch_size, self.streams.shuffle, lengths,
+                                   shuffle=t.shuffle is not False)[: t.limit_batches]
 
     def begin_epoch(self, epoch: int) -> dict[str, Any]:
         self.p_tf = teacher_forcing_at(self.cfg, epoch)
